@@ -1,0 +1,219 @@
+"""Opening a project database: pragmas, migrations, short write transactions.
+
+One SQLite file per project, in WAL mode with a busy timeout.  A :class:`Project` holds one
+connection per thread (Textual thread workers included): call :meth:`Project.db` from the
+thread that uses it.  Every write goes through :meth:`Project.write`, which opens the
+transaction with ``BEGIN IMMEDIATE`` so that concurrent writers queue on the busy timeout
+instead of failing half-way with ``SQLITE_BUSY`` on lock upgrade.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import os
+import sqlite3
+import stat
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from .errors import SchemaTooNew, StoreError
+from .schema import known_migrations, migrations
+
+DEFAULT_DB = "saegold.db"
+BUSY_TIMEOUT_MS = 30_000
+
+
+def default_path() -> Path:
+    """The project file named by ``$SAEGOLD_DB``, else ``./saegold.db``."""
+    return Path(os.environ.get("SAEGOLD_DB") or DEFAULT_DB)
+
+
+def now() -> str:
+    """UTC time as ISO 8601 with microseconds and a ``Z``."""
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON for a TEXT column; NaN/inf are refused (``allow_nan=False``)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+class Project:
+    """A project database file with one sqlite-utils ``Database`` per thread."""
+
+    def __init__(self, path: str | os.PathLike, *, create: bool = False, readonly: bool = False):
+        self.path = Path(path)
+        self.readonly = readonly
+        self._local = threading.local()
+        self._all: list[Database] = []
+        self._lock = threading.Lock()
+        if not self.path.exists():
+            if not create:
+                raise StoreError(
+                    f"{self.path}: no such project database (run `saegold init` or pass --db)"
+                )
+            if readonly:
+                raise StoreError(f"{self.path}: cannot create a database read-only")
+            self._create_file()
+        elif self.path.is_dir():
+            raise StoreError(f"{self.path}: is a directory, not a project database")
+        self._check_and_migrate()
+
+    # -- connections -------------------------------------------------------------------
+    def _create_file(self) -> None:
+        """Create the file group-writable, so an annotation group can share it."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            old = os.umask(0o002)
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o664)
+                os.close(fd)
+            finally:
+                os.umask(old)
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot create project database: {exc.strerror}") from exc
+
+    def _connect(self) -> Database:
+        try:
+            if self.readonly:
+                conn = sqlite3.connect(
+                    f"file:{self.path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
+                    check_same_thread=False,
+                )
+            else:
+                conn = sqlite3.connect(
+                    str(self.path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False
+                )
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            if not self.readonly:
+                mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+                if mode.lower() != "wal":
+                    conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: not a usable SQLite database ({exc})") from exc
+        db = Database(conn, execute_plugins=False)
+        with self._lock:
+            self._all.append(db)
+        return db
+
+    @property
+    def db(self) -> Database:
+        """This thread's connection (created on first use)."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = self._connect()
+        return db
+
+    def close(self) -> None:
+        with self._lock:
+            for db in self._all:
+                with contextlib.suppress(Exception):
+                    db.conn.close()
+            self._all.clear()
+        self._local = threading.local()
+
+    def __enter__(self) -> Project:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- transactions ------------------------------------------------------------------
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Database]:
+        """A short write transaction started with ``BEGIN IMMEDIATE``.
+
+        Nested use joins the outer transaction (as a savepoint), so a whole import can be
+        one transaction while its helpers each ask for ``write()``.
+        """
+        db = self.db
+        if db.conn.in_transaction:
+            with db.atomic():
+                yield db
+            return
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise _operational(self.path, exc) from exc
+        try:
+            yield db
+        except BaseException:
+            db.rollback()
+            raise
+        try:
+            db.commit()
+        except sqlite3.OperationalError as exc:
+            db.rollback()
+            raise _operational(self.path, exc) from exc
+
+    def query(self, sql: str, params: Any = None) -> list[dict]:
+        """Run a read query on this thread's connection and return its rows as dicts."""
+        try:
+            return list(self.db.query(sql, params or []))
+        except sqlite3.OperationalError as exc:
+            raise _operational(self.path, exc) from exc
+
+    def scalar(self, sql: str, params: Any = None) -> Any:
+        row = self.db.execute(sql, params or []).fetchone()
+        return None if row is None else row[0]
+
+    # -- schema ------------------------------------------------------------------------
+    def _check_and_migrate(self) -> None:
+        db = self.db
+        try:
+            applied = [m.name for m in migrations.applied(db)]
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: not a usable SQLite database ({exc})") from exc
+        known = known_migrations()
+        unknown = [name for name in applied if name not in known]
+        if unknown:
+            raise SchemaTooNew(
+                f"{self.path}: written by a newer saegold (schema step {unknown[-1]!r} is unknown "
+                f"here); upgrade saegold to open it"
+            )
+        if len(applied) < len(known):
+            if self.readonly:
+                raise StoreError(f"{self.path}: needs a schema upgrade, cannot open read-only")
+            try:
+                with self.write():
+                    # Re-check inside the lock: another process may have migrated meanwhile.
+                    migrations.apply(db)
+                    db.execute(f"PRAGMA user_version = {len(known)}")
+            except sqlite3.OperationalError as exc:
+                raise _operational(self.path, exc) from exc
+
+    @property
+    def schema_version(self) -> int:
+        return len(migrations.applied(self.db))
+
+
+def _operational(path: Path, exc: sqlite3.OperationalError) -> StoreError:
+    msg = str(exc)
+    if "readonly" in msg or "read-only" in msg:
+        return StoreError(f"{path}: the database file is read-only for this user")
+    if "locked" in msg or "busy" in msg:
+        return StoreError(f"{path}: the database is locked by another process (timed out)")
+    if "disk is full" in msg or "full" in msg:
+        return StoreError(f"{path}: the disk is full; nothing was written")
+    return StoreError(f"{path}: {msg}")
+
+
+def open_project(path: str | os.PathLike | None = None, *, create: bool = False,
+                 readonly: bool = False) -> Project:
+    """Open (or with ``create=True`` create) the project at ``path`` or the default path."""
+    return Project(path or default_path(), create=create, readonly=readonly)
+
+
+def file_mode(path: Path) -> str:
+    return stat.filemode(path.stat().st_mode)

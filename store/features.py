@@ -1,0 +1,165 @@
+"""Sources, features, examples, logit tokens and taxonomy scores.
+
+Writers take ``db`` (the sqlite-utils ``Database`` yielded by ``Project.write()``), so a
+caller decides how much goes into one transaction.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlite_utils import Database
+
+from .db import Project, dumps, loads, now
+
+CATEGORIES = ("input", "output", "cross", "obscure")
+
+
+def source_name(model_id: str, sae_id: str) -> str:
+    """Sources are named ``MODEL/SOURCE`` as on Neuronpedia."""
+    return f"{model_id}/{sae_id}"
+
+
+def get_or_create_source(db: Database, model_id: str, sae_id: str, **meta: Any) -> int:
+    """Return the source's id, creating it; known metadata (hook_name, layer, d_sae, width)
+    fills fields that were empty and never overwrites ones that are set."""
+    name = source_name(model_id, sae_id)
+    row = db.execute("SELECT id FROM sources WHERE name = ?", [name]).fetchone()
+    fields = {k: v for k, v in meta.items() if k in ("hook_name", "layer", "d_sae", "width") and v is not None}
+    if row is None:
+        cur = db.execute(
+            "INSERT INTO sources(name, model_id, sae_id, hook_name, layer, d_sae, width, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [name, model_id, sae_id, fields.get("hook_name"), fields.get("layer"),
+             fields.get("d_sae"), fields.get("width"), now()],
+        )
+        return cur.lastrowid
+    for key, value in fields.items():
+        db.execute(f"UPDATE sources SET {key} = ? WHERE id = ? AND {key} IS NULL", [value, row[0]])
+    return row[0]
+
+
+def upsert_feature(db: Database, source_id: int, idx: int, *, density: float | None = None,
+                   max_act: float | None = None, n_tokens_seen: int | None = None) -> int:
+    """Return the feature's id; given statistics replace stored ones, None keeps them."""
+    db.execute(
+        "INSERT INTO features(source_id, idx, density, max_act, n_tokens_seen) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT(source_id, idx) DO UPDATE SET "
+        "density = COALESCE(excluded.density, density), "
+        "max_act = COALESCE(excluded.max_act, max_act), "
+        "n_tokens_seen = COALESCE(excluded.n_tokens_seen, n_tokens_seen)",
+        [source_id, idx, density, max_act, n_tokens_seen],
+    )
+    return db.execute("SELECT id FROM features WHERE source_id = ? AND idx = ?", [source_id, idx]).fetchone()[0]
+
+
+def put_examples(db: Database, feature_id: int, kind: str, examples: list[dict[str, Any]],
+                 origin: str, *, replace: bool = True) -> None:
+    """Store examples at ranks 0..n-1 (``tokens``, ``acts``, optional ``token_ids``,
+    ``max_idx``, ``max_act``).  With ``replace`` the feature's other ranks of this kind go."""
+    for rank, ex in enumerate(examples):
+        acts = [float(a) for a in ex["acts"]]
+        max_idx = ex.get("max_idx")
+        if max_idx is None:
+            max_idx = max(range(len(acts)), key=acts.__getitem__) if acts else 0
+        max_act = ex.get("max_act")
+        if max_act is None:
+            max_act = acts[max_idx] if acts else 0.0
+        db.execute(
+            "INSERT INTO examples(feature_id, kind, rank, tokens, token_ids, acts, max_idx, max_act, origin) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(feature_id, kind, rank) DO UPDATE SET "
+            "tokens = excluded.tokens, token_ids = excluded.token_ids, acts = excluded.acts, "
+            "max_idx = excluded.max_idx, max_act = excluded.max_act, origin = excluded.origin",
+            [feature_id, kind, rank, dumps(list(ex["tokens"])),
+             dumps(list(ex["token_ids"])) if ex.get("token_ids") is not None else None,
+             dumps(acts), int(max_idx), float(max_act), origin],
+        )
+    if replace:
+        stale = "SELECT id FROM examples WHERE feature_id = ? AND kind = ? AND rank >= ?"
+        args = [feature_id, kind, len(examples)]
+        db.execute(f"DELETE FROM nla_explanations WHERE example_id IN ({stale})", args)
+        db.execute(f"DELETE FROM examples WHERE id IN ({stale})", args)
+
+
+def put_logit_tokens(db: Database, feature_id: int, kind: str,
+                     tokens: list[tuple[str, int | None, float | None]]) -> None:
+    """Replace the feature's ``kind`` list with ``(token, token_id, value)`` in rank order."""
+    db.execute("DELETE FROM logit_tokens WHERE feature_id = ? AND kind = ?", [feature_id, kind])
+    for rank, (token, token_id, value) in enumerate(tokens):
+        db.execute(
+            "INSERT INTO logit_tokens(feature_id, kind, rank, token, token_id, value) VALUES (?, ?, ?, ?, ?, ?)",
+            [feature_id, kind, rank, token, token_id, value],
+        )
+
+
+def categorize(input_score: float | None, output_score: float | None,
+               input_threshold: float, output_threshold: float) -> str | None:
+    """Category from two thresholds; None while either score is missing... unless one
+    score alone already decides nothing, so both are needed."""
+    if input_score is None or output_score is None:
+        return None
+    is_in, is_out = input_score >= input_threshold, output_score >= output_threshold
+    return "cross" if is_in and is_out else "input" if is_in else "output" if is_out else "obscure"
+
+
+def put_score(db: Database, feature_id: int, *, input_threshold: float, output_threshold: float,
+              scorer_version: str, input_score: float | None = None,
+              output_score: float | None = None, continuation: str | None = None,
+              device: str | None = None, details: dict | None = None) -> None:
+    """Store the feature's taxonomy scores; a None score keeps the one already stored."""
+    old = db.execute(
+        "SELECT input_score, output_score, continuation FROM taxonomy_scores WHERE feature_id = ?", [feature_id]
+    ).fetchone()
+    if old is not None:
+        input_score = old[0] if input_score is None else input_score
+        output_score = old[1] if output_score is None else output_score
+        continuation = old[2] if continuation is None else continuation
+    category = categorize(input_score, output_score, input_threshold, output_threshold)
+    db.execute(
+        "INSERT INTO taxonomy_scores(feature_id, input_score, output_score, category, input_threshold, "
+        "output_threshold, continuation, scorer_version, device, details, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(feature_id) DO UPDATE SET "
+        "input_score = excluded.input_score, output_score = excluded.output_score, "
+        "category = excluded.category, input_threshold = excluded.input_threshold, "
+        "output_threshold = excluded.output_threshold, continuation = excluded.continuation, "
+        "scorer_version = excluded.scorer_version, device = excluded.device, "
+        "details = excluded.details, created_at = excluded.created_at",
+        [feature_id, input_score, output_score, category, input_threshold, output_threshold,
+         continuation, scorer_version, device, dumps(details) if details else None, now()],
+    )
+
+
+def recategorize(project: Project, input_threshold: float, output_threshold: float) -> int:
+    """Re-derive every stored category from new thresholds; return rows changed."""
+    with project.write() as db:
+        rows = db.execute("SELECT feature_id, input_score, output_score FROM taxonomy_scores").fetchall()
+        for fid, i, o in rows:
+            db.execute(
+                "UPDATE taxonomy_scores SET category = ?, input_threshold = ?, output_threshold = ? "
+                "WHERE feature_id = ?",
+                [categorize(i, o, input_threshold, output_threshold), input_threshold, output_threshold, fid],
+            )
+    return len(rows)
+
+
+def feature_id(project: Project, source: str, idx: int) -> int | None:
+    return project.scalar(
+        "SELECT f.id FROM features f JOIN sources s ON s.id = f.source_id WHERE s.name = ? AND f.idx = ?",
+        [source, idx],
+    )
+
+
+def examples(project: Project, feature_id: int, kind: str = "top") -> list[dict[str, Any]]:
+    """The feature's examples of ``kind`` in rank order, JSON columns decoded."""
+    rows = project.query(
+        "SELECT * FROM examples WHERE feature_id = ? AND kind = ? ORDER BY rank", [feature_id, kind]
+    )
+    for r in rows:
+        r["tokens"], r["acts"], r["token_ids"] = loads(r["tokens"]), loads(r["acts"]), loads(r["token_ids"])
+    return rows
+
+
+def logit_tokens(project: Project, feature_id: int, kind: str) -> list[dict[str, Any]]:
+    return project.query(
+        "SELECT token, token_id, value FROM logit_tokens WHERE feature_id = ? AND kind = ? ORDER BY rank",
+        [feature_id, kind],
+    )

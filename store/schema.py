@@ -1,0 +1,185 @@
+"""Versioned schema of the project database (sqlite-utils migrations).
+
+Every change to the schema is a new migration appended at the end; applied migrations
+are never edited.  A database that records a migration this code does not know was
+written by a newer saegold and is refused (see :mod:`store.db`).
+"""
+from __future__ import annotations
+
+from sqlite_utils import Database, Migrations
+
+migrations = Migrations("saegold")
+
+APPEND_ONLY_TABLES = ("judgments",)
+
+
+@migrations()
+def m001_core(db: Database) -> None:
+    _run_script(
+        db,
+        """
+        CREATE TABLE settings (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL            -- JSON
+        );
+        CREATE TABLE sources (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,     -- "MODEL/SOURCE", as on Neuronpedia
+            model_id TEXT NOT NULL,
+            sae_id TEXT NOT NULL,
+            hook_name TEXT,
+            layer INTEGER,
+            d_sae INTEGER,
+            width INTEGER,                 -- d_in: the model's residual width
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE features (
+            id INTEGER PRIMARY KEY,
+            source_id INTEGER NOT NULL REFERENCES sources(id),
+            idx INTEGER NOT NULL CHECK (idx >= 0),
+            density REAL,                  -- firing density (fraction of tokens > 0)
+            max_act REAL,
+            n_tokens_seen INTEGER,         -- tokens the density was measured on
+            UNIQUE (source_id, idx)
+        );
+        CREATE TABLE examples (
+            id INTEGER PRIMARY KEY,
+            feature_id INTEGER NOT NULL REFERENCES features(id),
+            kind TEXT NOT NULL CHECK (kind IN ('top', 'negative')),
+            rank INTEGER NOT NULL,         -- 0 = strongest (top) / reservoir order (negative)
+            tokens TEXT NOT NULL,          -- JSON list of token strings, exactly as given
+            token_ids TEXT,                -- JSON list of ints, when known
+            acts TEXT NOT NULL,            -- JSON list of per-token activations
+            max_idx INTEGER NOT NULL,
+            max_act REAL NOT NULL,
+            origin TEXT NOT NULL,          -- 'scored' | 'neuronpedia' | ...
+            UNIQUE (feature_id, kind, rank)
+        );
+        CREATE TABLE logit_tokens (
+            feature_id INTEGER NOT NULL REFERENCES features(id),
+            kind TEXT NOT NULL CHECK (kind IN ('promoted', 'suppressed', 'amplified_next')),
+            rank INTEGER NOT NULL,
+            token TEXT NOT NULL,
+            token_id INTEGER,
+            value REAL,                    -- logit-lens value, or probability for amplified_next
+            PRIMARY KEY (feature_id, kind, rank)
+        );
+        CREATE TABLE taxonomy_scores (
+            feature_id INTEGER PRIMARY KEY REFERENCES features(id),
+            input_score REAL,
+            output_score REAL,
+            category TEXT CHECK (category IN ('input', 'output', 'cross', 'obscure')),
+            input_threshold REAL NOT NULL,
+            output_threshold REAL NOT NULL,
+            continuation TEXT,             -- greedy continuation of the neutral prompt, amplified
+            scorer_version TEXT NOT NULL,
+            device TEXT,
+            details TEXT,                  -- JSON
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE labels (
+            id INTEGER PRIMARY KEY,
+            uuid TEXT NOT NULL UNIQUE,
+            feature_id INTEGER NOT NULL REFERENCES features(id),
+            method TEXT NOT NULL,
+            text TEXT,                     -- NULL for a failed attempt
+            status TEXT NOT NULL DEFAULT 'ok' CHECK (status IN ('ok', 'failed')),
+            model TEXT,
+            prompt_hash TEXT,
+            prompt_tokens INTEGER,
+            completion_tokens INTEGER,
+            raw_response TEXT,
+            error TEXT,
+            origin TEXT NOT NULL,          -- 'saegold' | 'neuronpedia' | ...
+            details TEXT,                  -- JSON (e.g. Neuronpedia's own scores)
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX labels_feature ON labels(feature_id, method);
+        CREATE TABLE nla_explanations (
+            id INTEGER PRIMARY KEY,
+            example_id INTEGER NOT NULL REFERENCES examples(id),
+            nla_source TEXT NOT NULL,
+            token_index INTEGER NOT NULL,
+            text TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            UNIQUE (example_id, nla_source, token_index)
+        );
+        CREATE TABLE bench_scores (
+            id INTEGER PRIMARY KEY,
+            label_id INTEGER NOT NULL REFERENCES labels(id),
+            benchmark TEXT NOT NULL,       -- detection | fuzzing | embedding
+            control TEXT NOT NULL CHECK (control IN ('true', 'shuffled')),
+            scored_label_id INTEGER REFERENCES labels(id),  -- the label text actually used
+            value REAL,                    -- NULL when nothing could be scored
+            n INTEGER NOT NULL,
+            parse_failures INTEGER NOT NULL DEFAULT 0,
+            judge_model TEXT,
+            seed INTEGER,
+            details TEXT,                  -- JSON: per-example answers
+            created_at TEXT NOT NULL,
+            UNIQUE (label_id, benchmark, control)
+        );
+        CREATE TABLE annotators (
+            name TEXT PRIMARY KEY,
+            role TEXT NOT NULL DEFAULT 'annotator' CHECK (role IN ('annotator', 'lead')),
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE assignments (
+            feature_id INTEGER NOT NULL REFERENCES features(id),
+            annotator TEXT NOT NULL REFERENCES annotators(name),
+            position INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (feature_id, annotator)
+        );
+        CREATE INDEX assignments_queue ON assignments(annotator, position);
+        CREATE TABLE judgments (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            uuid TEXT NOT NULL UNIQUE,     -- client-made: retried writes and merges are idempotent
+            annotator TEXT NOT NULL,
+            login TEXT,                    -- the OS user that wrote it
+            feature_id INTEGER NOT NULL REFERENCES features(id),
+            kind TEXT NOT NULL CHECK (kind IN (
+                'tier', 'verdict', 'preference', 'gold_label', 'skip', 'flag', 'note',
+                'retract', 'adj_tier', 'adj_verdict', 'adj_gold_label')),
+            label_uuid TEXT,               -- verdicts: the candidate judged
+            value TEXT,
+            confidence INTEGER CHECK (confidence IS NULL OR confidence BETWEEN 1 AND 3),
+            target_uuid TEXT,              -- retract: the event it takes back
+            seconds_spent REAL,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX judgments_feature ON judgments(feature_id, annotator);
+        CREATE TRIGGER judgments_no_update BEFORE UPDATE ON judgments
+            BEGIN SELECT RAISE(ABORT, 'judgments are append-only: append a retraction instead'); END;
+        CREATE TRIGGER judgments_no_delete BEFORE DELETE ON judgments
+            BEGIN SELECT RAISE(ABORT, 'judgments are append-only: append a retraction instead'); END;
+        CREATE TABLE llm_cache (
+            key TEXT PRIMARY KEY,          -- sha256 of (endpoint, model, messages, parameters)
+            endpoint TEXT NOT NULL,
+            model TEXT NOT NULL,
+            request TEXT NOT NULL,         -- JSON, never holds a key
+            response TEXT NOT NULL,        -- JSON
+            prompt_tokens INTEGER,
+            completion_tokens INTEGER,
+            created_at TEXT NOT NULL
+        );
+        """
+    )
+
+
+def _run_script(db: Database, script: str) -> None:
+    """Run statements one by one: ``executescript`` would commit the migration's transaction."""
+    import sqlite3
+
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            db.execute(statement)
+            statement = ""
+    if statement.strip():
+        raise ValueError(f"incomplete SQL statement in migration: {statement[:60]!r}")
+
+
+def known_migrations() -> list[str]:
+    return [m.name for m in migrations._migrations]

@@ -1,0 +1,61 @@
+"""The ``saegold`` command line.
+
+Each subcommand lives in its own module under :mod:`tui.commands` and exposes
+``register(subparsers)``; modules are discovered, so adding a command touches no shared
+file.  Heavy libraries (torch, transformers) are imported only inside the commands that
+need them, which keeps ``saegold --help`` and ``saegold annotate`` quick to start.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from store.errors import SaegoldError
+
+from . import commands
+from .safe import inert_line
+
+DESCRIPTION = """\
+saegold: score SAE features, label them two ways, benchmark the labels, and let human
+annotators judge them blind, to find out which labels (and which benchmarks) can be trusted.
+
+Typical order:  init -> import / score -> label -> bench -> annotate -> agreement / calibrate
+-> export gold.  Every command works on one project file: ./saegold.db, or --db PATH, or
+$SAEGOLD_DB.  `saegold demo` builds a small offline demo project and opens the app."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="saegold", description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--db", help="project database (default: $SAEGOLD_DB or ./saegold.db)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    modules = sorted(m.name for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_"))
+    for name in modules:
+        importlib.import_module(f"{commands.__name__}.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except SaegoldError as exc:
+        print(f"saegold: error: {inert_line(str(exc))}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("saegold: interrupted; everything already reported as finished is kept", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,25 @@
+"""``saegold init``: create a project database."""
+from __future__ import annotations
+
+import argparse
+
+from store import settings
+from store.db import default_path, open_project
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "init", help="create a project database",
+        description="Create an empty project database (WAL mode, group-writable) and print "
+                    "its settings. Safe to run again on an existing project.",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    path = args.db or default_path()
+    with open_project(path, create=True) as project:
+        print(f"project {project.path} (schema version {project.schema_version})")
+        for key, value in settings.all_settings(project).items():
+            print(f"  {key} = {value!r}")
+    return 0

@@ -1,0 +1,32 @@
+"""Rich progress bars fed by engine/store ``progress(stage, done, total)`` callbacks."""
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
+
+from .safe import inert_line
+
+
+@contextlib.contextmanager
+def progress_bars(console: Console | None = None) -> Iterator:
+    """Yield a ``progress(stage, done, total)`` callable that draws one bar per stage."""
+    console = console or Console(stderr=True)
+    bars = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), TimeRemainingColumn(), console=console,
+        disable=not sys.stderr.isatty() and not console.is_terminal, transient=False,
+    )
+    tasks: dict[str, int] = {}
+
+    def report(stage: str, done: int, total: int | None) -> None:
+        if stage not in tasks:
+            tasks[stage] = bars.add_task(inert_line(stage), total=total)
+        bars.update(tasks[stage], completed=done, total=total)
+
+    with bars:
+        yield report
