@@ -167,6 +167,27 @@ def m001_core(db: Database) -> None:
     )
 
 
+@migrations()
+def m002_import_log(db: Database) -> None:
+    """One row per imported file (by content), so `saegold status` can show what came from where."""
+    _run_script(
+        db,
+        """
+        CREATE TABLE import_log (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,            -- 'neuronpedia' | 'judgments'
+            path TEXT NOT NULL,            -- as given on the command line (first import)
+            sha256 TEXT NOT NULL,          -- of the file's bytes as read (compressed if gzip)
+            bytes INTEGER NOT NULL,
+            records INTEGER NOT NULL,      -- records accepted
+            rejected INTEGER NOT NULL DEFAULT 0,  -- records skipped with --skip-bad
+            imported_at TEXT NOT NULL,
+            UNIQUE (kind, sha256)          -- re-importing the same bytes adds nothing
+        );
+        """
+    )
+
+
 def _run_script(db: Database, script: str) -> None:
     """Run statements one by one: ``executescript`` would commit the migration's transaction."""
     import sqlite3
