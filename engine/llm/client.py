@@ -1,0 +1,338 @@
+"""The one LLM client every area uses: openai SDK, concurrency limit, retries, cache, usage.
+
+>>> client = LLMClient(project, base_url="http://127.0.0.1:8000/v1", model="gpt-4o-mini")
+>>> result = await client.chat([{"role": "user", "content": "hi"}], tag="input/baez")
+>>> client.usage.calls, client.usage.cache_hits
+>>> await client.aclose()
+
+* Any OpenAI-compatible endpoint (``base_url``; None means OpenAI's own).
+* The API key is read from the environment variable *named* ``api_key_env`` when the
+  first request is about to be sent.  It is never stored, logged or put in an error; a
+  local endpoint (127.0.0.1 / localhost) gets a dummy key when the variable is unset.
+* ``concurrency`` requests in flight at most (an ``asyncio.Semaphore``); retries with
+  exponential backoff and jitter on 429 / 5xx / timeouts / connection errors / malformed
+  bodies, honouring ``Retry-After``.  The SDK's own retries are off so that every attempt
+  is counted here.  ``timeout`` bounds each request.
+* Every answer is cached in ``llm_cache`` under the sha256 of (endpoint, model, messages,
+  parameters): re-running a finished job sends zero requests.  Identical requests in
+  flight at the same time are sent once.
+* ``dry_run``: nothing is sent; cache hits are still recognised, and the rest is counted
+  with estimated tokens (``usage.est_*``).
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+import openai
+
+from store.db import Project
+
+from .cache import LLMCache, request_key
+from .errors import LLMError, MalformedResponse
+from .retry import RetryPolicy, with_retries
+from .usage import Usage, estimate_tokens
+
+OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+LOCAL_DUMMY_KEY = "sk-local-no-key"
+DRY_RUN_COMPLETION_TOKENS = 60  # completion estimate when the caller gives none
+
+
+@dataclass
+class ChatResult:
+    text: str | None          # None in dry-run
+    prompt_tokens: int
+    completion_tokens: int
+    cached: bool
+    request_key: str          # the cache key
+    finish_reason: str | None = None
+
+
+def is_local(url: str) -> bool:
+    return (urlparse(url).hostname or "") in LOCAL_HOSTS
+
+
+class LLMClient:
+    """Cached, retrying, rate-limited access to one OpenAI-compatible endpoint."""
+
+    def __init__(self, project: Project | None, *, base_url: str | None, model: str,
+                 api_key_env: str = "OPENAI_API_KEY", concurrency: int = 8,
+                 timeout: float = 60.0, max_retries: int = 5, dry_run: bool = False,
+                 backoff_base: float = 0.5, extra_headers: dict[str, str] | None = None):
+        if concurrency < 1:
+            raise LLMError(f"concurrency must be at least 1 (got {concurrency})")
+        if timeout <= 0:
+            raise LLMError(f"timeout must be positive (got {timeout})")
+        self.project = project
+        self.endpoint = (base_url or OPENAI_DEFAULT_URL).rstrip("/")
+        self.model = model
+        self.api_key_env = api_key_env
+        self.concurrency = concurrency
+        self.timeout = float(timeout)
+        self.dry_run = dry_run
+        self.policy = RetryPolicy(max_retries=max_retries, backoff_base=backoff_base)
+        self.usage = Usage()
+        self.cache = LLMCache(project)
+        self._extra_headers = dict(extra_headers or {})
+        self._sem = asyncio.Semaphore(concurrency)
+        self._sdk: openai.AsyncOpenAI | None = None
+        self._inflight: dict[str, asyncio.Future] = {}
+
+    # -- the SDK client, created on the first real request ---------------------------------
+    def _key(self) -> str:
+        key = os.environ.get(self.api_key_env, "").strip() if self.api_key_env else ""
+        if key:
+            return key
+        if is_local(self.endpoint):
+            return LOCAL_DUMMY_KEY
+        raise LLMError(
+            f"the API key variable ${self.api_key_env} is not set (needed for {self.endpoint}); "
+            f"export it, or name another variable with --api-key-env"
+        )
+
+    def _redact(self, text: str) -> str:
+        key = os.environ.get(self.api_key_env, "").strip() if self.api_key_env else ""
+        return text.replace(key, "[key]") if len(key) >= 4 else text
+
+    @property
+    def sdk(self) -> openai.AsyncOpenAI:
+        if self._sdk is None:
+            self._sdk = openai.AsyncOpenAI(
+                api_key=self._key(), base_url=self.endpoint, timeout=self.timeout,
+                max_retries=0, default_headers=self._extra_headers or None,
+            )
+        return self._sdk
+
+    async def aclose(self) -> None:
+        if self._sdk is not None:
+            await self._sdk.close()
+            self._sdk = None
+
+    async def __aenter__(self) -> LLMClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- generic cached + retried request ---------------------------------------------------
+    async def _send(self, call: Callable[[openai.AsyncOpenAI], Awaitable[Any]], *, tag: str,
+                    what: str) -> Any:
+        """One logical request under the semaphore, with retries and a hard timeout."""
+        sdk = self.sdk  # raises LLMError at once when the key is missing
+        u = self.usage
+
+        async def attempt() -> Any:
+            # The SDK's timeout covers connect/read/write; this bounds a trickling server too.
+            return await asyncio.wait_for(call(sdk), timeout=self.timeout + 1.0)
+
+        async with self._sem:
+            try:
+                result = await with_retries(
+                    attempt, self.policy, what=what,
+                    on_attempt=lambda: u.count(tag, requests=1),
+                    on_retry=lambda reason: u.count(tag, retries=1),
+                    redact=self._redact,
+                )
+            except Exception:
+                u.count(tag, failures=1)
+                raise
+        u.count(tag, calls=1)
+        return result
+
+    async def _dedup(self, key: str, produce: Callable[[], Awaitable[Any]]) -> tuple[Any, bool]:
+        """Run ``produce`` once per key at a time; a concurrent twin waits for the first.
+        Returns ``(value, shared)`` with ``shared`` True for a twin."""
+        running = self._inflight.get(key)
+        if running is not None:
+            return await asyncio.shield(running), True
+        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._inflight[key] = fut
+        try:
+            value = await produce()
+        except BaseException as exc:
+            if not fut.done():
+                fut.set_exception(exc if isinstance(exc, Exception) else asyncio.CancelledError())
+                fut.exception()  # mark retrieved: twins re-raise it themselves
+            raise
+        else:
+            fut.set_result(value)
+            return value, False
+        finally:
+            self._inflight.pop(key, None)
+
+    # -- chat ------------------------------------------------------------------------------
+    def chat_key(self, messages: list[dict], **params: Any) -> str:
+        return request_key(self.endpoint, self.model, "chat", messages, params)
+
+    async def chat(self, messages: list[dict], *, tag: str = "",
+                   est_completion_tokens: int | None = None, **params: Any) -> ChatResult:
+        """One chat completion (cached).  ``params`` go to the API as they are
+        (temperature, max_tokens...).  ``est_completion_tokens`` only feeds dry-run
+        estimates (default: ``max_tokens``, else 60)."""
+        key = self.chat_key(messages, **params)
+        hit = self.cache.get(key)
+        if hit is not None:
+            return self._chat_hit(key, hit, tag)
+        if self.dry_run:
+            prompt = sum(estimate_tokens(str(m.get("content") or "")) + 4 for m in messages)
+            completion = est_completion_tokens or params.get("max_tokens") or DRY_RUN_COMPLETION_TOKENS
+            self.usage.count(tag, est_calls=1, est_prompt_tokens=prompt,
+                             est_completion_tokens=int(completion))
+            return ChatResult(None, prompt, int(completion), False, key)
+
+        async def produce() -> dict:
+            async def call(sdk: openai.AsyncOpenAI) -> dict:
+                return _chat_json(await sdk.chat.completions.create(
+                    model=self.model, messages=messages, **params))
+
+            data = await self._send(call, tag=tag,
+                                    what=f"chat request to {self.endpoint} (model {self.model})")
+            text = data["choices"][0]["message"].get("content")
+            usage = data.get("usage") or {}
+            pt = usage.get("prompt_tokens")
+            ct = usage.get("completion_tokens")
+            if pt is None:
+                pt = sum(estimate_tokens(str(m.get("content") or "")) for m in messages)
+            if ct is None:
+                ct = estimate_tokens(text or "")
+            self.usage.count(tag, prompt_tokens=int(pt), completion_tokens=int(ct))
+            self.cache.put(key, endpoint=self.endpoint, model=self.model,
+                           request={"messages": messages, "params": params}, response=data,
+                           prompt_tokens=int(pt), completion_tokens=int(ct))
+            return {"response": data, "prompt_tokens": int(pt), "completion_tokens": int(ct)}
+
+        value, shared = await self._dedup(key, produce)
+        if shared:
+            return self._chat_hit(key, value, tag)
+        choice = value["response"]["choices"][0]
+        return ChatResult(choice["message"].get("content"), value["prompt_tokens"],
+                          value["completion_tokens"], False, key, choice.get("finish_reason"))
+
+    def _chat_hit(self, key: str, hit: dict, tag: str) -> ChatResult:
+        self.usage.count(tag, cache_hits=1, cached_prompt_tokens=hit["prompt_tokens"],
+                         cached_completion_tokens=hit["completion_tokens"])
+        choice = hit["response"]["choices"][0]
+        return ChatResult(choice["message"].get("content"), hit["prompt_tokens"],
+                          hit["completion_tokens"], True, key, choice.get("finish_reason"))
+
+    # -- embeddings ------------------------------------------------------------------------
+    async def embed(self, texts: list[str], *, model: str, tag: str = "",
+                    batch_size: int = 256) -> list[list[float]]:
+        """Embeddings of ``texts`` in order, each text cached on its own (so any batching
+        of a re-run hits the cache).  Dry run: uncached texts come back as ``[]``."""
+        keys = [request_key(self.endpoint, model, "embedding", t, {}) for t in texts]
+        out: list[list[float] | None] = [None] * len(texts)
+        missing: dict[str, list[int]] = {}
+        for i, key in enumerate(keys):
+            hit = self.cache.get(key)
+            if hit is not None:
+                out[i] = hit["response"]["embedding"]
+                self.usage.count(tag, cache_hits=1, cached_prompt_tokens=hit["prompt_tokens"])
+            else:
+                missing.setdefault(key, []).append(i)
+        todo = list(missing)
+        if self.dry_run:
+            for key in todo:
+                text = texts[missing[key][0]]
+                for i in missing[key]:
+                    out[i] = []
+                self.usage.count(tag, est_prompt_tokens=estimate_tokens(text))
+            if todo:
+                self.usage.count(tag, est_calls=-(-len(todo) // batch_size))
+            return [v if v is not None else [] for v in out]
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start:start + batch_size]
+            inputs = [texts[missing[k][0]] for k in chunk]
+            async def call(sdk: openai.AsyncOpenAI, inputs: list[str] = inputs) -> dict:
+                response = await sdk.embeddings.create(model=model, input=inputs, encoding_format="float")
+                return _embedding_json(response, len(inputs))
+
+            data = await self._send(call, tag=tag,
+                                    what=f"embedding request to {self.endpoint} (model {model})")
+            items = sorted(data["data"], key=lambda d: d.get("index", 0))
+            total = (data.get("usage") or {}).get("prompt_tokens")
+            self.usage.count(tag, prompt_tokens=int(total if total is not None
+                                                     else sum(estimate_tokens(t) for t in inputs)))
+            with self._cache_batch():
+                for key, text, item in zip(chunk, inputs, items):
+                    vec = [float(x) for x in item["embedding"]]
+                    self.cache.put(key, endpoint=self.endpoint, model=model, request={"input": text},
+                                   response={"embedding": vec}, prompt_tokens=estimate_tokens(text),
+                                   completion_tokens=0)
+                    for i in missing[key]:
+                        out[i] = vec
+        return [v if v is not None else [] for v in out]
+
+    def _cache_batch(self):
+        """One transaction for a batch of cache rows (nested puts join it)."""
+        if self.project is None:
+            import contextlib
+            return contextlib.nullcontext()
+        return self.project.write()
+
+    # -- other JSON endpoints on the same host (e.g. an NLA service) -------------------------
+    async def post_json(self, path: str, body: dict[str, Any], *, tag: str = "",
+                        cache_kind: str | None = None, what: str | None = None,
+                        validate: Callable[[Any], None] | None = None) -> tuple[Any, bool]:
+        """POST ``body`` to ``endpoint + path`` with the same retries, semaphore and (with
+        ``cache_kind``) cache as chat calls.  ``validate`` raises :class:`MalformedResponse`
+        on a bad body (retried).  Returns ``(json, cached)``; dry run returns ``(None, False)``."""
+        key = request_key(self.endpoint, self.model, cache_kind or "post", {"path": path, "body": body}, {})
+        if cache_kind:
+            hit = self.cache.get(key)
+            if hit is not None:
+                self.usage.count(tag, cache_hits=1)
+                return hit["response"], True
+        if self.dry_run:
+            self.usage.count(tag, est_calls=1)
+            return None, False
+
+        async def produce() -> Any:
+            async def call(sdk: openai.AsyncOpenAI) -> Any:
+                data = await sdk.post(path, cast_to=object, body=body)
+                if validate is not None:
+                    validate(data)
+                return data
+
+            data = await self._send(call, tag=tag, what=what or f"request to {self.endpoint}{path}")
+            if cache_kind:
+                self.cache.put(key, endpoint=self.endpoint, model=self.model,
+                               request={"path": path, "body": body}, response=data,
+                               prompt_tokens=None, completion_tokens=None)
+            return data
+
+        value, shared = await self._dedup(key, produce)
+        if shared:
+            self.usage.count(tag, cache_hits=1)
+        return value, shared
+
+
+def _chat_json(response: Any) -> dict:
+    """The completion as a plain dict, checked for the fields we read."""
+    data = response.model_dump() if hasattr(response, "model_dump") else response
+    if not isinstance(data, dict):
+        raise MalformedResponse(f"chat answer is {type(data).__name__}, not an object")
+    choices = data.get("choices")
+    if not choices or not isinstance(choices[0], dict) or not isinstance(choices[0].get("message"), dict):
+        raise MalformedResponse("chat answer has no choices[0].message")
+    content = choices[0]["message"].get("content")
+    if content is not None and not isinstance(content, str):
+        raise MalformedResponse("chat answer content is not text")
+    return data
+
+
+def _embedding_json(response: Any, n: int) -> dict:
+    """The embedding answer as a plain dict with ``n`` float vectors."""
+    data = response.model_dump() if hasattr(response, "model_dump") else response
+    items = data.get("data") if isinstance(data, dict) else None
+    if not isinstance(items, list) or len(items) != n:
+        raise MalformedResponse(f"embedding answer does not hold {n} vectors")
+    if any(not isinstance(d, dict) or not isinstance(d.get("embedding"), list) or not d["embedding"]
+           for d in items):
+        raise MalformedResponse("embedding answer holds a vector that is not a list of numbers")
+    return data
