@@ -1,0 +1,90 @@
+"""Seeded cluster bootstrap and the :class:`Estimate` every statistic is reported as.
+
+A bootstrap replicate is a vector of multiplicities, one per cluster (an item, or all rows
+that belong together, such as the annotators' verdicts on one label): drawing n clusters
+with replacement is the multinomial(n, 1/n) count vector.  Statistics are computed with
+these counts as row weights, which lets most of them run vectorised over all replicates.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+CI_LEVEL = 0.95
+DEFAULT_BOOT = 1000
+DEFAULT_SEED = 0
+#: Below this share of defined replicates a CI is not reported (the statistic is too often
+#: undefined on resamples, e.g. alpha when a resample holds a single value).
+MIN_DEFINED_SHARE = 0.9
+
+
+@dataclass
+class Estimate:
+    """A figure with the number of items behind it and its 95% bootstrap CI.
+
+    ``value`` is None (never NaN) when the figure cannot be computed; ``reason`` then says
+    why, with the count.  ``reason`` also explains a missing ``ci``.
+    """
+
+    value: float | None
+    n_items: int
+    ci: list[float] | None = None
+    reason: str | None = None
+
+    @classmethod
+    def missing(cls, n_items: int, reason: str) -> Estimate:
+        return cls(None, n_items, None, reason)
+
+
+def finite(x: float | None) -> float | None:
+    """``x`` as a float, or None when it is None/NaN/inf."""
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def cluster_counts(n_clusters: int, n_boot: int, seed: int) -> np.ndarray:
+    """``(n_boot, n_clusters)`` multiplicities of a bootstrap over clusters."""
+    rng = np.random.default_rng(seed)
+    if n_clusters == 0:
+        return np.zeros((n_boot, 0))
+    return rng.multinomial(n_clusters, np.full(n_clusters, 1.0 / n_clusters), size=n_boot).astype(float)
+
+
+def percentile_ci(replicates: np.ndarray, level: float = CI_LEVEL) -> tuple[list[float] | None, str | None]:
+    """Percentile CI of the defined replicates, or None with a reason."""
+    reps = np.asarray(replicates, dtype=float)
+    ok = reps[np.isfinite(reps)]
+    if reps.size == 0:
+        return None, "no bootstrap replicates"
+    if ok.size < MIN_DEFINED_SHARE * reps.size:
+        return None, (f"CI not available: the figure is undefined on {reps.size - ok.size} of "
+                      f"{reps.size} bootstrap resamples")
+    tail = (1 - level) / 2 * 100
+    lo, hi = np.percentile(ok, [tail, 100 - tail])
+    return [float(lo), float(hi)], None
+
+
+def estimate(value: float | None, n_items: int, replicates: np.ndarray | None,
+             reason: str | None = None) -> Estimate:
+    """Wrap a point value and its replicates; a missing value drops the CI."""
+    value = finite(value)
+    if value is None:
+        return Estimate.missing(n_items, reason or f"undefined on these data (n={n_items})")
+    if replicates is None:
+        return Estimate(value, n_items, None, reason)
+    ci, why = percentile_ci(replicates)
+    return Estimate(value, n_items, ci, why)
+
+
+def bootstrap_loop(stat: Callable[[np.ndarray], float | None], counts: np.ndarray) -> np.ndarray:
+    """Replicates of a non-vectorised statistic: ``stat(cluster_multiplicities)`` per row."""
+    out = np.empty(len(counts))
+    for b, row in enumerate(counts):
+        v = stat(row)
+        out[b] = np.nan if v is None else v
+    return out
