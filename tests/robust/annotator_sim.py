@@ -1,0 +1,157 @@
+"""A simulated annotator process and a reader process, for the concurrency/crash tests.
+
+Run as a script (a real separate process, like an annotator's app over SSH):
+
+    python annotator_sim.py write DB NAME N SEED ACKFILE GOFILE
+    python annotator_sim.py read DB STOPFILE GOFILE OUTFILE
+
+The writer records N judgment events through the app's write path
+(``store.judgments.append(project, store.judgments.make_event(...))``), with random undo
+(retractions of its own events).  It writes a line to ACKFILE only *after* ``append``
+returned, so every acked line is an event the annotator was told was saved.  SQLITE_BUSY /
+"locked" errors are retried with the same event (idempotent by UUID) and counted.  At the
+end it prints one JSON summary line: writes, retries, latencies.
+
+The reader computes agreement (``engine.stats.agreement`` when present, else the derived
+current view) in a loop until STOPFILE exists, and writes a JSON summary to OUTFILE.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import sqlite3
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from store import judgments
+from store.db import open_project
+from store.errors import StoreError
+
+KINDS = ("tier", "tier", "verdict", "verdict", "verdict", "preference", "gold_label", "skip",
+         "flag", "note")
+UNDO_P = 0.2
+
+
+def _wait_for(path: Path, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {path}")
+        time.sleep(0.005)
+
+
+def _random_event(rng: random.Random, name: str, feats: list[int], labels: dict[int, list[str]]) -> dict:
+    fid = rng.choice(feats)
+    kind = rng.choice(KINDS)
+    cands = labels.get(fid) or []
+    if kind in ("verdict", "preference") and not cands:
+        kind = "tier"
+    kw: dict = {}
+    if kind == "tier":
+        kw = {"value": rng.choice(judgments.TIERS), "confidence": rng.randint(1, 3)}
+    elif kind == "verdict":
+        kw = {"value": rng.choice(judgments.VERDICTS), "label_uuid": rng.choice(cands)}
+    elif kind == "preference":
+        if rng.random() < 0.2:
+            kw = {"value": "neither"}
+        else:
+            kw = {"label_uuid": rng.choice(cands)}
+    elif kind == "gold_label":
+        kw = {"value": f"gold {rng.randint(0, 10**6)}"}
+    elif kind in ("flag", "note"):
+        kw = {"value": f"{kind} by {name} \x1b[31m[bold]x[/bold]"}
+    return judgments.make_event(name, fid, kind, seconds_spent=rng.random() * 30, **kw)
+
+
+def write(db: str, name: str, n: int, seed: int, ackfile: str, gofile: str) -> int:
+    rng = random.Random(seed)
+    project = open_project(db)
+    judgments.ensure_annotator(project, name)
+    feats = [r["id"] for r in project.query("SELECT id FROM features ORDER BY id")]
+    labels: dict[int, list[str]] = {}
+    for r in project.query("SELECT feature_id, uuid FROM labels WHERE status = 'ok'"):
+        labels.setdefault(r["feature_id"], []).append(r["uuid"])
+    Path(f"{gofile}.ready-{name}").touch()
+    _wait_for(Path(gofile))
+    live: list[str] = []  # this annotator's own events that are not retracted
+    feature_of: dict[str, int] = {}
+    retries = errors = 0
+    lat: list[float] = []
+    with open(ackfile, "a", buffering=1) as ack:
+        for _ in range(n):
+            if live and rng.random() < UNDO_P:
+                target = live.pop(rng.randrange(len(live)))
+                ev = judgments.make_event(name, feature_of[target], "retract", target_uuid=target)
+            else:
+                ev = _random_event(rng, name, feats, labels)
+            while True:
+                t0 = time.perf_counter()
+                try:
+                    judgments.append(project, ev)
+                except (StoreError, sqlite3.OperationalError) as exc:
+                    if "locked" in str(exc) or "busy" in str(exc):
+                        retries += 1
+                        continue
+                    errors += 1
+                    print(f"unretryable: {exc}", file=sys.stderr)
+                    raise
+                lat.append(time.perf_counter() - t0)
+                break
+            # Acknowledged only now: append returned.
+            ack.write(f"{ev['uuid']} {ev['kind']} {ev['target_uuid'] or '-'}\n")
+            if ev["kind"] != "retract":
+                live.append(ev["uuid"])
+                feature_of[ev["uuid"]] = ev["feature_id"]
+    project.close()
+    print(json.dumps({"name": name, "writes": len(lat), "retries": retries, "errors": errors,
+                      "latencies": lat}))
+    return 0
+
+
+def read(db: str, stopfile: str, gofile: str, outfile: str) -> int:
+    project = open_project(db, readonly=True)
+    try:
+        from engine.stats import agreement as _agreement  # noqa: F401
+        compute = _agreement_fn(project)
+        how = "engine.stats.agreement"
+    except ImportError:
+        def compute() -> object:
+            return judgments.current(project)
+        how = "store.judgments.current"
+    compute()  # warm up (imports, first read) before the writers start
+    Path(gofile + ".ready-reader").touch()
+    _wait_for(Path(gofile))
+    loops, errors, last_error = 0, 0, None
+    while not Path(stopfile).exists():
+        try:
+            compute()
+            loops += 1
+        except Exception:  # noqa: BLE001 - the test asserts there are none
+            errors += 1
+            last_error = traceback.format_exc(limit=3)
+            time.sleep(0.01)
+    project.close()
+    Path(outfile).write_text(json.dumps({"loops": loops, "errors": errors, "how": how,
+                                         "last_error": last_error}))
+    return 0
+
+
+def _agreement_fn(project):
+    """The STATS engineer's agreement on the live project (few bootstrap rounds: the point
+    is reading while writers write, not the confidence intervals)."""
+    from engine.stats import agreement
+
+    return lambda: agreement.compute(project, n_boot=20)
+
+
+if __name__ == "__main__":
+    cmd, *rest = sys.argv[1:]
+    if cmd == "write":
+        db, name, n, seed, ackfile, gofile = rest
+        sys.exit(write(db, name, int(n), int(seed), ackfile, gofile))
+    if cmd == "read":
+        sys.exit(read(*rest))
+    raise SystemExit(f"unknown command {cmd!r}")
