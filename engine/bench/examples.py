@@ -1,0 +1,251 @@
+"""Which examples a label is judged on, and how they are shown to a judge.
+
+Positives are activating examples the labelers did *not* see: by default the feature's top
+contexts at ranks 6-15 (1-based; the labelers read ranks 1-5).  Negatives are by default the
+feature's non-activating contexts from the scoring pass (examples of kind ``negative``); with
+``negatives="other-features"`` they are top examples of other random features of the same
+source, as the 2026 experiment did.  By default as many negatives as positives are drawn.
+
+Every choice is seeded by the run seed and the feature's stable name (``MODEL/SOURCE`` and
+index), so a seed reproduces a selection exactly, and every label of a feature (every method,
+true and shuffled control) is judged on the very same examples.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from store.db import Project, loads
+from store.errors import SaegoldError
+
+from .rng import rng_for
+
+NEGATIVE_SOURCES = ("scoring", "other-features")
+DEFAULT_POSITIVE_RANKS = (6, 15)
+HIGHLIGHT_THRESHOLD = 0.3
+
+
+@dataclass(frozen=True)
+class BenchExample:
+    """One example as judged: ``truth`` 1 = the feature fires on it, 0 = it does not.
+
+    ``highlight`` holds the token positions marked in fuzzing: a positive's true highlights
+    (tokens at >= threshold x the example's max activation), a negative's as many wrong ones.
+    """
+
+    example_id: int
+    feature_id: int          # the feature the example belongs to (another one for other-features)
+    kind: str                # 'top' | 'negative'
+    rank: int                # 0-based rank within its kind
+    truth: int
+    tokens: tuple[str, ...]
+    acts: tuple[float, ...]
+    highlight: tuple[int, ...] = ()
+
+    def text(self) -> str:
+        return join_tokens(self.tokens)
+
+    def highlighted_text(self) -> str:
+        return mark_tokens(self.tokens, self.highlight)
+
+    def record(self) -> dict:
+        """The JSON-able identity of this example in a bench_scores ``details`` entry."""
+        return {"example_id": self.example_id, "feature_id": self.feature_id, "kind": self.kind,
+                "rank": self.rank, "truth": self.truth}
+
+
+@dataclass
+class ExampleSet:
+    """The examples of one feature for one run, in a seeded order (positives and negatives mixed)."""
+
+    feature_id: int
+    examples: list[BenchExample] = field(default_factory=list)
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def n_positive(self) -> int:
+        return sum(e.truth for e in self.examples)
+
+    @property
+    def n_negative(self) -> int:
+        return len(self.examples) - self.n_positive
+
+    def usable(self) -> bool:
+        return self.n_positive > 0 and self.n_negative > 0
+
+
+def join_tokens(tokens: tuple[str, ...] | list[str]) -> str:
+    """Text of a token list.  Tokens are stored exactly as given (BPE tokens carry their own
+    spaces; SentencePiece marks them with ``▁``); a word-level tokenization, in which no token
+    holds any whitespace, is joined with single spaces."""
+    toks = [t.replace("▁", " ") for t in tokens]
+    if len(toks) > 1 and not any(ch.isspace() for t in toks for ch in t):
+        return " ".join(toks)
+    return "".join(toks)
+
+
+def mark_tokens(tokens: tuple[str, ...] | list[str], marked: tuple[int, ...] | list[int]) -> str:
+    """Text with each run of marked tokens wrapped ``<<like this>>`` (leading spaces outside)."""
+    toks = [t.replace("▁", " ") for t in tokens]
+    spaced = len(toks) > 1 and not any(ch.isspace() for t in toks for ch in t)
+    if spaced:
+        toks = [(" " if i else "") + t for i, t in enumerate(toks)]
+    marked_set = set(marked)
+    out: list[str] = []
+    i = 0
+    while i < len(toks):
+        if i not in marked_set:
+            out.append(toks[i])
+            i += 1
+            continue
+        j = i
+        while j < len(toks) and j in marked_set:
+            j += 1
+        run = "".join(toks[i:j])
+        stripped = run.lstrip()
+        out.append(run[: len(run) - len(stripped)] + "<<" + stripped + ">>")
+        i = j
+    return "".join(out)
+
+
+def true_highlights(acts: tuple[float, ...] | list[float], threshold: float = HIGHLIGHT_THRESHOLD) -> tuple[int, ...]:
+    """Token positions at or above ``threshold`` x the example's max activation (at least the max)."""
+    if not acts:
+        return ()
+    a = np.asarray(acts, dtype=float)
+    top = float(a.max())
+    if top <= 0:
+        return ()
+    return tuple(int(i) for i in np.flatnonzero(a >= threshold * top))
+
+
+def parse_ranks(spec: str) -> tuple[int, int]:
+    """``"6-15"`` -> (6, 15): an inclusive, 1-based range of top-example ranks."""
+    try:
+        lo, _, hi = spec.partition("-")
+        first, last = int(lo), int(hi or lo)
+    except ValueError:
+        raise SaegoldError(f"--positive-ranks {spec!r}: expected FIRST-LAST, e.g. 6-15") from None
+    if first < 1 or last < first:
+        raise SaegoldError(f"--positive-ranks {spec!r}: ranks are 1-based and FIRST <= LAST")
+    return first, last
+
+
+class ExampleSelector:
+    """Builds the seeded :class:`ExampleSet` of each feature for one run."""
+
+    def __init__(self, project: Project, *, seed: int, positive_ranks: tuple[int, int] = DEFAULT_POSITIVE_RANKS,
+                 negatives: str = "scoring", n_negatives: int | None = None,
+                 highlight_threshold: float = HIGHLIGHT_THRESHOLD):
+        if negatives not in NEGATIVE_SOURCES:
+            raise SaegoldError(f"--negatives {negatives!r}: expected one of {', '.join(NEGATIVE_SOURCES)}")
+        self.project, self.seed = project, int(seed)
+        self.positive_ranks, self.negatives = positive_ranks, negatives
+        self.n_negatives, self.threshold = n_negatives, highlight_threshold
+        self._names: dict[int, tuple[int, str]] = {}
+        self._pools: dict[int, list[int]] = {}
+        self._cache: OrderedDict[int, ExampleSet] = OrderedDict()  # LRU: jobs come feature by feature
+
+    @property
+    def settings(self) -> dict:
+        return {"seed": self.seed, "positive_ranks": list(self.positive_ranks), "negatives": self.negatives,
+                "n_negatives": self.n_negatives, "highlight_threshold": self.threshold}
+
+    def _key(self, feature_id: int) -> tuple[int, str]:
+        """(source id, stable name) of a feature."""
+        if feature_id not in self._names:
+            row = self.project.query(
+                "SELECT f.source_id, s.name, f.idx FROM features f JOIN sources s ON s.id = f.source_id "
+                "WHERE f.id = ?", [feature_id])
+            if not row:
+                raise SaegoldError(f"feature id {feature_id}: no such feature")
+            self._names[feature_id] = (row[0]["source_id"], f"{row[0]['name']}#{row[0]['idx']}")
+        return self._names[feature_id]
+
+    def for_feature(self, feature_id: int) -> ExampleSet:
+        if feature_id not in self._cache:
+            self._cache[feature_id] = self._build(feature_id)
+            while len(self._cache) > 1024:
+                self._cache.popitem(last=False)
+        self._cache.move_to_end(feature_id)
+        return self._cache[feature_id]
+
+    def _rows(self, where: str, params: list) -> list[dict]:
+        rows = self.project.query(
+            f"SELECT id, feature_id, kind, rank, tokens, acts FROM examples WHERE {where} ORDER BY rank", params)
+        for r in rows:
+            r["tokens"], r["acts"] = tuple(loads(r["tokens"])), tuple(float(a) for a in loads(r["acts"]))
+        return rows
+
+    def _build(self, feature_id: int) -> ExampleSet:
+        source_id, name = self._key(feature_id)
+        first, last = self.positive_ranks
+        pos_rows = self._rows("feature_id = ? AND kind = 'top' AND rank BETWEEN ? AND ?",
+                              [feature_id, first - 1, last - 1])
+        want = len(pos_rows) if self.n_negatives is None else self.n_negatives
+        rng = rng_for(self.seed, "negatives", name)
+        if self.negatives == "scoring":
+            pool = self._rows("feature_id = ? AND kind = 'negative'", [feature_id])
+            take = rng.permutation(len(pool))[: want]
+            neg_rows = [pool[int(i)] for i in sorted(take)]
+        else:
+            neg_rows = self._other_feature_rows(feature_id, source_id, want, rng)
+        hl_rng = rng_for(self.seed, "highlights", name)
+        positives = [self._example(r, 1, true_highlights(r["acts"], self.threshold)) for r in pos_rows]
+        counts = [max(1, len(p.highlight)) for p in positives] or [1]
+        negatives = []
+        reference = min((max(p.acts) for p in positives if p.acts), default=None)
+        for r in neg_rows:
+            k = counts[int(hl_rng.integers(len(counts)))]
+            negatives.append(self._example(r, 0, self._wrong_highlights(r, k, hl_rng, reference)))
+        items = positives + negatives
+        order = rng_for(self.seed, "order", name).permutation(len(items))
+        return ExampleSet(feature_id, [items[int(i)] for i in order], self.settings)
+
+    def _other_feature_rows(self, feature_id: int, source_id: int, want: int,
+                            rng: np.random.Generator) -> list[dict]:
+        if source_id not in self._pools:
+            self._pools[source_id] = [r["feature_id"] for r in self.project.query(
+                "SELECT DISTINCT e.feature_id FROM examples e JOIN features f ON f.id = e.feature_id "
+                "WHERE e.kind = 'top' AND f.source_id = ? ORDER BY e.feature_id", [source_id])]
+        others = [f for f in self._pools[source_id] if f != feature_id]
+        if not others or want <= 0:
+            return []
+        # Distinct features while there are enough, then with replacement of features.
+        picks = list(rng.permutation(len(others))[:want])
+        while len(picks) < want:
+            picks.append(int(rng.integers(len(others))))
+        rows, seen = [], set()
+        for i in picks:
+            other = others[int(i)]
+            top = self._rows("feature_id = ? AND kind = 'top'", [other])
+            fresh = [r for r in top if r["id"] not in seen]
+            if not fresh:
+                continue
+            r = fresh[int(rng.integers(len(fresh)))]
+            seen.add(r["id"])
+            rows.append(r)
+        return rows
+
+    def _wrong_highlights(self, row: dict, k: int, rng: np.random.Generator,
+                          reference: float | None) -> tuple[int, ...]:
+        """``k`` seeded positions on tokens where the judged feature does not fire.
+
+        A scoring-pass negative holds this feature's activations: tokens at or above
+        threshold x ``reference`` (the weakest positive's max activation) are avoided.  Another
+        feature's example holds that feature's activations, so any of its tokens may be picked."""
+        n = len(row["tokens"])
+        if n == 0:
+            return ()
+        allowed = list(range(n))
+        if row["kind"] == "negative" and reference is not None and reference > 0:
+            allowed = [i for i in range(n) if row["acts"][i] < self.threshold * reference] or allowed
+        k = min(k, len(allowed))
+        return tuple(sorted(int(allowed[int(i)]) for i in rng.choice(len(allowed), size=k, replace=False)))
+
+    @staticmethod
+    def _example(row: dict, truth: int, highlight: tuple[int, ...]) -> BenchExample:
+        return BenchExample(row["id"], row["feature_id"], row["kind"], row["rank"], truth,
+                            row["tokens"], row["acts"], highlight)

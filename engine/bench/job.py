@@ -1,0 +1,236 @@
+"""The ``saegold bench`` job: every label x benchmark x control, resumable, seeded.
+
+For each usable label (status ok, non-empty text) and each benchmark, two results are made:
+``control='true'`` judges the label itself; ``control='shuffled'`` judges the label of another
+random feature made by the same method (``scored_label_id``), on the *same* examples.  Each
+result is written in its own transaction as soon as it completes, so an interrupted run keeps
+everything finished; a re-run skips stored results unless ``redo``.  Judge calls go through the
+shared LLM client (cache, concurrency limit, retries, cost accounting, dry run).
+"""
+from __future__ import annotations
+
+import asyncio
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from engine.llm.errors import LLMRequestFailed
+from engine.progress import Progress, null_progress
+from store.db import Project
+from store.errors import SaegoldError
+
+from . import BENCHMARKS, JUDGED, prompts, results, scorers
+from .embedders import ApiEmbedder, Embedder
+from .examples import DEFAULT_POSITIVE_RANKS, HIGHLIGHT_THRESHOLD, ExampleSelector
+from .rng import rng_for
+
+CONTROLS = ("true", "shuffled")
+
+
+@dataclass
+class BenchConfig:
+    benchmarks: tuple[str, ...] = BENCHMARKS
+    methods: list[str] | None = None          # None: every method
+    feature_ids: list[int] | None = None      # None: every feature
+    seed: int = 0
+    positive_ranks: tuple[int, int] = DEFAULT_POSITIVE_RANKS
+    negatives: str = "scoring"
+    n_negatives: int | None = None            # None: as many as positives
+    batch_size: int = prompts.BATCH_SIZE
+    highlight_threshold: float = HIGHLIGHT_THRESHOLD
+    redo: bool = False
+    dry_run: bool = False
+    workers: int = 8                          # results worked on at once (calls are limited by the client)
+
+    def __post_init__(self) -> None:
+        unknown = [b for b in self.benchmarks if b not in BENCHMARKS]
+        if unknown or not self.benchmarks:
+            raise SaegoldError(f"--benchmarks: unknown {', '.join(unknown) or '(none given)'}; "
+                               f"expected some of {', '.join(BENCHMARKS)}")
+        if self.batch_size < 1:
+            raise SaegoldError("--batch-size must be at least 1")
+
+
+@dataclass
+class BenchSummary:
+    jobs: int = 0                              # results attempted this run
+    written: Counter = field(default_factory=Counter)   # benchmark -> rows stored
+    already_done: int = 0
+    no_examples: int = 0                       # features without positives or negatives
+    no_control: int = 0                        # labels whose method has no label on another feature
+    parse_failures: int = 0
+    unscored: int = 0                          # rows stored with value NULL
+    labels: int = 0
+    failed: int = 0                            # results left unstored: a request failed for good
+    first_error: str | None = None
+
+
+@dataclass(frozen=True)
+class LabelRow:
+    id: int
+    uuid: str
+    feature_id: int
+    method: str
+    text: str
+
+
+def usable_labels(project: Project, methods: list[str] | None = None,
+                  feature_ids: list[int] | None = None) -> list[LabelRow]:
+    where, params = ["status = 'ok'", "text IS NOT NULL", "trim(text) != ''"], []
+    if methods:
+        where.append(f"method IN ({','.join('?' * len(methods))})")
+        params += list(methods)
+    rows = project.query(f"SELECT id, uuid, feature_id, method, text FROM labels WHERE {' AND '.join(where)} "
+                         "ORDER BY feature_id, method, id", params)
+    if feature_ids is not None:
+        wanted = set(feature_ids)
+        rows = [r for r in rows if r["feature_id"] in wanted]
+    return [LabelRow(**r) for r in rows]
+
+
+class ShuffledLabels:
+    """Seeded choice of a control label: same method, another feature, different text."""
+
+    def __init__(self, project: Project, seed: int):
+        self.seed = seed
+        self.pools: dict[str, list[LabelRow]] = {}
+        for row in usable_labels(project):
+            self.pools.setdefault(row.method, []).append(row)
+
+    def pick(self, label: LabelRow) -> LabelRow | None:
+        pool = self.pools.get(label.method, [])
+        rng = rng_for(self.seed, "shuffled", label.uuid)
+
+        def fits(c: LabelRow) -> bool:
+            return c.feature_id != label.feature_id and c.text.strip().lower() != label.text.strip().lower()
+
+        for _ in range(64):  # rejection sampling keeps big pools O(1) per label
+            if not pool:
+                return None
+            c = pool[int(rng.integers(len(pool)))]
+            if fits(c):
+                return c
+        fitting = [c for c in pool if fits(c)]
+        return fitting[int(rng.integers(len(fitting)))] if fitting else None
+
+
+class _Lru(OrderedDict):
+    def __init__(self, size: int):
+        super().__init__()
+        self.size = size
+
+    def put(self, key: Any, value: Any) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        while len(self) > self.size:
+            self.popitem(last=False)
+
+
+async def run_bench(project: Project, config: BenchConfig, *, client: Any = None,
+                    embedder: Embedder | None = None, judge_model: str | None = None,
+                    progress: Progress = null_progress) -> BenchSummary:
+    """Score every selected label on ``config.benchmarks`` (with shuffled controls)."""
+    judged = [b for b in config.benchmarks if b in JUDGED]
+    if judged and client is None:
+        raise SaegoldError(f"{', '.join(judged)} need an LLM judge (--model / --base-url)")
+    if "embedding" in config.benchmarks and embedder is None:
+        raise SaegoldError("embedding needs --embedding-model (an endpoint model name or a local directory)")
+
+    labels = usable_labels(project, config.methods, config.feature_ids)
+    shuffled = ShuffledLabels(project, config.seed)
+    selector = ExampleSelector(project, seed=config.seed, positive_ranks=config.positive_ranks,
+                               negatives=config.negatives, n_negatives=config.n_negatives,
+                               highlight_threshold=config.highlight_threshold)
+    done = set() if config.redo else results.done_keys(project, config.benchmarks)
+    summary = BenchSummary(labels=len(labels))
+
+    jobs: list[tuple[LabelRow, str, str, LabelRow]] = []
+    for label in labels:
+        control_label = shuffled.pick(label)
+        for benchmark in config.benchmarks:
+            for control in CONTROLS:
+                if (label.id, benchmark, control) in done:
+                    summary.already_done += 1
+                    continue
+                scored = label if control == "true" else control_label
+                if scored is None:
+                    summary.no_control += 1
+                    continue
+                jobs.append((label, benchmark, control, scored))
+    summary.jobs = len(jobs)
+    stage = "bench (dry run)" if config.dry_run else "bench"
+    progress(stage, 0, len(jobs))
+
+    vectors: _Lru = _Lru(256)   # feature id -> task embedding that feature's examples
+    queue: asyncio.Queue = asyncio.Queue()
+    for job in jobs:
+        queue.put_nowait(job)
+    finished = 0
+
+    async def example_vectors(feature_id: int, examples) -> np.ndarray:
+        task = vectors.get(feature_id)
+        if task is None:
+            task = asyncio.ensure_future(scorers.example_vectors(embedder, examples))
+            vectors.put(feature_id, task)
+        return await task
+
+    async def work_one(label: LabelRow, benchmark: str, control: str, scored: LabelRow) -> None:
+        examples = selector.for_feature(label.feature_id)
+        if not examples.usable():
+            summary.no_examples += 1
+            return
+        if config.dry_run:
+            await _dry_run(benchmark, scored.text, examples)
+            return
+        try:
+            if benchmark == "embedding":
+                score = await scorers.embedding(embedder, scored.text, examples,
+                                                await example_vectors(label.feature_id, examples))
+                model = embedder.name
+            else:
+                score = await scorers.judge(client, benchmark, scored.text, examples,
+                                            batch_size=config.batch_size)
+                model = judge_model
+        except LLMRequestFailed as exc:
+            # Incomplete: store nothing, so a re-run tries again (answers so far are cached).
+            summary.failed += 1
+            summary.first_error = summary.first_error or str(exc)
+            return
+        results.write(project, results.BenchRow(
+            label.id, benchmark, control, scored.id, score.value, score.n, score.parse_failures,
+            model, config.seed, score.details))
+        summary.written[benchmark] += 1
+        summary.parse_failures += score.parse_failures
+        summary.unscored += score.value is None
+
+    async def _dry_run(benchmark: str, text: str, examples) -> None:
+        """Ask the client in dry-run mode, which counts what would be sent (cache hits free)."""
+        if benchmark == "embedding":
+            if isinstance(embedder, ApiEmbedder):
+                await embedder.client.embed([text] + [e.text() for e in examples.examples],
+                                            model=embedder.name, tag=embedder.tag)
+            return
+        await scorers.judge(client, benchmark, text, examples, batch_size=config.batch_size)
+
+    async def worker() -> None:
+        nonlocal finished
+        while True:
+            try:
+                job = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            await work_one(*job)
+            finished += 1
+            progress(stage, finished, len(jobs))
+
+    workers = [asyncio.ensure_future(worker()) for _ in range(max(1, min(config.workers, len(jobs))))]
+    try:
+        await asyncio.gather(*workers)
+    finally:
+        for w in workers:
+            w.cancel()
+        for task in vectors.values():
+            task.cancel()
+    return summary

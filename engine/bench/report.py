@@ -1,0 +1,67 @@
+"""The bench report: method x benchmark (and x category), with bootstrap CIs.
+
+Per group: ``n`` labels with a true-label score, their mean with a 95% bootstrap CI over
+labels, the chance level, the shuffled-label control's mean, the paired true-minus-shuffled
+gap (per label, same examples) with its CI, and the judge's parse-failure rate (failed
+examples / examples asked, over true and shuffled results).  Categories come from
+``taxonomy_scores``; features without one are ``unscored``.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from store.db import Project
+from store.features import CATEGORIES
+
+from . import BENCHMARKS, CHANCE, results
+from .metrics import N_RESAMPLES, mean_ci
+
+UNSCORED = "unscored"
+
+
+def _summarize(group: list[dict], seed: int, n_resamples: int) -> dict[str, Any]:
+    true = {r["label_id"]: r for r in group if r["control"] == "true"}
+    shuf = {r["label_id"]: r for r in group if r["control"] == "shuffled"}
+    true_vals = [r["value"] for r in true.values() if r["value"] is not None]
+    shuf_vals = [r["value"] for r in shuf.values() if r["value"] is not None]
+    gaps = [true[k]["value"] - shuf[k]["value"] for k in true.keys() & shuf.keys()
+            if true[k]["value"] is not None and shuf[k]["value"] is not None]
+    mean, lo, hi = mean_ci(true_vals, seed=seed, n_resamples=n_resamples)
+    s_mean, s_lo, s_hi = mean_ci(shuf_vals, seed=seed, n_resamples=n_resamples)
+    g_mean, g_lo, g_hi = mean_ci(gaps, seed=seed, n_resamples=n_resamples)
+    asked = sum(r["n"] + r["parse_failures"] for r in group)
+    failed = sum(r["parse_failures"] for r in group)
+    return {
+        "n": len(true_vals), "mean": mean, "ci_low": lo, "ci_high": hi,
+        "chance": CHANCE[group[0]["benchmark"]],
+        "shuffled_n": len(shuf_vals), "shuffled_mean": s_mean, "shuffled_ci_low": s_lo, "shuffled_ci_high": s_hi,
+        "gap_n": len(gaps), "gap_mean": g_mean, "gap_ci_low": g_lo, "gap_ci_high": g_hi,
+        "examples_asked": asked, "parse_failures": failed,
+        "parse_failure_rate": (failed / asked) if asked else None,
+        "unscored": sum(1 for r in true.values() if r["value"] is None),
+        "judges": sorted({r["judge_model"] for r in group if r["judge_model"]}),
+        "seeds": sorted({r["seed"] for r in group if r["seed"] is not None}),
+    }
+
+
+def _order(method: str, benchmark: str, category: str | None = None) -> tuple:
+    b = BENCHMARKS.index(benchmark) if benchmark in BENCHMARKS else len(BENCHMARKS)
+    c = (list(CATEGORIES) + [UNSCORED]).index(category) if category in (*CATEGORIES, UNSCORED) else 99
+    return (c, method, b, benchmark) if category is not None else (method, b, benchmark)
+
+
+def build_report(project: Project, *, seed: int = 0, n_resamples: int = N_RESAMPLES) -> dict[str, Any]:
+    """The report as JSON-able data: ``overall`` and ``by_category`` lists of rows."""
+    rows = results.rows(project)
+    overall: dict[tuple, list] = defaultdict(list)
+    by_cat: dict[tuple, list] = defaultdict(list)
+    for r in rows:
+        overall[(r["method"], r["benchmark"])].append(r)
+        by_cat[(r["method"], r["benchmark"], r["category"] or UNSCORED)].append(r)
+    out_overall = [{"method": m, "benchmark": b, **_summarize(g, seed, n_resamples)}
+                   for (m, b), g in sorted(overall.items(), key=lambda kv: _order(*kv[0]))]
+    out_cat = [{"category": c, "method": m, "benchmark": b, **_summarize(g, seed, n_resamples)}
+               for (m, b, c), g in sorted(by_cat.items(), key=lambda kv: _order(kv[0][0], kv[0][1], kv[0][2]))]
+    return {"confidence": 0.95, "bootstrap_resamples": n_resamples, "bootstrap_seed": seed,
+            "results": len(rows), "overall": out_overall, "by_category": out_cat}

@@ -1,0 +1,229 @@
+"""``saegold bench``: score labels on detection / fuzzing / embedding, or print the report."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from store import settings
+from store.db import open_project
+from store.errors import SaegoldError
+
+from ..progress import progress_bars
+from ..safe import inert, inert_line
+
+DESCRIPTION = """\
+Score every usable label on the benchmarks (detection, fuzzing: an LLM judge answers 1/0 per
+example in batches of 5; embedding: AUROC of label-example cosine similarity), each with a
+shuffled-label control (the label of another random feature, same method, same examples).
+Positives are held-out activating examples (top ranks 6-15 by default; labelers saw 1-5),
+negatives the scoring pass's non-activating contexts (or --negatives other-features).
+Results are written as they complete; a re-run skips finished ones (--redo to redo), and
+judge answers are cached, so re-running sends no requests. Seeded: --seed reproduces a run.
+
+  saegold bench --benchmarks detection,fuzzing,embedding --model gpt-4o-mini \\
+                --embedding-model text-embedding-3-small
+  saegold bench --report            # method x benchmark table (and by category)
+  saegold bench --report --json"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="benchmark labels (detection, fuzzing, embedding) or report",
+                       description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--report", action="store_true", help="print the report of stored results instead of scoring")
+    p.add_argument("--json", action="store_true", help="with --report: the same data as JSON")
+    p.add_argument("--benchmarks", default="detection,fuzzing,embedding",
+                   help="comma-separated subset of detection,fuzzing,embedding (default: all three)")
+    p.add_argument("--methods", help="comma-separated label methods to score (default: every method)")
+    p.add_argument("--features", help="features to score: comma-separated indices or ranges (3,10-20), "
+                                      "optionally SOURCE:IDX where SOURCE is MODEL/SAE (default: all)")
+    p.add_argument("--base-url", help="OpenAI-compatible endpoint of the judge (default: project setting "
+                                      "llm_base_url, else OpenAI)")
+    p.add_argument("--model", help="judge model (default: project setting llm_model)")
+    p.add_argument("--api-key-env", help="NAME of the environment variable holding the API key "
+                                         "(default: project setting llm_api_key_env)")
+    p.add_argument("--embedding-model", help="embedding model at the endpoint, or a local "
+                                             "sentence-transformers model directory")
+    p.add_argument("--negatives", choices=("scoring", "other-features"), default="scoring",
+                   help="non-activating examples: the scoring pass's (default) or other features' top examples")
+    p.add_argument("--n-negatives", type=int, help="negatives per feature (default: as many as positives)")
+    p.add_argument("--positive-ranks", default="6-15",
+                   help="1-based ranks of the top examples used as positives (default 6-15)")
+    p.add_argument("--batch-size", type=int, default=5, help="examples per judge request (default 5)")
+    p.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
+    p.add_argument("--concurrency", type=int, default=8, help="judge requests in flight at most (default 8)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="send nothing and store nothing; count the requests and tokens a run would need")
+    p.add_argument("--redo", action="store_true", help="score again results that are already stored")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    with open_project(args.db) as project:
+        if args.report:
+            return _report(project, as_json=args.json)
+        if args.json:
+            raise SaegoldError("--json goes with --report")
+        return _score(project, args)
+
+
+# -- scoring -------------------------------------------------------------------------------
+def _csv(text: str | None) -> list[str] | None:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+def parse_features(project, spec: str) -> list[int]:
+    """Feature ids named by ``3,10-20`` (indices in any source) or ``MODEL/SAE:3`` items."""
+    ids: list[int] = []
+    for item in _csv(spec) or []:
+        source, _, rng = item.rpartition(":")
+        lo, _, hi = rng.partition("-")
+        try:
+            first, last = int(lo), int(hi or lo)
+        except ValueError:
+            raise SaegoldError(f"--features {item!r}: expected IDX, FIRST-LAST or SOURCE:IDX") from None
+        sql = "SELECT f.id FROM features f JOIN sources s ON s.id = f.source_id WHERE f.idx BETWEEN ? AND ?"
+        params: list = [first, last]
+        if source:
+            sql += " AND s.name = ?"
+            params.append(source)
+        found = [r["id"] for r in project.query(sql + " ORDER BY f.id", params)]
+        if not found:
+            raise SaegoldError(f"--features {item!r}: no such feature in this project")
+        ids += found
+    return sorted(set(ids))
+
+
+def _score(project, args: argparse.Namespace) -> int:
+    from engine.bench.embedders import make_embedder
+    from engine.bench.examples import parse_ranks
+    from engine.bench.job import BenchConfig, run_bench
+    from engine.llm.client import LLMClient
+
+    config = BenchConfig(
+        benchmarks=tuple(_csv(args.benchmarks) or ()), methods=_csv(args.methods),
+        feature_ids=parse_features(project, args.features) if args.features else None,
+        seed=args.seed, positive_ranks=parse_ranks(args.positive_ranks), negatives=args.negatives,
+        n_negatives=args.n_negatives, batch_size=args.batch_size, redo=args.redo, dry_run=args.dry_run,
+        workers=max(2, args.concurrency),
+    )
+    if "embedding" in config.benchmarks and not args.embedding_model:
+        raise SaegoldError("the embedding benchmark needs --embedding-model (an endpoint model name or a "
+                           "local sentence-transformers directory); or leave it out of --benchmarks")
+    if args.n_negatives is not None and args.n_negatives < 1:
+        raise SaegoldError("--n-negatives must be at least 1")
+    base_url = args.base_url or settings.get(project, "llm_base_url")
+    model = args.model or settings.get(project, "llm_model")
+    key_env = args.api_key_env or settings.get(project, "llm_api_key_env")
+
+    async def go():
+        client = LLMClient(project, base_url=base_url, model=model, api_key_env=key_env,
+                           concurrency=args.concurrency, dry_run=args.dry_run)
+        try:
+            embedder = make_embedder(args.embedding_model, client) if args.embedding_model else None
+            with progress_bars() as progress:
+                summary = await run_bench(project, config, client=client, embedder=embedder,
+                                          judge_model=model, progress=progress)
+            return summary, client.usage
+        finally:
+            await client.aclose()
+
+    summary, usage = asyncio.run(go())
+    _print_summary(summary, usage, config)
+    return 0
+
+
+def _print_summary(summary, usage, config) -> None:
+    out = []
+    if config.dry_run:
+        t = usage.total
+        out.append(f"dry run: {summary.jobs} results to score; would send {t.est_calls} requests "
+                   f"(~{t.est_prompt_tokens} prompt + ~{t.est_completion_tokens} completion tokens); "
+                   f"{t.cache_hits} answers already cached; nothing stored")
+    else:
+        written = ", ".join(f"{b} {summary.written[b]}" for b in config.benchmarks)
+        out.append(f"stored {sum(summary.written.values())} results ({written}) for {summary.labels} labels, "
+                   f"seed {config.seed}")
+        if summary.parse_failures:
+            out.append(f"  {summary.parse_failures} examples got no parseable judge answer "
+                       f"(stored, left out of the scores)")
+        if summary.unscored:
+            out.append(f"  {summary.unscored} results have no value (no example could be scored)")
+        t = usage.total
+        out.append(f"  LLM: {t.calls} requests sent ({t.retries} retries), {t.cache_hits} cache hits, "
+                   f"{t.prompt_tokens} prompt + {t.completion_tokens} completion tokens")
+    if summary.already_done:
+        out.append(f"  {summary.already_done} results already stored were skipped (--redo to redo)")
+    if summary.no_examples:
+        out.append(f"  {summary.no_examples} results skipped: the feature lacks held-out positives or negatives")
+    if summary.no_control:
+        out.append(f"  {summary.no_control} shuffled controls skipped: no other feature has a label of that method")
+    if summary.failed:
+        out.append(f"  {summary.failed} results not stored: a request failed for good "
+                   f"(first: {summary.first_error}); run again to retry")
+    for line in out:
+        print(inert_line(line))
+
+
+# -- report --------------------------------------------------------------------------------
+def _fmt(v: float | None, digits: int = 3) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def _ci(row: dict, prefix: str = "") -> str:
+    mean, lo, hi = row[f"{prefix}mean"], row[f"{prefix}ci_low"], row[f"{prefix}ci_high"]
+    if mean is None:
+        return "-"
+    if lo is None:
+        return f"{_fmt(mean)}"
+    return f"{_fmt(mean)} [{_fmt(lo)}, {_fmt(hi)}]"
+
+
+def _gap(row: dict) -> str:
+    text = _ci(row, "gap_")
+    if row["gap_ci_low"] is not None and row["gap_ci_low"] <= 0 <= row["gap_ci_high"]:
+        text += " ~0"
+    return text
+
+
+def _table(title: str, rows: list[dict], with_category: bool) -> Table:
+    table = Table(title=title, title_justify="left")
+    if with_category:
+        table.add_column("category")
+    for name in ("method", "benchmark"):
+        table.add_column(name)
+    for name in ("n", "mean [95% CI]", "chance", "shuffled", "true - shuffled [95% CI]", "parse fail"):
+        table.add_column(name, justify="right")
+    for r in rows:
+        cells = [inert(r["category"])] if with_category else []
+        cells += [inert(r["method"]), inert(r["benchmark"])]
+        cells += [Text(c) for c in (str(r["n"]), _ci(r), _fmt(r["chance"], 2), _fmt(r["shuffled_mean"]), _gap(r),
+                                    "-" if r["parse_failure_rate"] is None else f"{100 * r['parse_failure_rate']:.1f}%")]
+        table.add_row(*cells)
+    return table
+
+
+def _report(project, *, as_json: bool) -> int:
+    from engine.bench.report import build_report
+
+    data = build_report(project)
+    if as_json:
+        json.dump(data, sys.stdout, indent=2, ensure_ascii=True)
+        print()
+        return 0
+    console = Console(highlight=False)
+    if not data["overall"]:
+        console.print(Text("no benchmark results yet: run `saegold bench` first"))
+        return 0
+    console.print(_table("Benchmarks: method x benchmark (n labels; 95% bootstrap CI over labels)",
+                         data["overall"], False))
+    console.print(_table("By category (from taxonomy scores; 'unscored' where none)", data["by_category"], True))
+    console.print(Text("~0: the true-minus-shuffled CI contains 0 -- the benchmark does not tell this "
+                       "method's labels from shuffled ones.  parse fail: share of examples whose judge "
+                       "answer could not be parsed (left out of the scores)."))
+    return 0
