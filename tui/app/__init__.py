@@ -1,0 +1,1 @@
+"""The Textual annotation app (``saegold annotate``).  Imported lazily by the CLI."""

@@ -1,0 +1,72 @@
+"""Small modal dialogs: one line of text (gold label, note, flag) or a feature index."""
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.validation import Integer
+from textual.widgets import Input, Static
+
+from ..safe import inert_line
+
+
+class TextPrompt(ModalScreen[str | None]):
+    """Ask for one line of text; Enter returns it, Escape returns None."""
+
+    DEFAULT_CSS = """
+    TextPrompt { align: center middle; }
+    TextPrompt > Vertical {
+        width: 90%; max-width: 100; height: auto; padding: 0 1;
+        border: round $accent; background: $panel;
+    }
+    TextPrompt Static { width: 100%; }
+    """
+    BINDINGS = [Binding("escape", "cancel", "cancel")]
+
+    def __init__(self, title: str, hint: str = "", *, value: str = "", integer: bool = False):
+        super().__init__()
+        self.title_text, self.hint, self.value, self.integer = title, hint, value, integer
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(Text(self.title_text, style="bold"))
+            yield Input(value=self.value, id="prompt-input",
+                        validators=[Integer(minimum=0)] if self.integer else [],
+                        type="integer" if self.integer else "text")
+            yield Static(Text(self.hint + "  enter: save · escape: cancel", style="dim"))
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        if self.integer and not text.isdigit():
+            self.query_one(Input).add_class("-invalid")
+            return
+        self.dismiss(text or None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class Notice(ModalScreen[None]):
+    """A message to read; any of enter / escape / q closes it."""
+
+    DEFAULT_CSS = """
+    Notice { align: center middle; }
+    Notice > Static { width: 80%; max-width: 90; height: auto; padding: 1 2;
+                      border: round $accent; background: $panel; }
+    """
+    BINDINGS = [Binding("enter,escape,q", "close", "close")]
+
+    def __init__(self, message: str):
+        super().__init__()
+        self.message = message
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text(inert_line(self.message)))
+
+    def action_close(self) -> None:
+        self.dismiss(None)

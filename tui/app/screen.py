@@ -1,0 +1,220 @@
+"""The feature screen: evidence on top, candidate labels and the judgment below, keys in the
+footer.  Every judging key writes one event through the session and shows "saved" only after
+the write returned."""
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Callable
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from store.errors import SaegoldError
+
+from ..safe import inert_line
+from . import render, theme
+from .modals import TextPrompt
+from .session import QueueFinished, Saved, Session
+
+TIER = Binding.Group("tier", compact=False)
+CONF = Binding.Group("confidence", compact=False)
+SELECT = Binding.Group("label", compact=False)
+VERDICT = Binding.Group("verdict", compact=False)
+PREFER = Binding.Group("prefer", compact=False)
+MOVE = Binding.Group("feature", compact=False)
+
+BINDINGS = [
+    Binding("question_mark", "help", "help", key_display="?"),
+    Binding("q", "quit", "quit"),
+    Binding("i", "tier('input')", "input", group=TIER),
+    Binding("o", "tier('output')", "output", group=TIER),
+    Binding("c", "tier('cross')", "cross", group=TIER),
+    Binding("u", "tier('obscure')", "obscure", group=TIER),
+    Binding("1", "confidence(1)", "guess", group=CONF),
+    Binding("2", "confidence(2)", "fairly sure", group=CONF),
+    Binding("3", "confidence(3)", "sure", group=CONF),
+    Binding("tab", "select(1)", "next", group=SELECT, key_display="tab"),
+    Binding("shift+tab", "select(-1)", "previous", group=SELECT, key_display="⇧tab"),
+    Binding("y", "verdict('correct')", "correct", group=VERDICT),
+    Binding("p", "verdict('partly')", "partly", group=VERDICT),
+    Binding("w", "verdict('wrong')", "wrong", group=VERDICT),
+    Binding("v", "prefer", "selected", group=PREFER),
+    Binding("0", "prefer_neither", "neither", group=PREFER),
+    Binding("n,right", "next", "next", group=MOVE, key_display="n"),
+    Binding("b,left", "previous", "back", group=MOVE, key_display="b"),
+    Binding("e", "gold_label", "own label"),
+    Binding("z", "undo", "undo"),
+    Binding("s", "skip", "skip"),
+    Binding("f", "flag", "flag"),
+    Binding("t", "note", "note"),
+    Binding("m", "more", "more"),
+    Binding("g", "jump", "jump"),
+]
+
+
+def clock_now() -> str:
+    return _dt.datetime.now().strftime("%H:%M:%S")
+
+
+class FeatureScreen(Screen[None]):
+    DEFAULT_CSS = """
+    FeatureScreen { layout: vertical; }
+    #header { height: 1; background: $boost; }
+    #body { height: 1fr; padding: 0 1; }
+    #candidates { height: auto; max-height: 45%; padding: 0 1; border-top: solid $primary; }
+    #judgment { height: auto; padding: 0 1; }
+    #status { height: 1; padding: 0 1; background: $boost; }
+    """
+    BINDINGS = BINDINGS
+    AUTO_FOCUS = "#body"
+
+    def __init__(self, session: Session, *, wallclock: Callable[[], str] = clock_now):
+        super().__init__()
+        self.session = session
+        self.wallclock = wallclock
+        self.expanded = False
+        self.status: Text = Text("ready: nothing written yet for this feature", style="dim")
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="header")
+        with VerticalScroll(id="body"):
+            yield Static(id="machine")
+            yield Static(id="examples")
+            yield Static(id="evidence")
+            yield Static(id="others")
+        yield Static(id="candidates")
+        yield Static(id="judgment")
+        yield Static(id="status")
+        yield Footer(compact=True, show_command_palette=False)
+
+    def on_mount(self) -> None:
+        self.refresh_all()
+
+    # -- drawing -----------------------------------------------------------------------
+    def refresh_all(self) -> None:
+        s = self.session
+        self.query_one("#header", Static).update(render.header(s))
+        if s.view is not None:
+            self.query_one("#examples", Static).update(render.examples(s.view, expanded=self.expanded))
+            self.query_one("#evidence", Static).update(render.evidence(s.view))
+        self.query_one("#others", Static).update(render.others(s))
+        self.refresh_judgment()
+
+    def refresh_judgment(self) -> None:
+        s = self.session
+        self.query_one("#header", Static).update(render.header(s))
+        self.query_one("#machine", Static).update(render.machine(s))
+        self.query_one("#candidates", Static).update(render.candidates(s))
+        self.query_one("#judgment", Static).update(render.judgment(s))
+        self.query_one("#status", Static).update(self.status)
+
+    def _saved(self, saved: Saved | None, otherwise: str = "") -> None:
+        if saved is None:
+            self._say(otherwise, error=False)
+            return
+        t = Text()
+        t.append(f"✓ saved {self.wallclock()} ", theme.STYLE_SAVED)
+        t.append(inert_line(saved.description))
+        self.status = t
+        self.refresh_judgment()
+
+    def _say(self, message: str, *, error: bool) -> None:
+        self.status = Text(inert_line(message), style=theme.STYLE_ERROR if error else theme.STYLE_DIM)
+        self.refresh_judgment()
+
+    def _write(self, fn: Callable[[], Saved | None], otherwise: str = "") -> None:
+        """Run one write; on failure say that NOTHING was saved."""
+        try:
+            saved = fn()
+        except (SaegoldError, ValueError) as exc:
+            self._say(f"NOT saved: {exc}", error=True)
+            return
+        self._saved(saved, otherwise)
+
+    def _moved(self) -> None:
+        self.status = Text("", style="dim")
+        self.query_one("#body", VerticalScroll).scroll_home(animate=False)
+        self.refresh_all()
+
+    # -- actions -----------------------------------------------------------------------
+    def action_tier(self, tier: str) -> None:
+        self._write(lambda: self.session.set_tier(tier))
+
+    def action_confidence(self, confidence: int) -> None:
+        self._write(lambda: self.session.set_confidence(confidence),
+                    f"confidence {confidence} will be saved with the tier (press i / o / c / u)")
+
+    def action_select(self, step: int) -> None:
+        self.session.select(step)
+        self.refresh_judgment()
+
+    def action_verdict(self, value: str) -> None:
+        self._write(lambda: self.session.verdict(value), "no candidate label to judge here")
+
+    def action_prefer(self) -> None:
+        self._write(self.session.prefer, "no candidate label to prefer")
+
+    def action_prefer_neither(self) -> None:
+        self._write(self.session.prefer_neither)
+
+    def action_skip(self) -> None:
+        self._write(self.session.skip)
+
+    def action_undo(self) -> None:
+        self._write(self.session.undo, "nothing of yours to undo on this feature")
+
+    def _ask(self, title: str, hint: str, then: Callable[[str], Saved | None], *, value: str = "") -> None:
+        def done(text: str | None) -> None:
+            if text:
+                self._write(lambda: then(text))
+            else:
+                self._say("cancelled: nothing written", error=False)
+        self.app.push_screen(TextPrompt(title, hint, value=value), done)
+
+    def action_gold_label(self) -> None:
+        j = self.session.judgment
+        self._ask("Your own label for this feature", "A short description of what it does.",
+                  self.session.gold_label, value=(j.gold_label or "") if j else "")
+
+    def action_flag(self) -> None:
+        self._ask("Flag this feature: what is wrong?", "e.g. broken examples, tokenizer junk.",
+                  self.session.flag)
+
+    def action_note(self) -> None:
+        self._ask("Note", "Anything worth keeping about this feature.", self.session.note)
+
+    def _navigate(self, fn: Callable[[], None]) -> None:
+        try:
+            fn()
+        except (QueueFinished, LookupError) as exc:
+            self._say(str(exc).strip("'\""), error=False)
+            return
+        self._moved()
+
+    def action_next(self) -> None:
+        self._navigate(self.session.next)
+
+    def action_previous(self) -> None:
+        self._navigate(self.session.previous)
+
+    def action_jump(self) -> None:
+        def done(text: str | None) -> None:
+            if text:
+                self._navigate(lambda: self.session.jump(int(text)))
+        self.app.push_screen(TextPrompt("Jump to feature index", "The feature's index in its SAE.",
+                                        integer=True), done)
+
+    def action_more(self) -> None:
+        self.expanded = not self.expanded
+        if self.session.view is not None:
+            self.query_one("#examples", Static).update(render.examples(self.session.view, expanded=self.expanded))
+
+    def action_help(self) -> None:
+        self.app.action_show_help()
+
+    async def action_quit(self) -> None:
+        self.app.exit()

@@ -1,0 +1,287 @@
+"""The annotator's working state, independent of the screen: queue position, the feature
+on screen, time spent, and every judgment written as an append-only event.
+
+Each action is one event appended in its own short transaction; a method returns only
+after the write committed, so whatever the screen reports as saved is on disk.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from store import judgments as sj
+from store import queue as sq
+from store import settings
+from store.db import Project
+
+from .model import FeatureView, find_feature, load_feature
+
+IDLE_CAP_S = 120.0  # a longer pause counts as this much time on the feature
+REFILL_AHEAD = 5    # assign a new batch when fewer than this many features are left to do
+
+
+@dataclass
+class Saved:
+    """What the last action wrote (for the status line)."""
+
+    event: dict[str, Any]
+    description: str
+
+
+class QueueFinished(Exception):
+    """There is no further feature to judge."""
+
+
+class Session:
+    """One annotator (or lead) working through their queue."""
+
+    def __init__(self, project: Project, annotator: str, *, lead: bool = False,
+                 login: str | None = None, clock: Callable[[], float] = time.monotonic):
+        self.project, self.annotator, self.lead = project, annotator, lead
+        self.login = login or sj.login_user()
+        self.clock = clock
+        sj.ensure_annotator(project, annotator, "lead" if lead else "annotator")
+        self.blind = bool(settings.get(project, "blind")) and not lead
+        self.order: list[int] = []
+        self.states: dict[int, sq.FeatureState] = {}
+        self._load_queue()
+        self.done_at_start = self.done_count
+        self.started_at = clock()
+        self.pos: int | None = None
+        self.view: FeatureView | None = None
+        self.state: sq.FeatureState = sq.FeatureState(None)
+        self.selected = 0
+        self.pending_confidence: int | None = None
+        self._spent = 0.0
+        self._touched = clock()
+        self.last: Saved | None = None
+
+    # -- queue -------------------------------------------------------------------------
+    def _load_queue(self) -> None:
+        if self.lead:
+            self.order = sq.disagreements(self.project)
+            self.states = sq.states(self.project, self.annotator, self.order, lead=True)
+            return
+        self.order = sq.queue(self.project, self.annotator)
+        self.states = sq.states(self.project, self.annotator)
+        if self.todo_count < REFILL_AHEAD:
+            self._refill()
+
+    def _refill(self) -> bool:
+        if self.lead or sq.assign_more(self.project, self.annotator) == 0:
+            return False
+        old = set(self.order)
+        self.order = sq.queue(self.project, self.annotator)
+        new = [f for f in self.order if f not in old]
+        self.states.update(sq.states(self.project, self.annotator, new))
+        return True
+
+    @property
+    def done_count(self) -> int:
+        return sum(1 for f in self.order if self.states[f].done)
+
+    @property
+    def todo_count(self) -> int:
+        return sum(1 for f in self.order if not (self.states[f].done or self.states[f].skipped))
+
+    @property
+    def assigned_count(self) -> int:
+        return len(self.order)
+
+    def rate_per_hour(self) -> float | None:
+        """Features finished per hour in this session (None during the first minute)."""
+        hours = (self.clock() - self.started_at) / 3600
+        return None if hours < 1 / 60 else (self.done_count - self.done_at_start) / hours
+
+    def _open(self, feature_id: int, pos: int | None) -> None:
+        self._flush_time()
+        self.pos = pos
+        self.view = load_feature(self.project, feature_id, self.annotator)
+        self.state = sq.feature_state(self.project, feature_id, self.annotator,
+                                      self.view.candidate_uuids, lead=self.lead)
+        self.states[feature_id] = self.state
+        self._spent = self.state.judgment.seconds_spent if self.state.judgment else 0.0
+        self._touched = self.clock()
+        self.pending_confidence = None
+        self.selected = self._first_unjudged()
+
+    def start(self) -> None:
+        """Open the first feature still to do (or the last one when all are done)."""
+        for i, fid in enumerate(self.order):
+            st = self.states[fid]
+            if not (st.done or st.skipped):
+                self._open(fid, i)
+                return
+        if self._refill():
+            self.start()
+            return
+        if not self.order:
+            raise QueueFinished("no features to judge in this project"
+                                + (" (no disagreements to review)" if self.lead else ""))
+        self._open(self.order[-1], len(self.order) - 1)
+
+    def next(self) -> None:
+        """Go to the next feature in the queue that is neither done nor skipped."""
+        start = -1 if self.pos is None else self.pos
+        while True:
+            for i in range(start + 1, len(self.order)):
+                st = self.states[self.order[i]]
+                if not (st.done or st.skipped):
+                    self._open(self.order[i], i)
+                    if self.todo_count < REFILL_AHEAD:
+                        self._refill()
+                    return
+            start = len(self.order) - 1
+            if not self._refill():
+                raise QueueFinished("the end of your queue: every assigned feature is done or skipped")
+
+    def previous(self) -> None:
+        if self.pos is None:
+            if self.order:
+                self._open(self.order[-1], len(self.order) - 1)
+            return
+        if self.pos == 0:
+            raise QueueFinished("this is the first feature of your queue")
+        self._open(self.order[self.pos - 1], self.pos - 1)
+
+    def jump(self, idx: int) -> None:
+        """Open the feature with index ``idx`` (in the current source when it has one)."""
+        fid = find_feature(self.project, idx, self.view.source if self.view else None)
+        if fid is None:
+            raise LookupError(f"no feature with index {idx} in this project")
+        self._open(fid, self.order.index(fid) if fid in self.order else None)
+
+    # -- time --------------------------------------------------------------------------
+    def _flush_time(self) -> None:
+        t = self.clock()
+        self._spent += min(max(t - self._touched, 0.0), IDLE_CAP_S)
+        self._touched = t
+
+    def seconds_spent(self) -> float:
+        self._flush_time()
+        return round(self._spent, 3)
+
+    # -- writing -----------------------------------------------------------------------
+    def _kind(self, kind: str) -> str:
+        return f"adj_{kind}" if self.lead and kind in ("tier", "verdict", "gold_label") else kind
+
+    def _write(self, kind: str, description: str, **fields: Any) -> Saved:
+        assert self.view is not None
+        event = sj.make_event(self.annotator, self.view.feature_id, self._kind(kind),
+                              login=self.login, seconds_spent=self.seconds_spent(), **fields)
+        sj.append(self.project, event)
+        self._refresh_state()
+        self.last = Saved(event, description)
+        return self.last
+
+    def _refresh_state(self) -> None:
+        assert self.view is not None
+        self.state = sq.feature_state(self.project, self.view.feature_id, self.annotator,
+                                      self.view.candidate_uuids, lead=self.lead)
+        self.states[self.view.feature_id] = self.state
+
+    @property
+    def judgment(self) -> sj.FeatureJudgment | None:
+        return self.state.judgment
+
+    @property
+    def revealed(self) -> bool:
+        """Blind mode hides the machine's view until this feature is done."""
+        return not self.blind or self.state.done
+
+    def set_tier(self, tier: str) -> Saved:
+        conf = self.pending_confidence
+        if conf is None and self.judgment is not None and self.judgment.tier is not None:
+            conf = self.judgment.confidence
+        self.pending_confidence = None
+        return self._write("tier", f"tier {tier}" + (f", confidence {conf}" if conf else ""),
+                           value=tier, confidence=conf)
+
+    def set_confidence(self, confidence: int) -> Saved | None:
+        """Re-save the tier with this confidence; before a tier exists, remember it."""
+        if self.judgment is None or self.judgment.tier is None:
+            self.pending_confidence = confidence
+            return None
+        return self._write("tier", f"tier {self.judgment.tier}, confidence {confidence}",
+                           value=self.judgment.tier, confidence=confidence)
+
+    def select(self, step: int) -> None:
+        if self.view and self.view.candidates:
+            self.selected = (self.selected + step) % len(self.view.candidates)
+
+    def select_letter(self, letter: str) -> bool:
+        if self.view:
+            for i, c in enumerate(self.view.candidates):
+                if c.letter == letter.upper():
+                    self.selected = i
+                    return True
+        return False
+
+    def _first_unjudged(self, after: int = -1) -> int:
+        if not self.view or not self.view.candidates:
+            return 0
+        verdicts = self.judgment.verdicts if self.judgment else {}
+        n = len(self.view.candidates)
+        for k in range(1, n + 1):
+            i = (after + k) % n
+            if self.view.candidates[i].uuid not in verdicts:
+                return i
+        return min(max(after, 0), n - 1)
+
+    def selected_candidate(self):
+        if not self.view or not self.view.candidates:
+            return None
+        return self.view.candidates[self.selected]
+
+    def verdict(self, value: str) -> Saved | None:
+        """Judge the selected candidate, then move the selection to the next unjudged one."""
+        cand = self.selected_candidate()
+        if cand is None:
+            return None
+        saved = self._write("verdict", f"{cand.letter} {value}", value=value, label_uuid=cand.uuid)
+        self.selected = self._first_unjudged(self.selected)
+        return saved
+
+    def prefer(self) -> Saved | None:
+        cand = self.selected_candidate()
+        if cand is None:
+            return None
+        return self._write("preference", f"prefer {cand.letter}", label_uuid=cand.uuid)
+
+    def prefer_neither(self) -> Saved:
+        return self._write("preference", "prefer neither", value="neither")
+
+    def gold_label(self, text: str) -> Saved:
+        return self._write("gold_label", "own label", value=text)
+
+    def skip(self) -> Saved:
+        return self._write("skip", "skipped")
+
+    def flag(self, note: str) -> Saved:
+        return self._write("flag", "flagged", value=note)
+
+    def note(self, text: str) -> Saved:
+        return self._write("note", "note", value=text)
+
+    def undo(self) -> Saved | None:
+        """Retract this annotator's last event on this feature that is still in force."""
+        assert self.view is not None
+        rows = self.project.query(
+            "SELECT uuid, kind, target_uuid FROM judgments WHERE feature_id = ? AND annotator = ? "
+            "ORDER BY created_at, seq", [self.view.feature_id, self.annotator],
+        )
+        retracted = {r["target_uuid"] for r in rows if r["kind"] == "retract"}
+        live = [r for r in rows if r["kind"] != "retract" and r["uuid"] not in retracted]
+        if not live:
+            return None
+        target = live[-1]
+        return self._write("retract", f"undid {target['kind'].removeprefix('adj_')}",
+                           target_uuid=target["uuid"])
+
+    def others(self) -> list[sj.FeatureJudgment]:
+        """Other annotators' judgments of this feature (shown to a lead only)."""
+        if not self.lead or self.view is None:
+            return []
+        return sq.others(self.project, self.view.feature_id, self.annotator)

@@ -1,0 +1,47 @@
+"""``saegold annotate``: judge features in the terminal app (keyboard only, works over SSH)."""
+from __future__ import annotations
+
+import argparse
+
+from store.db import default_path, open_project
+from store.errors import SaegoldError
+from store.judgments import login_user
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "annotate", help="judge features in the terminal app (blind, keyboard only)",
+        description="Open the annotation app on your queue of features. Each feature goes to "
+                    "`overlap` annotators (project setting); every key you press is saved at once "
+                    "as an append-only event. Press ? in the app for the keys and guidelines.",
+    )
+    p.add_argument("--annotator", metavar="NAME",
+                   help="annotator name (default: your login; use it on shared accounts)")
+    p.add_argument("--lead", action="store_true",
+                   help="review the features where annotators disagree and adjudicate them "
+                        "(registers NAME as a lead)")
+    p.add_argument("--intro", action=argparse.BooleanOptionalAction, default=None,
+                   help="show the introduction and guidelines first (default: on your first run)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tui.app.app import AnnotateApp, QueueFinished
+
+    annotator = (args.annotator or login_user()).strip()
+    if not annotator:
+        raise SaegoldError("--annotator: the name is empty")
+    project = open_project(args.db or default_path())
+    try:
+        try:
+            app = AnnotateApp(project, annotator, lead=args.lead, intro=args.intro)
+        except QueueFinished as exc:
+            print(f"saegold annotate: {exc}")
+            return 0
+        app.run(mouse=False)
+        s = app.session
+        print(f"saegold annotate: {s.annotator}: {s.done_count}/{s.assigned_count} features done; "
+              "every saved judgment is in the project")
+    finally:
+        project.close()
+    return 0
