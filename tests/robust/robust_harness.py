@@ -176,3 +176,15 @@ def random_kills(rng: random.Random, n_writers: int, max_s: float) -> dict[int, 
     """Kill a random non-empty subset of writers at random moments in [0, max_s)."""
     chosen = rng.sample(range(n_writers), rng.randint(1, n_writers))
     return {i: rng.random() * max_s for i in chosen}
+
+
+def table_dump(path: Path) -> dict[str, list[tuple]]:
+    """Every row of every table, sorted: to prove a database was left exactly as it was."""
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return {t: sorted(conn.execute(f"SELECT * FROM \"{t}\"").fetchall(), key=repr) for t in tables}
+    finally:
+        conn.close()

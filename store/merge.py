@@ -1,0 +1,463 @@
+"""Folding another project database into this one (``saegold merge OTHER.db``).
+
+Annotators who worked on a copy, or on another server, bring their work back with a merge.
+Rows are matched by what identifies them across databases, never by row id:
+
+* sources by name (``MODEL/SOURCE``), features by (source name, index);
+* judgments and labels by their UUID; bench scores by (label UUID, benchmark, control);
+* examples and logit tokens as whole per-feature lists (taken when this project has none);
+* NLA explanations by (example, NLA source, token index); annotators by name;
+  assignments by (feature, annotator); LLM cache entries by key.
+
+Nothing stored here is overwritten: where both databases hold a different value for the
+same thing, this project's value is kept and the difference is reported as a
+:class:`Conflict` (settings included).  Empty fields (NULL metadata) are filled in.
+Annotator roles are the union: a lead in either database is a lead after the merge (and
+reported).  The whole merge is one transaction, and merging the same file twice changes
+nothing.  Merged retractions and adjudications pass the same identity rule as
+:func:`store.judgments.append`, or the merge is refused as a whole.
+"""
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from . import settings as _settings
+from .db import Project, dumps, loads
+from .errors import BadInput, SchemaTooNew, StoreError
+from .judgments import COLUMNS as JUDGMENT_COLUMNS
+from .judgments import LEAD_KINDS
+from .schema import known_migrations
+
+ProgressFn = Callable[[str, int, "int | None"], None]
+
+TABLES = ("sources", "features", "examples", "nla_explanations", "logit_tokens",
+          "taxonomy_scores", "labels", "bench_scores", "annotators", "assignments",
+          "judgments", "llm_cache", "settings")
+
+
+@dataclass
+class Conflict:
+    """A thing both databases hold with different values; ``ours`` was kept."""
+
+    table: str
+    key: str
+    ours: Any
+    theirs: Any
+    resolution: str = "kept ours"
+
+    def line(self) -> str:
+        return f"{self.table} {self.key}: here {self.ours!r}, other {self.theirs!r} ({self.resolution})"
+
+
+@dataclass
+class MergeReport:
+    """What a merge added, found already present, and could not reconcile."""
+
+    other: str
+    added: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    present: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    filled: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    conflicts: list[Conflict] = field(default_factory=list)
+    dry_run: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return any(self.added.values()) or any(self.filled.values())
+
+    def conflict(self, table: str, key: str, ours: Any, theirs: Any, resolution: str = "kept ours") -> None:
+        self.conflicts.append(Conflict(table, key, ours, theirs, resolution))
+
+
+class _DryRun(Exception):
+    """Raised inside the transaction to roll a dry run back."""
+
+
+def merge(project: Project, other: str | os.PathLike, *, dry_run: bool = False,
+          progress: ProgressFn | None = None) -> MergeReport:
+    """Fold the project database at ``other`` into ``project`` in one transaction."""
+    other_path = Path(other)
+    _refuse_self(project.path, other_path)
+    src = _open_other(other_path)
+    report = MergeReport(other=str(other_path), dry_run=dry_run)
+    say = progress or (lambda stage, done, total: None)
+    try:
+        src.execute("BEGIN")  # one consistent snapshot of OTHER, even while it is written
+        try:
+            with project.write() as db:
+                _Merger(db, src, report, say, other_path).run()
+                if dry_run:
+                    raise _DryRun
+        except _DryRun:
+            pass
+    finally:
+        src.close()
+    return report
+
+
+def _refuse_self(ours: Path, other: Path) -> None:
+    if not other.exists():
+        raise StoreError(f"{other}: no such project database")
+    if other.is_dir():
+        raise StoreError(f"{other}: is a directory, not a project database")
+    try:
+        same = ours.exists() and os.path.samefile(ours, other)
+    except OSError:
+        same = False
+    if same:
+        raise StoreError(f"{other}: is this project's own database; nothing to merge")
+
+
+def _open_other(path: Path) -> sqlite3.Connection:
+    """A read-only connection to OTHER, refused when OTHER is newer or not a project."""
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30,
+                               isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path}: not a usable SQLite database ({exc})") from exc
+    if "_sqlite_migrations" not in tables:
+        conn.close()
+        raise StoreError(f"{path}: not a saegold project database (no schema record)")
+    applied = [r[0] for r in conn.execute(
+        "SELECT name FROM _sqlite_migrations WHERE migration_set = 'saegold'")]
+    known = known_migrations()
+    unknown = [name for name in applied if name not in known]
+    if unknown:
+        conn.close()
+        raise SchemaTooNew(
+            f"{path}: written by a newer saegold (schema step {unknown[-1]!r} is unknown here); "
+            f"upgrade saegold before merging it"
+        )
+    missing = [t for t in TABLES if t not in tables]
+    if missing:
+        conn.close()
+        raise StoreError(f"{path}: not a complete saegold project (missing table {missing[0]!r})")
+    return conn
+
+
+class _Merger:
+    """One merge: reads OTHER table by table and folds each into ``db``."""
+
+    def __init__(self, db: Database, src: sqlite3.Connection, report: MergeReport,
+                 say: ProgressFn, other_path: Path):
+        self.db, self.src, self.report, self.say, self.other_path = db, src, report, say, other_path
+        self.source_ids: dict[int, int] = {}     # OTHER source id -> ours
+        self.feature_ids: dict[int, int] = {}    # OTHER feature id -> ours
+        self.feature_keys: dict[int, str] = {}   # OTHER feature id -> "source#idx" for reports
+        self.example_ids: dict[int, int] = {}    # OTHER example id -> ours (same content only)
+        self.label_ids: dict[int, int] = {}      # OTHER label id -> ours
+        self.label_uuids: dict[int, str] = {}    # OTHER label id -> uuid
+        self._columns: dict[str, list[str]] = {}
+
+    # -- helpers -----------------------------------------------------------------------
+    def columns(self, table: str) -> list[str]:
+        """Columns present in both databases (an older OTHER may lack newer ones)."""
+        if table not in self._columns:
+            ours = [r[1] for r in self.db.execute(f"PRAGMA table_info({table})").fetchall()]
+            theirs = {r[1] for r in self.src.execute(f"PRAGMA table_info({table})").fetchall()}
+            self._columns[table] = [c for c in ours if c in theirs]
+        return self._columns[table]
+
+    def rows(self, table: str, order: str) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.src.execute(f"SELECT * FROM {table} ORDER BY {order}")]
+
+    def insert(self, table: str, row: dict[str, Any], skip: Iterable[str] = ("id",)) -> int:
+        cols = [c for c in self.columns(table) if c not in skip and c in row]
+        cur = self.db.execute(
+            f"INSERT INTO {table}({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
+            [row[c] for c in cols],
+        )
+        self.report.added[table] += 1
+        return cur.lastrowid
+
+    def one(self, sql: str, params: list[Any]) -> dict[str, Any] | None:
+        cur = self.db.execute(sql, params)
+        row = cur.fetchone()
+        return None if row is None else dict(zip([d[0] for d in cur.description], row))
+
+    def step(self, table: str, done: int, total: int) -> None:
+        if done % 500 == 0 or done == total:
+            self.say(f"merge {table}", done, total)
+
+    # -- the merge ---------------------------------------------------------------------
+    def run(self) -> None:
+        self.sources()
+        self.features()
+        self.examples()
+        self.nla_explanations()
+        self.logit_tokens()
+        self.taxonomy_scores()
+        self.labels()
+        self.bench_scores()
+        self.annotators()
+        self.assignments()
+        self.judgments()
+        self.llm_cache()
+        self.settings()
+
+    def sources(self) -> None:
+        rows = self.rows("sources", "id")
+        for n, r in enumerate(rows, 1):
+            ours = self.one("SELECT * FROM sources WHERE name = ?", [r["name"]])
+            if ours is None:
+                self.source_ids[r["id"]] = self.insert("sources", r)
+            else:
+                self.source_ids[r["id"]] = ours["id"]
+                self.report.present["sources"] += 1
+                self._fill("sources", ours, r, ("hook_name", "layer", "d_sae", "width"), f"{r['name']!r}")
+            self.step("sources", n, len(rows))
+
+    def _fill(self, table: str, ours: dict, theirs: dict, fields: Iterable[str], key: str,
+              where: str = "id = ?", where_params: list[Any] | None = None) -> None:
+        """Fill our NULL fields from theirs; report fields where both differ."""
+        for f in fields:
+            if f not in ours or f not in theirs or theirs[f] is None:
+                continue
+            if ours[f] is None:
+                self.db.execute(f"UPDATE {table} SET {f} = ? WHERE {where}",
+                                [theirs[f], *(where_params if where_params is not None else [ours['id']])])
+                self.report.filled[table] += 1
+            elif ours[f] != theirs[f]:
+                self.report.conflict(table, f"{key} {f}", ours[f], theirs[f])
+
+    def features(self) -> None:
+        names = {r["id"]: r["name"] for r in self.src.execute("SELECT id, name FROM sources")}
+        rows = self.rows("features", "id")
+        for n, r in enumerate(rows, 1):
+            sid = self.source_ids[r["source_id"]]
+            key = f"{names[r['source_id']]}#{r['idx']}"
+            self.feature_keys[r["id"]] = key
+            ours = self.one("SELECT * FROM features WHERE source_id = ? AND idx = ?", [sid, r["idx"]])
+            if ours is None:
+                self.feature_ids[r["id"]] = self.insert("features", {**r, "source_id": sid})
+            else:
+                self.feature_ids[r["id"]] = ours["id"]
+                self.report.present["features"] += 1
+                self._fill("features", ours, r, ("density", "max_act", "n_tokens_seen"), key)
+            self.step("features", n, len(rows))
+
+    def _groups(self, table: str, order: str) -> dict[tuple[int, str], list[dict[str, Any]]]:
+        groups: dict[tuple[int, str], list[dict[str, Any]]] = defaultdict(list)
+        for r in self.rows(table, order):
+            groups[(r["feature_id"], r["kind"])].append(r)
+        return groups
+
+    def examples(self) -> None:
+        """Per (feature, kind) the examples are one ranked list: taken whole or not at all."""
+        groups = self._groups("examples", "feature_id, kind, rank")
+        content = ("rank", "tokens", "acts", "max_idx")
+        for n, ((ofid, kind), theirs) in enumerate(groups.items(), 1):
+            fid = self.feature_ids[ofid]
+            ours = [dict(zip(("id", *content), r)) for r in self.db.execute(
+                "SELECT id, rank, tokens, acts, max_idx FROM examples WHERE feature_id = ? AND kind = ? "
+                "ORDER BY rank", [fid, kind]).fetchall()]
+            if not ours:
+                for r in theirs:
+                    self.example_ids[r["id"]] = self.insert("examples", {**r, "feature_id": fid})
+            else:
+                by_rank = {o["rank"]: o for o in ours}
+                same = len(ours) == len(theirs) and all(
+                    r["rank"] in by_rank and all(_same_json(by_rank[r["rank"]][c], r[c]) for c in content)
+                    for r in theirs)
+                if same:
+                    self.report.present["examples"] += len(theirs)
+                    for r in theirs:
+                        self.example_ids[r["id"]] = by_rank[r["rank"]]["id"]
+                else:
+                    self.report.conflict("examples", f"{self.feature_keys[ofid]} {kind}",
+                                         f"{len(ours)} examples", f"{len(theirs)} different examples")
+            self.step("examples", n, len(groups))
+
+    def nla_explanations(self) -> None:
+        rows = self.rows("nla_explanations", "id")
+        for n, r in enumerate(rows, 1):
+            eid = self.example_ids.get(r["example_id"])
+            if eid is None:  # its example was not taken (ours differ): it would explain other text
+                self.report.present["nla_explanations (example differs, skipped)"] += 1
+                continue
+            ours = self.one("SELECT * FROM nla_explanations WHERE example_id = ? AND nla_source = ? "
+                            "AND token_index = ?", [eid, r["nla_source"], r["token_index"]])
+            if ours is None:
+                self.insert("nla_explanations", {**r, "example_id": eid})
+            elif ours["text"] != r["text"]:
+                self.report.conflict("nla_explanations", f"example {eid} {r['nla_source']} "
+                                     f"token {r['token_index']}", ours["text"], r["text"])
+            else:
+                self.report.present["nla_explanations"] += 1
+            self.step("nla_explanations", n, len(rows))
+
+    def logit_tokens(self) -> None:
+        groups = self._groups("logit_tokens", "feature_id, kind, rank")
+        for n, ((ofid, kind), theirs) in enumerate(groups.items(), 1):
+            fid = self.feature_ids[ofid]
+            ours = self.db.execute("SELECT rank, token, token_id, value FROM logit_tokens "
+                                   "WHERE feature_id = ? AND kind = ? ORDER BY rank", [fid, kind]).fetchall()
+            if not ours:
+                for r in theirs:
+                    self.insert("logit_tokens", {**r, "feature_id": fid}, skip=())
+            elif [tuple(o) for o in ours] == [(r["rank"], r["token"], r["token_id"], r["value"]) for r in theirs]:
+                self.report.present["logit_tokens"] += len(theirs)
+            else:
+                self.report.conflict("logit_tokens", f"{self.feature_keys[ofid]} {kind}",
+                                     [o[1] for o in ours][:5], [r["token"] for r in theirs][:5])
+            self.step("logit_tokens", n, len(groups))
+
+    def taxonomy_scores(self) -> None:
+        rows = self.rows("taxonomy_scores", "feature_id")
+        for n, r in enumerate(rows, 1):
+            fid = self.feature_ids[r["feature_id"]]
+            ours = self.one("SELECT * FROM taxonomy_scores WHERE feature_id = ?", [fid])
+            if ours is None:
+                self.insert("taxonomy_scores", {**r, "feature_id": fid}, skip=())
+            else:
+                self.report.present["taxonomy_scores"] += 1
+                mine = (ours["input_score"], ours["output_score"], ours["category"])
+                theirs = (r["input_score"], r["output_score"], r["category"])
+                if mine != theirs:
+                    self.report.conflict("taxonomy_scores", self.feature_keys[r["feature_id"]], mine, theirs)
+            self.step("taxonomy_scores", n, len(rows))
+
+    def labels(self) -> None:
+        rows = self.rows("labels", "id")
+        for n, r in enumerate(rows, 1):
+            fid = self.feature_ids[r["feature_id"]]
+            self.label_uuids[r["id"]] = r["uuid"]
+            ours = self.one("SELECT id, feature_id, method, text FROM labels WHERE uuid = ?", [r["uuid"]])
+            if ours is None:
+                self.label_ids[r["id"]] = self.insert("labels", {**r, "feature_id": fid})
+            else:
+                self.label_ids[r["id"]] = ours["id"]
+                self.report.present["labels"] += 1
+                if (ours["feature_id"], ours["method"], ours["text"]) != (fid, r["method"], r["text"]):
+                    self.report.conflict("labels", f"uuid {r['uuid']}", (ours["method"], ours["text"]),
+                                         (r["method"], r["text"]))
+            self.step("labels", n, len(rows))
+
+    def bench_scores(self) -> None:
+        rows = self.rows("bench_scores", "id")
+        for n, r in enumerate(rows, 1):
+            lid = self.label_ids[r["label_id"]]
+            scored = self.label_ids.get(r["scored_label_id"]) if r["scored_label_id"] is not None else None
+            ours = self.one("SELECT * FROM bench_scores WHERE label_id = ? AND benchmark = ? AND control = ?",
+                            [lid, r["benchmark"], r["control"]])
+            if ours is None:
+                self.insert("bench_scores", {**r, "label_id": lid, "scored_label_id": scored})
+            else:
+                self.report.present["bench_scores"] += 1
+                if (ours["value"], ours["n"]) != (r["value"], r["n"]):
+                    self.report.conflict("bench_scores", f"label {self.label_uuids[r['label_id']]} "
+                                         f"{r['benchmark']} {r['control']}", ours["value"], r["value"])
+            self.step("bench_scores", n, len(rows))
+
+    def annotators(self) -> None:
+        for r in self.rows("annotators", "name"):
+            ours = self.one("SELECT * FROM annotators WHERE name = ?", [r["name"]])
+            if ours is None:
+                self.insert("annotators", r, skip=())
+            else:
+                self.report.present["annotators"] += 1
+                if ours["role"] != r["role"]:
+                    if r["role"] == "lead":
+                        self.db.execute("UPDATE annotators SET role = 'lead' WHERE name = ?", [r["name"]])
+                        self.report.filled["annotators"] += 1
+                    self.report.conflict("annotators", f"{r['name']!r} role", ours["role"], r["role"],
+                                         "lead in either database: lead")
+
+    def assignments(self) -> None:
+        rows = self.rows("assignments", "annotator, position")
+        for n, r in enumerate(rows, 1):
+            fid = self.feature_ids[r["feature_id"]]
+            ours = self.one("SELECT position FROM assignments WHERE feature_id = ? AND annotator = ?",
+                            [fid, r["annotator"]])
+            if ours is None:
+                self.insert("assignments", {**r, "feature_id": fid}, skip=())
+            else:
+                self.report.present["assignments"] += 1
+                if ours["position"] != r["position"]:
+                    self.report.conflict("assignments", f"{self.feature_keys[r['feature_id']]} "
+                                         f"{r['annotator']!r} position", ours["position"], r["position"])
+            self.step("assignments", n, len(rows))
+
+    def judgments(self) -> None:
+        rows = self.rows("judgments", "seq")
+        new: list[dict[str, Any]] = []
+        compare = [c for c in JUDGMENT_COLUMNS if c not in ("uuid", "feature_id")]
+        for n, r in enumerate(rows, 1):
+            fid = self.feature_ids[r["feature_id"]]
+            ours = self.one("SELECT * FROM judgments WHERE uuid = ?", [r["uuid"]])
+            if ours is None:
+                row = {**r, "feature_id": fid}
+                self.insert("judgments", row, skip=("seq",))
+                new.append(row)
+            else:
+                self.report.present["judgments"] += 1
+                diff = [c for c in compare if c in ours and ours[c] != r.get(c)]
+                if ours["feature_id"] != fid:
+                    diff.insert(0, "feature")
+                if diff:
+                    self.report.conflict("judgments", f"uuid {r['uuid']} {diff[0]}",
+                                         ours.get(diff[0], ours["feature_id"]), r.get(diff[0], r["feature_id"]))
+            self.step("judgments", n, len(rows))
+        self._check_identity(new)
+
+    def _check_identity(self, new: list[dict[str, Any]]) -> None:
+        """Merged retractions/adjudications obey the rule :func:`store.judgments.append` enforces."""
+        for i, ev in enumerate(new):
+            who, kind = ev["annotator"], ev["kind"]
+            role = self.db.execute("SELECT role FROM annotators WHERE name = ?", [who]).fetchone()
+            is_lead = role is not None and role[0] == "lead"
+            if kind in LEAD_KINDS and not is_lead:
+                raise BadInput(str(self.other_path), f"judgment {ev['uuid']}", "annotator",
+                               f"{who!r} is not a lead: only a lead can adjudicate; nothing was merged")
+            if kind == "retract":
+                target = self.db.execute("SELECT annotator FROM judgments WHERE uuid = ?",
+                                         [ev["target_uuid"]]).fetchone()
+                if target is None:
+                    raise BadInput(str(self.other_path), f"judgment {ev['uuid']}", "target_uuid",
+                                   "retracts an event that is in neither database; nothing was merged")
+                if target[0] != who and not is_lead:
+                    raise BadInput(str(self.other_path), f"judgment {ev['uuid']}", "annotator",
+                                   f"{who!r} cannot retract an event of {target[0]!r} (only its author "
+                                   f"or a lead can); nothing was merged")
+
+    def llm_cache(self) -> None:
+        rows = self.rows("llm_cache", "key")
+        for n, r in enumerate(rows, 1):
+            if self.db.execute("SELECT 1 FROM llm_cache WHERE key = ?", [r["key"]]).fetchone():
+                self.report.present["llm_cache"] += 1
+            else:
+                self.insert("llm_cache", r, skip=())
+            self.step("llm_cache", n, len(rows))
+
+    def settings(self) -> None:
+        """Settings are never changed by a merge; differences in effect are reported."""
+        theirs = {r["key"]: loads(r["value"]) for r in self.src.execute("SELECT key, value FROM settings")}
+        ours = {r[0]: loads(r[1]) for r in self.db.execute("SELECT key, value FROM settings").fetchall()}
+        for key in sorted(set(theirs) | set(ours)):
+            default = _settings.DEFAULTS.get(key)
+            mine, other = ours.get(key, default), theirs.get(key, default)
+            if dumps(mine) != dumps(other):
+                self.report.conflict("settings", key, mine, other)
+            else:
+                self.report.present["settings"] += 1
+
+
+def _same_json(a: Any, b: Any) -> bool:
+    """Equal stored values; JSON text compared by value (formatting may differ)."""
+    if a == b:
+        return True
+    if isinstance(a, str) and isinstance(b, str):
+        try:
+            return loads(a) == loads(b)
+        except ValueError:
+            return False
+    return False
