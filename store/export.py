@@ -1,0 +1,155 @@
+"""Export features, taxonomy scores and labels as JSON Lines or CSV.
+
+Scripts depend on the field names: every record carries ``source`` (``MODEL/SOURCE``) and
+``feature`` (the index); scores carry ``input_score``, ``output_score``, ``category``;
+labels carry ``method`` and ``text``.  Rows stream from the database in (source, feature)
+order; a file is written to a temporary name and renamed, so a failed export leaves no
+half-written file.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+from .db import Project, dumps, loads
+from .errors import StoreError
+
+FORMATS = ("jsonl", "csv")
+KINDS = ("features", "scores", "labels")
+
+FIELDS: dict[str, tuple[str, ...]] = {
+    "features": ("source", "feature", "model_id", "sae_id", "hook_name", "layer", "d_sae",
+                 "density", "max_act", "n_tokens_seen", "n_examples", "n_labels", "category"),
+    "scores": ("source", "feature", "input_score", "output_score", "category",
+               "input_threshold", "output_threshold", "scorer_version", "device",
+               "continuation", "created_at"),
+    "labels": ("source", "feature", "method", "text", "model", "uuid", "origin", "status",
+               "prompt_tokens", "completion_tokens", "error", "details", "created_at"),
+}
+JSON_COLUMNS = {"details"}  # stored as JSON text: an object in JSONL, JSON text in CSV
+
+_SQL = {
+    "features": """
+        SELECT s.name AS source, f.idx AS feature, s.model_id, s.sae_id, s.hook_name, s.layer,
+               s.d_sae, f.density, f.max_act, f.n_tokens_seen,
+               (SELECT count(*) FROM examples e WHERE e.feature_id = f.id AND e.kind = 'top') AS n_examples,
+               (SELECT count(*) FROM labels l WHERE l.feature_id = f.id AND l.status = 'ok') AS n_labels,
+               t.category, f.id AS _fid
+        FROM features f JOIN sources s ON s.id = f.source_id
+        LEFT JOIN taxonomy_scores t ON t.feature_id = f.id
+        {where} ORDER BY s.name, f.idx""",
+    "scores": """
+        SELECT s.name AS source, f.idx AS feature, t.input_score, t.output_score, t.category,
+               t.input_threshold, t.output_threshold, t.scorer_version, t.device,
+               t.continuation, t.created_at
+        FROM taxonomy_scores t JOIN features f ON f.id = t.feature_id
+        JOIN sources s ON s.id = f.source_id
+        {where} ORDER BY s.name, f.idx""",
+    "labels": """
+        SELECT s.name AS source, f.idx AS feature, l.method, l.text, l.model, l.uuid, l.origin,
+               l.status, l.prompt_tokens, l.completion_tokens, l.error, l.details, l.created_at
+        FROM labels l JOIN features f ON f.id = l.feature_id
+        JOIN sources s ON s.id = f.source_id
+        {where} ORDER BY s.name, f.idx, l.method, l.created_at, l.id""",
+}
+
+
+def records(project: Project, kind: str, *, source: str | None = None,
+            method: str | None = None, include_failed: bool = False,
+            with_examples: bool = False) -> Iterator[dict[str, Any]]:
+    """Stream the records of ``kind`` (features | scores | labels) as dicts."""
+    if kind not in KINDS:
+        raise StoreError(f"unknown export {kind!r} (choose {', '.join(KINDS)})")
+    where, params = [], []
+    if source is not None:
+        where.append("s.name = ?")
+        params.append(source)
+    if kind == "labels":
+        if method is not None:
+            where.append("l.method = ?")
+            params.append(method)
+        if not include_failed:
+            where.append("l.status = 'ok'")
+    sql = _SQL[kind].format(where=("WHERE " + " AND ".join(where)) if where else "")
+    examples_db = project.db if with_examples else None
+    # A second cursor on the same connection reads examples while the main query streams.
+    for row in project.db.query(sql, params):
+        fid = row.pop("_fid", None)
+        for col in JSON_COLUMNS & row.keys():
+            row[col] = loads(row[col])
+        if examples_db is not None and fid is not None:
+            row["examples"] = [
+                {"rank": r[0], "tokens": json.loads(r[1]), "acts": json.loads(r[2]),
+                 "max_idx": r[3], "max_act": r[4], "origin": r[5]}
+                for r in examples_db.execute(
+                    "SELECT rank, tokens, acts, max_idx, max_act, origin FROM examples "
+                    "WHERE feature_id = ? AND kind = 'top' ORDER BY rank", [fid])]
+            for lk in ("promoted", "suppressed"):
+                row[lk] = [{"token": r[0], "token_id": r[1], "value": r[2]}
+                           for r in examples_db.execute(
+                               "SELECT token, token_id, value FROM logit_tokens "
+                               "WHERE feature_id = ? AND kind = ? ORDER BY rank", [fid, lk])]
+        yield row
+
+
+def write_records(rows: Iterator[dict[str, Any]], fields: tuple[str, ...], fmt: str,
+                  out: TextIO) -> int:
+    """Write ``rows`` to ``out`` as ``fmt``; return how many were written."""
+    n = 0
+    if fmt == "jsonl":
+        for row in rows:
+            out.write(dumps(row))
+            out.write("\n")
+            n += 1
+    elif fmt == "csv":
+        writer = csv.DictWriter(out, fieldnames=list(fields), lineterminator="\n",
+                                extrasaction="raise")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: (dumps(v) if isinstance(v, (dict, list)) else v) for k, v in row.items()})
+            n += 1
+    else:
+        raise StoreError(f"unknown format {fmt!r} (choose {', '.join(FORMATS)})")
+    return n
+
+
+@contextlib.contextmanager
+def _atomic_text(path: Path) -> Iterator[TextIO]:
+    """A text file that appears at ``path`` only when fully written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def export(project: Project, kind: str, *, fmt: str, output: str | Path | None = None,
+           source: str | None = None, method: str | None = None,
+           include_failed: bool = False, with_examples: bool = False) -> int:
+    """Export ``kind`` as ``fmt`` to ``output`` (None or ``-``: standard output)."""
+    if fmt not in FORMATS:
+        raise StoreError(f"unknown format {fmt!r} (choose {', '.join(FORMATS)})")
+    if with_examples and (kind != "features" or fmt != "jsonl"):
+        raise StoreError("--with-examples is for `export features --format jsonl`")
+    fields = FIELDS[kind] + (("examples", "promoted", "suppressed") if with_examples else ())
+    rows = records(project, kind, source=source, method=method,
+                   include_failed=include_failed, with_examples=with_examples)
+    if output in (None, "-"):
+        return write_records(rows, fields, fmt, sys.stdout)
+    try:
+        with _atomic_text(Path(output)) as f:
+            return write_records(rows, fields, fmt, f)
+    except OSError as exc:
+        raise StoreError(f"{output}: cannot write ({exc.strerror or exc})") from exc

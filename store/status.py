@@ -1,0 +1,103 @@
+"""What a project holds: counts per table, category and label method, annotation progress."""
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from typing import Any
+
+from .db import Project
+from .features import CATEGORIES
+from .judgments import current
+
+
+def table_counts(project: Project) -> dict[str, int]:
+    names = [r["name"] for r in project.query(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+        "AND name NOT LIKE '\\_%' ESCAPE '\\' ORDER BY name")]
+    return {name: project.scalar(f'SELECT count(*) FROM "{name}"') for name in names}
+
+
+def sources(project: Project) -> list[dict[str, Any]]:
+    return project.query(
+        "SELECT s.name, s.hook_name, s.layer, s.d_sae, "
+        "(SELECT count(*) FROM features f WHERE f.source_id = s.id) AS features, "
+        "(SELECT count(*) FROM features f JOIN taxonomy_scores t ON t.feature_id = f.id "
+        " WHERE f.source_id = s.id) AS scored, "
+        "(SELECT count(DISTINCT l.feature_id) FROM labels l JOIN features f ON f.id = l.feature_id "
+        " WHERE f.source_id = s.id AND l.status = 'ok') AS labeled "
+        "FROM sources s ORDER BY s.name")
+
+
+def categories(project: Project) -> dict[str, int]:
+    """Features per category; ``unscored`` counts features without both scores."""
+    counts = dict.fromkeys(CATEGORIES, 0)
+    for row in project.query("SELECT category, count(*) AS n FROM taxonomy_scores GROUP BY category"):
+        if row["category"] in counts:
+            counts[row["category"]] = row["n"]
+    counts["unscored"] = project.scalar("SELECT count(*) FROM features") - sum(counts.values())
+    return counts
+
+
+def label_methods(project: Project) -> list[dict[str, Any]]:
+    return project.query(
+        "SELECT method, sum(status = 'ok') AS ok, sum(status = 'failed') AS failed, "
+        "count(DISTINCT CASE WHEN status = 'ok' THEN feature_id END) AS features, "
+        "group_concat(DISTINCT origin) AS origins "
+        "FROM labels GROUP BY method ORDER BY method")
+
+
+def annotation_progress(project: Project) -> list[dict[str, Any]]:
+    """Per annotator: assigned, judged (any current judgment), done (tier and a verdict on
+    every usable candidate), skipped, flagged, events written, last activity."""
+    view = current(project)
+    judged_fids = {fid for fid, _ in view}
+    cands: dict[int, list[str]] = defaultdict(list)
+    if judged_fids:
+        for row in project.db.execute("SELECT feature_id, uuid FROM labels WHERE status = 'ok'"):
+            if row[0] in judged_fids:
+                cands[row[0]].append(row[1])
+    roles = {r["name"]: r["role"] for r in project.query("SELECT name, role FROM annotators")}
+    assigned = {r["annotator"]: r["n"] for r in project.query(
+        "SELECT annotator, count(*) AS n FROM assignments GROUP BY annotator")}
+    events = {r["annotator"]: (r["n"], r["last_at"]) for r in project.query(
+        "SELECT annotator, count(*) AS n, max(created_at) AS last_at FROM judgments GROUP BY annotator")}
+    judged: Counter[str] = Counter()
+    done: Counter[str] = Counter()
+    skipped: Counter[str] = Counter()
+    flagged: Counter[str] = Counter()
+    adjudicated: Counter[str] = Counter()
+    for (fid, name), j in view.items():
+        if j.is_adjudication:
+            adjudicated[j.annotator] += 1
+            continue
+        judged[name] += 1
+        done[name] += j.done(cands.get(fid, []))
+        skipped[name] += j.skipped
+        flagged[name] += bool(j.flags)
+    names = sorted(set(roles) | set(assigned) | set(events) | set(judged))
+    return [{
+        "annotator": name, "role": roles.get(name, "annotator"), "assigned": assigned.get(name, 0),
+        "judged": judged[name], "done": done[name], "skipped": skipped[name],
+        "flagged": flagged[name], "adjudicated": adjudicated[name],
+        "events": events.get(name, (0, None))[0], "last_at": events.get(name, (0, None))[1],
+    } for name in names]
+
+
+def imports(project: Project) -> list[dict[str, Any]]:
+    if not project.scalar("SELECT 1 FROM sqlite_master WHERE name = 'import_log'"):
+        return []
+    return project.query(
+        "SELECT kind, path, records, rejected, bytes, sha256, imported_at FROM import_log ORDER BY id")
+
+
+def status(project: Project) -> dict[str, Any]:
+    """Everything `saegold status` shows, as plain data (``--json`` prints it as is)."""
+    return {
+        "path": str(project.path),
+        "schema_version": project.schema_version,
+        "tables": table_counts(project),
+        "sources": sources(project),
+        "categories": categories(project),
+        "label_methods": label_methods(project),
+        "annotators": annotation_progress(project),
+        "imports": imports(project),
+    }

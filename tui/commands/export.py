@@ -1,0 +1,79 @@
+"""``saegold export features|scores|labels|gold``: data out, for scripts and papers."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from store import export as store_export
+from store.db import default_path, open_project
+
+from ..progress import progress_bars
+from ..safe import inert_line
+
+DESCRIPTION = """\
+Export project data. JSON Lines or CSV, to standard output unless --output is given (a
+file appears only when fully written). Every record carries `source` (MODEL/SOURCE) and
+`feature` (the index); scores carry input_score, output_score, category, the thresholds
+and scorer_version; labels carry method, text, model, uuid, origin, status. `gold` writes
+the gold data resolved from human judgments under a policy."""
+
+GOLD_POLICIES = ("majority", "unanimous", "adjudicated")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export features, scores, labels or gold data",
+                       description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    what = p.add_subparsers(dest="export_kind", metavar="WHAT", required=True)
+    helps = {"features": "sources, features, density, max activation, category",
+             "scores": "taxonomy scores: input_score, output_score, category",
+             "labels": "candidate labels: method, text, model, origin"}
+    for kind in store_export.KINDS:
+        q = what.add_parser(kind, help=helps[kind], description=f"Export {helps[kind]}.\n"
+                            f"Fields: {', '.join(store_export.FIELDS[kind])}.")
+        q.add_argument("--format", choices=store_export.FORMATS, default="jsonl",
+                       help="output format (default: jsonl)")
+        q.add_argument("--output", "-o", metavar="PATH", help="write here instead of stdout")
+        q.add_argument("--source", metavar="MODEL/SOURCE", help="only this source")
+        if kind == "labels":
+            q.add_argument("--method", help="only labels of this method")
+            q.add_argument("--include-failed", action="store_true",
+                           help="also failed labelling attempts (status 'failed', text empty)")
+        if kind == "features":
+            q.add_argument("--with-examples", action="store_true",
+                           help="jsonl only: add top examples and promoted/suppressed logit tokens")
+        q.set_defaults(func=run, kind=kind)
+    g = what.add_parser("gold", help="gold labels and tiers resolved from human judgments",
+                        description="Export the gold data resolved from the annotators' "
+                                    "judgments under a policy (majority, unanimous, or the "
+                                    "lead's adjudications).")
+    g.add_argument("--format", choices=("jsonl", "csv", "parquet"), default="jsonl",
+                   help="output format (default: jsonl; parquet needs --output)")
+    g.add_argument("--policy", choices=GOLD_POLICIES, default="majority",
+                   help="how judgments become gold (default: majority)")
+    g.add_argument("--output", "-o", metavar="PATH", help="write here instead of stdout")
+    g.set_defaults(func=run_gold)
+
+
+def run(args: argparse.Namespace) -> int:
+    with open_project(args.db or default_path()) as project:
+        n = store_export.export(
+            project, args.kind, fmt=args.format, output=args.output, source=args.source,
+            method=getattr(args, "method", None),
+            include_failed=getattr(args, "include_failed", False),
+            with_examples=getattr(args, "with_examples", False),
+        )
+    if args.output not in (None, "-"):
+        print(f"wrote {n:,} {args.kind} record(s) to {inert_line(args.output)}", file=sys.stderr)
+    return 0
+
+
+def run_gold(args: argparse.Namespace) -> int:
+    from engine.gold import export_gold  # lazy: the statistics stack is not needed otherwise
+
+    with open_project(args.db or default_path()) as project:
+        with progress_bars() as progress:
+            n = export_gold(project, fmt=args.format, policy=args.policy, output=args.output,
+                            progress=progress)
+    if args.output not in (None, "-"):
+        print(f"wrote {n:,} gold record(s) to {inert_line(args.output)}", file=sys.stderr)
+    return 0

@@ -1,0 +1,92 @@
+"""``saegold status``: what the project holds and how far annotation has come."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from rich.console import Console
+from rich.table import Table
+
+from store.db import default_path, open_project
+from store.status import status
+
+from ..safe import inert
+
+SHOW_IMPORTS = 10
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "status", help="counts per table, category and label method; annotation progress",
+        description="Show what the project holds: rows per table, features per source and "
+                    "per category, labels per method, annotation progress per annotator "
+                    "(assigned, judged, done = tier plus a verdict on every candidate), and "
+                    "the files imported.",
+    )
+    p.add_argument("--json", action="store_true", help="print the same as JSON, for scripts")
+    p.set_defaults(func=run)
+
+
+def _table(title: str, *columns: str) -> Table:
+    t = Table(title=title, title_justify="left", title_style="bold")
+    for i, c in enumerate(columns):
+        t.add_column(c, justify="left" if i == 0 else "right")
+    return t
+
+
+def _n(value: object) -> str:
+    return "" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def run(args: argparse.Namespace) -> int:
+    with open_project(args.db or default_path()) as project:
+        data = status(project)
+    if args.json:
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+        return 0
+    console = Console(highlight=False)
+    console.print(inert(f"project {data['path']} (schema version {data['schema_version']})", "bold"))
+
+    t = _table("Rows per table", "table", "rows")
+    for name, n in data["tables"].items():
+        t.add_row(inert(name), _n(n))
+    console.print(t)
+
+    if data["sources"]:
+        t = _table("Sources", "source", "layer", "features", "scored", "labeled")
+        for s in data["sources"]:
+            t.add_row(inert(s["name"]), _n(s["layer"]), _n(s["features"]), _n(s["scored"]),
+                      _n(s["labeled"]))
+        console.print(t)
+
+    t = _table("Features per category", "category", "features")
+    for cat, n in data["categories"].items():
+        t.add_row(cat, _n(n))
+    console.print(t)
+
+    if data["label_methods"]:
+        t = _table("Labels per method", "method", "ok", "failed", "features", "origin")
+        for m in data["label_methods"]:
+            t.add_row(inert(m["method"]), _n(m["ok"]), _n(m["failed"]), _n(m["features"]),
+                      inert(m["origins"] or ""))
+        console.print(t)
+
+    if data["annotators"]:
+        t = _table("Annotation progress", "annotator", "role", "assigned", "judged", "done",
+                   "skipped", "flagged", "last activity")
+        for a in data["annotators"]:
+            t.add_row(inert(a["annotator"]), a["role"], _n(a["assigned"]), _n(a["judged"]),
+                      _n(a["done"]), _n(a["skipped"]), _n(a["flagged"]), inert(a["last_at"] or ""))
+        console.print(t)
+    else:
+        console.print("No annotators yet.")
+
+    if data["imports"]:
+        shown = data["imports"][-SHOW_IMPORTS:]
+        t = _table(f"Imported files ({len(data['imports'])}, latest {len(shown)})",
+                   "file", "kind", "records", "rejected", "imported at")
+        for imp in shown:
+            t.add_row(inert(imp["path"]), imp["kind"], _n(imp["records"]), _n(imp["rejected"]),
+                      inert(imp["imported_at"]))
+        console.print(t)
+    return 0
