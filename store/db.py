@@ -100,6 +100,10 @@ class Project:
                 if mode.lower() != "wal":
                     conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.OperationalError as exc:
+            if _environmental(exc):
+                raise _operational(self.path, exc) from exc
+            raise StoreError(f"{self.path}: not a usable SQLite database ({exc})") from exc
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: not a usable SQLite database ({exc})") from exc
         db = Database(conn, execute_plugins=False)
@@ -148,6 +152,13 @@ class Project:
             raise _operational(self.path, exc) from exc
         try:
             yield db
+        except sqlite3.OperationalError as exc:
+            db.rollback()
+            # A read-only file, a full disk or a lost lock surfaces at the first write inside
+            # the transaction: say so in one line (other SQL errors stay as they are).
+            if _environmental(exc):
+                raise _operational(self.path, exc) from exc
+            raise
         except BaseException:
             db.rollback()
             raise
@@ -173,6 +184,10 @@ class Project:
         db = self.db
         try:
             applied = [m.name for m in migrations.applied(db)]
+        except sqlite3.OperationalError as exc:
+            if _environmental(exc):
+                raise _operational(self.path, exc) from exc
+            raise StoreError(f"{self.path}: not a usable SQLite database ({exc})") from exc
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: not a usable SQLite database ({exc})") from exc
         known = known_migrations()
@@ -196,6 +211,13 @@ class Project:
     @property
     def schema_version(self) -> int:
         return len(migrations.applied(self.db))
+
+
+def _environmental(exc: sqlite3.OperationalError) -> bool:
+    """The file, the disk or another process is at fault, not the statement."""
+    msg = str(exc)
+    return any(s in msg for s in ("readonly", "read-only", "locked", "busy", "disk is full",
+                                  "disk I/O error", "unable to open database file"))
 
 
 def _operational(path: Path, exc: sqlite3.OperationalError) -> StoreError:

@@ -1,0 +1,122 @@
+"""A newer schema, a read-only file, a full disk and a locked file: one clear line, exit 2,
+and the database exactly as it was."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from robust_harness import REPO, seed_project, table_dump
+
+import store.db as store_db
+
+NOTE = {"annotator": "zoe", "source": "tiny-model/0-res", "feature": 0, "kind": "note",
+        "value": "hello", "created_at": "2026-11-01T00:00:00Z"}
+
+
+def _one_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("saegold: error: ")
+    return lines[0]
+
+
+@pytest.fixture
+def jsonl(tmp_path) -> Path:
+    path = tmp_path / "j.jsonl"
+    path.write_text("\n".join(json.dumps({**NOTE, "feature": i % 40, "value": f"n{i}"})
+                              for i in range(300)) + "\n")
+    return path
+
+
+@pytest.fixture
+def other(tmp_path) -> Path:
+    return seed_project(tmp_path / "other.db")
+
+
+def test_newer_schema_is_one_line(seeded, cli, jsonl, other):
+    with sqlite3.connect(seeded) as conn:
+        conn.execute("INSERT INTO _sqlite_migrations(migration_set, name, applied_at) "
+                     "VALUES ('saegold', 'm999_from_the_future', 'x')")
+    before = table_dump(seeded)
+    for args in (["init"], ["import", "judgments", jsonl], ["merge", other], ["backup", seeded.with_name("b.db")]):
+        rc, out, err = cli("--db", seeded, *args)
+        assert rc == 2
+        assert "newer saegold" in _one_line(err)
+    assert table_dump(seeded) == before
+
+
+def _drop_root_privileges() -> list[str]:
+    """As root, file modes do not stop writes: run without CAP_DAC_OVERRIDE (setpriv)."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: a read-only file cannot be simulated")
+    return [setpriv, "--bounding-set=-dac_override,-dac_read_search,-fowner"]
+
+
+def test_read_only_file_is_one_line(seeded, jsonl, other, tmp_path):
+    prefix = _drop_root_privileges()
+    before = table_dump(seeded)
+    seeded.chmod(0o444)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for args in (["import", "judgments", str(jsonl)], ["merge", str(other)]):
+        r = subprocess.run([*prefix, sys.executable, "-m", "tui.cli", "--db", str(seeded), *args],
+                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+        assert r.returncode == 2, r.stderr
+        assert "read-only" in _one_line(r.stderr)
+    seeded.chmod(0o664)
+    assert table_dump(seeded) == before
+
+
+def test_full_disk_is_one_line(seeded, cli, jsonl, other, monkeypatch):
+    """The disk fills mid-transaction (max_page_count at the current size): nothing lands."""
+    connect = store_db.Project._connect
+
+    def cramped(self):
+        db = connect(self)
+        pages = db.execute("PRAGMA page_count").fetchone()[0]
+        db.execute(f"PRAGMA max_page_count = {pages}")
+        return db
+
+    before = table_dump(seeded)
+    monkeypatch.setattr(store_db.Project, "_connect", cramped)
+    for args in (["import", "judgments", jsonl], ["merge", other]):
+        rc, out, err = cli("--db", seeded, *args)
+        assert rc == 2
+        assert "disk is full" in _one_line(err)
+    monkeypatch.undo()
+    assert table_dump(seeded) == before
+
+
+def test_locked_file_is_one_line(seeded, cli, jsonl, other, monkeypatch):
+    monkeypatch.setattr(store_db, "BUSY_TIMEOUT_MS", 200)
+    before = table_dump(seeded)
+    holder = sqlite3.connect(seeded, isolation_level=None)
+    try:
+        # A writer that holds its lock past the busy timeout.
+        holder.execute("BEGIN EXCLUSIVE")
+        holder.execute("INSERT INTO annotators(name, role, created_at) VALUES ('hog', 'annotator', 'x')")
+        for args in (["import", "judgments", jsonl], ["merge", other]):
+            rc, out, err = cli("--db", seeded, *args)
+            assert rc == 2
+            assert "locked by another process" in _one_line(err)
+        holder.execute("ROLLBACK")
+        # A connection in exclusive locking mode shuts out even readers.
+        holder.execute("PRAGMA locking_mode = EXCLUSIVE")
+        holder.execute("BEGIN EXCLUSIVE")
+        holder.execute("INSERT INTO annotators(name, role, created_at) VALUES ('hog', 'annotator', 'x')")
+        for args in (["init"], ["import", "judgments", jsonl], ["backup", seeded.with_name("b.db")]):
+            rc, out, err = cli("--db", seeded, *args)
+            assert rc == 2
+            assert "locked by another process" in _one_line(err)
+        holder.execute("ROLLBACK")
+    finally:
+        holder.close()
+    assert table_dump(seeded) == before
