@@ -24,6 +24,10 @@ DEFAULTS: dict[str, Any] = {
     "llm_base_url": None,
     "llm_model": "gpt-4o-mini",
     "llm_api_key_env": "OPENAI_API_KEY",
+    # NLA explanation service for the baez labelers (Neuronpedia's NLA explain shape).
+    "nla_url": None,               # e.g. "https://www.neuronpedia.org/api/nla"
+    "nla_model_id": None,          # None: the SAE source's model id
+    "nla_source_id": None,         # e.g. "kitft-l41"; also names the stored explanations
     # Annotation.
     "overlap": 2,
     "blind": True,
