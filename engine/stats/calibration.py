@@ -1,0 +1,272 @@
+"""Calibration of the automatic benchmarks against human label verdicts.
+
+For each benchmark (detection, fuzzing, embedding, and any other in the project) and each
+automatic category (plus "all"):
+
+- AUROC of the benchmark score for human "correct" (partly counted as negative) and for
+  "correct or partly" (partly counted as positive), each with a seeded bootstrap CI;
+- Spearman correlation of the score with the ordinal verdict (wrong 0 < partly 1 < correct 2);
+- a calibration map score -> P(human says correct) (see :mod:`calibration_map`);
+- the true-vs-shuffled control next to the human verdict rates.
+
+Rows: every (label, annotator) verdict on a label that has a benchmark score.  Keeping each
+annotator's verdict (rather than a majority) estimates P(a human says correct), keeps
+disagreement as the noise it is, and needs no tie rule; CIs and CV folds resample or split
+by label, so one label's rows always stay together.  Lead adjudications are left out.
+"""
+from __future__ import annotations
+
+import warnings
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.stats import spearmanr
+
+from engine.progress import Progress, null_progress
+from store.db import Project
+from store.judgments import TIERS
+
+from . import data, thresholds
+from .calibration_map import CalibrationMap, fit_calibration
+from .measures import auroc, weighted_auroc
+from .resample import DEFAULT_BOOT, DEFAULT_SEED, Estimate, cluster_counts, estimate
+
+BENCHMARKS = ("detection", "fuzzing", "embedding")
+CHANCE = 0.5  # balanced accuracy (detection, fuzzing) and AUROC (embedding)
+VERDICT_CODE = {"wrong": 0, "partly": 1, "correct": 2}
+DEFAULT_MIN_ROWS = 10
+
+
+@dataclass
+class ShuffledControl:
+    n_labels: int  # labels scored with both their true and a shuffled label
+    mean_true: float | None
+    mean_shuffled: float | None
+    gap: Estimate  # mean(true - shuffled) over those labels
+    auroc: Estimate  # separability of true from shuffled scores
+
+
+@dataclass
+class Cell:
+    benchmark: str
+    category: str  # 'all' or an automatic category
+    n_labels: int
+    n_rows: int  # (label, annotator) verdicts
+    verdicts: dict[str, int]
+    human_correct_rate: float | None
+    human_correct_or_partly_rate: float | None
+    mean_score: float | None
+    auroc_correct: Estimate  # positive: correct; partly counts as negative
+    auroc_correct_or_partly: Estimate  # positive: correct or partly
+    spearman: Estimate
+    spearman_p: float | None
+    calibration: CalibrationMap
+    shuffled: ShuffledControl
+    conclusion: str = ""
+
+
+@dataclass
+class BenchmarkSummary:
+    benchmark: str
+    n_true_scores: int
+    n_shuffled_scores: int
+    n_unscored: int  # score rows with no value (nothing could be scored)
+    items_scored: int
+    parse_failures: int
+
+
+@dataclass
+class CalibrationReport:
+    benchmarks: list[BenchmarkSummary]
+    cells: list[Cell]
+    thresholds: thresholds.ThresholdFit
+    findings: list[str]
+    n_verdicts: int
+    settings: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def cell(self, benchmark: str, category: str = "all") -> Cell | None:
+        return next((c for c in self.cells if c.benchmark == benchmark and c.category == category), None)
+
+
+def _conclusion(est: Estimate) -> str:
+    if est.value is None:
+        return f"not enough data ({est.reason})"
+    lead = f"AUROC {est.value:.2f}"
+    if est.ci is None:
+        return f"{lead}, no CI ({est.reason}); cannot tell it from chance"
+    lo, hi = est.ci
+    span = f"{lead} [{lo:.2f}, {hi:.2f}]"
+    if lo > CHANCE:
+        return f"predicts human 'correct': {span}, {est.value - CHANCE:+.2f} above chance"
+    if hi < CHANCE:
+        return f"anti-predicts human 'correct': {span}, {est.value - CHANCE:+.2f} below chance"
+    return f"indistinguishable from chance: {span}"
+
+
+def _auroc_est(x: np.ndarray, pos: np.ndarray, groups: np.ndarray, counts: np.ndarray,
+               min_rows: int) -> Estimate:
+    n = len(x)
+    if n < min_rows:
+        return Estimate.missing(n, f"not enough data (n={n}, need {min_rows})")
+    value, why = auroc(x, pos)
+    if value is None:
+        return Estimate.missing(n, f"{why}, n={n}")
+    return estimate(value, n, weighted_auroc(x, pos, counts[:, groups]))
+
+
+def _shuffled(labels: list[str], true_by: dict[str, float], shuf_by: dict[str, float],
+              n_boot: int, seed: int, min_rows: int) -> ShuffledControl:
+    both = [u for u in labels if u in true_by and u in shuf_by]
+    n = len(both)
+    t = np.array([true_by[u] for u in both])
+    s = np.array([shuf_by[u] for u in both])
+    if n < min_rows:
+        why = f"not enough labels with a shuffled control (n={n}, need {min_rows})"
+        return ShuffledControl(n, float(t.mean()) if n else None, float(s.mean()) if n else None,
+                               Estimate.missing(n, why), Estimate.missing(n, why))
+    counts = cluster_counts(n, n_boot, seed)
+    diff = t - s
+    with np.errstate(invalid="ignore", divide="ignore"):
+        gap = estimate(diff.mean(), n, (counts @ diff) / counts.sum(axis=1))
+    x = np.concatenate([t, s])
+    pos = np.concatenate([np.ones(n, bool), np.zeros(n, bool)])
+    groups = np.concatenate([np.arange(n), np.arange(n)])
+    value, why = auroc(x, pos)
+    sep = estimate(value, n, weighted_auroc(x, pos, counts[:, groups]), why)
+    return ShuffledControl(n, float(t.mean()), float(s.mean()), gap, sep)
+
+
+def _cell(benchmark: str, category: str, rows: list[tuple[str, float, int]], labels: list[str],
+          true_by: dict[str, float], shuf_by: dict[str, float], *, n_boot: int, seed: int,
+          min_rows: int) -> Cell:
+    """``rows``: (label_uuid, score, verdict code) for one benchmark and category."""
+    x = np.array([r[1] for r in rows], dtype=float)
+    v = np.array([r[2] for r in rows], dtype=int)
+    uniq, groups = np.unique([r[0] for r in rows], return_inverse=True) if rows else ([], np.zeros(0, int))
+    n = len(rows)
+    counts = cluster_counts(len(uniq), n_boot, seed)
+    verdicts = {k: int((v == c).sum()) for k, c in VERDICT_CODE.items()}
+    strict = _auroc_est(x, v == 2, groups, counts, min_rows)
+    lenient = _auroc_est(x, v >= 1, groups, counts, min_rows)
+    if n < min_rows:
+        rho = Estimate.missing(n, f"not enough data (n={n}, need {min_rows})")
+        p = None
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = spearmanr(x, v)
+        r_val, p = float(res.statistic), float(res.pvalue)
+        rho = (Estimate(r_val, n) if np.isfinite(r_val)
+               else Estimate.missing(n, f"undefined: scores or verdicts are constant (n={n})"))
+        p = p if rho.value is not None and np.isfinite(p) else None
+    cal = fit_calibration(x, v == 2, groups, min_rows=min_rows)
+    cell = Cell(
+        benchmark, category, len(uniq), n, verdicts,
+        float((v == 2).mean()) if n else None, float((v >= 1).mean()) if n else None,
+        float(x.mean()) if n else None, strict, lenient, rho, p, cal,
+        _shuffled(labels, true_by, shuf_by, n_boot, seed, min_rows))
+    cell.conclusion = _conclusion(strict)
+    return cell
+
+
+def compute(project: Project, *, n_boot: int = DEFAULT_BOOT, seed: int = DEFAULT_SEED,
+            min_rows: int = DEFAULT_MIN_ROWS, grid: int = thresholds.GRID,
+            progress: Progress = null_progress) -> CalibrationReport:
+    """The full calibration report (JSON-serialisable via ``to_dict``)."""
+    judged, adjudications = data.judgments(project)
+    feats = data.features(project)
+    labels = data.labels(project)
+    scores = data.bench_scores(project)
+
+    summaries, true_by, shuf_by = [], defaultdict(dict), defaultdict(dict)
+    benchmarks = list(BENCHMARKS) + sorted({s.benchmark for s in scores} - set(BENCHMARKS))
+    for b in benchmarks:
+        mine = [s for s in scores if s.benchmark == b]
+        summaries.append(BenchmarkSummary(
+            b, sum(s.control == "true" and s.value is not None for s in mine),
+            sum(s.control == "shuffled" and s.value is not None for s in mine),
+            sum(s.value is None for s in mine), sum(s.n for s in mine), sum(s.parse_failures for s in mine)))
+        for s in mine:
+            if s.value is not None:
+                (true_by if s.control == "true" else shuf_by)[b][s.label_uuid] = float(s.value)
+
+    verdict_rows = [(u, j.annotator, VERDICT_CODE[v]) for j in judged for u, v in j.verdicts.items()
+                    if v in VERDICT_CODE]
+
+    def category_of(label_uuid: str) -> str | None:
+        lab = labels.get(label_uuid)
+        f = feats.get(lab.feature_id) if lab else None
+        return f.category if f else None
+
+    cells = []
+    categories = ["all", *TIERS]
+    total = len(benchmarks) * len(categories)
+    for bi, b in enumerate(benchmarks):
+        for ci, cat in enumerate(categories):
+            keep = [r for r in verdict_rows if r[0] in true_by[b] and (cat == "all" or category_of(r[0]) == cat)]
+            rows = [(u, true_by[b][u], code) for u, _, code in keep]
+            cat_labels = sorted(u for u in true_by[b] if cat == "all" or category_of(u) == cat)
+            cells.append(_cell(b, cat, rows, cat_labels, true_by[b], shuf_by[b], n_boot=n_boot,
+                               seed=seed, min_rows=min_rows))
+            progress("calibration", bi * len(categories) + ci + 1, total)
+    fit = thresholds.fit_thresholds(thresholds.threshold_rows(judged, feats), data.thresholds(project), grid=grid)
+    notes = []
+    if adjudications:
+        notes.append(f"{len(adjudications)} lead adjudications are left out (they are not independent verdicts)")
+    unscored = Counter(u for u, _, _ in verdict_rows if not any(u in true_by[b] for b in benchmarks))
+    if unscored:
+        notes.append(f"{len(unscored)} judged labels have no benchmark score and are not used")
+    return CalibrationReport(
+        summaries, cells, fit, findings(cells, summaries, fit), len(verdict_rows),
+        settings={"n_boot": n_boot, "seed": seed, "min_rows": min_rows, "ci_level": 0.95,
+                  "chance": CHANCE, "rows": "each (label, annotator) verdict",
+                  "ci_method": "percentile bootstrap over labels"},
+        notes=notes)
+
+
+def findings(cells: list[Cell], summaries: list[BenchmarkSummary], fit: thresholds.ThresholdFit) -> list[str]:
+    """Plain sentences answering: which benchmark predicts human judgment, where, how far from chance."""
+    out = []
+    for s in summaries:
+        mine = [c for c in cells if c.benchmark == s.benchmark]
+        overall = next(c for c in mine if c.category == "all")
+        if s.n_true_scores == 0:
+            out.append(f"{s.benchmark}: no benchmark scores in this project.")
+            continue
+        good = [c for c in mine if c.category != "all" and c.auroc_correct.ci and c.auroc_correct.ci[0] > CHANCE]
+        where = (f"; it does for {', '.join(f'{c.category} (AUROC {c.auroc_correct.value:.2f})' for c in good)}"
+                 if good else "")
+        out.append(f"{s.benchmark}, all categories: {overall.conclusion}{where}.")
+        sh = overall.shuffled
+        if sh.gap.value is not None:
+            sep = ("tells true labels from shuffled ones" if sh.gap.ci and sh.gap.ci[0] > 0
+                   else "does NOT tell true labels from shuffled ones (it measures nothing here)")
+            rate = (f"humans judge {overall.human_correct_rate:.0%} of its labels correct"
+                    if overall.human_correct_rate is not None else "no human verdicts yet")
+            out.append(f"{s.benchmark} {sep}: true {sh.mean_true:.2f} vs shuffled {sh.mean_shuffled:.2f} "
+                       f"(gap {sh.gap.value:+.2f}); {rate}.")
+        if s.parse_failures:
+            out.append(f"{s.benchmark}: {s.parse_failures} unparseable judge answers out of "
+                       f"{s.items_scored} items (excluded, not scored as wrong).")
+    ranked = [c for c in cells if c.category == "all" and c.auroc_correct.value is not None]
+    if ranked:
+        best = max(ranked, key=lambda c: c.auroc_correct.value)
+        beats = best.auroc_correct.ci is not None and best.auroc_correct.ci[0] > CHANCE
+        out.append(f"Best predictor of human judgment: {best.benchmark} (AUROC {best.auroc_correct.value:.2f})"
+                   + ("" if beats else ", but its CI includes chance: no benchmark is shown to predict humans")
+                   + ".")
+    if fit.fitted is not None and fit.cv_kappa is not None:
+        out.append(f"Taxonomy thresholds: current (input {fit.current[0]:.3g}, output {fit.current[1]:.3g}) "
+                   f"reproduce human tiers with kappa "
+                   f"{'n/a' if fit.current_kappa is None else f'{fit.current_kappa:.2f}'}; fitted "
+                   f"(input {fit.fitted[0]:.3g}, output {fit.fitted[1]:.3g}) reach cross-validated kappa "
+                   f"{fit.cv_kappa:.2f}.")
+    elif fit.reason:
+        out.append(f"Taxonomy thresholds: {fit.reason}.")
+    return out

@@ -1,0 +1,146 @@
+"""Fit the taxonomy thresholds (input, output) that best reproduce the human tiers.
+
+Grid search over candidate thresholds (midpoints between observed scores, thinned to
+quantiles), maximising Cohen's kappa between the derived category and the human tier.
+Each (feature, annotator) tier is one row; grouped K-fold cross-validation over features
+estimates the kappa a fitted pair gets on features it was not fitted to.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from sklearn.model_selection import GroupKFold
+
+from store import features as store_features
+from store import settings
+from store.db import Project
+from store.judgments import TIERS, FeatureJudgment
+
+from . import data
+from .measures import kappa, kappa_from_confusions
+
+GRID = 40
+MAX_FOLDS = 5
+MIN_ROWS = 10
+# Category codes in TIERS order: input, output, cross, obscure.
+_CODE = np.array([[3, 1], [0, 2]])  # [is_input][is_output]
+
+
+@dataclass
+class ThresholdFit:
+    n_rows: int
+    n_features: int
+    current: list[float]  # [input, output]
+    current_kappa: float | None
+    fitted: list[float] | None = None
+    fitted_kappa: float | None = None  # in-sample, on all rows
+    cv_kappa: float | None = None  # pooled out-of-fold
+    cv_fold_kappas: list[float] = field(default_factory=list)
+    folds: int = 0
+    grid: list[int] = field(default_factory=list)  # candidates per threshold
+    confusion: list[list[int]] = field(default_factory=list)  # human rows x fitted columns
+    improves: bool = False
+    reason: str | None = None
+
+
+def categories(inp: np.ndarray, out: np.ndarray, t_in: float, t_out: float) -> np.ndarray:
+    """Category codes (index in TIERS) exactly as :func:`store.features.categorize`."""
+    return _CODE[(inp >= t_in).astype(int), (out >= t_out).astype(int)]
+
+
+def candidates(values: np.ndarray, n: int = GRID) -> np.ndarray:
+    """Thresholds that split the observed values differently: midpoints (thinned to ``n``
+    quantiles) plus one below and one above every value."""
+    u = np.unique(values)
+    mids = (u[:-1] + u[1:]) / 2 if len(u) > 1 else np.zeros(0)
+    if len(mids) > n:
+        mids = np.unique(np.quantile(mids, np.linspace(0, 1, n)))
+    span = float(u[-1] - u[0]) or 1.0
+    return np.concatenate([[u[0] - 0.01 * span], mids, [u[-1] + 0.01 * span]])
+
+
+def _grid_kappas(inp, out, human, c_in, c_out) -> np.ndarray:
+    """Kappa of every (input, output) candidate pair on these rows, shape (len(c_in), len(c_out))."""
+    k = len(TIERS)
+    is_out = (out[None, :] >= c_out[:, None]).astype(int)  # (O, n)
+    offs = (np.arange(len(c_out)) * k * k)[:, None]
+    result = np.empty((len(c_in), len(c_out)))
+    for i, t in enumerate(c_in):  # one input threshold at a time keeps memory at O x n
+        codes = _CODE[(inp >= t).astype(int)[None, :], is_out]  # (O, n)
+        flat = (codes * k + human[None, :] + offs).ravel()
+        conf = np.bincount(flat, minlength=len(c_out) * k * k).reshape(-1, k, k)
+        result[i] = np.nan_to_num(kappa_from_confusions(conf), nan=-np.inf)
+    return result
+
+
+def _best(inp, out, human, c_in, c_out) -> tuple[float, float, float]:
+    grid = _grid_kappas(inp, out, human, c_in, c_out)
+    i, o = np.unravel_index(int(np.argmax(grid)), grid.shape)
+    return float(c_in[i]), float(c_out[o]), float(grid[i, o])
+
+
+def fit_thresholds(rows: list[tuple[int, float, float, int]], current: tuple[float, float],
+                   *, grid: int = GRID) -> ThresholdFit:
+    """``rows``: (feature_id, input_score, output_score, human tier code)."""
+    n = len(rows)
+    feats = len({r[0] for r in rows})
+    cur = [float(current[0]), float(current[1])]
+    if n < MIN_ROWS:
+        return ThresholdFit(n, feats, cur, None, reason=f"not enough data (n={n} judged features with "
+                                                         f"both scores, need {MIN_ROWS})")
+    g = np.array([r[0] for r in rows])
+    inp = np.array([r[1] for r in rows], dtype=float)
+    out = np.array([r[2] for r in rows], dtype=float)
+    human = np.array([r[3] for r in rows], dtype=int)
+    cur_kappa, _ = kappa(human, categories(inp, out, *cur), len(TIERS))
+    if len(np.unique(human)) < 2:
+        return ThresholdFit(n, feats, cur, cur_kappa,
+                            reason=f"one tier only among the human judgments (n={n}): nothing to fit")
+    c_in, c_out = candidates(inp, grid), candidates(out, grid)
+    t_in, t_out, k_in = _best(inp, out, human, c_in, c_out)
+    fitted = categories(inp, out, t_in, t_out)
+    conf = np.zeros((len(TIERS), len(TIERS)), dtype=int)
+    np.add.at(conf, (human, fitted), 1)
+    fit = ThresholdFit(n, feats, cur, cur_kappa, [t_in, t_out], k_in, grid=[len(c_in), len(c_out)],
+                       confusion=conf.tolist())
+    folds = min(MAX_FOLDS, feats)
+    if folds < 2:
+        fit.reason = f"not enough features to cross-validate (n={feats})"
+        return fit
+    oof = np.empty(n, dtype=int)
+    for train, test in GroupKFold(n_splits=folds).split(inp, human, g):
+        a, b, _ = _best(inp[train], out[train], human[train], candidates(inp[train], grid),
+                        candidates(out[train], grid))
+        oof[test] = categories(inp[test], out[test], a, b)
+        k_fold, _ = kappa(human[test], oof[test], len(TIERS))
+        if k_fold is not None:
+            fit.cv_fold_kappas.append(k_fold)
+    fit.folds = folds
+    fit.cv_kappa, why = kappa(human, oof, len(TIERS))
+    if fit.cv_kappa is None:
+        fit.reason = f"cross-validated kappa undefined ({why})"
+    fit.improves = fit.cv_kappa is not None and (cur_kappa is None or fit.cv_kappa > cur_kappa)
+    return fit
+
+
+def threshold_rows(judged: list[FeatureJudgment], feats: dict[int, data.FeatureInfo]
+                   ) -> list[tuple[int, float, float, int]]:
+    return [(j.feature_id, feats[j.feature_id].input_score, feats[j.feature_id].output_score,
+             TIERS.index(j.tier))
+            for j in judged
+            if j.tier in TIERS and j.feature_id in feats
+            and feats[j.feature_id].input_score is not None and feats[j.feature_id].output_score is not None]
+
+
+def compute(project: Project, *, grid: int = GRID) -> ThresholdFit:
+    judged, _ = data.judgments(project)
+    return fit_thresholds(threshold_rows(judged, data.features(project)), data.thresholds(project), grid=grid)
+
+
+def store_thresholds(project: Project, input_threshold: float, output_threshold: float) -> int:
+    """Make these the project's thresholds and re-derive every category; return rows updated."""
+    with project.write():
+        settings.set(project, "input_threshold", float(input_threshold))
+        settings.set(project, "output_threshold", float(output_threshold))
+        return store_features.recategorize(project, float(input_threshold), float(output_threshold))
