@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import random
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +15,9 @@ WORDS = ("the cat sat on a mat while the dog ran to the park and rain fell over 
          "Paris in the spring of a long year").split()
 CATS = ("input", "output", "cross", "obscure")
 METHODS = ("eleuther_acts_top5", "baez", "output_logits")
+sys.path.insert(0, str(Path(__file__).parent))  # for apphelp (importlib import mode)
+
+LABEL_TEXTS = ("animals in a sentence", "the word 'the' before nouns", "weather and seasons")
 FIXED_TIME = "2026-01-01T00:00:00.000000Z"
 
 
@@ -55,7 +60,7 @@ def fill(project, n_features: int = 12, *, seed: int = 0, texts: dict | None = N
                 continue
             for m, method in enumerate(METHODS[: 2 + (idx % 2)]):
                 uuid = sl.content_uuid("test", fid, method)
-                sl.add_label(db, fid, method, texts.get("label") or f"label {method[:4]} for feature {idx}",
+                sl.add_label(db, fid, method, texts.get("label") or f"{LABEL_TEXTS[m]} ({idx})",
                              origin="saegold", uuid=uuid, created_at=FIXED_TIME)
                 lid = db.execute("SELECT id FROM labels WHERE uuid = ?", [uuid]).fetchone()[0]
                 for b, bench in enumerate(("detection", "fuzzing", "embedding")):

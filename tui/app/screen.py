@@ -117,7 +117,7 @@ class FeatureScreen(Screen[None]):
             self._say(otherwise, error=False)
             return
         t = Text()
-        t.append(f"✓ saved {self.wallclock()} ", theme.STYLE_SAVED)
+        t.append(f"✓ saved #{self.session.saved_count} {self.wallclock()} ", theme.STYLE_SAVED)
         t.append(inert_line(saved.description))
         self.status = t
         self.refresh_judgment()

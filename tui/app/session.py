@@ -57,6 +57,7 @@ class Session:
         self._spent = 0.0
         self._touched = clock()
         self.last: Saved | None = None
+        self.saved_count = 0  # events written in this session
 
     # -- queue -------------------------------------------------------------------------
     def _load_queue(self) -> None:
@@ -172,6 +173,7 @@ class Session:
         event = sj.make_event(self.annotator, self.view.feature_id, self._kind(kind),
                               login=self.login, seconds_spent=self.seconds_spent(), **fields)
         sj.append(self.project, event)
+        self.saved_count += 1
         self._refresh_state()
         self.last = Saved(event, description)
         return self.last

@@ -1,0 +1,229 @@
+"""Pilot tests: every binding of the feature screen, checked against the events in the DB."""
+from __future__ import annotations
+
+import pytest
+from apphelp import drive, make_app, my_events, screen_text
+
+from store import judgments as sj
+from store.errors import StoreError
+from tui.app.help import HelpScreen
+from tui.app.modals import TextPrompt
+from tui.app.screen import BINDINGS
+
+
+def only(events, kind):
+    return [e for e in events if e["kind"] == kind]
+
+
+@pytest.mark.parametrize("key,tier", [("i", "input"), ("o", "output"), ("c", "cross"), ("u", "obscure")])
+def test_tier_keys(filled, key, tier):
+    app = make_app(filled)
+    drive(app, [key])
+    (ev,) = my_events(filled)
+    assert (ev["kind"], ev["value"], ev["feature_id"]) == ("tier", tier, app.session.view.feature_id)
+    assert ev["login"] == "tester" and ev["annotator"] == "alice" and ev["seconds_spent"] is not None
+
+
+@pytest.mark.parametrize("conf", [1, 2, 3])
+def test_confidence_after_and_before_tier(filled, conf):
+    drive(make_app(filled), ["i", str(conf)])
+    evs = only(my_events(filled), "tier")
+    assert [(e["value"], e["confidence"]) for e in evs] == [("input", None), ("input", conf)]
+    drive(make_app(filled, "bob"), [str(conf), "o"])  # pending confidence goes with the tier
+    assert [(e["value"], e["confidence"]) for e in my_events(filled, "bob")] == [("output", conf)]
+
+
+@pytest.mark.parametrize("key,verdict", [("y", "correct"), ("p", "partly"), ("w", "wrong")])
+def test_verdict_keys_judge_the_selected_candidate(filled, key, verdict):
+    app = make_app(filled)
+    drive(app, [key, key])
+    cands = app.session.view.candidate_uuids
+    evs = only(my_events(filled), "verdict")
+    # The selection moves on after each verdict: A, then B.
+    assert [(e["label_uuid"], e["value"]) for e in evs] == [(cands[0], verdict), (cands[1], verdict)]
+
+
+def test_tab_and_shift_tab_select_candidates(filled):
+    app = make_app(filled)
+    drive(app, ["tab", "y", "shift+tab", "shift+tab", "w"])
+    cands = app.session.view.candidate_uuids
+    evs = only(my_events(filled), "verdict")
+    # tab: B; y judges B and moves to the next unjudged (A); shift+tab twice: back to A.
+    assert evs[0]["label_uuid"] == cands[1] and evs[0]["value"] == "correct"
+    n = len(cands)
+    assert evs[1]["label_uuid"] == cands[(0 - 2) % n] and evs[1]["value"] == "wrong"
+
+
+def test_prefer_selected_and_neither(filled):
+    app = make_app(filled)
+    drive(app, ["tab", "v", "0"])
+    evs = only(my_events(filled), "preference")
+    assert evs[0]["label_uuid"] == app.session.view.candidate_uuids[1]
+    assert evs[1]["value"] == "neither" and evs[1]["label_uuid"] is None
+    assert app.session.judgment.preference == "neither"
+
+
+def test_gold_label_modal(filled):
+    app = make_app(filled)
+    drive(app, ["e", "type:cats on mats", "enter"])
+    (ev,) = my_events(filled)
+    assert (ev["kind"], ev["value"]) == ("gold_label", "cats on mats")
+
+
+def test_modal_escape_writes_nothing(filled):
+    app = make_app(filled)
+    seen = drive(app, ["e", "type:half", "escape"], after=lambda a: type(a.screen).__name__)
+    assert my_events(filled) == [] and seen == "FeatureScreen"
+
+
+def test_skip_flag_note(filled):
+    app = make_app(filled)
+    fid = app.session.view.feature_id
+    drive(app, ["f", "type:broken examples", "enter", "t", "type:looks like French", "enter", "s"])
+    evs = my_events(filled)
+    assert [(e["kind"], e["value"]) for e in evs] == [
+        ("flag", "broken examples"), ("note", "looks like French"), ("skip", None)]
+    assert all(e["feature_id"] == fid for e in evs)
+
+
+def test_undo_appends_a_retraction_of_the_last_live_event(filled):
+    app = make_app(filled)
+    status = drive(app, ["i", "y", "z", "z", "z"], after=lambda a: str(a.screen.status))
+    evs = my_events(filled)
+    tier, verdict = evs[0], evs[1]
+    retracts = only(evs, "retract")
+    assert [r["target_uuid"] for r in retracts] == [verdict["uuid"], tier["uuid"]]  # third z: nothing left
+    assert app.session.judgment is None or app.session.judgment.tier is None
+    assert "nothing of yours to undo" in status
+
+
+def test_next_back_and_arrows(filled):
+    order = make_app(filled).session.order
+    seen = []
+    for keys in ([], ["n"], ["n", "right"], ["n", "right", "b"], ["n", "right", "b", "left"]):
+        seen.append(drive(make_app(filled), keys, after=lambda a: a.session.view.feature_id))
+    assert seen == [order[0], order[1], order[2], order[1], order[0]]
+    assert "first feature" in drive(make_app(filled), ["b"], after=lambda a: str(a.screen.status))
+
+
+def test_next_skips_done_and_skipped_features(filled):
+    app = make_app(filled)
+    first, second, third = app.session.order[:3]
+    drive(app, ["n", "s", "b", "b"])  # skip the second feature, go back to the first
+    got = drive(make_app(filled), ["n"], after=lambda a: a.session.view.feature_id)
+    assert got == third  # the skipped one is passed over
+    assert first != second
+
+
+def test_jump_to_feature_index(filled):
+    app = make_app(filled)
+    got = drive(app, ["g", "type:7", "enter"], after=lambda a: a.session.view.idx)
+    assert got == 7
+    got = drive(make_app(filled), ["g", "type:999", "enter"], after=lambda a: str(a.screen.status))
+    assert "no feature with index 999" in got
+
+
+def test_more_examples_toggle(filled):
+    app = make_app(filled)
+    before = drive(app, [], after=screen_text)
+    after = drive(make_app(filled), ["m"], after=screen_text)
+    assert "(5 of 7)" in before and "(7 of 7)" in after
+
+
+def test_help_screen_lists_every_binding_and_guidelines(filled):
+    app = make_app(filled)
+
+    def check(a):
+        assert isinstance(a.screen, HelpScreen)
+        return screen_text(a)
+    text = drive(app, ["question_mark"], after=check, size=(120, 80))
+    for b in BINDINGS:
+        assert b.description in text
+    assert "Annotator guidelines" in text
+    closed = drive(make_app(filled), ["question_mark", "escape"], after=lambda a: type(a.screen).__name__)
+    assert closed == "FeatureScreen"
+
+
+def test_intro_before_first_feature(filled):
+    app = make_app(filled, intro=True)
+    text = drive(app, [], after=screen_text, size=(120, 60))
+    assert "Welcome to saegold" in text and "Press enter to start" in text
+    assert drive(make_app(filled, intro=True), ["enter"], after=lambda a: type(a.screen).__name__) == "FeatureScreen"
+
+
+def test_quit(filled):
+    app = make_app(filled)
+    drive(app, ["i", "q"])
+    assert app.return_code == 0 and not app.is_running
+    assert len(my_events(filled)) == 1
+
+
+def test_footer_shows_every_binding(filled):
+    app = make_app(filled)
+
+    def keys(a):
+        from textual.widgets._footer import FooterKey
+        return {k.action for k in a.screen.query(FooterKey)}
+    shown = drive(app, [], after=keys)
+    assert {b.action for b in BINDINGS} <= shown
+
+
+def test_blind_until_done_then_revealed(filled):
+    app = make_app(filled)
+    method_names = ("eleuther_acts_top5", "baez", "output_logits")
+
+    def text(a):
+        return screen_text(a)
+    before = drive(app, [], after=text)
+    assert "hidden until" in before and not any(m in before for m in method_names)
+    assert "detection" not in before
+    n = len(app.session.view.candidates)
+    after = drive(make_app(filled), ["i"] + ["y"] * n, after=text)
+    assert "Predicted" in after and "detection" in after and "baez" in after and "DONE" in after
+
+
+def test_blind_setting_off_shows_everything(filled):
+    from store import settings
+    settings.set(filled, "blind", False)
+    text = drive(make_app(filled), [], after=screen_text)
+    assert "Predicted" in text and "baez" in text
+
+
+def test_saved_shown_only_after_the_write(filled, monkeypatch):
+    app = make_app(filled)
+
+    def fail(project, event):
+        raise StoreError("the database is locked by another process (timed out)")
+    monkeypatch.setattr(sj, "append", fail)
+    status = drive(app, ["i"], after=lambda a: str(a.screen.status))
+    assert status.startswith("NOT saved") and my_events(filled) == []
+    monkeypatch.undo()
+    status = drive(make_app(filled), ["i"], after=lambda a: str(a.screen.status))
+    assert status.startswith("✓ saved #1") and len(my_events(filled)) == 1
+
+
+def test_seconds_spent_accumulates_with_idle_cap(filled):
+    t = [0.0]
+    app = make_app(filled, clock=lambda: t[0])
+    s = app.session
+    t[0] = 12.5
+    s.set_tier("input")
+    t[0] = 12.5 + 600  # a lunch break counts as the cap
+    s.set_tier("output")
+    a, b = only(my_events(filled), "tier")
+    assert a["seconds_spent"] == 12.5 and b["seconds_spent"] == 12.5 + 120
+
+
+def test_feature_without_labels_or_scores_degrades(project):
+    from conftest import fill
+    fill(project, 4)
+    project.db.execute("DELETE FROM bench_scores")
+    project.db.execute("DELETE FROM labels")
+    project.db.execute("DELETE FROM logit_tokens")
+    project.db.execute("DELETE FROM taxonomy_scores")
+    project.db.conn.commit()
+    app = make_app(project)
+    text = drive(app, ["i", "y"], after=screen_text)
+    assert "none for this feature" in text and "not scored yet" in text
+    assert "DONE" in text  # no candidates: the tier alone finishes it
+    assert [e["kind"] for e in my_events(project)] == ["tier"]
