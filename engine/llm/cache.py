@@ -25,11 +25,12 @@ def request_key(endpoint: str, model: str, kind: str, payload: Any, params: dict
 class LLMCache:
     """Reads and writes ``llm_cache`` rows of one project (None: no caching)."""
 
-    def __init__(self, project: Project | None):
+    def __init__(self, project: Project | None, *, read: bool = True):
         self.project = project
+        self.read = read  # False: always ask the endpoint (answers are still stored)
 
     def get(self, key: str) -> dict[str, Any] | None:
-        if self.project is None:
+        if self.project is None or not self.read:
             return None
         rows = self.project.query(
             "SELECT response, prompt_tokens, completion_tokens FROM llm_cache WHERE key = ?", [key]

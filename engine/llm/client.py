@@ -61,9 +61,10 @@ class LLMClient:
     """Cached, retrying, rate-limited access to one OpenAI-compatible endpoint."""
 
     def __init__(self, project: Project | None, *, base_url: str | None, model: str,
-                 api_key_env: str = "OPENAI_API_KEY", concurrency: int = 8,
+                 api_key_env: str | None = "OPENAI_API_KEY", concurrency: int = 8,
                  timeout: float = 60.0, max_retries: int = 5, dry_run: bool = False,
-                 backoff_base: float = 0.5, extra_headers: dict[str, str] | None = None):
+                 backoff_base: float = 0.5, extra_headers: dict[str, str] | None = None,
+                 read_cache: bool = True):
         if concurrency < 1:
             raise LLMError(f"concurrency must be at least 1 (got {concurrency})")
         if timeout <= 0:
@@ -77,7 +78,7 @@ class LLMClient:
         self.dry_run = dry_run
         self.policy = RetryPolicy(max_retries=max_retries, backoff_base=backoff_base)
         self.usage = Usage()
-        self.cache = LLMCache(project)
+        self.cache = LLMCache(project, read=read_cache)
         self._extra_headers = dict(extra_headers or {})
         self._sem = asyncio.Semaphore(concurrency)
         self._sdk: openai.AsyncOpenAI | None = None
@@ -88,8 +89,8 @@ class LLMClient:
         key = os.environ.get(self.api_key_env, "").strip() if self.api_key_env else ""
         if key:
             return key
-        if is_local(self.endpoint):
-            return LOCAL_DUMMY_KEY
+        if is_local(self.endpoint) or not self.api_key_env:
+            return LOCAL_DUMMY_KEY  # a local server, or an endpoint that needs no key
         raise LLMError(
             f"the API key variable ${self.api_key_env} is not set (needed for {self.endpoint}); "
             f"export it, or name another variable with --api-key-env"

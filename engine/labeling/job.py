@@ -1,0 +1,316 @@
+"""The label job behind ``saegold label``: plan, fetch NLA explanations, label, account.
+
+* Which features: every feature with examples (or output evidence), optionally one source
+  and some indices.  Which methods: a forced list, or per category through the routing
+  table (score-then-label).  (feature, method) pairs that already have a usable label are
+  skipped unless ``redo``.
+* Each label is written as soon as it completes (its own short transaction), so Ctrl+C or
+  a crash keeps every finished label.  An answer without ``[EXPLANATION]:``, an empty one
+  or one over the method's length limit is stored as a failed attempt (status 'failed',
+  raw_response, error) and asked again with a repair message, up to ``attempts`` times.
+  A request that fails for good fails that pair only; a fatal error (wrong key, endpoint or
+  model) stops the job.
+* Every run accounts calls, cache hits and tokens per category, and estimates what the
+  routed plan and labeling every feature with every method would cost from scratch.
+"""
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from dataclasses import dataclass, field
+
+from engine.llm.client import DRY_RUN_COMPLETION_TOKENS, LLMClient
+from engine.llm.errors import LLMRequestFailed
+from engine.llm.usage import TagUsage, estimate_tokens
+from engine.progress import Progress, null_progress
+from store import settings
+from store.db import Project
+from store.errors import SaegoldError
+from store.labels import add_label, content_uuid
+
+from . import inputs
+from .format import parse_explanation
+from .methods import METHOD_NAMES, METHODS, BuildOptions, Method, repair_message
+from .nla import NLAService
+from .routing import routing_table
+
+ORIGIN = "saegold"
+UNSCORED = "unscored"
+
+
+@dataclass
+class LabelOptions:
+    methods: list[str] | None = None       # forced methods (else routing by category)
+    by_tier: bool = False
+    source: str | None = None
+    features: list[int] | None = None
+    redo: bool = False
+    attempts: int = 3                      # answers asked per (feature, method) at most
+    nla_source: str | None = None          # name of the stored NLA explanations to use
+    temperature: float | None = 0.0        # None: not sent
+    activations: bool = True               # eleuther_acts_top5 shows 0-10 values
+
+
+@dataclass
+class Cost:
+    calls: int = 0                 # label requests
+    nla_calls: int = 0             # NLA explanation requests
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass
+class LabelReport:
+    dry_run: bool = False
+    features: int = 0                                   # features selected
+    planned: int = 0                                    # (feature, method) pairs to run
+    labeled: int = 0                                    # pairs that got a usable label
+    failed: int = 0                                     # pairs that ended without one
+    failed_attempts: int = 0                            # failed attempts stored
+    already_done: int = 0                               # pairs skipped: labeled before
+    skipped: Counter = field(default_factory=Counter)   # "method: reason" -> pairs
+    unscored: int = 0                                   # by tier: features without a category
+    nla_source: str | None = None
+    nla_stored: int = 0
+    nla_failed: int = 0
+    nla_token_mismatches: int = 0
+    spent: dict[str, TagUsage] = field(default_factory=dict)    # category -> usage (labels + NLA)
+    plan_estimate: Cost = field(default_factory=Cost)           # the routed plan, from scratch
+    all_methods_estimate: Cost = field(default_factory=Cost)    # every feature x every method
+    errors: list[str] = field(default_factory=list)             # first few request failures
+
+    @property
+    def total_spent(self) -> TagUsage:
+        out = TagUsage()
+        for u in self.spent.values():
+            out.add(u)
+        return out
+
+
+@dataclass
+class _Pair:
+    row: dict
+    method: Method
+    category: str
+
+
+def category_of(row: dict) -> str:
+    return row.get("category") or UNSCORED
+
+
+async def run_label_job(project: Project, client: LLMClient, opts: LabelOptions, *,
+                        nla: NLAService | None = None, nla_client: LLMClient | None = None,
+                        progress: Progress = null_progress) -> LabelReport:
+    """Plan and run the labeling; see the module docstring."""
+    if not opts.methods and not opts.by_tier:
+        raise SaegoldError("say which labels to make: --methods M1,M2 or --by-tier")
+    if opts.attempts < 1:
+        raise SaegoldError(f"--attempts must be at least 1 (got {opts.attempts})")
+    dry = client.dry_run
+    report = LabelReport(dry_run=dry)
+    table = routing_table(project) if opts.by_tier and not opts.methods else None
+    rows = inputs.feature_rows(project, source=opts.source, indices=opts.features)
+    _check_selection(project, opts, rows)
+    report.features = len(rows)
+    nla_name = resolve_nla_source(project, rows, opts, nla)
+    report.nla_source = nla_name
+    build_opts = BuildOptions(dry_run=dry, neutral_prompt=settings.get(project, "neutral_prompt"),
+                              activations=opts.activations)
+    done = set() if opts.redo else {
+        (r["feature_id"], r["method"]) for r in project.query(
+            "SELECT DISTINCT feature_id, method FROM labels WHERE status = 'ok'")}
+
+    # -- plan, and estimate the cost of the plan and of everything --------------------------
+    pairs: list[_Pair] = []
+    nla_needed: dict[int, tuple[inputs.Example, str]] = {}
+    progress("planning", 0, len(rows))
+    for i, row in enumerate(rows, 1):
+        category = category_of(row)
+        if opts.methods:
+            wanted = list(opts.methods)
+        elif row.get("category") is None:
+            report.unscored += 1
+            wanted = []
+        else:
+            wanted = table[row["category"]]
+        data = inputs.load(project, row, nla_name)
+        _estimate(report.all_methods_estimate, data, list(METHOD_NAMES), build_opts)
+        _estimate(report.plan_estimate, data, wanted, build_opts)
+        for name in wanted:
+            method = METHODS[name]
+            if (row["id"], name) in done:
+                report.already_done += 1
+                continue
+            reason = method.missing(data, dry_run=True)
+            if method.needs == "nla" and reason is None and not data.nla_complete():
+                if nla is None:
+                    reason = (f"NLA explanations for {sum(e.id in data.nla for e in data.examples)} of "
+                              f"{len(data.examples)} examples (give --nla-url or --nla-jsonl)")
+                else:
+                    for ex in data.examples:
+                        if ex.id not in data.nla:
+                            nla_needed[ex.id] = (ex, category)
+            if reason is not None:
+                report.skipped[f"{name}: {reason}"] += 1
+                continue
+            pairs.append(_Pair(row, method, category))
+        progress("planning", i, len(rows))
+    report.planned = len(pairs)
+
+    # -- NLA explanations --------------------------------------------------------------------
+    if nla is not None and nla_needed:
+        def nla_failed(ex: inputs.Example, exc: Exception) -> None:
+            report.nla_failed += 1
+            if len(report.errors) < 5:
+                report.errors.append(str(exc))
+
+        report.nla_stored = await nla.fill(
+            project, [ex for ex, _ in nla_needed.values()], progress=progress,
+            tag_of=lambda ex: f"{nla_needed[ex.id][1]}/nla", on_error=nla_failed)
+        report.nla_token_mismatches = nla.token_mismatches
+
+    # -- labels ------------------------------------------------------------------------------
+    params = {} if opts.temperature is None else {"temperature": opts.temperature}
+    queue: asyncio.Queue[_Pair] = asyncio.Queue()
+    for p in pairs:
+        queue.put_nowait(p)
+    finished = 0
+    progress("labels", 0, len(pairs))
+
+    async def worker() -> None:
+        nonlocal finished
+        while True:
+            try:
+                pair = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            await _label_pair(project, client, pair, opts, build_opts, params, nla_name, report)
+            finished += 1
+            progress("labels", finished, len(pairs))
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(min(len(pairs), max(2, client.concurrency * 2))):
+                group.create_task(worker())
+    finally:
+        report.spent = _spent(client, nla_client)
+    return report
+
+
+async def _label_pair(project: Project, client: LLMClient, pair: _Pair, opts: LabelOptions,
+                      build_opts: BuildOptions, params: dict, nla_name: str | None,
+                      report: LabelReport) -> None:
+    """Ask for one (feature, method) label, repairing bad answers; store every attempt."""
+    row, method = pair.row, pair.method
+    data = inputs.load(project, row, nla_name)
+    if method.missing(data, dry_run=client.dry_run) is not None:  # NLA fetch failed meanwhile
+        report.skipped[f"{method.name}: {method.missing(data)}"] += 1
+        report.planned -= 1
+        return
+    messages = method.build(data, build_opts)
+    tag = f"{pair.category}/{method.name}"
+    details = {"category": row.get("category"), "routing": "forced" if opts.methods else "tier",
+               "examples": [e.id for e in data.examples] if method.needs != "logits" else None,
+               "nla_source": nla_name if method.needs == "nla" else None}
+    for attempt in range(1, opts.attempts + 1):
+        try:
+            result = await client.chat(messages, tag=tag, **params)
+        except LLMRequestFailed as exc:
+            report.failed += 1
+            if len(report.errors) < 5:
+                report.errors.append(str(exc))
+            key = client.chat_key(messages, **params)
+            if not client.dry_run:
+                with project.write() as db:
+                    add_label(db, row["id"], method.name, None, origin=ORIGIN, status="failed",
+                              model=client.model, prompt_hash=key, error=str(exc),
+                              details={**details, "attempt": attempt},
+                              uuid=content_uuid(ORIGIN, row["id"], method.name, key, "request"))
+            return
+        if result.text is None:  # dry run, not cached: counted by the client
+            report.labeled += 1
+            return
+        parsed = parse_explanation(result.text, max_words=method.max_words)
+        if not client.dry_run:
+            with project.write() as db:
+                add_label(
+                    db, row["id"], method.name, parsed.label, origin=ORIGIN,
+                    status="ok" if parsed.label is not None else "failed", model=client.model,
+                    prompt_hash=result.request_key, prompt_tokens=result.prompt_tokens,
+                    completion_tokens=result.completion_tokens, raw_response=result.text,
+                    error=parsed.error,
+                    details={**details, "attempt": attempt, "cached": result.cached,
+                             "finish_reason": result.finish_reason},
+                    uuid=content_uuid(ORIGIN, row["id"], method.name, result.request_key),
+                )
+        if parsed.label is not None:
+            report.labeled += 1
+            return
+        report.failed_attempts += 1
+        messages = messages + [{"role": "assistant", "content": result.text or ""},
+                               repair_message(method, parsed.error or "unusable answer")]
+    report.failed += 1
+
+
+def _estimate(cost: Cost, data: inputs.FeatureData, names: list[str], opts: BuildOptions) -> None:
+    """Add what labeling ``data`` with ``names`` costs from scratch (estimated tokens)."""
+    dry = BuildOptions(dry_run=True, neutral_prompt=opts.neutral_prompt, activations=opts.activations)
+    nla_counted = False
+    for name in names:
+        method = METHODS[name]
+        if method.missing(data, dry_run=True) is not None:
+            continue
+        messages = method.build(data, dry)
+        cost.calls += 1
+        cost.prompt_tokens += sum(estimate_tokens(str(m["content"])) + 4 for m in messages)
+        cost.completion_tokens += DRY_RUN_COMPLETION_TOKENS
+        if method.needs == "nla" and not nla_counted:
+            cost.nla_calls += len(data.examples)  # baez and baez_last share the explanations
+            nla_counted = True
+
+
+def _spent(client: LLMClient, nla_client: LLMClient | None) -> dict[str, TagUsage]:
+    out: dict[str, TagUsage] = {}
+    for c in (client, nla_client):
+        if c is None:
+            continue
+        for category, usage in c.usage.grouped(lambda t: t.split("/")[0]).items():
+            out.setdefault(category, TagUsage()).add(usage)
+    return out
+
+
+def resolve_nla_source(project: Project, rows: list[dict], opts: LabelOptions,
+                       nla: NLAService | None) -> str | None:
+    """The NLA explanations baez reads: the flag, the service's source, or the only one stored."""
+    if opts.nla_source:
+        return opts.nla_source
+    if nla is not None:
+        return nla.name
+    stored = [r["nla_source"] for r in project.query("SELECT DISTINCT nla_source FROM nla_explanations")]
+    if len(stored) > 1:
+        wants_nla = any(METHODS[m].needs == "nla" for m in (opts.methods or METHOD_NAMES))
+        if wants_nla:
+            raise SaegoldError(f"the project holds NLA explanations from {len(stored)} sources "
+                               f"({', '.join(sorted(stored))}); choose one with --nla-source")
+        return None
+    return stored[0] if stored else None
+
+
+def _check_selection(project: Project, opts: LabelOptions, rows: list[dict]) -> None:
+    if opts.source is not None and project.scalar("SELECT 1 FROM sources WHERE name = ?", [opts.source]) is None:
+        known = [r["name"] for r in project.query("SELECT name FROM sources ORDER BY name")]
+        raise SaegoldError(f"no source {opts.source!r} in the project"
+                           + (f" (sources: {', '.join(known[:5])})" if known else ""))
+    if opts.features is not None:
+        found = {r["idx"] for r in rows}
+        missing = [i for i in opts.features if i not in found]
+        if missing:
+            raise SaegoldError(f"no feature {missing[0]} in {opts.source or 'the project'}"
+                               + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+        sources = {r["source"] for r in rows}
+        if opts.source is None and len(sources) > 1:
+            raise SaegoldError("--features matches features of several sources; add --source MODEL/SOURCE")
