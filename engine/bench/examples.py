@@ -76,23 +76,33 @@ class ExampleSet:
         return self.n_positive > 0 and self.n_negative > 0
 
 
-def join_tokens(tokens: tuple[str, ...] | list[str]) -> str:
-    """Text of a token list.  Tokens are stored exactly as given (BPE tokens carry their own
-    spaces; SentencePiece marks them with ``▁``); a word-level tokenization, in which no token
-    holds any whitespace, is joined with single spaces."""
+BOS_TOKENS = frozenset({"<bos>", "<s>", "<|endoftext|>", "<|begin_of_text|>", "<|startoftext|>"})
+
+
+def _display_tokens(tokens: tuple[str, ...] | list[str]) -> list[str]:
+    """Token strings as text, one per position (so highlight positions stay valid).
+
+    Tokens are stored exactly as given: BPE tokens carry their own spaces, SentencePiece marks
+    them with ``▁``; a word-level tokenization, in which no token holds any whitespace, gets
+    single spaces between tokens.  A leading beginning-of-sequence token shows as nothing."""
     toks = [t.replace("▁", " ") for t in tokens]
-    if len(toks) > 1 and not any(ch.isspace() for t in toks for ch in t):
-        return " ".join(toks)
-    return "".join(toks)
+    start = 1 if toks and toks[0] in BOS_TOKENS else 0
+    if start:
+        toks[0] = ""
+    if len(toks) - start > 1 and not any(ch.isspace() for t in toks for ch in t):
+        toks = [t if i <= start else " " + t for i, t in enumerate(toks)]
+    return toks
+
+
+def join_tokens(tokens: tuple[str, ...] | list[str]) -> str:
+    """Text of a token list (see :func:`_display_tokens`)."""
+    return "".join(_display_tokens(tokens))
 
 
 def mark_tokens(tokens: tuple[str, ...] | list[str], marked: tuple[int, ...] | list[int]) -> str:
     """Text with each run of marked tokens wrapped ``<<like this>>`` (leading spaces outside)."""
-    toks = [t.replace("▁", " ") for t in tokens]
-    spaced = len(toks) > 1 and not any(ch.isspace() for t in toks for ch in t)
-    if spaced:
-        toks = [(" " if i else "") + t for i, t in enumerate(toks)]
-    marked_set = set(marked)
+    toks = _display_tokens(tokens)
+    marked_set = {i for i in marked if 0 <= i < len(toks) and toks[i]}
     out: list[str] = []
     i = 0
     while i < len(toks):
@@ -104,7 +114,7 @@ def mark_tokens(tokens: tuple[str, ...] | list[str], marked: tuple[int, ...] | l
         while j < len(toks) and j in marked_set:
             j += 1
         run = "".join(toks[i:j])
-        stripped = run.lstrip()
+        stripped = run.lstrip(" ") or run
         out.append(run[: len(run) - len(stripped)] + "<<" + stripped + ">>")
         i = j
     return "".join(out)

@@ -74,16 +74,19 @@ class LabelRow:
     feature_id: int
     method: str
     text: str
+    feature: str        # stable feature name, MODEL/SOURCE#IDX
 
 
 def usable_labels(project: Project, methods: list[str] | None = None,
                   feature_ids: list[int] | None = None) -> list[LabelRow]:
-    where, params = ["status = 'ok'", "text IS NOT NULL", "trim(text) != ''"], []
+    where, params = ["l.status = 'ok'", "l.text IS NOT NULL", "trim(l.text) != ''"], []
     if methods:
-        where.append(f"method IN ({','.join('?' * len(methods))})")
+        where.append(f"l.method IN ({','.join('?' * len(methods))})")
         params += list(methods)
-    rows = project.query(f"SELECT id, uuid, feature_id, method, text FROM labels WHERE {' AND '.join(where)} "
-                         "ORDER BY feature_id, method, id", params)
+    rows = project.query(
+        "SELECT l.id, l.uuid, l.feature_id, l.method, l.text, s.name || '#' || f.idx AS feature "
+        "FROM labels l JOIN features f ON f.id = l.feature_id JOIN sources s ON s.id = f.source_id "
+        f"WHERE {' AND '.join(where)} ORDER BY l.feature_id, l.method, l.id", params)
     if feature_ids is not None:
         wanted = set(feature_ids)
         rows = [r for r in rows if r["feature_id"] in wanted]
@@ -91,17 +94,22 @@ def usable_labels(project: Project, methods: list[str] | None = None,
 
 
 class ShuffledLabels:
-    """Seeded choice of a control label: same method, another feature, different text."""
+    """Seeded choice of a control label: same method, another feature, different text.
+
+    Keyed by content (feature name, method, text), not by database ids, so the same seed
+    picks the same control in any copy of the project."""
 
     def __init__(self, project: Project, seed: int):
         self.seed = seed
         self.pools: dict[str, list[LabelRow]] = {}
         for row in usable_labels(project):
             self.pools.setdefault(row.method, []).append(row)
+        for pool in self.pools.values():
+            pool.sort(key=lambda r: (r.feature, r.text, r.uuid))
 
     def pick(self, label: LabelRow) -> LabelRow | None:
         pool = self.pools.get(label.method, [])
-        rng = rng_for(self.seed, "shuffled", label.uuid)
+        rng = rng_for(self.seed, "shuffled", label.feature, label.method, label.text)
 
         def fits(c: LabelRow) -> bool:
             return c.feature_id != label.feature_id and c.text.strip().lower() != label.text.strip().lower()
@@ -135,6 +143,8 @@ async def run_bench(project: Project, config: BenchConfig, *, client: Any = None
     judged = [b for b in config.benchmarks if b in JUDGED]
     if judged and client is None:
         raise SaegoldError(f"{', '.join(judged)} need an LLM judge (--model / --base-url)")
+    if client is not None and bool(getattr(client, "dry_run", False)) != config.dry_run:
+        raise ValueError("BenchConfig.dry_run and the LLM client's dry_run must agree")
     if "embedding" in config.benchmarks and embedder is None:
         raise SaegoldError("embedding needs --embedding-model (an endpoint model name or a local directory)")
 
