@@ -94,8 +94,10 @@ class FeatureData:
     examples: list[Example] | None = None
     promoted: list[tuple[str, float]] | None = None
     suppressed: list[tuple[str, float]] | None = None
+    duplicates: int = 0  # contexts listed more than once (Neuronpedia's bins overlap)
 
     def absorb(self, other: FeatureData) -> None:
+        self.duplicates += other.duplicates
         for key in ("density", "promoted", "suppressed"):
             if getattr(other, key) is not None:
                 setattr(self, key, getattr(other, key))
@@ -340,6 +342,7 @@ def parse_feature(rec: Record, obj: dict) -> Parsed:
             raise rec.bad("activations", "expected an array")
         feat.examples = merge_examples([], [parse_activation(rec, a, f"activations[{i}].")
                                             for i, a in enumerate(acts)])
+        feat.duplicates = len(acts) - len(feat.examples)
         maxima += [e.max_act for e in feat.examples]
     feat.max_act = max(maxima) if maxima else None
     feat.promoted = _logits(rec, obj, "pos_str", "pos_values")
@@ -395,7 +398,7 @@ class NeuronpediaReport:
     records: int = 0
     rejected: list[BadInput] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys((
-        "sources_new", "features_new", "features_seen", "examples_written",
+        "sources_new", "features_new", "features_seen", "examples_written", "examples_duplicate",
         "examples_kept_scored", "logit_tokens_written", "logit_lists_kept_scored",
         "labels_new", "labels_existing"), 0))
     seconds: float = 0.0
@@ -434,6 +437,7 @@ class _Writer:
         fids = self._feature_ids({f.source for f in batch.features.values()})
         for f in batch.features.values():
             fid = fids[(f.source, f.idx)]
+            c["examples_duplicate"] += f.duplicates
             if f.examples is not None:
                 self._examples(fid, f.examples)
             for kind, tokens in (("promoted", f.promoted), ("suppressed", f.suppressed)):

@@ -130,7 +130,9 @@ def _utf8_problem(exc: UnicodeDecodeError) -> str:
 
 
 def _json_problem(exc: json.JSONDecodeError, text: str) -> str:
-    truncated = exc.pos >= len(text.rstrip())
+    body = text.strip()
+    closer = {"{": "}", "[": "]"}.get(body[:1])
+    truncated = exc.pos >= len(text.rstrip()) or (closer is not None and not body.endswith(closer))
     return (f"invalid JSON at column {exc.colno}: {exc.msg}"
             + (" (the file looks truncated)" if truncated else ""))
 

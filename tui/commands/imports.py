@@ -81,6 +81,8 @@ def run_neuronpedia(args: argparse.Namespace) -> int:
         print(f"  labels:   {c['labels_new']:,} new, {c['labels_existing']:,} already there")
         print(f"  examples: {c['examples_written']:,} written; logit tokens: "
               f"{c['logit_tokens_written']:,} written")
+        if c["examples_duplicate"]:
+            print(f"  {c['examples_duplicate']:,} context(s) listed twice by Neuronpedia were stored once")
         kept = c["examples_kept_scored"] + c["logit_lists_kept_scored"]
         if kept:
             print(f"  kept saegold's own examples/logits of {kept:,} feature list(s) "
