@@ -1,0 +1,170 @@
+"""A self-contained HTML report (plotly.js embedded inline, so it works offline)."""
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from store.judgments import TIERS
+
+from .agreement import AgreementReport
+from .calibration import CHANCE, CalibrationReport
+from .resample import Estimate
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:.9em}
+td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right}
+th{background:#f3f3f3} td.l,th.l{text-align:left}
+.dim{color:#888} li{margin:.3em 0} h2{margin-top:2em}
+"""
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _est(e: Estimate | None, pct: bool = False) -> str:
+    if e is None:
+        return '<span class="dim">—</span>'
+    if e.value is None:
+        return f'<span class="dim">— {_e(e.reason or "")}</span>'
+    f = (lambda x: f"{x:.0%}") if pct else (lambda x: f"{x:.2f}")
+    ci = f" [{f(e.ci[0])}, {f(e.ci[1])}]" if e.ci else ""
+    return f"<b>{f(e.value)}</b>{ci} <span class='dim'>n={e.n_items}</span>"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th class='l'>{_e(h)}</th>" if i == 0 else f"<th>{_e(h)}</th>" for i, h in enumerate(header))
+    body = "".join("<tr>" + "".join(f"<td class='l'>{c}</td>" if i == 0 else f"<td>{c}</td>"
+                                    for i, c in enumerate(r)) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _auroc_figure(rep: CalibrationReport) -> go.Figure:
+    fig = go.Figure()
+    cells = [c for c in rep.cells if c.auroc_correct.value is not None]
+    for kind, attr in (("correct", "auroc_correct"), ("correct or partly", "auroc_correct_or_partly")):
+        pts = [(_e(f"{c.benchmark} · {c.category}"), getattr(c, attr)) for c in cells if getattr(c, attr).value is not None]
+        fig.add_trace(go.Scatter(
+            x=[e.value for _, e in pts], y=[n for n, _ in pts], mode="markers", name=f"positive: {kind}",
+            error_x=dict(type="data", symmetric=False,
+                         array=[(e.ci[1] - e.value) if e.ci else 0 for _, e in pts],
+                         arrayminus=[(e.value - e.ci[0]) if e.ci else 0 for _, e in pts])))
+    fig.add_vline(x=CHANCE, line_dash="dash", annotation_text="chance")
+    fig.update_layout(title="AUROC of each benchmark for human verdicts (95% bootstrap CI)",
+                      xaxis=dict(range=[0, 1], title="AUROC"), height=220 + 28 * max(1, len(cells)))
+    return fig
+
+
+def _reliability_figure(rep: CalibrationReport) -> go.Figure | None:
+    cells = [c for c in rep.cells if c.category == "all" and c.calibration.method is not None]
+    if not cells:
+        return None
+    fig = make_subplots(rows=1, cols=len(cells), subplot_titles=[
+        f"{_e(c.benchmark)}: {c.calibration.method}, CV ECE {c.calibration.cv_ece:.3f}" for c in cells])
+    for i, c in enumerate(cells, start=1):
+        bins = [b for b in c.calibration.bins if b.n]
+        fig.add_trace(go.Scatter(x=[b.mean_predicted for b in bins], y=[b.observed for b in bins],
+                                 mode="markers+lines", name=f"{_e(c.benchmark)} out-of-fold",
+                                 text=[f"n={b.n}" for b in bins]), row=1, col=i)
+        fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dot", color="grey"),
+                                 showlegend=False), row=1, col=i)
+        fig.update_xaxes(title_text="predicted P(correct)", range=[0, 1], row=1, col=i)
+        fig.update_yaxes(title_text="observed share correct", range=[0, 1], row=1, col=i)
+    fig.update_layout(title="Reliability diagrams (cross-validated)", height=420)
+    return fig
+
+
+def _map_figure(rep: CalibrationReport) -> go.Figure | None:
+    cells = [c for c in rep.cells if c.category == "all" and c.calibration.curve]
+    if not cells:
+        return None
+    fig = go.Figure()
+    for c in cells:
+        fig.add_trace(go.Scatter(x=[p[0] for p in c.calibration.curve], y=[p[1] for p in c.calibration.curve],
+                                 mode="lines", name=f"{_e(c.benchmark)} ({c.calibration.method})"))
+    fig.update_layout(title="Calibration maps: benchmark score → P(human says correct)",
+                      xaxis_title="benchmark score", yaxis=dict(range=[0, 1], title="P(correct)"), height=420)
+    return fig
+
+
+def _shuffled_figure(rep: CalibrationReport) -> go.Figure | None:
+    cells = [c for c in rep.cells if c.category == "all" and c.shuffled.mean_true is not None]
+    if not cells:
+        return None
+    names = [_e(c.benchmark) for c in cells]
+    fig = go.Figure([
+        go.Bar(name="true label", x=names, y=[c.shuffled.mean_true for c in cells]),
+        go.Bar(name="shuffled label", x=names, y=[c.shuffled.mean_shuffled for c in cells]),
+        go.Bar(name="human: share correct", x=names, y=[c.human_correct_rate or 0 for c in cells]),
+    ])
+    fig.add_hline(y=CHANCE, line_dash="dash", annotation_text="chance")
+    fig.update_layout(barmode="group", title="True vs shuffled labels, next to the human verdict rate",
+                      yaxis=dict(range=[0, 1]), height=420)
+    return fig
+
+
+def _confusion_figure(matrix: list[list[int]], title: str, cols: str) -> go.Figure:
+    fig = go.Figure(go.Heatmap(z=matrix, x=list(TIERS), y=list(TIERS), colorscale="Blues",
+                               text=matrix, texttemplate="%{text}"))
+    fig.update_layout(title=title, xaxis_title=cols, yaxis=dict(title="human tier", autorange="reversed"),
+                      height=420)
+    return fig
+
+
+def render(calibration: CalibrationReport | None, agreement: AgreementReport | None = None,
+           title: str = "saegold report") -> str:
+    """The report as one HTML document with plotly.js inline."""
+    figs: list[go.Figure] = []
+    sections: list[str] = []
+    if agreement is not None:
+        rows = []
+        for var in (agreement.tier, agreement.verdict):
+            rows.append([f"{var.variable} α ({var.level})", _est(var.krippendorff_alpha)])
+            rows.append([f"{var.variable} percent agreement", _est(var.percent_agreement, pct=True)])
+        per = [[_e(s.name), str(s.n_judged), "—" if s.median_seconds is None else f"{s.median_seconds:.1f}",
+                _est(s.tier_agreement_with_rest, pct=True), _e("; ".join(s.flags)) or "—"]
+               for s in agreement.per_annotator]
+        sections.append("<h2>Agreement between annotators</h2>" + _table(["measure", "value [95% CI]"], rows)
+                        + _table(["annotator", "judged", "median s", "tier agreement with rest", "stands out"], per)
+                        + f"<p>Human tier vs automatic category: κ {_est(agreement.tier_vs_category.kappa)}</p>")
+        figs.append(_confusion_figure(agreement.tier_vs_category.matrix, "Human tier vs automatic category",
+                                      "automatic category"))
+    if calibration is not None:
+        items = "".join(f"<li>{_e(f)}</li>" for f in calibration.findings)
+        sections.append(f"<h2>Which benchmark predicts human judgment?</h2><ul>{items}</ul>")
+        rows = [[_e(f"{c.benchmark} · {c.category}"), str(c.n_labels), str(c.n_rows),
+                 "—" if c.human_correct_rate is None else f"{c.human_correct_rate:.0%}",
+                 _est(c.auroc_correct), _est(c.auroc_correct_or_partly),
+                 "—" if c.spearman.value is None else f"{c.spearman.value:.2f} (p={c.spearman_p:.2g})",
+                 _e(c.calibration.method or c.calibration.reason or "—"), _est(c.shuffled.gap)]
+                for c in calibration.cells if c.category == "all" or c.n_rows]
+        sections.append(_table(["benchmark · category", "labels", "verdicts", "% correct", "AUROC correct",
+                                "AUROC correct|partly", "Spearman ρ", "calibration map", "true−shuffled gap"], rows))
+        figs.append(_auroc_figure(calibration))
+        figs.extend(f for f in (_reliability_figure(calibration), _map_figure(calibration),
+                                _shuffled_figure(calibration)) if f is not None)
+        fit = calibration.thresholds
+        fitted = ("—" if fit.fitted is None else
+                  f"input {fit.fitted[0]:.4g}, output {fit.fitted[1]:.4g}; CV κ "
+                  f"{'—' if fit.cv_kappa is None else f'{fit.cv_kappa:.2f}'}")
+        sections.append(f"<h2>Taxonomy thresholds</h2><p>current: input {fit.current[0]:.4g}, output "
+                        f"{fit.current[1]:.4g}; κ {'—' if fit.current_kappa is None else f'{fit.current_kappa:.2f}'}"
+                        f"<br>fitted: {_e(fitted)}<br><span class='dim'>{_e(fit.reason or '')}</span></p>")
+        if fit.confusion:
+            figs.append(_confusion_figure(fit.confusion, "Human tier vs category from fitted thresholds",
+                                          "fitted category"))
+    plots = "".join(f.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, f in enumerate(figs))
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{_e(title)}</title>"
+            f"<style>{_STYLE}</style></head><body><h1>{_e(title)}</h1>{''.join(sections)}{plots}</body></html>")
+
+
+def write(path: str | Path, calibration: CalibrationReport | None, agreement: AgreementReport | None = None,
+          title: str = "saegold report") -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render(calibration, agreement, title), encoding="utf-8")
+    return path

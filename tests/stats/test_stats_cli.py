@@ -1,0 +1,85 @@
+"""The `saegold agreement` and `saegold calibrate` commands end to end on a real project."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from store import settings
+from tui.cli import main
+
+
+@pytest.fixture(autouse=True)
+def wide(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")  # keep table rows on one line for the asserts
+
+
+def _project(build, n=40):
+    rng = np.random.default_rng(1)
+    scores = [(0.9 if i % 2 else 0.1, 0.05 if i % 3 else 0.0) for i in range(n)]
+    fids = build.features(n, scores=scores)
+    tiers = ("input", "output", "cross", "obscure")
+    for i, fid in enumerate(fids):
+        u = build.label(fid, "baez", f"label {i}")
+        q = rng.random()
+        build.bench(u, "detection", 0.5 + 0.4 * q)
+        build.bench(u, "detection", 0.5 + rng.normal(0, 0.05), control="shuffled")
+        v = "correct" if q > 0.6 else "partly" if q > 0.3 else "wrong"
+        t = tiers[(i // 2) % 4]
+        build.judge("ann", fid, tier=t, verdicts={u: v}, seconds=20)
+        build.judge("evil\x1b[31m", fid, tier=t if i % 4 else "obscure", verdicts={u: v}, seconds=22)
+    build.commit()
+
+
+def test_agreement_json_and_table(build, capsys):
+    _project(build)
+    db = str(build.project.path)
+    assert main(["--db", db, "agreement", "--json", "--bootstrap", "100"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for key in ("krippendorff_alpha", "percent_agreement"):
+        e = out["tier"][key]
+        assert set(e) >= {"value", "n_items", "ci"} and e["n_items"] == 40
+        assert e["ci"][0] <= e["value"] <= e["ci"][1]
+    assert out["verdict"]["krippendorff_alpha"]["value"] == 1.0 or out["verdict"]["krippendorff_alpha"]["value"] is None
+    assert main(["--db", db, "agreement", "--bootstrap", "50"]) == 0
+    text = capsys.readouterr().out
+    assert "Krippendorff's α (nominal)" in text and "\x1b[31m" not in text and "evil\\x1b[31m" in text
+
+
+def test_agreement_too_little_overlap(project, capsys):
+    assert main(["--db", str(project.path), "agreement", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    a = out["tier"]["krippendorff_alpha"]
+    assert a["value"] is None and a["ci"] is None and "too little overlap: 0 items" in a["reason"]
+    assert main(["--db", str(project.path), "agreement"]) == 0
+    text = capsys.readouterr().out
+    assert "too little overlap: 0 items" in text and "nan" not in text.lower()
+
+
+def test_calibrate_html_json_and_store(build, capsys, tmp_path):
+    _project(build)
+    db = str(build.project.path)
+    page = tmp_path / "report.html"
+    assert main(["--db", db, "calibrate", "--bootstrap", "100", "--grid", "12", "--html", str(page)]) == 0
+    text = capsys.readouterr().out
+    assert "Which benchmark predicts human judgment?" in text
+    assert "reliability (" in text and "fitted thresholds" in text
+    doc = page.read_text()
+    assert doc.startswith("<!DOCTYPE html>") and "plotly" in doc and len(doc) > 1_000_000  # plotly.js inline
+    assert "src=\"http" not in doc  # nothing fetched from the network
+    assert main(["--db", db, "calibrate", "--json", "--bootstrap", "50", "--grid", "12"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    det = next(c for c in out["cells"] if c["benchmark"] == "detection" and c["category"] == "all")
+    assert det["auroc_correct"]["value"] > 0.5 and det["n_rows"] == 80
+    fitted = out["thresholds"]["fitted"]
+    assert main(["--db", db, "calibrate", "--bootstrap", "20", "--grid", "12", "--store-thresholds", "--yes"]) == 0
+    assert settings.get(build.project, "input_threshold") == fitted[0]
+    assert settings.get(build.project, "output_threshold") == fitted[1]
+
+
+def test_calibrate_empty_project(project, capsys):
+    assert main(["--db", str(project.path), "calibrate", "--bootstrap", "20"]) == 0
+    text = capsys.readouterr().out
+    assert "not enough data (n=0" in text and "nan" not in text.lower()
+    assert main(["--db", str(project.path), "calibrate", "--store-thresholds", "--yes"]) == 1

@@ -1,0 +1,46 @@
+"""``saegold agreement``: agreement between annotators, per annotator, and vs the machine."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from rich.console import Console
+
+from engine.stats import agreement
+from engine.stats.resample import DEFAULT_BOOT, DEFAULT_SEED
+from store.db import default_path, open_project
+
+from ..progress import progress_bars
+from ..reports import agreement_renderable
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "agreement", help="agreement between annotators (alpha, kappa, percent) with bootstrap CIs",
+        description="Agreement between annotators on tiers (nominal) and label verdicts (ordinal): "
+                    "Krippendorff's alpha, percent agreement, pairwise Cohen's kappa and Fleiss' kappa, "
+                    "each with a seeded 95% bootstrap CI over features; per-annotator counts, median "
+                    "time and agreement with the rest (very fast or outlying annotators are flagged); "
+                    "the human tier against the automatic category. Figures with too little overlap "
+                    "are shown as missing, with the count.",
+    )
+    p.add_argument("--json", action="store_true", help="print the report as JSON (null + reason for a missing figure)")
+    p.add_argument("--bootstrap", type=int, default=DEFAULT_BOOT, metavar="N",
+                   help=f"bootstrap resamples for the CIs (default {DEFAULT_BOOT})")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"bootstrap seed (default {DEFAULT_SEED})")
+    p.add_argument("--min-items", type=int, default=agreement.DEFAULT_MIN_ITEMS, metavar="N",
+                   help="fewest shared items for a figure to be computed "
+                        f"(default {agreement.DEFAULT_MIN_ITEMS})")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    n_boot = max(1, args.bootstrap)
+    with open_project(args.db or default_path()) as project, progress_bars() as progress:
+        report = agreement.compute(project, n_boot=n_boot, seed=args.seed,
+                                   min_items=max(1, args.min_items), progress=progress)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False, allow_nan=False))
+    else:
+        Console().print(agreement_renderable(report))
+    return 0

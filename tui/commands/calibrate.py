@@ -1,0 +1,80 @@
+"""``saegold calibrate``: benchmarks and taxonomy calibrated against the human judgments."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from rich.console import Console
+
+from engine.stats import agreement, calibration, html, thresholds
+from engine.stats.resample import DEFAULT_BOOT, DEFAULT_SEED
+from store.db import default_path, open_project
+
+from ..progress import progress_bars
+from ..reports import calibration_renderable
+from ..safe import inert_line
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "calibrate", help="which benchmark predicts human judgment; fit taxonomy thresholds",
+        description="For each benchmark (detection, fuzzing, embedding) and automatic category: AUROC "
+                    "for human 'correct' (partly counted both ways) with bootstrap CIs, Spearman "
+                    "correlation with the ordinal verdict, a score -> P(correct) map (isotonic or Platt, "
+                    "chosen by cross-validation) with cross-validated ECE and a reliability diagram, and "
+                    "the true-vs-shuffled control next to the human verdict rate. Also fits the taxonomy "
+                    "thresholds that best reproduce the human tiers (cross-validated kappa).",
+    )
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--html", metavar="PATH", help="also write a self-contained HTML report with plots")
+    p.add_argument("--store-thresholds", action="store_true",
+                   help="make the fitted thresholds the project's and re-derive every category "
+                        "(asks first on a terminal unless --yes)")
+    p.add_argument("--yes", action="store_true", help="do not ask before storing thresholds")
+    p.add_argument("--bootstrap", type=int, default=DEFAULT_BOOT, metavar="N",
+                   help=f"bootstrap resamples for the CIs (default {DEFAULT_BOOT})")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"bootstrap seed (default {DEFAULT_SEED})")
+    p.add_argument("--min-rows", type=int, default=calibration.DEFAULT_MIN_ROWS, metavar="N",
+                   help=f"fewest verdicts for a figure (default {calibration.DEFAULT_MIN_ROWS})")
+    p.add_argument("--grid", type=int, default=thresholds.GRID, metavar="N",
+                   help=f"candidate values per threshold in the grid search (default {thresholds.GRID})")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    n_boot = max(1, args.bootstrap)
+    err = Console(stderr=True)
+    with open_project(args.db or default_path()) as project:
+        with progress_bars() as progress:
+            report = calibration.compute(project, n_boot=n_boot, seed=args.seed,
+                                         min_rows=max(2, args.min_rows), grid=max(2, args.grid),
+                                         progress=progress)
+            agree = agreement.compute(project, n_boot=n_boot, seed=args.seed, progress=progress) \
+                if args.html else None
+        if args.json:
+            print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False, allow_nan=False))
+        else:
+            Console().print(calibration_renderable(report))
+        if args.html:
+            path = html.write(args.html, report, agree, title="saegold: benchmarks and taxonomy vs humans")
+            err.print(f"HTML report written to {inert_line(path)}", markup=False, highlight=False)
+        fit = report.thresholds
+        if args.store_thresholds:
+            if fit.fitted is None:
+                err.print(f"no thresholds stored: {inert_line(fit.reason or 'nothing fitted')}",
+                          markup=False, highlight=False)
+                return 1
+            if not args.yes and sys.stdin.isatty():
+                answer = input(f"Store input_threshold={fit.fitted[0]:.4g}, output_threshold="
+                               f"{fit.fitted[1]:.4g} and re-derive all categories? [y/N] ")
+                if answer.strip().lower() not in ("y", "yes"):
+                    err.print("thresholds not stored", markup=False, highlight=False)
+                    return 0
+            n = thresholds.store_thresholds(project, *fit.fitted)
+            err.print(f"stored input_threshold={fit.fitted[0]:.6g}, output_threshold={fit.fitted[1]:.6g}; "
+                      f"{n} categories re-derived", markup=False, highlight=False)
+        elif fit.fitted is not None and not args.json:
+            err.print("to make the fitted thresholds the project's: saegold calibrate --store-thresholds",
+                      markup=False, highlight=False)
+    return 0
