@@ -194,9 +194,9 @@ def _gap(row: dict) -> str:
 def _table(title: str, rows: list[dict], with_category: bool) -> Table:
     table = Table(title=title, title_justify="left")
     if with_category:
-        table.add_column("category")
+        table.add_column("category", overflow="fold")
     for name in ("method", "benchmark"):
-        table.add_column(name)
+        table.add_column(name, overflow="fold")      # names are never cut short
     for name in ("n", "mean [95% CI]", "chance", "shuffled", "true - shuffled [95% CI]", "parse fail"):
         table.add_column(name, justify="right")
     for r in rows:
@@ -217,6 +217,8 @@ def _report(project, *, as_json: bool) -> int:
         print()
         return 0
     console = Console(highlight=False)
+    if not console.is_terminal:           # piped or captured: no terminal width to fit
+        console = Console(highlight=False, width=160)
     if not data["overall"]:
         console.print(Text("no benchmark results yet: run `saegold bench` first"))
         return 0
