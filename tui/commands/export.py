@@ -46,8 +46,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         description="Export the gold data resolved from the annotators' "
                                     "judgments under a policy (majority, unanimous, or the "
                                     "lead's adjudications).")
-    g.add_argument("--format", choices=("jsonl", "csv", "parquet"), default="jsonl",
-                   help="output format (default: jsonl; parquet needs --output)")
+    g.add_argument("--format", choices=("jsonl", "csv", "parquet", "neuronpedia", "graph-labels"),
+                   default="jsonl",
+                   help="output format (default: jsonl; parquet needs --output; neuronpedia: "
+                        "Neuronpedia explanation records; graph-labels: [feature id, label] pairs)")
     g.add_argument("--policy", choices=GOLD_POLICIES, default="majority",
                    help="how judgments become gold (default: majority)")
     g.add_argument("--output", "-o", metavar="PATH", help="write here instead of stdout")
