@@ -265,12 +265,10 @@ def _render_text(records: list[dict[str, Any]], fmt: str) -> tuple[str, int]:
         writer.writeheader()
         writer.writerows(_flat(r) for r in records)
         return buf.getvalue(), len(records)
-    if fmt == "neuronpedia":
-        out = neuronpedia_records(records)
-        return json.dumps(out, ensure_ascii=False, indent=1) + "\n", len(out)
-    if fmt == "graph-labels":
-        out = graph_labels(records)
-        return json.dumps(out, ensure_ascii=False, indent=1) + "\n", len(out)
+    if fmt in ("neuronpedia", "graph-labels"):
+        out = neuronpedia_records(records) if fmt == "neuronpedia" else graph_labels(records)
+        body = ",\n".join(json.dumps(item, ensure_ascii=False) for item in out)  # one item a line
+        return f"[\n{body}\n]\n" if out else "[]\n", len(out)
     raise GoldError(f"unknown format {fmt!r} (choose {', '.join(FORMATS)})")
 
 

@@ -219,6 +219,19 @@ def calibration_renderable(rep: CalibrationReport) -> RenderableType:
                    str(s.items_scored), str(s.parse_failures))
     parts.append(st)
 
+    if rep.methods:
+        bench_names = [b.benchmark for b in rep.benchmarks]
+        mt = Table(title="Label methods as humans judge them (next to their mean benchmark scores)",
+                   title_justify="left")
+        for col in ("method", "labels", "verdicts", "% correct [CI]", "% correct|partly [CI]", "preferred",
+                    *[f"mean {b}" for b in bench_names]):
+            mt.add_column(inert(col))
+        for m in rep.methods:
+            mt.add_row(inert(m.method), str(m.n_labels), str(m.n_rows), est_text(m.correct, pct=True),
+                       est_text(m.correct_or_partly, pct=True), str(m.preferred),
+                       *[fmt(m.mean_score.get(b)) for b in bench_names])
+        parts.append(mt)
+
     t = Table(title=f"Benchmarks vs human verdicts ({rep.n_verdicts} verdicts; rows = (label, annotator))",
               title_justify="left")
     for col in ("benchmark", "category", "labels", "verdicts", "% correct", "AUROC correct [CI]",

@@ -78,9 +78,23 @@ class BenchmarkSummary:
 
 
 @dataclass
+class MethodSummary:
+    """How humans judge one label method's labels, next to what the benchmarks say of them."""
+
+    method: str
+    n_labels: int  # labels with at least one verdict
+    n_rows: int
+    correct: Estimate  # share of verdicts 'correct' (CI over labels)
+    correct_or_partly: Estimate
+    preferred: int  # times an annotator preferred one of its labels
+    mean_score: dict[str, float | None]  # benchmark -> mean true-label score of its judged labels
+
+
+@dataclass
 class CalibrationReport:
     benchmarks: list[BenchmarkSummary]
     cells: list[Cell]
+    methods: list[MethodSummary]
     thresholds: thresholds.ThresholdFit
     findings: list[str]
     n_verdicts: int
@@ -175,6 +189,38 @@ def _cell(benchmark: str, category: str, rows: list[tuple[str, float, int]], lab
     return cell
 
 
+def _rate(hit: np.ndarray, groups: np.ndarray, n_groups: int, n_boot: int, seed: int) -> Estimate:
+    n = len(hit)
+    if n == 0:
+        return Estimate.missing(0, "no verdicts")
+    w = cluster_counts(n_groups, n_boot, seed)[:, groups]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return estimate(hit.mean(), n, (w @ hit) / w.sum(axis=1))
+
+
+def method_summaries(verdict_rows: list[tuple[str, str, int]], labels: dict[str, data.LabelInfo],
+                     preferences: Counter, true_by: dict[str, dict[str, float]], benchmarks: list[str],
+                     *, n_boot: int, seed: int) -> list[MethodSummary]:
+    by_method: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for u, _, code in verdict_rows:
+        if u in labels:
+            by_method[labels[u].method].append((u, code))
+    out = []
+    for method, rows in sorted(by_method.items()):
+        uniq, groups = np.unique([u for u, _ in rows], return_inverse=True)
+        codes = np.array([c for _, c in rows])
+        means = {}
+        for b in benchmarks:
+            vals = [true_by[b][u] for u in uniq if u in true_by[b]]
+            means[b] = float(np.mean(vals)) if vals else None
+        out.append(MethodSummary(
+            method, len(uniq), len(rows),
+            _rate((codes == 2).astype(float), groups, len(uniq), n_boot, seed),
+            _rate((codes >= 1).astype(float), groups, len(uniq), n_boot, seed),
+            sum(preferences[u] for u in uniq), means))
+    return out
+
+
 def compute(project: Project, *, n_boot: int = DEFAULT_BOOT, seed: int = DEFAULT_SEED,
             min_rows: int = DEFAULT_MIN_ROWS, grid: int = thresholds.GRID,
             progress: Progress = null_progress) -> CalibrationReport:
@@ -216,6 +262,8 @@ def compute(project: Project, *, n_boot: int = DEFAULT_BOOT, seed: int = DEFAULT
                                seed=seed, min_rows=min_rows))
             progress("calibration", bi * len(categories) + ci + 1, total)
     fit = thresholds.fit_thresholds(thresholds.threshold_rows(judged, feats), data.thresholds(project), grid=grid)
+    methods = method_summaries(verdict_rows, labels, Counter(j.preference for j in judged if j.preference),
+                               true_by, benchmarks, n_boot=n_boot, seed=seed)
     notes = []
     if adjudications:
         notes.append(f"{len(adjudications)} lead adjudications are left out (they are not independent verdicts)")
@@ -223,16 +271,23 @@ def compute(project: Project, *, n_boot: int = DEFAULT_BOOT, seed: int = DEFAULT
     if unscored:
         notes.append(f"{len(unscored)} judged labels have no benchmark score and are not used")
     return CalibrationReport(
-        summaries, cells, fit, findings(cells, summaries, fit), len(verdict_rows),
+        summaries, cells, methods, fit, findings(cells, summaries, fit, methods), len(verdict_rows),
         settings={"n_boot": n_boot, "seed": seed, "min_rows": min_rows, "ci_level": 0.95,
                   "chance": CHANCE, "rows": "each (label, annotator) verdict",
                   "ci_method": "percentile bootstrap over labels"},
         notes=notes)
 
 
-def findings(cells: list[Cell], summaries: list[BenchmarkSummary], fit: thresholds.ThresholdFit) -> list[str]:
+def findings(cells: list[Cell], summaries: list[BenchmarkSummary], fit: thresholds.ThresholdFit,
+             methods: list[MethodSummary] = ()) -> list[str]:
     """Plain sentences answering: which benchmark predicts human judgment, where, how far from chance."""
     out = []
+    judged = [m for m in methods if m.correct.value is not None]
+    if judged:
+        def rate(m: MethodSummary) -> str:
+            ci = f" [{m.correct.ci[0]:.0%}, {m.correct.ci[1]:.0%}]" if m.correct.ci else ""
+            return f"{m.method} {m.correct.value:.0%}{ci} of {m.n_rows}"
+        out.append("Humans judge labels correct: " + "; ".join(rate(m) for m in judged) + ".")
     for s in summaries:
         mine = [c for c in cells if c.benchmark == s.benchmark]
         overall = next(c for c in mine if c.category == "all")

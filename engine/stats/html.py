@@ -144,6 +144,15 @@ def render(calibration: CalibrationReport | None, agreement: AgreementReport | N
                 for c in calibration.cells if c.category == "all" or c.n_rows]
         sections.append(_table(["benchmark · category", "labels", "verdicts", "% correct", "AUROC correct",
                                 "AUROC correct|partly", "Spearman ρ", "calibration map", "true−shuffled gap"], rows))
+        if calibration.methods:
+            names = [b.benchmark for b in calibration.benchmarks]
+            sections.append("<h3>Label methods as humans judge them</h3>" + _table(
+                ["method", "labels", "verdicts", "% correct", "% correct|partly", "preferred",
+                 *[f"mean {n}" for n in names]],
+                [[_e(m.method), str(m.n_labels), str(m.n_rows), _est(m.correct, pct=True),
+                  _est(m.correct_or_partly, pct=True), str(m.preferred),
+                  *["—" if m.mean_score.get(n) is None else f"{m.mean_score[n]:.2f}" for n in names]]
+                 for m in calibration.methods]))
         figs.append(_auroc_figure(calibration))
         figs.extend(f for f in (_reliability_figure(calibration), _map_figure(calibration),
                                 _shuffled_figure(calibration)) if f is not None)

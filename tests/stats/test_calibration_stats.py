@@ -104,6 +104,12 @@ def test_calibration_report_on_a_project(build):
     assert "Best predictor of human judgment: detection" in text
     assert "fuzzing does NOT tell true labels from shuffled ones" in text
     assert "embedding: no benchmark scores" in text
+    (m,) = rep.methods
+    assert m.method == "baez" and m.n_labels == 60 and m.n_rows == 120
+    assert m.correct.value == pytest.approx(det.verdicts["correct"] / 120)
+    assert m.correct.ci[0] < m.correct.value < m.correct.ci[1]
+    assert m.mean_score["embedding"] is None and m.mean_score["detection"] > 0.5
+    assert text.startswith("Humans judge labels correct: baez ")
     # per category: 'input' features are the i%2==1, i%3==0 ones
     assert rep.cell("detection", "input").n_labels == 10
     json.dumps(rep.to_dict(), allow_nan=False)
