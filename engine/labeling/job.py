@@ -19,6 +19,7 @@ import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
 
+from engine.llm.aio import first_error
 from engine.llm.client import DRY_RUN_COMPLETION_TOKENS, LLMClient
 from engine.llm.errors import LLMRequestFailed
 from engine.llm.usage import TagUsage, estimate_tokens
@@ -193,9 +194,10 @@ async def run_label_job(project: Project, client: LLMClient, opts: LabelOptions,
             progress("labels", finished, len(pairs))
 
     try:
-        async with asyncio.TaskGroup() as group:
-            for _ in range(min(len(pairs), max(2, client.concurrency * 2))):
-                group.create_task(worker())
+        async with first_error():
+            async with asyncio.TaskGroup() as group:
+                for _ in range(min(len(pairs), max(2, client.concurrency * 2))):
+                    group.create_task(worker())
     finally:
         report.spent = _spent(client, nla_client)
     return report

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.llm.aio import first_error
 from engine.llm.client import LLMClient
 from engine.llm.errors import MalformedResponse
 from engine.progress import Progress, null_progress
@@ -221,7 +222,7 @@ class NLAService:
             done += 1
             progress("NLA explanations", done, total)
 
-        async with asyncio.TaskGroup() as group:  # a fatal error cancels the rest
+        async with first_error(), asyncio.TaskGroup() as group:  # a fatal error cancels the rest
             for e in examples:
                 group.create_task(one(e))
         return stored

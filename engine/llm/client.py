@@ -149,16 +149,24 @@ class LLMClient:
         """Run ``produce`` once per key at a time; a concurrent twin waits for the first.
         Returns ``(value, shared)`` with ``shared`` True for a twin."""
         running = self._inflight.get(key)
-        if running is not None:
-            return await asyncio.shield(running), True
+        while running is not None:
+            try:
+                return await asyncio.shield(running), True
+            except asyncio.CancelledError:
+                if not running.cancelled():
+                    raise  # this twin itself was cancelled
+                running = self._inflight.get(key)  # the first was cancelled: go on ourselves
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
         self._inflight[key] = fut
         try:
             value = await produce()
         except BaseException as exc:
             if not fut.done():
-                fut.set_exception(exc if isinstance(exc, Exception) else asyncio.CancelledError())
-                fut.exception()  # mark retrieved: twins re-raise it themselves
+                if isinstance(exc, Exception):
+                    fut.set_exception(exc)
+                    fut.exception()  # mark retrieved: twins re-raise it themselves
+                else:
+                    fut.cancel()
             raise
         else:
             fut.set_result(value)

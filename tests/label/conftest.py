@@ -14,3 +14,10 @@ def run(coro):
 @pytest.fixture
 def arun():
     return run
+
+
+# The label_builders module sits next to the tests (importlib import mode: make it importable).
+import sys as _sys  # noqa: E402
+from pathlib import Path as _Path  # noqa: E402
+
+_sys.path.insert(0, str(_Path(__file__).parent))

@@ -30,7 +30,8 @@ def word_examples(word: str, n: int = 5, *, bos: bool = True) -> list[tuple[list
     """n examples where ``word`` fires, with decreasing strength."""
     out = []
     for k in range(n):
-        tokens = (["<bos>"] if bos else []) + ["I", " saw", " a", f" {word}", " today", " near", " home"]
+        subject = ["I", "We", "They", "You", "She", "He", "It"][k % 7]
+        tokens = (["<bos>"] if bos else []) + [subject, " saw", " a", f" {word}", " today", " near", " home"]
         acts = [0.0] * len(tokens)
         i = tokens.index(f" {word}")
         acts[i] = 10.0 - k
