@@ -4,7 +4,8 @@ Per group: ``n`` labels with a true-label score, their mean with a 95% bootstrap
 labels, the chance level, the shuffled-label control's mean, the paired true-minus-shuffled
 gap (per label, same examples) with its CI, and the judge's parse-failure rate (failed
 examples / examples asked, over true and shuffled results).  Categories come from
-``taxonomy_scores``; features without one are ``unscored``.
+``taxonomy_scores``; features without one are ``unscored``.  ``method_pairs`` compares two
+methods on the features both labeled (e.g. baez vs eleuther_acts_top5, as in 2026).
 """
 from __future__ import annotations
 
@@ -51,8 +52,33 @@ def _order(method: str, benchmark: str, category: str | None = None) -> tuple:
     return (c, method, b, benchmark) if category is not None else (method, b, benchmark)
 
 
+def method_pairs(rows: list[dict], seed: int, n_resamples: int) -> list[dict[str, Any]]:
+    """Paired comparison of methods on the features both labeled: per benchmark and pair
+    (A, B), the mean over shared features of A's true-label score minus B's, with its CI
+    (a feature's labels of one method are averaged first)."""
+    per: dict[tuple[str, str], dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        if r["control"] == "true" and r["value"] is not None:
+            per[(r["benchmark"], r["method"])][r["feature_id"]].append(r["value"])
+    out = []
+    for benchmark in sorted({b for b, _ in per}, key=lambda b: _order("", b)):
+        methods = sorted(m for b, m in per if b == benchmark)
+        for i, a in enumerate(methods):
+            for b in methods[i + 1:]:
+                fa, fb = per[(benchmark, a)], per[(benchmark, b)]
+                shared = sorted(fa.keys() & fb.keys())
+                if not shared:
+                    continue
+                diffs = [sum(fa[f]) / len(fa[f]) - sum(fb[f]) / len(fb[f]) for f in shared]
+                mean, lo, hi = mean_ci(diffs, seed=seed, n_resamples=n_resamples)
+                out.append({"benchmark": benchmark, "method_a": a, "method_b": b, "n_features": len(shared),
+                            "diff_mean": mean, "diff_ci_low": lo, "diff_ci_high": hi})
+    return out
+
+
 def build_report(project: Project, *, seed: int = 0, n_resamples: int = N_RESAMPLES) -> dict[str, Any]:
-    """The report as JSON-able data: ``overall`` and ``by_category`` lists of rows."""
+    """The report as JSON-able data: ``overall`` and ``by_category`` lists of rows, and
+    ``method_pairs`` (paired method differences on shared features)."""
     rows = results.rows(project)
     overall: dict[tuple, list] = defaultdict(list)
     by_cat: dict[tuple, list] = defaultdict(list)
@@ -64,4 +90,5 @@ def build_report(project: Project, *, seed: int = 0, n_resamples: int = N_RESAMP
     out_cat = [{"category": c, "method": m, "benchmark": b, **_summarize(g, seed, n_resamples)}
                for (m, b, c), g in sorted(by_cat.items(), key=lambda kv: _order(kv[0][0], kv[0][1], kv[0][2]))]
     return {"confidence": 0.95, "bootstrap_resamples": n_resamples, "bootstrap_seed": seed,
-            "results": len(rows), "overall": out_overall, "by_category": out_cat}
+            "results": len(rows), "overall": out_overall, "by_category": out_cat,
+            "method_pairs": method_pairs(rows, seed, n_resamples)}

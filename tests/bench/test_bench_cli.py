@@ -44,6 +44,7 @@ def test_score_rerun_and_report(cli, capsys):
     out = capsys.readouterr().out
     assert "m_true" in out and "m_vague" in out and "fuzzing" in out and "obscure" in out
     assert "~0" in out                               # m_vague cannot beat its shuffled control
+    assert "Paired method differences" in out
 
     assert cli("--report", "--json") == 0
     data = json.loads(capsys.readouterr().out)
@@ -52,6 +53,7 @@ def test_score_rerun_and_report(cli, capsys):
     assert rows[("m_true", "detection")]["judges"] == ["judge-x"]
     assert rows[("m_true", "embedding")]["judges"] == ["emb-x"]
     assert {r["category"] for r in data["by_category"]} == {"input", "output", "cross", "obscure"}
+    assert len(data["method_pairs"]) == 3
 
 
 def test_dry_run_and_subsets(cli, capsys):

@@ -77,6 +77,10 @@ def test_lexical_judge_separates_true_from_shuffled(bench_project, llm_server):
         assert good["gap_ci_low"] > 0
         vague = _report_row(report, "m_vague", benchmark)
         assert vague["mean"] == 0.5 and vague["gap_ci_low"] <= 0 <= vague["gap_ci_high"]
+    for pair in report["method_pairs"]:          # the 2026-style paired comparison of methods
+        assert (pair["method_a"], pair["method_b"], pair["n_features"]) == ("m_true", "m_vague", 12)
+        assert pair["diff_mean"] == 0.5 and pair["diff_ci_low"] == 0.5
+    assert {p["benchmark"] for p in report["method_pairs"]} == set(JUDGED)
     cats = {r["category"] for r in report["by_category"]}
     assert cats == {"input", "output", "cross", "obscure"}
     assert sum(r["n"] for r in report["by_category"] if r["method"] == "m_true" and r["benchmark"] == "detection") == 12

@@ -225,6 +225,18 @@ def _report(project, *, as_json: bool) -> int:
     console.print(_table("Benchmarks: method x benchmark (n labels; 95% bootstrap CI over labels)",
                          data["overall"], False))
     console.print(_table("By category (from taxonomy scores; 'unscored' where none)", data["by_category"], True))
+    if data["method_pairs"]:
+        pairs = Table(title="Paired method differences on shared features (A - B, true labels)",
+                      title_justify="left")
+        for name in ("benchmark", "method A", "method B"):
+            pairs.add_column(name, overflow="fold")
+        for name in ("features", "A - B [95% CI]"):
+            pairs.add_column(name, justify="right")
+        for r in data["method_pairs"]:
+            diff = _ci({"mean": r["diff_mean"], "ci_low": r["diff_ci_low"], "ci_high": r["diff_ci_high"]})
+            pairs.add_row(inert(r["benchmark"]), inert(r["method_a"]), inert(r["method_b"]),
+                          Text(str(r["n_features"])), Text(diff))
+        console.print(pairs)
     console.print(Text("~0: the true-minus-shuffled CI contains 0 -- the benchmark does not tell this "
                        "method's labels from shuffled ones.  parse fail: share of examples whose judge "
                        "answer could not be parsed (left out of the scores)."))
