@@ -145,3 +145,23 @@ def test_cli_errors_are_one_line(project, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert "$UNSET_KEY_VAR is not set" in err and err.count("\n") == 1
     assert project.scalar("SELECT COUNT(*) FROM labels") == 0
+
+
+def test_cli_nla_jsonl(project, llm_server, tmp_path, capsys):
+    add_feature(project, 3, category="input", examples=word_examples("dog", n=2))
+    good = [{"source": SOURCE, "feature": 3, "rank": r, "token_index": 4, "explanation": f"dogs {r}",
+             "nla_source": "file-nla"} for r in range(2)]
+    server = llm_server(demo_label_answer)
+    db = str(project.path)
+    bad = write_jsonl(tmp_path / "bad.jsonl", good + ['{"source": "x/y", "feature": 3, "rank": 0}'])
+    assert main(["--db", db, "label", "--methods", "baez", "--base-url", server.base_url,
+                 "--nla-jsonl", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"saegold: error: {bad}: record line 3: field 'token_index': missing\n"
+    assert project.scalar("SELECT COUNT(*) FROM nla_explanations") == 0 and server.count == 0
+    ok = write_jsonl(tmp_path / "ok.jsonl", good)
+    assert main(["--db", db, "label", "--methods", "baez", "--base-url", server.base_url,
+                 "--nla-jsonl", str(ok)]) == 0
+    out = capsys.readouterr().out
+    assert "NLA explanations: 2 of 2 records stored (file-nla)" in out and "1 labeled" in out
+    assert [r["method"] for r in project.query("SELECT method FROM labels WHERE status = 'ok'")] == ["baez"]
