@@ -48,6 +48,7 @@ MAX_DESCRIPTION_CHARS = 20_000
 MAX_NAME_CHARS = 300
 IGNORED_METADATA = ("model", "release", "sourceset")
 
+_NUMBER_TYPES = {int, float}
 _HOOK_LAYER = re.compile(r"(?:^|\.)(?:blocks|layers|layer|h)\.(\d+)(?=\.|$)")
 _SOURCE_LAYER = re.compile(r"^(\d+)-")
 
@@ -97,14 +98,20 @@ class FeatureData:
     duplicates: int = 0  # contexts listed more than once (Neuronpedia's bins overlap)
 
     def absorb(self, other: FeatureData) -> None:
-        self.duplicates += other.duplicates
         for key in ("density", "promoted", "suppressed"):
             if getattr(other, key) is not None:
                 setattr(self, key, getattr(other, key))
         if other.max_act is not None:
             self.max_act = other.max_act if self.max_act is None else max(self.max_act, other.max_act)
-        if other.examples is not None:
-            self.examples = merge_examples(self.examples or [], other.examples)
+        if other.examples is not None:  # ranked and de-duplicated once, before writing
+            self.examples = (self.examples or []) + other.examples
+
+    def finish(self) -> None:
+        """Rank the examples, keeping each distinct context once."""
+        if self.examples is not None:
+            merged = merge_examples([], self.examples)
+            self.duplicates = len(self.examples) - len(merged)
+            self.examples = merged
 
 
 @dataclass
@@ -233,9 +240,9 @@ def _values(rec: Record, fld: str, values: Any, n: int | None) -> list[float]:
         raise rec.bad(fld, "expected an array of numbers")
     if n is not None and len(values) != n:
         raise rec.bad(fld, f"has {len(values)} values for {n} tokens")
-    if all(type(v) in (int, float) for v in values):
-        out = [float(v) for v in values]
-        if all(math.isfinite(v) for v in out):
+    if set(map(type, values)) <= _NUMBER_TYPES:  # fast path; the loop below names the culprit
+        out = list(map(float, values))
+        if all(map(math.isfinite, out)):
             return out
     for i, v in enumerate(values):
         finite(rec, f"{fld}[{i}]", v)
@@ -245,10 +252,11 @@ def _values(rec: Record, fld: str, values: Any, n: int | None) -> list[float]:
 def _strings(rec: Record, fld: str, items: Any, max_chars: int) -> list[str]:
     if not isinstance(items, list):
         raise rec.bad(fld, "expected an array of strings")
+    if set(map(type, items)) <= {str} and max(map(len, items), default=0) <= max_chars:
+        return items
     for i, s in enumerate(items):
-        if not isinstance(s, str) or len(s) > max_chars:
-            text(rec, f"{fld}[{i}]", s, max_chars=max_chars, allow_empty=True)
-    return items
+        text(rec, f"{fld}[{i}]", s, max_chars=max_chars, allow_empty=True)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def parse_activation(rec: Record, obj: Any, prefix: str) -> Example:
@@ -340,9 +348,7 @@ def parse_feature(rec: Record, obj: dict) -> Parsed:
         acts = obj["activations"]
         if not isinstance(acts, list):
             raise rec.bad("activations", "expected an array")
-        feat.examples = merge_examples([], [parse_activation(rec, a, f"activations[{i}].")
-                                            for i, a in enumerate(acts)])
-        feat.duplicates = len(acts) - len(feat.examples)
+        feat.examples = [parse_activation(rec, a, f"activations[{i}].") for i, a in enumerate(acts)]
         maxima += [e.max_act for e in feat.examples]
     feat.max_act = max(maxima) if maxima else None
     feat.promoted = _logits(rec, obj, "pos_str", "pos_values")
@@ -437,6 +443,7 @@ class _Writer:
         fids = self._feature_ids({f.source for f in batch.features.values()})
         for f in batch.features.values():
             fid = fids[(f.source, f.idx)]
+            f.finish()
             c["examples_duplicate"] += f.duplicates
             if f.examples is not None:
                 self._examples(fid, f.examples)
