@@ -316,3 +316,67 @@ def _check_selection(project: Project, opts: LabelOptions, rows: list[dict]) -> 
         sources = {r["source"] for r in rows}
         if opts.source is None and len(sources) > 1:
             raise SaegoldError("--features matches features of several sources; add --source MODEL/SOURCE")
+
+
+@dataclass
+class Endpoint:
+    """Where label requests (and NLA requests) go; see ``saegold label --help``."""
+
+    base_url: str | None = None            # None: OpenAI
+    model: str = "gpt-4o-mini"
+    api_key_env: str | None = "OPENAI_API_KEY"
+    concurrency: int = 8
+    timeout: float = 60.0
+    max_retries: int = 5
+    dry_run: bool = False
+    read_cache: bool = True
+    nla_url: str | None = None             # e.g. https://www.neuronpedia.org/api/nla
+    nla_model_id: str | None = None        # None: the (single) SAE source's model id
+    nla_source_id: str | None = None       # e.g. kitft-l41
+    nla_key_env: str | None = "NEURONPEDIA_API_KEY"  # sent as x-api-key when set
+    nla_bos_offset: int = 1
+
+
+def label(project: Project, opts: LabelOptions, endpoint: Endpoint, *,
+          progress: Progress = null_progress) -> LabelReport:
+    """Build the clients for ``endpoint`` and run :func:`run_label_job` to the end
+    (synchronous; used by ``saegold label`` and the demo)."""
+    import os
+
+    client = LLMClient(project, base_url=endpoint.base_url, model=endpoint.model,
+                       api_key_env=endpoint.api_key_env, concurrency=endpoint.concurrency,
+                       timeout=endpoint.timeout, max_retries=endpoint.max_retries,
+                       dry_run=endpoint.dry_run, read_cache=endpoint.read_cache)
+    nla_client = nla = None
+    if endpoint.nla_url:
+        source_id = opts.nla_source or endpoint.nla_source_id
+        if not source_id:
+            raise SaegoldError("an NLA service needs its NLA source id (--nla-source, e.g. kitft-l41)")
+        model_id = endpoint.nla_model_id or _single_model(project, opts.source)
+        key = os.environ.get(endpoint.nla_key_env, "").strip() if endpoint.nla_key_env else ""
+        nla_client = LLMClient(project, base_url=endpoint.nla_url, model=f"nla:{model_id}/{source_id}",
+                               api_key_env=None, concurrency=endpoint.concurrency,
+                               timeout=endpoint.timeout, max_retries=endpoint.max_retries,
+                               dry_run=endpoint.dry_run, read_cache=endpoint.read_cache,
+                               extra_headers={"x-api-key": key} if key else None)
+        nla = NLAService(nla_client, model_id=model_id, nla_source_id=source_id,
+                         bos_offset=endpoint.nla_bos_offset)
+
+    async def go() -> LabelReport:
+        try:
+            return await run_label_job(project, client, opts, nla=nla, nla_client=nla_client,
+                                       progress=progress)
+        finally:
+            await client.aclose()
+            if nla_client is not None:
+                await nla_client.aclose()
+
+    return asyncio.run(go())
+
+
+def _single_model(project: Project, source: str | None) -> str:
+    rows = project.query("SELECT DISTINCT model_id FROM sources" + (" WHERE name = ?" if source else ""),
+                         [source] if source else [])
+    if len(rows) != 1:
+        raise SaegoldError("cannot tell which model the NLA service should explain; pass --nla-model")
+    return rows[0]["model_id"]

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import os
 
 from engine.labeling.methods import METHOD_NAMES
 from engine.labeling.routing import parse_methods
@@ -102,9 +100,8 @@ def parse_temperature(text: str) -> float | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.labeling.job import LabelOptions, run_label_job
-    from engine.labeling.nla import NLAService, import_jsonl
-    from engine.llm.client import LLMClient
+    from engine.labeling.job import Endpoint, LabelOptions, label
+    from engine.labeling.nla import import_jsonl
 
     opts = LabelOptions(
         methods=parse_methods(args.methods) if args.methods else None, by_tier=args.by_tier,
@@ -126,51 +123,20 @@ def run(args: argparse.Namespace) -> int:
                       f"example not in the project; {imp.off_max} are not at the max-activating token")
                 if opts.nla_source is None and len(imp.sources) == 1:
                     opts.nla_source = imp.sources[0]
-        client = LLMClient(
-            project, base_url=args.base_url or cfg["llm_base_url"], model=args.model or cfg["llm_model"],
+        endpoint = Endpoint(
+            base_url=args.base_url or cfg["llm_base_url"], model=args.model or cfg["llm_model"],
             api_key_env=args.api_key_env or cfg["llm_api_key_env"], concurrency=args.concurrency,
             timeout=args.timeout, max_retries=args.max_retries, dry_run=args.dry_run,
-            read_cache=not args.no_cache,
+            read_cache=not args.no_cache, nla_url=args.nla_url or cfg["nla_url"],
+            nla_model_id=args.nla_model or cfg["nla_model_id"], nla_source_id=cfg["nla_source_id"],
+            nla_key_env=args.nla_key_env, nla_bos_offset=args.nla_bos_offset,
         )
-        nla_client = nla = None
-        nla_url = args.nla_url or cfg["nla_url"]
-        if nla_url:
-            source_id = opts.nla_source or cfg["nla_source_id"]
-            if not source_id:
-                raise SaegoldError("--nla-url needs --nla-source (the NLA source id, e.g. kitft-l41)")
-            model_id = args.nla_model or cfg["nla_model_id"] or _model_of(project, opts.source)
-            key = os.environ.get(args.nla_key_env, "").strip() if args.nla_key_env else ""
-            nla_client = LLMClient(
-                project, base_url=nla_url, model=f"nla:{model_id}/{source_id}", api_key_env=None,
-                concurrency=args.concurrency, timeout=args.timeout, max_retries=args.max_retries,
-                dry_run=args.dry_run, read_cache=not args.no_cache,
-                extra_headers={"x-api-key": key} if key else None,
-            )
-            nla = NLAService(nla_client, model_id=model_id, nla_source_id=source_id,
-                             bos_offset=args.nla_bos_offset)
-
-        async def go():
-            try:
-                return await run_label_job(project, client, opts, nla=nla, nla_client=nla_client,
-                                           progress=progress)
-            finally:
-                await client.aclose()
-                if nla_client is not None:
-                    await nla_client.aclose()
-
         with progress_bars() as progress:
-            report = asyncio.run(go())
-        for line in report_lines(report, model=client.model, endpoint=client.endpoint):
+            report = label(project, opts, endpoint, progress=progress)
+        for line in report_lines(report, model=endpoint.model,
+                                 endpoint=(endpoint.base_url or "https://api.openai.com/v1").rstrip("/")):
             print(line)
     return 0
-
-
-def _model_of(project, source: str | None) -> str:
-    rows = project.query("SELECT DISTINCT model_id FROM sources" + (" WHERE name = ?" if source else ""),
-                         [source] if source else [])
-    if len(rows) != 1:
-        raise SaegoldError("cannot tell which model the NLA service should use; pass --nla-model")
-    return rows[0]["model_id"]
 
 
 def report_lines(report, *, model: str, endpoint: str) -> list[str]:
