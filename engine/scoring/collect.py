@@ -1,0 +1,200 @@
+"""One streamed, batched pass over a corpus: per feature its top-K activating contexts,
+firing density, max activation, and a reservoir of non-activating contexts.
+
+Device memory stays bounded whatever the corpus length: per feature only the K best
+(context max, context id) pairs and R reservoir (random key, context id) pairs are kept,
+merged batch by batch with ``torch.topk``; token ids are kept on the host only for contexts
+still referenced.  Per-token activations of the kept contexts are recomputed afterwards,
+one feature chunk at a time (:func:`per_token_acts`).
+
+BOS positions (the first token of every context and the separators between documents) are
+never counted: they are masked out of activations, maxima and densities.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from engine.progress import Progress, null_progress
+
+from .models import HookSite, LoadedModel, run_to_site
+
+
+@dataclass
+class Collection:
+    """What the pass found; tensors on the CPU, columns in the order of ``features``."""
+
+    features: torch.Tensor        # [F] SAE feature indices
+    n_tokens: int                 # tokens counted (BOS excluded)
+    n_contexts: int
+    fire_count: torch.Tensor      # [F] tokens with activation > 0
+    max_act: torch.Tensor         # [F]
+    top_vals: torch.Tensor        # [K, F] context maxima, descending; <= 0 means empty
+    top_ctx: torch.Tensor         # [K, F] context ids
+    neg_ctx: torch.Tensor         # [R, F] reservoir of non-activating context ids; -1 empty
+    contexts: dict[int, list[int]] = field(repr=False, default_factory=dict)
+
+    @property
+    def density(self) -> torch.Tensor:
+        return self.fire_count.double() / max(self.n_tokens, 1)
+
+    def top(self, col: int) -> list[tuple[int, float]]:
+        """(context id, max activation) of the column's activating contexts, best first."""
+        v, c = self.top_vals[:, col], self.top_ctx[:, col]
+        keep = v > 0
+        return list(zip(c[keep].tolist(), v[keep].tolist()))
+
+    def negatives(self, col: int) -> list[int]:
+        c = self.neg_ctx[:, col]
+        return c[c >= 0].tolist()
+
+
+def pad_batch(batch: list[list[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded ids [B, T] and the mask of counted positions (real, non-BOS tokens)."""
+    width = max(len(c) for c in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    for i, c in enumerate(batch):
+        ids[i, : len(c)] = torch.tensor(c, dtype=torch.long)
+    lengths = torch.tensor([len(c) for c in batch])
+    mask = (torch.arange(width)[None, :] < lengths[:, None]) & (ids != pad_id)
+    return ids.to(device), mask.to(device)
+
+
+@torch.inference_mode()
+def sae_acts(lm: LoadedModel, sae: Any, site: HookSite, features: torch.Tensor | None,
+             batch: list[list[int]], bos_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """SAE activations [B, T, F] (masked positions zeroed) of the given features, and the mask.
+
+    The model runs only up to the site; right padding needs no attention mask in a causal
+    model.  Padding uses the BOS id, whose positions are masked anyway."""
+    ids, mask = pad_batch(batch, bos_id, lm.device)
+    h = run_to_site(lm, site, ids)
+    acts = sae.encode(h.to(sae.W_dec.dtype))
+    if features is not None:
+        acts = acts[..., features.to(acts.device)]
+    return acts * mask[..., None], mask
+
+
+class Collector:
+    """Accumulates the top-K / reservoir state batch by batch."""
+
+    def __init__(self, lm: LoadedModel, sae: Any, site: HookSite, features: torch.Tensor, *,
+                 top_k: int = 100, n_negatives: int = 20, seed: int = 0):
+        self.lm, self.sae, self.site = lm, sae, site
+        self.features = features.cpu()
+        self.select = None if torch.equal(self.features, torch.arange(int(sae.cfg.d_sae))) else self.features
+        self.k, self.r = top_k, n_negatives
+        dev = lm.device
+        n = len(features)
+        self.bos = lm.bos_id if lm.bos_id is not None else 0
+        self.fire = torch.zeros(n, dtype=torch.long, device=dev)
+        self.max_act = torch.zeros(n, device=dev)
+        self.top_vals = torch.empty(0, n, device=dev)
+        self.top_ctx = torch.empty(0, n, dtype=torch.long, device=dev)
+        self.neg_keys = torch.empty(0, n, device=dev)
+        self.neg_ctx = torch.empty(0, n, dtype=torch.long, device=dev)
+        self.gen = torch.Generator(device=dev).manual_seed(seed)
+        self.contexts: dict[int, list[int]] = {}
+        self.n_tokens = 0
+        self.n_contexts = 0
+        self._batches = 0
+
+    def add(self, batch: list[list[int]]) -> None:
+        ids = torch.arange(self.n_contexts, self.n_contexts + len(batch), device=self.lm.device)
+        for i, ctx in zip(ids.tolist(), batch):
+            self.contexts[i] = ctx
+        self.n_contexts += len(batch)
+        acts, mask = sae_acts(self.lm, self.sae, self.site, self.select, batch, self.bos)
+        self.n_tokens += int(mask.sum())
+        self.fire += (acts > 0).sum(dim=(0, 1))
+        cmax = acts.amax(dim=1).to(self.max_act.dtype)                      # [B, F]
+        self.max_act = torch.maximum(self.max_act, cmax.amax(dim=0))
+        b = len(batch)
+        vals = torch.cat([self.top_vals, cmax])
+        ctx = torch.cat([self.top_ctx, ids[:, None].expand(b, cmax.shape[1])])
+        self.top_vals, order = vals.topk(min(self.k, len(vals)), dim=0)
+        self.top_ctx = ctx.gather(0, order)
+        if self.r:
+            keys = torch.rand(cmax.shape, generator=self.gen, device=cmax.device)
+            keys.masked_fill_(cmax > 0, float("inf"))
+            keys = torch.cat([self.neg_keys, keys])
+            nctx = torch.cat([self.neg_ctx, ids[:, None].expand(b, cmax.shape[1])])
+            self.neg_keys, order = keys.topk(min(self.r, len(keys)), dim=0, largest=False)
+            self.neg_ctx = nctx.gather(0, order)
+        self._batches += 1
+        if self._batches % 64 == 0:
+            self._prune()
+
+    def _referenced(self) -> set[int]:
+        ref = set(self.top_ctx[self.top_vals > 0].unique().tolist())
+        ref.update(self.neg_ctx[torch.isfinite(self.neg_keys)].unique().tolist())
+        return ref
+
+    def _prune(self) -> None:
+        ref = self._referenced()
+        self.contexts = {i: c for i, c in self.contexts.items() if i in ref}
+
+    def result(self) -> Collection:
+        self._prune()
+        neg = self.neg_ctx.masked_fill(~torch.isfinite(self.neg_keys), -1)
+        return Collection(
+            features=self.features, n_tokens=self.n_tokens, n_contexts=self.n_contexts,
+            fire_count=self.fire.cpu(), max_act=self.max_act.cpu(), top_vals=self.top_vals.cpu(),
+            top_ctx=self.top_ctx.cpu(), neg_ctx=neg.cpu(), contexts=self.contexts,
+        )
+
+
+def _batched(items: Iterable[list[int]], size: int) -> Iterator[list[list[int]]]:
+    batch: list[list[int]] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def collect(lm: LoadedModel, sae: Any, site: HookSite, features: torch.Tensor,
+            contexts: Iterable[list[int]], *, batch_size: int = 32, top_k: int = 100,
+            n_negatives: int = 20, expected_contexts: int | None = None, seed: int = 0,
+            progress: Progress = null_progress) -> Collection:
+    """Stream ``contexts`` through the model and SAE once, in batches."""
+    col = Collector(lm, sae, site, features, top_k=top_k, n_negatives=n_negatives, seed=seed)
+    for batch in _batched(contexts, batch_size):
+        col.add(batch)
+        progress("activations (contexts)", col.n_contexts, expected_contexts)
+    return col.result()
+
+
+@torch.inference_mode()
+def per_token_acts(lm: LoadedModel, sae: Any, site: HookSite, col: Collection, cols: list[int], *,
+                   batch_size: int = 32, progress: Progress = null_progress) -> dict[tuple[int, int], list[float]]:
+    """Per-token activations of the kept top contexts of columns ``cols``: ``(col, rank) -> acts``.
+
+    The contexts these columns reference are re-run once, in batches."""
+    if not cols:
+        return {}
+    cols_t = torch.tensor(cols)
+    vals, ctx = col.top_vals[:, cols_t], col.top_ctx[:, cols_t]
+    rank_i, col_i = (vals > 0).nonzero(as_tuple=True)
+    pair_ctx = ctx[rank_i, col_i]
+    needed = pair_ctx.unique().tolist()
+    feats = col.features[cols_t]
+    bos = lm.bos_id if lm.bos_id is not None else 0
+    out: dict[tuple[int, int], list[float]] = {}
+    for start in range(0, len(needed), batch_size):
+        chunk = needed[start:start + batch_size]
+        acts, _ = sae_acts(lm, sae, site, feats, [col.contexts[c] for c in chunk], bos)
+        acts = acts.float().cpu()
+        local = {c: i for i, c in enumerate(chunk)}
+        sel = torch.isin(pair_ctx, torch.tensor(chunk)).nonzero(as_tuple=True)[0]
+        for p in sel.tolist():
+            c = int(pair_ctx[p])
+            n_tok = len(col.contexts[c])
+            out[(cols[int(col_i[p])], int(rank_i[p]))] = acts[local[c], :n_tok, int(col_i[p])].tolist()
+        progress("examples (re-run kept contexts)", min(start + batch_size, len(needed)), len(needed))
+    return out

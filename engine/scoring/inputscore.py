@@ -1,0 +1,113 @@
+"""Input score: over the top N <= 100 activating contexts of a feature, the fraction whose
+max-activating token is among the feature's logit-lens tokens.
+
+From a model run the comparison is by token id.  For features imported from Neuronpedia
+with no model at hand, the stored activations are compared by token *string* with the
+feature's stored promoted tokens (Neuronpedia's ``pos_str``), as the published code does.
+Contexts whose maximum is not positive are not activating and do not count; Neuronpedia
+lists the same context several times (once per activation bin), so identical token
+sequences count once.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from engine.progress import Progress, null_progress
+from store import settings
+from store.db import Project, loads
+
+from .errors import ScoringError
+
+MAX_CONTEXTS = 100
+STORED_SCORER_VERSION = "saegold-stored-input/1"
+
+
+def max_token_hits(examples: Iterable[dict[str, Any]], lens: Sequence[Any], *, key: str = "token_ids",
+                   n: int = MAX_CONTEXTS, dedupe: bool = False) -> tuple[int, int]:
+    """``(hits, contexts)`` over the first ``n`` activating examples (best first).
+
+    ``key`` is ``token_ids`` (compare ids) or ``tokens`` (compare strings)."""
+    wanted = set(lens)
+    seen: set[tuple] = set()
+    hits = used = 0
+    for ex in examples:
+        if used >= n:
+            break
+        if ex["max_act"] is None or ex["max_act"] <= 0:
+            continue
+        seq = ex[key]
+        if seq is None:
+            raise ScoringError(f"example {ex.get('id')} has no {key}; cannot compute its input score")
+        if dedupe:
+            sig = tuple(ex["tokens"])
+            if sig in seen:
+                continue
+            seen.add(sig)
+        used += 1
+        hits += seq[ex["max_idx"]] in wanted
+    return hits, used
+
+
+def input_score(examples: Iterable[dict[str, Any]], lens: Sequence[Any], *, key: str = "token_ids",
+                n: int = MAX_CONTEXTS, dedupe: bool = False) -> tuple[float, int]:
+    """``(score, contexts used)``; a feature with no activating context scores 0.0."""
+    hits, used = max_token_hits(examples, lens, key=key, n=n, dedupe=dedupe)
+    return (hits / used if used else 0.0), used
+
+
+def score_stored(project: Project, *, source: str | None = None, features: Sequence[int] | None = None,
+                 redo: bool = False, progress: Progress = null_progress) -> int:
+    """Input scores of stored features from their stored top examples and promoted tokens
+    (e.g. Neuronpedia imports).  Output scores are left as they are (NULL until a model run).
+
+    Skips features that already have an input score unless ``redo``; features without
+    stored examples or promoted tokens are left alone.  Returns the number scored."""
+    from store.features import put_score
+
+    where, args = ["1 = 1"], []
+    if source is not None:
+        where.append("s.name = ?")
+        args.append(source)
+        if project.scalar("SELECT COUNT(*) FROM sources WHERE name = ?", [source]) == 0:
+            raise ScoringError(f"no source named {source!r} in {project.path}")
+    if features is not None:
+        where.append(f"f.idx IN ({','.join('?' * len(features))})")
+        args.extend(int(i) for i in features)
+    if not redo:
+        where.append("NOT EXISTS (SELECT 1 FROM taxonomy_scores t WHERE t.feature_id = f.id "
+                     "AND t.input_score IS NOT NULL)")
+    rows = project.query(
+        f"SELECT f.id FROM features f JOIN sources s ON s.id = f.source_id WHERE {' AND '.join(where)} "
+        "AND EXISTS (SELECT 1 FROM examples e WHERE e.feature_id = f.id AND e.kind = 'top') "
+        "AND EXISTS (SELECT 1 FROM logit_tokens l WHERE l.feature_id = f.id AND l.kind = 'promoted') "
+        "ORDER BY f.id", args,
+    )
+    ids = [r["id"] for r in rows]
+    thr_in, thr_out = settings.get(project, "input_threshold"), settings.get(project, "output_threshold")
+    done = 0
+    for start in range(0, len(ids), 256):
+        chunk = ids[start:start + 256]
+        results = []
+        for fid in chunk:
+            exs = project.query(
+                "SELECT id, tokens, max_idx, max_act FROM examples WHERE feature_id = ? AND kind = 'top' "
+                "ORDER BY max_act DESC, rank", [fid])
+            for ex in exs:
+                ex["tokens"] = loads(ex["tokens"])
+            lens = [r["token"] for r in project.query(
+                "SELECT token FROM logit_tokens WHERE feature_id = ? AND kind = 'promoted' ORDER BY rank", [fid])]
+            hits, used = max_token_hits(exs, lens, key="tokens", dedupe=True)
+            results.append((fid, hits, used, len(lens)))
+        with project.write() as db:
+            for fid, hits, used, n_lens in results:
+                old = db.execute("SELECT details FROM taxonomy_scores WHERE feature_id = ?", [fid]).fetchone()
+                details = (loads(old[0]) if old and old[0] else {}) or {}
+                details["input"] = {"from": "stored", "hits": hits, "contexts": used, "lens_tokens": n_lens,
+                                    "compare": "token string", "version": STORED_SCORER_VERSION}
+                put_score(db, fid, input_threshold=thr_in, output_threshold=thr_out,
+                          scorer_version=STORED_SCORER_VERSION, input_score=hits / used if used else 0.0,
+                          details=details)
+        done += len(chunk)
+        progress("input scores (stored)", done, len(ids))
+    return done

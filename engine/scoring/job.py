@@ -1,0 +1,307 @@
+"""The score job: model + SAE + corpus -> features, examples, logit tokens, taxonomy scores.
+
+Stages, each reporting progress: load and check everything (nothing is written before the
+model, the SAE, the hook and the corpus are known to be good); logit lens; output scores
+with their evidence (top next tokens and a greedy continuation under amplification),
+written one feature chunk per transaction; one streamed pass over the corpus; then per
+feature chunk the examples, statistics and input scores, again one transaction each.  An
+interrupted job keeps every finished chunk, and a re-run skips what is done (``redo``
+forces it).  ``shard=(i, n)`` takes the i-th of n disjoint, contiguous feature ranges, so n
+processes can fill one project.
+"""
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from engine.progress import Progress, null_progress
+from store import settings
+from store.db import Project, loads
+from store.features import get_or_create_source, put_examples, put_logit_tokens, put_score, upsert_feature
+
+from . import corpus as corpus_mod
+from .collect import Collection, collect, per_token_acts
+from .errors import ScoringError
+from .inputscore import input_score
+from .lens import Lens, logit_lens
+from .models import load_model, load_sae, resolve_hook
+from .output import OutputScorer
+
+SCORER_VERSION = "saegold-score/1"
+TOP_NEXT = 10
+
+
+@dataclass
+class ScoreReport:
+    """What a score job did."""
+
+    source: str
+    features: int                 # features in scope (after --features / --shard)
+    output_scored: int = 0
+    input_scored: int = 0
+    output_skipped: int = 0
+    input_skipped: int = 0
+    n_contexts: int = 0
+    n_tokens: int = 0
+    device: str = ""
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def parse_features(spec: str | Sequence[int] | None, d_sae: int) -> list[int]:
+    """``"0-999,1500"`` (inclusive ranges) or a list of indices; None means all."""
+    if spec is None:
+        return list(range(d_sae))
+    if isinstance(spec, str):
+        out: list[int] = []
+        for part in filter(None, (p.strip() for p in spec.split(","))):
+            m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+            if not m:
+                raise ScoringError(f"--features {spec!r}: expected ranges like 0-999,1500")
+            lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
+            if hi < lo:
+                raise ScoringError(f"--features {spec!r}: range {part} runs backwards")
+            out.extend(range(lo, hi + 1))
+    else:
+        out = [int(i) for i in spec]
+    out = sorted(set(out))
+    bad = [i for i in out if not 0 <= i < d_sae]
+    if bad:
+        raise ScoringError(f"--features: index {bad[0]} is outside the SAE's {d_sae} features")
+    return out
+
+
+def parse_shard(spec: str | tuple[int, int] | None) -> tuple[int, int] | None:
+    """``"I/N"`` with 0 <= I < N."""
+    if spec is None or isinstance(spec, tuple):
+        return spec
+    m = re.fullmatch(r"(\d+)/(\d+)", spec.strip())
+    if not m or not 0 <= int(m.group(1)) < int(m.group(2)):
+        raise ScoringError(f"--shard {spec!r}: expected I/N with 0 <= I < N, e.g. 0/4")
+    return int(m.group(1)), int(m.group(2))
+
+
+def shard_of(features: list[int], shard: tuple[int, int] | None) -> list[int]:
+    """The i-th of n contiguous, disjoint slices; together they cover ``features`` once."""
+    if shard is None:
+        return features
+    i, n = shard
+    return features[len(features) * i // n: len(features) * (i + 1) // n]
+
+
+def _model_id(spec: str) -> str:
+    path = Path(spec).expanduser()
+    return path.resolve().name if path.exists() else spec
+
+
+def score(project: Project, *, model: str, sae: str, corpus: str | None = None, ctx_len: int = 64,
+          top_k: int = 100, n_negatives: int = 20, features: str | Sequence[int] | None = None,
+          device: str | None = None, dtype: str | None = None, batch_size: int = 32,
+          feature_batch: int = 256, redo: bool = False, shard: str | tuple[int, int] | None = None,
+          max_contexts: int | None = None, max_tokens: int | None = None, continuation_tokens: int = 8,
+          source: str | None = None, text_field: str = "text", seed: int = 0,
+          progress: Progress = null_progress) -> ScoreReport:
+    """Score an SAE's features on a model (and corpus) into ``project``; see the module doc."""
+    t0 = time.perf_counter()
+    shard_t = parse_shard(shard)
+    corpus_spec = None
+    if corpus is not None:
+        corpus_spec = corpus_mod.resolve(corpus, text_field)
+        if corpus_spec.files:
+            corpus_mod.validate(corpus_spec)
+    progress("load model and SAE", 0, 2)
+    lm = load_model(model, device, dtype)
+    progress("load model and SAE", 1, 2)
+    the_sae, sae_id = load_sae(sae, lm.device)
+    site = resolve_hook(lm, the_sae)
+    progress("load model and SAE", 2, 2)
+    d_sae = int(the_sae.cfg.d_sae)
+    scope = shard_of(parse_features(features, d_sae), shard_t)
+    prompt = settings.get(project, "neutral_prompt")
+    amp = float(settings.get(project, "amplification"))
+    k_lens = int(settings.get(project, "logit_lens_k"))
+    thr = {"input_threshold": settings.get(project, "input_threshold"),
+           "output_threshold": settings.get(project, "output_threshold")}
+    model_id = _model_id(model)
+    with project.write() as db:
+        if source is not None:
+            row = db.execute("SELECT model_id, sae_id FROM sources WHERE name = ?", [source]).fetchone()
+            if row is None:
+                raise ScoringError(f"--source {source!r}: no such source in {project.path}")
+            model_id, sae_id = row
+        source_id = get_or_create_source(db, model_id, sae_id, hook_name=site.name, layer=site.layer,
+                                         d_sae=d_sae, width=lm.width)
+    name = project.scalar("SELECT name FROM sources WHERE id = ?", [source_id])
+    report = ScoreReport(source=name, features=len(scope), device=str(lm.device))
+    report.seconds["load"] = time.perf_counter() - t0
+
+    state = _stored_state(project, source_id)
+    out_todo = [j for j in scope if redo or not _output_done(state.get(j))]
+    in_todo = [j for j in scope if corpus_spec is not None and (redo or not _input_done(state.get(j)))]
+    report.output_skipped = len(scope) - len(out_todo)
+    report.input_skipped = (len(scope) - len(in_todo)) if corpus_spec is not None else 0
+
+    needed = sorted(set(out_todo) | set(in_todo))
+    t = time.perf_counter()
+    lens = logit_lens(lm, the_sae, torch.tensor(needed, dtype=torch.long), k=k_lens, progress=progress)
+    row_of = {j: i for i, j in enumerate(needed)}
+    report.seconds["logit lens"] = time.perf_counter() - t
+
+    writer = _Writer(project, lm, source_id, thr, lens, row_of, str(lm.device))
+    if out_todo:
+        t = time.perf_counter()
+        scorer = OutputScorer(lm, the_sae, site, prompt, amp)
+        for start in range(0, len(out_todo), feature_batch):
+            chunk = out_todo[start:start + feature_batch]
+            feats = torch.tensor(chunk, dtype=torch.long)
+            ids = lens.top_ids[[row_of[j] for j in chunk]]
+            res = scorer.score(feats, ids, batch_size=feature_batch)
+            conts = (scorer.continuations(feats, continuation_tokens, batch_size=feature_batch)
+                     if continuation_tokens > 0 else [[] for _ in chunk])
+            writer.write_output(chunk, res, conts, scorer)
+            report.output_scored += len(chunk)
+            progress("output scores", report.output_scored, len(out_todo))
+        report.seconds["output scores"] = time.perf_counter() - t
+
+    if in_todo and corpus_spec is not None:
+        t = time.perf_counter()
+        bos = lm.bos_id if lm.bos_id is not None else 0
+        stream = corpus_mod.contexts(corpus_spec, lm.tokenizer, ctx_len, bos,
+                                     max_contexts=max_contexts, max_tokens=max_tokens)
+        col = collect(lm, the_sae, site, torch.tensor(in_todo, dtype=torch.long), stream,
+                      batch_size=batch_size, top_k=top_k, n_negatives=n_negatives,
+                      expected_contexts=max_contexts, seed=seed, progress=progress)
+        if col.n_contexts == 0:
+            raise ScoringError(f"{corpus_spec.description}: the corpus gave no context to score")
+        report.n_contexts, report.n_tokens = col.n_contexts, col.n_tokens
+        report.seconds["collect"] = time.perf_counter() - t
+        t = time.perf_counter()
+        # Per-token activations are re-computed per chunk; size chunks to ~64M floats of host memory.
+        chunk_cols = max(1, min(len(in_todo), (64 << 20) // max(1, top_k * ctx_len)))
+        for start in range(0, len(in_todo), chunk_cols):
+            cols = list(range(start, min(start + chunk_cols, len(in_todo))))
+            acts = per_token_acts(lm, the_sae, site, col, cols, batch_size=batch_size, progress=progress)
+            for wstart in range(0, len(cols), feature_batch):
+                wcols = cols[wstart:wstart + feature_batch]
+                writer.write_input(wcols, col, acts, corpus_spec.description, ctx_len)
+                report.input_scored += len(wcols)
+                progress("input scores", report.input_scored, len(in_todo))
+        report.seconds["examples + input scores"] = time.perf_counter() - t
+    report.seconds["total"] = time.perf_counter() - t0
+    return report
+
+
+def _stored_state(project: Project, source_id: int) -> dict[int, dict[str, Any]]:
+    rows = project.query(
+        "SELECT f.idx, f.n_tokens_seen, t.input_score, t.output_score, t.details FROM features f "
+        "LEFT JOIN taxonomy_scores t ON t.feature_id = f.id WHERE f.source_id = ?", [source_id])
+    return {r["idx"]: {**r, "details": loads(r["details"]) or {}} for r in rows}
+
+
+def _output_done(row: dict[str, Any] | None) -> bool:
+    return bool(row) and row["output_score"] is not None \
+        and row["details"].get("output", {}).get("version") == SCORER_VERSION
+
+
+def _input_done(row: dict[str, Any] | None) -> bool:
+    return bool(row) and row["input_score"] is not None \
+        and row["details"].get("input", {}).get("version") == SCORER_VERSION
+
+
+class _Writer:
+    """Writes one chunk of features per short transaction."""
+
+    def __init__(self, project: Project, lm: Any, source_id: int, thr: dict[str, float], lens: Lens,
+                 row_of: dict[int, int], device: str):
+        self.project, self.lm, self.source_id, self.thr = project, lm, source_id, thr
+        self.lens, self.row_of, self.device = lens, row_of, device
+
+    def _lens_lists(self, j: int) -> tuple[list, list]:
+        r = self.row_of[j]
+        promoted = list(zip(self.lm.token_strs(self.lens.top_ids[r].tolist()), self.lens.top_ids[r].tolist(),
+                            self.lens.top_vals[r].tolist()))
+        suppressed = list(zip(self.lm.token_strs(self.lens.bottom_ids[r].tolist()),
+                              self.lens.bottom_ids[r].tolist(), self.lens.bottom_vals[r].tolist()))
+        return promoted, suppressed
+
+    @staticmethod
+    def _merged_details(db: Any, fid: int, key: str, value: dict[str, Any]) -> dict[str, Any]:
+        old = db.execute("SELECT details FROM taxonomy_scores WHERE feature_id = ?", [fid]).fetchone()
+        details = (loads(old[0]) if old and old[0] else None) or {}
+        details[key] = value
+        return details
+
+    def write_output(self, chunk: list[int], res: Any, conts: list[list[int]], scorer: OutputScorer) -> None:
+        lm = self.lm
+        rows = []
+        for i, j in enumerate(chunk):
+            promoted, suppressed = self._lens_lists(j)
+            nxt = list(zip(lm.token_strs(res.next_ids[i].tolist()), res.next_ids[i].tolist(),
+                           res.next_p[i].tolist()))
+            text = lm.tokenizer.decode(conts[i], clean_up_tokenization_spaces=False) if conts[i] else None
+            details = {"version": SCORER_VERSION, "prompt": scorer.prompt, "amplification": scorer.amp,
+                       "f_max": scorer.f_max, "min_rank": int(res.min_rank[i]), "max_p": float(res.max_p[i]),
+                       "vocab": int(scorer.clean_p.shape[0]), "hook": scorer.site.name,
+                       "continuation_ids": conts[i]}
+            rows.append((j, float(res.scores[i]), promoted, suppressed, nxt, text, details))
+        with self.project.write() as db:
+            for j, s, promoted, suppressed, nxt, text, details in rows:
+                fid = upsert_feature(db, self.source_id, j)
+                put_logit_tokens(db, fid, "promoted", promoted)
+                put_logit_tokens(db, fid, "suppressed", suppressed)
+                put_logit_tokens(db, fid, "amplified_next", nxt)
+                put_score(db, fid, **self.thr, scorer_version=SCORER_VERSION, output_score=s,
+                          continuation=text, device=self.device,
+                          details=self._merged_details(db, fid, "output", details))
+
+    def write_input(self, cols: list[int], col: Collection, acts: dict[tuple[int, int], list[float]],
+                    corpus_desc: str, ctx_len: int) -> None:
+        lm = self.lm
+        density = col.density
+        rows = []
+        for c in cols:
+            j = int(col.features[c])
+            top = []
+            for rank, (ctx_id, cmax) in enumerate(col.top(c)):
+                ids = col.contexts[ctx_id]
+                a = acts[(c, rank)]
+                max_idx = max(range(len(a)), key=a.__getitem__)
+                top.append({"tokens": lm.token_strs(ids), "token_ids": ids, "acts": a,
+                            "max_idx": max_idx, "max_act": a[max_idx]})
+            negs = [{"tokens": lm.token_strs(col.contexts[n]), "token_ids": col.contexts[n],
+                     "acts": [0.0] * len(col.contexts[n]), "max_idx": 0, "max_act": 0.0}
+                    for n in col.negatives(c)]
+            r = self.row_of[j]
+            score, used = input_score(top, self.lens.top_ids[r].tolist(), key="token_ids")
+            hits = round(score * used)
+            details = {"version": SCORER_VERSION, "from": "corpus", "corpus": corpus_desc, "ctx_len": ctx_len,
+                       "hits": hits, "contexts": used, "n_tokens": col.n_tokens, "n_contexts": col.n_contexts}
+            promoted, suppressed = self._lens_lists(j)
+            rows.append((j, float(density[c]), float(col.max_act[c]), top, negs, score, promoted,
+                         suppressed, details))
+        with self.project.write() as db:
+            for j, dens, mx, top, negs, score, promoted, suppressed, details in rows:
+                fid = upsert_feature(db, self.source_id, j, density=dens, max_act=mx, n_tokens_seen=col.n_tokens)
+                _replace_examples(db, fid, "top", top)
+                _replace_examples(db, fid, "negative", negs)
+                put_logit_tokens(db, fid, "promoted", promoted)
+                put_logit_tokens(db, fid, "suppressed", suppressed)
+                put_score(db, fid, **self.thr, scorer_version=SCORER_VERSION, input_score=score,
+                          device=self.device, details=self._merged_details(db, fid, "input", details))
+
+
+def _replace_examples(db: Any, fid: int, kind: str, examples: list[dict[str, Any]]) -> None:
+    """Store ``examples`` as the feature's ``kind`` examples; NLA explanations of an example
+    whose tokens change are dropped (they explained another text)."""
+    from store.db import dumps
+
+    old = db.execute("SELECT id, rank, tokens FROM examples WHERE feature_id = ? AND kind = ?", [fid, kind]).fetchall()
+    for ex_id, rank, tokens in old:
+        if rank >= len(examples) or tokens != dumps(list(examples[rank]["tokens"])):
+            db.execute("DELETE FROM nla_explanations WHERE example_id = ?", [ex_id])
+    put_examples(db, fid, kind, examples, "scored")

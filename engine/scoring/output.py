@@ -1,0 +1,182 @@
+"""Output score of SAE features (Arad, Mueller, Belinkov 2025), fast and naive, plus evidence.
+
+At the SAE's site, last position of the neutral prompt: ``f = encode(h)``,
+``err = h - decode(f)``, ``f[j] += amp * max(f)``, ``h' = decode(f) + err``; finish the
+forward pass, ``p = softmax(logits[last])`` and
+``S_out = (1 - min_rank(LL_j) / |V|) * max_{t in LL_j} p[t]`` (rank 0 = most probable).
+
+The fast path runs the clean prefix once into a KV cache and then, batched over features,
+only the last position and only the layers after the site (earlier layers are skipped: the
+modified residual replaces whatever they would give).  :meth:`OutputScorer.naive` is the
+reference: one full forward pass of the whole prompt per feature.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from engine.progress import Progress, null_progress
+
+from .models import HookSite, LoadedModel, edit_site, start_at_site
+
+
+@dataclass
+class OutputScores:
+    """Per feature: the score, its two factors, and the top next tokens under amplification."""
+
+    scores: torch.Tensor      # [n] float64
+    min_rank: torch.Tensor    # [n] int64
+    max_p: torch.Tensor       # [n] float64
+    next_ids: torch.Tensor    # [n, top] most probable next tokens
+    next_p: torch.Tensor      # [n, top]
+
+
+def score_from_probs(p: torch.Tensor, lens_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``S_out`` from next-token probabilities ``p`` [b, V] and logit-lens ids [b, k]."""
+    p = p.double()
+    pl = p.gather(1, lens_ids.to(p.device))
+    max_p = pl.max(dim=1).values
+    min_rank = (p > max_p[:, None]).sum(dim=1)      # the best-ranked lens token's rank
+    scores = (1.0 - min_rank.double() / p.shape[1]) * max_p
+    return scores, min_rank, max_p
+
+
+class OutputScorer:
+    """Scores features of one SAE against one neutral prompt on one model."""
+
+    def __init__(self, lm: LoadedModel, sae: Any, site: HookSite, prompt: str, amplification: float = 10.0):
+        from transformers import DynamicCache
+
+        self.lm, self.sae, self.site, self.amp = lm, sae, site, float(amplification)
+        self.prompt = prompt
+        self.prompt_ids = lm.encode_prompt(prompt)
+        self.sae_dtype = sae.W_dec.dtype
+        ids = self.prompt_ids
+        self.prefix_cache = None
+        captured: list[torch.Tensor] = []
+        with torch.inference_mode():
+            if len(ids) > 1:
+                self.prefix_cache = DynamicCache(config=lm.model.config)
+                lm.forward(ids[None, :-1], self.prefix_cache, use_cache=True)
+            with edit_site(lm, site, lambda h: captured.append(h[:, -1]) and None):
+                out = lm.forward(ids[None, -1:], self._cache(1), use_cache=self.prefix_cache is not None)
+            self.clean_p = torch.softmax(out.logits[0, -1].float(), dim=-1)
+            self.h = captured[0][0].to(self.sae_dtype)
+            self.f = sae.encode(self.h[None])[0]
+            self.err = self.h - sae.decode(self.f[None])[0]
+            self.f_max = float(self.f.max())
+
+    def _cache(self, batch: int):
+        if self.prefix_cache is None:
+            return None
+        cache = copy.deepcopy(self.prefix_cache)
+        if batch > 1:
+            cache.batch_repeat_interleave(batch)
+        return cache
+
+    def steer(self, h: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        """``decode(f') + err`` for residuals ``h`` [b, d], row i amplifying ``features[i]``."""
+        h = h.to(self.sae_dtype)
+        f = self.sae.encode(h)
+        err = h - self.sae.decode(f)
+        rows = torch.arange(len(features), device=f.device)
+        f[rows, features.to(f.device)] += self.amp * f.max(dim=-1).values
+        return self.sae.decode(f) + err
+
+    def _steered_last(self, features: torch.Tensor) -> torch.Tensor:
+        """``h'`` [b, d] for the prompt's last position, from the stored clean ``f``/``err``."""
+        f = self.f.expand(len(features), -1).clone()
+        rows = torch.arange(len(features), device=f.device)
+        f[rows, features.to(f.device)] += self.amp * self.f_max
+        return self.sae.decode(f) + self.err
+
+    @torch.inference_mode()
+    def fast_probs(self, features: torch.Tensor) -> torch.Tensor:
+        """Next-token probabilities [b, V] with each feature amplified, via the cached prefix."""
+        lm = self.lm
+        b = len(features)
+        h_new = self._steered_last(features).to(lm.dtype)[:, None, :]
+        ids = self.prompt_ids[-1:].expand(b, 1)
+        with start_at_site(lm, self.site, lambda _: h_new):
+            out = lm.forward(ids, self._cache(b), use_cache=self.prefix_cache is not None)
+        return torch.softmax(out.logits[:, -1].float(), dim=-1)
+
+    @torch.inference_mode()
+    def naive_probs(self, feature: int) -> torch.Tensor:
+        """Reference: one full forward pass of the whole prompt with feature amplified [V]."""
+        lm = self.lm
+        feat = torch.tensor([feature])
+
+        def edit(h: torch.Tensor) -> torch.Tensor:
+            h = h.clone()
+            h[:, -1] = self.steer(h[:, -1], feat).to(h.dtype)
+            return h
+
+        with edit_site(lm, self.site, edit):
+            out = lm.forward(self.prompt_ids[None])
+        return torch.softmax(out.logits[0, -1].float(), dim=-1)
+
+    def score(self, features: torch.Tensor, lens_ids: torch.Tensor, batch_size: int = 256, top: int = 10,
+              progress: Progress = null_progress, stage: str = "output scores") -> OutputScores:
+        """Fast-path output scores of ``features`` with their logit-lens ids [n, k]."""
+        n = len(features)
+        parts = []
+        for start in range(0, n, batch_size):
+            feats = features[start:start + batch_size]
+            p = self.fast_probs(feats)
+            s, r, m = score_from_probs(p, lens_ids[start:start + batch_size])
+            nv, ni = p.topk(min(top, p.shape[1]), dim=-1)
+            parts.append((s.cpu(), r.cpu(), m.cpu(), ni.cpu(), nv.cpu()))
+            progress(stage, min(start + batch_size, n), n)
+        if not parts:
+            z = torch.empty(0)
+            return OutputScores(z.double(), z.long(), z.double(), torch.empty(0, top, dtype=torch.long), torch.empty(0, top))
+        s, r, m, ni, nv = (torch.cat(x) for x in zip(*parts))
+        return OutputScores(s, r, m, ni, nv)
+
+    def score_naive(self, features: torch.Tensor, lens_ids: torch.Tensor,
+                    progress: Progress = null_progress) -> torch.Tensor:
+        """Reference output scores, one full forward pass per feature."""
+        out = []
+        for i, j in enumerate(features.tolist()):
+            p = self.naive_probs(j)[None]
+            out.append(score_from_probs(p, lens_ids[i:i + 1])[0].cpu())
+            progress("output scores (naive)", i + 1, len(features))
+        return torch.cat(out) if out else torch.empty(0, dtype=torch.float64)
+
+    @torch.inference_mode()
+    def continuations(self, features: torch.Tensor, n_tokens: int = 8, batch_size: int = 256,
+                      progress: Progress = null_progress) -> list[list[int]]:
+        """Greedy continuation of the prompt, ``n_tokens`` long, each feature amplified at every
+        position from the prompt's last on (batched over features, from the cached prefix)."""
+        from transformers import DynamicCache
+
+        lm = self.lm
+        n = len(features)
+        result: list[list[int]] = []
+        for start in range(0, n, batch_size):
+            feats = features[start:start + batch_size]
+            b = len(feats)
+            cache = self._cache(b) if self.prefix_cache is not None else DynamicCache(config=lm.model.config)
+
+            def edit(h: torch.Tensor) -> torch.Tensor:
+                h = h.clone()
+                h[:, -1] = self.steer(h[:, -1], feats).to(h.dtype)
+                return h
+
+            ids = self.prompt_ids[-1:].expand(b, 1)
+            steps = []
+            with edit_site(lm, self.site, edit):
+                for _ in range(n_tokens):
+                    out = lm.forward(ids, cache, use_cache=True)
+                    ids = out.logits[:, -1].argmax(dim=-1, keepdim=True)
+                    steps.append(ids)
+            if steps:
+                result.extend(torch.cat(steps, dim=1).tolist())
+            else:
+                result.extend([] for _ in range(b))
+            progress("continuations", min(start + b, n), n)
+        return result

@@ -1,0 +1,116 @@
+"""``saegold score``: taxonomy scores of SAE features (input / output / cross / obscure)."""
+from __future__ import annotations
+
+import argparse
+
+from store.db import default_path, open_project
+from store.errors import SaegoldError
+
+from ..progress import progress_bars
+from ..safe import inert_line
+
+DESCRIPTION = """\
+Score SAE features and sort them into input / output / cross / obscure.
+
+With --model and --sae: load the language model (Hugging Face name or local directory) and
+the SAE (sae-lens RELEASE:SAE_ID or a directory written by SAE.save_model; its hook comes
+from the SAE's metadata), compute each feature's logit lens (top-20 promoted / suppressed
+tokens), its output score on the project's neutral prompt (with the 10 most probable next
+tokens and an 8-token greedy continuation under amplification as evidence) and, with
+--corpus, one streamed pass over the corpus for its top-K activating contexts, firing
+density, max activation, a reservoir of non-activating contexts, and its input score.
+Writes go one feature chunk per transaction: Ctrl+C keeps every finished chunk and a
+re-run skips done features (unless --redo).  --shard I/N scores the I-th of N disjoint
+feature ranges, so N processes can fill one project.
+
+With --from-stored: no model; input scores of stored features (e.g. imported from
+Neuronpedia) from their stored activations and promoted tokens.  Output scores stay empty
+until a model run fills them.
+
+Corpus: a .txt file (paragraphs separated by blank lines), a .jsonl file with a "text"
+field, a directory of those, or a Hugging Face dataset hf:NAME[:SPLIT] (streamed)."""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("score", help="score SAE features (logit lens, input/output scores, category)",
+                       description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", help="causal LM: Hugging Face name or local directory")
+    p.add_argument("--sae", help="SAE: sae-lens RELEASE:SAE_ID or a local SAE.save_model directory")
+    p.add_argument("--corpus", help="text/JSONL file or directory, or hf:DATASET[:SPLIT]")
+    p.add_argument("--text-field", default="text", help="JSONL / dataset text field (default: text)")
+    p.add_argument("--ctx-len", type=int, default=64, help="tokens per context, BOS included (default 64)")
+    p.add_argument("--top-k", type=int, default=100, help="top activating contexts kept per feature (default 100)")
+    p.add_argument("--negatives", type=int, default=20,
+                   help="non-activating contexts kept per feature for benchmarks (default 20)")
+    p.add_argument("--features", help="feature indices, e.g. 0-999 or 0-9,42 (default: all)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                   help="model dtype (default: bfloat16 on CUDA, float32 on CPU); the SAE runs in float32")
+    p.add_argument("--batch-size", type=int, default=32, help="contexts per forward pass (default 32)")
+    p.add_argument("--feature-batch", type=int, default=256,
+                   help="features per output-score batch and per write transaction (default 256)")
+    p.add_argument("--continuation-tokens", type=int, default=8,
+                   help="greedy continuation length under amplification; 0 skips it (default 8)")
+    p.add_argument("--max-contexts", type=int, help="stop the corpus pass after this many contexts")
+    p.add_argument("--max-tokens", type=int, help="stop the corpus pass after this many tokens")
+    p.add_argument("--shard", help="I/N: score only the I-th of N disjoint feature ranges")
+    p.add_argument("--source", help="write into this existing source (MODEL/SAE name) instead of the derived one")
+    p.add_argument("--redo", action="store_true", help="recompute features that are already scored")
+    p.add_argument("--from-stored", action="store_true",
+                   help="no model: input scores from stored activations (Neuronpedia imports)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.from_stored:
+        if args.model or args.sae or args.corpus:
+            raise SaegoldError("--from-stored uses no --model, --sae or --corpus")
+        return _from_stored(args)
+    if not args.model or not args.sae:
+        raise SaegoldError("give --model and --sae (or --from-stored for imported features)")
+    for flag in ("ctx_len", "top_k", "batch_size", "feature_batch"):
+        if getattr(args, flag) < 1:
+            raise SaegoldError(f"--{flag.replace('_', '-')} must be at least 1")
+    from engine.scoring.job import score
+
+    with open_project(args.db or default_path()) as project, progress_bars() as progress:
+        report = score(
+            project, model=args.model, sae=args.sae, corpus=args.corpus, ctx_len=args.ctx_len,
+            top_k=args.top_k, n_negatives=args.negatives, features=args.features, device=args.device,
+            dtype=args.dtype, batch_size=args.batch_size, feature_batch=args.feature_batch, redo=args.redo,
+            shard=args.shard, max_contexts=args.max_contexts, max_tokens=args.max_tokens,
+            continuation_tokens=args.continuation_tokens, source=args.source, text_field=args.text_field,
+            progress=progress,
+        )
+        print(f"source {inert_line(report.source)} on {report.device}: {report.features} features in scope")
+        print(f"  output scores: {report.output_scored} computed, {report.output_skipped} already done")
+        if args.corpus:
+            print(f"  input scores:  {report.input_scored} computed, {report.input_skipped} already done "
+                  f"({report.n_contexts} contexts, {report.n_tokens} tokens)")
+        else:
+            print("  input scores:  none (no --corpus)")
+        print("  " + ", ".join(f"{k} {v:.1f}s" for k, v in report.seconds.items()))
+        _print_categories(project, report.source)
+    return 0
+
+
+def _from_stored(args: argparse.Namespace) -> int:
+    from engine.scoring.inputscore import score_stored
+    from engine.scoring.job import parse_features
+
+    with open_project(args.db or default_path()) as project, progress_bars() as progress:
+        feats = parse_features(args.features, 1 << 62) if args.features else None
+        n = score_stored(project, source=args.source, features=feats, redo=args.redo, progress=progress)
+        print(f"input scores from stored activations: {n} features")
+        if args.source:
+            _print_categories(project, args.source)
+    return 0
+
+
+def _print_categories(project, source: str) -> None:
+    rows = project.query(
+        "SELECT COALESCE(t.category, '(incomplete)') AS category, COUNT(*) AS n FROM taxonomy_scores t "
+        "JOIN features f ON f.id = t.feature_id JOIN sources s ON s.id = f.source_id WHERE s.name = ? "
+        "GROUP BY 1 ORDER BY 1", [source])
+    if rows:
+        print("  categories: " + ", ".join(f"{r['category']} {r['n']}" for r in rows))
