@@ -68,6 +68,9 @@ def records(project: Project, kind: str, *, source: str | None = None,
     if kind not in KINDS:
         raise StoreError(f"unknown export {kind!r} (choose {', '.join(KINDS)})")
     where, params = [], []
+    if source is not None and not project.scalar("SELECT 1 FROM sources WHERE name = ?", [source]):
+        known = [r["name"] for r in project.query("SELECT name FROM sources ORDER BY name")]
+        raise StoreError(f"no source named {source!r} in this project (known: {', '.join(known) or 'none'})")
     if source is not None:
         where.append("s.name = ?")
         params.append(source)

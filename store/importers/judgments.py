@@ -240,7 +240,8 @@ def import_judgments(project: Project, paths: Iterable[str | Path], *, skip_bad:
     resolver = _Resolver(project)
     known = {r["name"] for r in project.query("SELECT name FROM annotators")}
     with project.write() as db:
-        for path in files:
+        for i, path in enumerate(files):
+            progress("importing files", i, len(files))
             digest, size = file_digest(path)
             accepted, bad_before = 0, len(rejections.items)
             for rec in read_records(path, rejections, progress):
@@ -256,6 +257,7 @@ def import_judgments(project: Project, paths: Iterable[str | Path], *, skip_bad:
                 accepted += 1
             report.records += accepted
             log_import(db, "judgments", path, digest, size, accepted, len(rejections.items) - bad_before)
+        progress("importing files", len(files), len(files))
     report.rejected = rejections.items
     report.seconds = time.perf_counter() - started
     return report

@@ -532,7 +532,7 @@ def import_neuronpedia(project: Project, paths: Iterable[str | Path], *, skip_ba
     with project.write() as db:
         writer = _Writer(db, report)
         for i, path in enumerate(files):
-            progress("files", i, len(files))
+            progress("importing files", i, len(files))
             digest, size = file_digest(path)
             kind = file_kind(path)
             batch = Batch()
@@ -548,7 +548,7 @@ def import_neuronpedia(project: Project, paths: Iterable[str | Path], *, skip_ba
             report.records += batch.records
             log_import(db, "neuronpedia", path, digest, size, batch.records,
                        len(rejections.items) - bad_before)
-        progress("files", len(files), len(files))
+        progress("importing files", len(files), len(files))
     report.rejected = rejections.items
     report.seconds = time.perf_counter() - started
     return report

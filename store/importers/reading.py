@@ -25,6 +25,7 @@ ProgressFn = Callable[[str, int, "int | None"], None]
 JSON_SUFFIXES = (".json",)
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 REPORT_EVERY = 2000  # records between progress reports
+READING_STAGE = "reading the current file"  # records of an array, or bytes of a JSON Lines file
 
 
 def no_progress(stage: str, done: int, total: int | None) -> None:
@@ -166,7 +167,7 @@ def _read_document(path: Path, gz: bool, rejections: Rejections,
         return
     del text
     if isinstance(value, list):
-        stage = f"reading {path.name}"
+        stage = READING_STAGE
         total = len(value)
         for i, item in enumerate(value):
             yield Record(name, f"[{i}]", item)
@@ -180,7 +181,7 @@ def _read_document(path: Path, gz: bool, rejections: Rejections,
 def _read_lines(path: Path, gz: bool, rejections: Rejections,
                 progress: ProgressFn) -> Iterator[Record]:
     name = str(path)
-    stage = f"reading {path.name}"
+    stage = READING_STAGE
     size = path.stat().st_size
     lineno = 0
     with open(path, "rb") as raw:

@@ -142,3 +142,8 @@ def test_status_figures(filled):
     assert (prog["bob"]["assigned"], prog["bob"]["judged"], prog["bob"]["done"], prog["bob"]["skipped"]) == (0, 2, 1, 1)
     assert (prog["carol"]["judged"], prog["carol"]["events"]) == (0, 0)
     json.dumps(s)  # --json prints it as is
+
+
+def test_unknown_source_is_named(filled):
+    with pytest.raises(StoreError, match=r"no source named 'm/zz' in this project \(known: m/1-a, m/2-b\)"):
+        _jsonl(filled, "scores", source="m/zz")

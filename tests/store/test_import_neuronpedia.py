@@ -215,3 +215,13 @@ def test_changed_examples_replace_old_ones_and_their_nla(project, tmp_path):
     import_neuronpedia(project, [path])
     assert len(F.examples(project, fid)) == 3
     assert project.scalar("SELECT count(*) FROM nla_explanations") == 0
+
+
+def test_progress_is_reported(project):
+    calls = []
+    import_neuronpedia(project, [EXPORT, FULL_FILES[0]], progress=lambda s, d, t: calls.append((s, d, t)))
+    files = [c for c in calls if c[0] == "importing files"]
+    assert files[0] == ("importing files", 0, 2) and files[-1] == ("importing files", 2, 2)
+    reading = [c for c in calls if c[0] == "reading the current file"]
+    assert ("reading the current file", 17_008, 17_008) in reading  # the array, record by record
+    assert len(reading) > 5 and all(d <= t for _, d, t in reading)
