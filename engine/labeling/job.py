@@ -247,7 +247,9 @@ async def _label_pair(project: Project, client: LLMClient, pair: _Pair, opts: La
                     error=parsed.error,
                     details={**details, "attempt": attempt, "cached": result.cached,
                              "finish_reason": result.finish_reason},
-                    uuid=content_uuid(ORIGIN, row["id"], method.name, result.request_key),
+                    # Same request + same answer = same label: cached re-runs add no duplicates,
+                    # while a fresh answer (--no-cache) is kept as a new candidate.
+                    uuid=content_uuid(ORIGIN, row["id"], method.name, result.request_key, result.text),
                 )
         if parsed.label is not None:
             report.labeled += 1

@@ -237,3 +237,14 @@ def test_cost_accounting_matches_stored_tokens(project, llm_server):
     nla_calls = sum(u.calls for t, u in report.spent.items()) - sum(v[0] for v in per_cat.values())
     assert nla_calls == len(server.bodies(NLA_PATH)) - 0
     assert report.total_spent.requests == server.count
+
+
+def test_redo_without_cache_keeps_a_fresh_answer(project, llm_server):
+    add_feature(project, 0, examples=word_examples("dog"))
+    answers = iter(["[EXPLANATION]: Dogs", "[EXPLANATION]: Canines"])
+    server = llm_server(lambda req: next(answers))
+    label(project, server, LabelOptions(methods=["eleuther_acts_top5"]))
+    label(project, server, LabelOptions(methods=["eleuther_acts_top5"], redo=True), read_cache=False)
+    assert [r["text"] for r in labels(project)] == ["Dogs", "Canines"] and server.count == 2
+    label(project, server, LabelOptions(methods=["eleuther_acts_top5"], redo=True))  # cached: Canines again
+    assert len(labels(project)) == 2 and server.count == 2
