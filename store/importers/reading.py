@@ -246,6 +246,8 @@ def nonneg_int(rec: Record, fld: str, value: Any) -> int:
 
 
 def text(rec: Record, fld: str, value: Any, *, max_chars: int, allow_empty: bool = False) -> str:
+    if value is None:
+        raise rec.bad(fld, "missing")
     if not isinstance(value, str):
         raise rec.bad(fld, f"expected a string, got {_type(value)}")
     if not allow_empty and not value.strip():

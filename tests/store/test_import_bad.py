@@ -56,7 +56,7 @@ CASES = {
                            None, "activations[0].tokens", "array of strings"),
     "wrong type: description": ("f.jsonl", _jsonl(_expl(description=12)), "line 1", "description", "string"),
     "wrong type: record": ("f.json", json.dumps([_expl(), [1, 2]]).encode(), "[1]", None, "JSON object"),
-    "missing: modelId": ("f.jsonl", _jsonl(_expl(modelId=...)), "line 1", "modelId", "string"),
+    "missing: modelId": ("f.jsonl", _jsonl(_expl(modelId=...)), "line 1", "modelId", "missing"),
     "missing: layer": ("f.jsonl", _jsonl(_expl(), _expl(layer=...)), "line 2", "layer", "missing"),
     "missing: index": ("f.json", json.dumps([_expl(), _expl(), _expl(index=...)]).encode(), "[2]", "index", "missing"),
     "missing: values": ("f.json", _mutated(lambda d: d["activations"][3].pop("values")), None,
