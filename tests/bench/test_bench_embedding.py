@@ -118,3 +118,44 @@ def test_local_model_directory_needs_the_extra(tmp_path):
             make_embedder(str(tmp_path), None)   # an empty directory is no model
     with pytest.raises(SaegoldError, match="no endpoint"):
         make_embedder("text-embedding-3-small", None)
+
+
+def _tiny_sentence_transformer(path, vocab: list[str]) -> str:
+    """A tiny random BERT + mean pooling saved as a sentence-transformers model directory."""
+    import torch
+    from sentence_transformers import SentenceTransformer, models
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    path.mkdir()
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *dict.fromkeys(vocab)]
+    torch.manual_seed(0)
+    hf = path / "hf"
+    BertModel(BertConfig(vocab_size=len(words), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=32, max_position_embeddings=64)).save_pretrained(hf)
+    BertTokenizerFast(vocab={w: i for i, w in enumerate(words)}, do_lower_case=True).save_pretrained(hf)
+    st = SentenceTransformer(modules=[models.Transformer(str(hf)), models.Pooling(16, pooling_mode="mean")],
+                             device="cpu")
+    st.save(str(path / "st"))
+    return str(path / "st")
+
+
+def test_local_sentence_transformers_directory(bench_project, tmp_path, capsys):
+    pytest.importorskip("sentence_transformers", reason="optional extra 'embeddings' not installed")
+    from benchkit import FILL, word
+    from tui.cli import main
+
+    model_dir = _tiny_sentence_transformer(tmp_path / "model", FILL + [word(f) for f in range(12)] + ["vague"])
+    emb = make_embedder(model_dir, None)
+    assert emb.name == "local:st"
+    vecs = asyncio.run(emb.embed(["the zq1word", "the zq1word", "of and"]))
+    assert vecs.shape == (3, 16) and np.allclose(vecs[0], vecs[1]) and not np.allclose(vecs[0], vecs[2])
+
+    db = str(bench_project.path)
+    assert main(["--db", db, "bench", "--benchmarks", "embedding", "--embedding-model", model_dir]) == 0
+    assert "stored 48 results (embedding 48)" in capsys.readouterr().out
+    rows = bench_project.query("SELECT value, judge_model FROM bench_scores ORDER BY id")
+    assert len(rows) == 48 and {r["judge_model"] for r in rows} == {"local:st"}
+    assert all(0.0 <= r["value"] <= 1.0 for r in rows)
+    assert main(["--db", db, "bench", "--benchmarks", "embedding", "--embedding-model", model_dir, "--redo"]) == 0
+    again = bench_project.query("SELECT value FROM bench_scores ORDER BY id")
+    assert [r["value"] for r in again] == pytest.approx([r["value"] for r in rows])
