@@ -58,8 +58,9 @@ def _fit_predict(method: str, x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarr
         if method == "isotonic":
             model.fit(x_tr, y_tr)
             return np.clip(model.predict(x_te), 0.0, 1.0)
-        model.fit(x_tr.reshape(-1, 1), y_tr)
-        return model.predict_proba(x_te.reshape(-1, 1))[:, 1]
+        mu, sd = float(x_tr.mean()), float(x_tr.std()) or 1.0  # standardised: quick, stable fit
+        model.fit(((x_tr - mu) / sd).reshape(-1, 1), y_tr)
+        return model.predict_proba(((x_te - mu) / sd).reshape(-1, 1))[:, 1]
 
 
 def reliability(pred: np.ndarray, y: np.ndarray, n_bins: int = N_BINS) -> tuple[list[ReliabilityBin], float]:

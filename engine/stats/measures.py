@@ -99,13 +99,16 @@ def weighted_auroc(scores: np.ndarray, positive: np.ndarray, w: np.ndarray) -> n
 
     Equals ``roc_auc_score(positive, scores, sample_weight=w[b])`` (checked in the tests).
     """
+    from scipy.sparse import csr_matrix
+
     y = np.asarray(positive, dtype=float)
     uniq, inv = np.unique(np.asarray(scores, dtype=float), return_inverse=True)
-    onehot = np.zeros((len(y), len(uniq)))
-    onehot[np.arange(len(y)), inv] = 1.0
+    rows = np.arange(len(y))
+    shape = (len(y), len(uniq))
     w = np.atleast_2d(w)
-    pos = w @ (onehot * y[:, None])
-    neg = w @ (onehot * (1.0 - y)[:, None])
+    # Sparse one-hot of each row's score value: cost grows with rows, not rows x values.
+    pos = np.asarray((csr_matrix((y, (rows, inv)), shape=shape).T @ w.T).T)
+    neg = np.asarray((csr_matrix((1.0 - y, (rows, inv)), shape=shape).T @ w.T).T)
     below = np.cumsum(neg, axis=1) - neg
     with np.errstate(invalid="ignore", divide="ignore"):
         return (pos * (below + 0.5 * neg)).sum(axis=1) / (pos.sum(axis=1) * neg.sum(axis=1))

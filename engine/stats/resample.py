@@ -52,7 +52,9 @@ def cluster_counts(n_clusters: int, n_boot: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     if n_clusters == 0:
         return np.zeros((n_boot, 0))
-    return rng.multinomial(n_clusters, np.full(n_clusters, 1.0 / n_clusters), size=n_boot).astype(float)
+    draws = rng.integers(0, n_clusters, size=(n_boot, n_clusters))
+    draws += (np.arange(n_boot) * n_clusters)[:, None]
+    return np.bincount(draws.ravel(), minlength=n_boot * n_clusters).reshape(n_boot, n_clusters).astype(float)
 
 
 def percentile_ci(replicates: np.ndarray, level: float = CI_LEVEL) -> tuple[list[float] | None, str | None]:
