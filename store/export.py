@@ -1,8 +1,9 @@
-"""Export features, taxonomy scores and labels as JSON Lines or CSV.
+"""Export features, taxonomy scores, labels and raw judgments as JSON Lines or CSV.
 
 Scripts depend on the field names: every record carries ``source`` (``MODEL/SOURCE``) and
 ``feature`` (the index); scores carry ``input_score``, ``output_score``, ``category``;
-labels carry ``method`` and ``text``.  Rows stream from the database in (source, feature)
+labels carry ``method`` and ``text``; judgments come out in the shape that
+``saegold import judgments`` reads.  Rows stream from the database in (source, feature)
 order; a file is written to a temporary name and renamed, so a failed export leaves no
 half-written file.
 """
@@ -22,7 +23,7 @@ from .db import Project, dumps, loads
 from .errors import StoreError
 
 FORMATS = ("jsonl", "csv")
-KINDS = ("features", "scores", "labels")
+KINDS = ("features", "scores", "labels", "judgments")
 
 FIELDS: dict[str, tuple[str, ...]] = {
     "features": ("source", "feature", "model_id", "sae_id", "hook_name", "layer", "d_sae",
@@ -32,6 +33,9 @@ FIELDS: dict[str, tuple[str, ...]] = {
                "continuation", "created_at"),
     "labels": ("source", "feature", "method", "text", "model", "uuid", "origin", "status",
                "prompt_tokens", "completion_tokens", "error", "details", "created_at"),
+    # the shape `saegold import judgments` reads back (method: the judged candidate's method)
+    "judgments": ("source", "feature", "uuid", "annotator", "login", "kind", "value", "method",
+                  "label_uuid", "confidence", "target_uuid", "seconds_spent", "created_at"),
 }
 JSON_COLUMNS = {"details"}  # stored as JSON text: an object in JSONL, JSON text in CSV
 
@@ -58,6 +62,13 @@ _SQL = {
         FROM labels l JOIN features f ON f.id = l.feature_id
         JOIN sources s ON s.id = f.source_id
         {where} ORDER BY s.name, f.idx, l.method, l.created_at, l.id""",
+    "judgments": """
+        SELECT s.name AS source, f.idx AS feature, j.uuid, j.annotator, j.login, j.kind, j.value,
+               l.method, j.label_uuid, j.confidence, j.target_uuid, j.seconds_spent, j.created_at
+        FROM judgments j JOIN features f ON f.id = j.feature_id
+        JOIN sources s ON s.id = f.source_id
+        LEFT JOIN labels l ON l.uuid = j.label_uuid
+        {where} ORDER BY j.seq""",
 }
 
 

@@ -78,9 +78,9 @@ def test_reimport_is_a_no_op(proj, tmp_path):
     assert dump(proj) == before
 
 
-def test_every_kind(proj, tmp_path):
-    judgments.ensure_annotator(proj, "lead", role="lead")
-    recs = [
+def every_kind(proj) -> list[dict]:
+    """One record of every kind (the lead must be registered as a lead)."""
+    return [
         ev("t1", "tier", "output", confidence=1),
         ev("v3", "verdict", "partly", label_uuid=proj.labels["e2"]),
         ev("v4", "verdict", "wrong", label_uuid=proj.labels["e1"], method="eleuther_acts_top5"),
@@ -98,6 +98,11 @@ def test_every_kind(proj, tmp_path):
         {"uuid": "r2", "annotator": "alice", "kind": "retract", "target_uuid": "n1",
          "created_at": "2026-11-26T10:02:00Z"},  # feature taken from the target
     ]
+
+
+def test_every_kind(proj, tmp_path):
+    judgments.ensure_annotator(proj, "lead", role="lead")
+    recs = every_kind(proj)
     report = import_judgments(proj, [write(tmp_path, *recs)])
     assert report.new == len(recs)
     kinds = {r["uuid"]: r for r in proj.query("SELECT * FROM judgments")}
@@ -194,3 +199,33 @@ def test_skip_bad_leaves_no_trace_of_rejected_records(proj, tmp_path):
     assert [r["name"] for r in proj.query("SELECT name FROM annotators")] == ["alice"]  # no carol, no mallory
     assert proj.query("SELECT kind, records, rejected FROM import_log") == [
         {"kind": "judgments", "records": 2, "rejected": 2}]
+
+
+def test_export_judgments_round_trip(proj, tmp_path):
+    from store.db import open_project
+    from store.export import export
+
+    judgments.ensure_annotator(proj, "lead", role="lead")
+    import_judgments(proj, [write(tmp_path, *every_kind(proj))])
+    out = tmp_path / "out.jsonl"
+    n = export(proj, "judgments", fmt="jsonl", output=out)
+    assert n == proj.scalar("SELECT count(*) FROM judgments")
+    before = dump(proj)
+    assert import_judgments(proj, [out]).existing == n  # its own export: nothing new
+    after = dump(proj)
+    assert len(after.pop("import_log")) == len(before.pop("import_log")) + 1  # a new file, logged
+    assert after == before
+    # another project holding the same candidates (same label UUIDs) takes the file whole
+    other = open_project(tmp_path / "other.db", create=True)
+    with other.write() as db:
+        sid = get_or_create_source(db, "gemma-2-2b", "20-gemmascope-res-16k")
+        fids = {i: upsert_feature(db, sid, i) for i in (12, 13)}
+        for lb in proj.query("SELECT l.*, f.idx FROM labels l JOIN features f ON f.id = l.feature_id"):
+            add_label(db, fids[lb["idx"]], lb["method"], lb["text"], origin=lb["origin"],
+                      status=lb["status"], uuid=lb["uuid"])
+    judgments.ensure_annotator(other, "lead", role="lead")
+    assert import_judgments(other, [out]).new == n
+    cols = "uuid, annotator, kind, label_uuid, value, confidence, target_uuid, seconds_spent, created_at"
+    assert other.query(f"SELECT {cols} FROM judgments ORDER BY seq") == proj.query(
+        f"SELECT {cols} FROM judgments ORDER BY seq")
+    other.close()

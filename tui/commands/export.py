@@ -14,7 +14,8 @@ DESCRIPTION = """\
 Export project data. JSON Lines or CSV, to standard output unless --output is given (a
 file appears only when fully written). Every record carries `source` (MODEL/SOURCE) and
 `feature` (the index); scores carry input_score, output_score, category, the thresholds
-and scorer_version; labels carry method, text, model, uuid, origin, status. `gold` writes
+and scorer_version; labels carry method, text, model, uuid, origin, status; judgments are
+the raw event log in the shape `saegold import judgments` reads. `gold` writes
 the gold data resolved from human judgments under a policy."""
 
 GOLD_POLICIES = ("majority", "unanimous", "adjudicated")
@@ -26,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     what = p.add_subparsers(dest="export_kind", metavar="WHAT", required=True)
     helps = {"features": "sources, features, density, max activation, category",
              "scores": "taxonomy scores: input_score, output_score, category",
-             "labels": "candidate labels: method, text, model, origin"}
+             "labels": "candidate labels: method, text, model, origin",
+             "judgments": "raw judgment events, as `saegold import judgments` reads them"}
     for kind in store_export.KINDS:
         q = what.add_parser(kind, help=helps[kind], description=f"Export {helps[kind]}.\n"
                             f"Fields: {', '.join(store_export.FIELDS[kind])}.")
