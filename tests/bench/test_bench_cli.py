@@ -61,7 +61,7 @@ def test_dry_run_and_subsets(cli, capsys):
     out = capsys.readouterr().out
     assert "dry run: 32 results to score; would send 128 requests" in out and cli.server.count == 0
     assert cli(*cli.endpoint, "--benchmarks", "detection", "--methods", "m_true", "--features", "0-2,5",
-               "--seed", "4") == 0
+               "--source", "tiny-model/tiny-sae", "--seed", "4") == 0
     out = capsys.readouterr().out
     assert "stored 8 results (detection 8) for 4 labels, seed 4" in out
 
@@ -83,8 +83,9 @@ def test_untrusted_method_names_stay_inert(cli, capsys):
 @pytest.mark.parametrize("args, message", [
     (["--benchmarks", "detection,nope"], "--benchmarks: unknown nope"),
     (["--benchmarks", "embedding"], "needs --embedding-model"),
-    (["--features", "99"], "--features '99': no such feature"),
-    (["--features", "a-b"], "expected IDX"),
+    (["--features", "99"], "--features: no feature 99"),
+    (["--features", "a-b"], "not an index or a range"),
+    (["--source", "nope/sae"], "no such source"),
     (["--positive-ranks", "9-3"], "--positive-ranks"),
     (["--json"], "--json goes with --report"),
 ])

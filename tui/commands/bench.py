@@ -40,8 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--benchmarks", default="detection,fuzzing,embedding",
                    help="comma-separated subset of detection,fuzzing,embedding (default: all three)")
     p.add_argument("--methods", help="comma-separated label methods to score (default: every method)")
-    p.add_argument("--features", help="features to score: comma-separated indices or ranges (3,10-20), "
-                                      "optionally SOURCE:IDX where SOURCE is MODEL/SAE (default: all)")
+    p.add_argument("--source", help="only features of this source (MODEL/SOURCE)")
+    p.add_argument("--features", help="only these feature indices, e.g. 3,17,40-49 (default: all)")
     p.add_argument("--base-url", help="OpenAI-compatible endpoint of the judge (default: project setting "
                                       "llm_base_url, else OpenAI)")
     p.add_argument("--model", help="judge model (default: project setting llm_model)")
@@ -57,6 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=5, help="examples per judge request (default 5)")
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
     p.add_argument("--concurrency", type=int, default=8, help="judge requests in flight at most (default 8)")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default 60)")
+    p.add_argument("--max-retries", type=int, default=5, help="retries on 429/5xx/timeouts (default 5)")
     p.add_argument("--dry-run", action="store_true",
                    help="send nothing and store nothing; count the requests and tokens a run would need")
     p.add_argument("--redo", action="store_true", help="score again results that are already stored")
@@ -77,24 +79,31 @@ def _csv(text: str | None) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()] if text else None
 
 
-def parse_features(project, spec: str) -> list[int]:
-    """Feature ids named by ``3,10-20`` (indices in any source) or ``MODEL/SAE:3`` items."""
+def parse_features(project, spec: str | None, source: str | None = None) -> list[int] | None:
+    """Feature ids named by indices and ranges (``3,17,40-49``), optionally of one source."""
+    if source and not project.scalar("SELECT 1 FROM sources WHERE name = ?", [source]):
+        raise SaegoldError(f"--source {source!r}: no such source in this project")
+    if not spec:
+        if not source:
+            return None
+        return [r["id"] for r in project.query(
+            "SELECT f.id FROM features f JOIN sources s ON s.id = f.source_id WHERE s.name = ?", [source])]
     ids: list[int] = []
     for item in _csv(spec) or []:
-        source, _, rng = item.rpartition(":")
-        lo, _, hi = rng.partition("-")
+        lo, _, hi = item.partition("-")
         try:
             first, last = int(lo), int(hi or lo)
         except ValueError:
-            raise SaegoldError(f"--features {item!r}: expected IDX, FIRST-LAST or SOURCE:IDX") from None
+            raise SaegoldError(f"--features: {item!r} is not an index or a range like 40-49") from None
         sql = "SELECT f.id FROM features f JOIN sources s ON s.id = f.source_id WHERE f.idx BETWEEN ? AND ?"
         params: list = [first, last]
         if source:
             sql += " AND s.name = ?"
             params.append(source)
-        found = [r["id"] for r in project.query(sql + " ORDER BY f.id", params)]
+        found = [r["id"] for r in project.query(sql, params)]
         if not found:
-            raise SaegoldError(f"--features {item!r}: no such feature in this project")
+            raise SaegoldError(f"--features: no feature {item} in this project"
+                               + (f" (source {source})" if source else ""))
         ids += found
     return sorted(set(ids))
 
@@ -107,7 +116,7 @@ def _score(project, args: argparse.Namespace) -> int:
 
     config = BenchConfig(
         benchmarks=tuple(_csv(args.benchmarks) or ()), methods=_csv(args.methods),
-        feature_ids=parse_features(project, args.features) if args.features else None,
+        feature_ids=parse_features(project, args.features, args.source),
         seed=args.seed, positive_ranks=parse_ranks(args.positive_ranks), negatives=args.negatives,
         n_negatives=args.n_negatives, batch_size=args.batch_size, redo=args.redo, dry_run=args.dry_run,
         workers=max(2, args.concurrency),
@@ -123,7 +132,8 @@ def _score(project, args: argparse.Namespace) -> int:
 
     async def go():
         client = LLMClient(project, base_url=base_url, model=model, api_key_env=key_env,
-                           concurrency=args.concurrency, dry_run=args.dry_run)
+                           concurrency=args.concurrency, timeout=args.timeout, max_retries=args.max_retries,
+                           dry_run=args.dry_run)
         try:
             embedder = make_embedder(args.embedding_model, client) if args.embedding_model else None
             with progress_bars() as progress:
