@@ -59,18 +59,31 @@ def feature_rows(project: Project, *, source: str | None = None,
     return project.query(sql + " ORDER BY s.name, f.idx", args)
 
 
+SPM_SPACE = "\u2581"  # SentencePiece's visible space ("▁"), as in Neuronpedia's Gemma tokens
+
+
+def as_text(token: str) -> str:
+    """A token as the text it stands for: SentencePiece's "▁" becomes a space (prompts and
+    NLA requests carry text, as a tokenizer's decode would give)."""
+    return token.replace(SPM_SPACE, " ")
+
+
+def _logits(project: Project, fid: int, kind: str) -> list[dict[str, Any]]:
+    return [{**t, "token": as_text(t["token"])} for t in F.logit_tokens(project, fid, kind)]
+
+
 def load(project: Project, row: dict[str, Any], nla_source: str | None) -> FeatureData:
-    """Everything the methods need about one feature."""
+    """Everything the methods need about one feature (tokens as text, see :func:`as_text`)."""
     fid = row["id"]
     examples = [
-        Example(r["id"], r["rank"], list(r["tokens"]), [float(a) for a in r["acts"]],
+        Example(r["id"], r["rank"], [as_text(t) for t in r["tokens"]], [float(a) for a in r["acts"]],
                 int(r["max_idx"]), float(r["max_act"]))
         for r in F.examples(project, fid, "top")[:TOP_K]
         if r["tokens"] and float(r["max_act"]) > 0
     ]
     data = FeatureData(fid, row["source"], row["idx"], row.get("category"), examples,
-                       F.logit_tokens(project, fid, "promoted"), F.logit_tokens(project, fid, "suppressed"),
-                       F.logit_tokens(project, fid, "amplified_next"))
+                       _logits(project, fid, "promoted"), _logits(project, fid, "suppressed"),
+                       _logits(project, fid, "amplified_next"))
     data.continuation = project.scalar("SELECT continuation FROM taxonomy_scores WHERE feature_id = ?", [fid])
     if nla_source is not None and examples:
         data.nla = stored_nla(project, examples, nla_source)

@@ -146,3 +146,13 @@ def test_parse_explanation(answer, label, error):
 def test_parse_char_limit():
     assert parse_explanation("[EXPLANATION]: " + "x" * 301, max_words=None).error == \
         "label has 301 characters, the limit is 300"
+
+
+def test_sentencepiece_spaces_become_text(project):
+    add_feature(project, 12, examples=[(["<bos>", "I", "\u2581love", "\u2581dogs"], [0.0, 0.0, 1.0, 9.0])],
+                promoted=[("\u2581puppy", 1.0)])
+    data = load(project, 12)
+    assert METHODS["eleuther_acts_top5"].build(data, BuildOptions())[-1]["content"] == \
+        'Example 1: I love<< dogs>>\nActivations: (" dogs", 10)\n'
+    assert nla_request(data.examples[0]).text == "I love dogs"
+    assert '" puppy"' in METHODS["output_logits"].build(data, BuildOptions())[-1]["content"]
