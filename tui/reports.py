@@ -194,7 +194,7 @@ def thresholds_renderable(fit: ThresholdFit) -> RenderableType:
         if fit.cv_fold_kappas:
             body.append(f"\nper-fold kappa: {', '.join(f'{k:.2f}' for k in fit.cv_fold_kappas)}", style="dim")
     if fit.reason:
-        body.append(f"\n{fit.reason}", style="dim")
+        body.append(f"{chr(10) if fit.fitted is not None else ''}{fit.reason}", style="dim")
     parts: list[RenderableType] = [body]
     if fit.confusion:
         cm = Table(title="human tier (rows) vs category from fitted thresholds", title_justify="left",
@@ -238,11 +238,16 @@ def calibration_renderable(rep: CalibrationReport) -> RenderableType:
                 "AUROC correct|partly [CI]", "Spearman ρ", "calibration", "true−shuffled gap",
                 "AUROC (0..1, ¦ = chance)"):
         t.add_column(col)
+    empty = [c.benchmark for c in rep.cells if c.category == "all" and c.n_rows == 0]
     for c in rep.cells:
-        if c.category != "all" and c.n_rows == 0:
+        if c.n_rows == 0:
             continue
         t.add_row(*_cell_row(c), style="bold" if c.category == "all" else None)
-    parts.append(t)
+    if t.row_count:
+        parts.append(t)
+    if empty:
+        parts.append(Text.assemble("not enough data (n=0) for ", inert(", ".join(empty)),
+                                   ": no human verdict on a label that has a score from it", style="yellow"))
     for c in rep.cells:
         if c.category == "all" and c.calibration.method is not None:
             parts.append(Panel(Group(reliability_chart(c.calibration), map_chart(c.calibration)),

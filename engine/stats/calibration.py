@@ -110,7 +110,8 @@ class CalibrationReport:
 
 def _conclusion(est: Estimate) -> str:
     if est.value is None:
-        return f"not enough data ({est.reason})"
+        reason = est.reason or f"n={est.n_items}"
+        return reason if reason.startswith("not enough data") else f"not enough data: {reason}"
     lead = f"AUROC {est.value:.2f}"
     if est.ci is None:
         return f"{lead}, no CI ({est.reason}); cannot tell it from chance"
