@@ -191,3 +191,19 @@ def test_no_control_without_other_labels(project, llm_server):
     assert summary.no_control == 1
     assert project.scalar("SELECT count(*) FROM bench_scores b JOIN labels l ON l.id = b.label_id "
                           "WHERE l.method = 'lonely'") == 1
+
+
+def test_unscored_features_and_missing_negatives(project, llm_server):
+    """Features without taxonomy scores report as 'unscored'; features without negatives are
+    skipped (nothing stored) unless negatives come from other features."""
+    build_project(project, n_features=4, categories=False, n_neg=0)
+    server = llm_server(chat_handler=lambda req: demo_judge_answer(req) or "?")
+    summary, _ = run(project, server, BenchConfig(benchmarks=("detection",)))
+    assert summary.no_examples == 16 and not summary.written and server.count == 0
+    summary, _ = run(project, server, BenchConfig(benchmarks=("detection",), negatives="other-features"))
+    assert summary.written == {"detection": 16}
+    report = build_report(project)
+    assert {r["category"] for r in report["by_category"]} == {"unscored"}
+    assert {r["method"]: r["mean"] for r in report["overall"]} == {"m_true": 1.0, "m_vague": 0.5}
+    neg = [e for r in _rows(project) for e in r["details"]["examples"] if e["truth"] == 0]
+    assert neg and all(e["kind"] == "top" for e in neg)

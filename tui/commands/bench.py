@@ -170,7 +170,10 @@ def _print_summary(summary, usage, config) -> None:
     if summary.already_done:
         out.append(f"  {summary.already_done} results already stored were skipped (--redo to redo)")
     if summary.no_examples:
-        out.append(f"  {summary.no_examples} results skipped: the feature lacks held-out positives or negatives")
+        hint = ("; features without scoring-pass negatives (e.g. imported ones) can use --negatives other-features"
+                if config.negatives == "scoring" else "")
+        out.append(f"  {summary.no_examples} results skipped: the feature lacks held-out positives "
+                   f"(top ranks {config.positive_ranks[0]}-{config.positive_ranks[1]}) or negatives{hint}")
     if summary.no_control:
         out.append(f"  {summary.no_control} shuffled controls skipped: no other feature has a label of that method")
     if summary.failed:
