@@ -15,7 +15,10 @@ Lines, plain or gzipped; directories are walked):
   and ``model.jsonl``/``release.jsonl``/``sourceset.jsonl`` (read, nothing to store).
 
 Token strings and descriptions are stored exactly as given.  Activations become ``top``
-examples ranked by ``maxValue`` (descending); explanations become labels with
+examples ranked by ``maxValue`` (descending), each distinct context once (Neuronpedia lists
+a context again in its quantile bins); contexts where the feature never fires
+(``maxValue <= 0``, from the lowest bin) become ``negative`` examples, the non-activating
+contexts that benchmarks need.  Explanations become labels with
 ``method = typeName`` and a content UUID, so a re-import or a merge adds nothing twice.
 Examples and logit-token lists that saegold computed itself are never overwritten.
 """
@@ -416,7 +419,7 @@ class _Writer:
     def __init__(self, db: Database, report: NeuronpediaReport):
         self.db, self.report = db, report
         self.source_ids: dict[str, int] = {}
-        self.examples_written: set[int] = set()
+        self.examples_written: set[tuple[int, str]] = set()
 
     def write(self, batch: Batch) -> None:
         db, c = self.db, self.report.counts
@@ -445,8 +448,9 @@ class _Writer:
             fid = fids[(f.source, f.idx)]
             f.finish()
             c["examples_duplicate"] += f.duplicates
-            if f.examples is not None:
-                self._examples(fid, f.examples)
+            if f.examples is not None:  # a context where the feature never fires is a negative
+                self._examples(fid, "top", [e for e in f.examples if e.max_act > 0])
+                self._examples(fid, "negative", [e for e in f.examples if e.max_act <= 0])
             for kind, tokens in (("promoted", f.promoted), ("suppressed", f.suppressed)):
                 if tokens is not None:
                     self._logits(fid, kind, tokens)
@@ -470,29 +474,31 @@ class _Writer:
                 out[(name, idx)] = fid
         return out
 
-    def _examples(self, fid: int, examples: list[Example]) -> None:
+    def _examples(self, fid: int, kind: str, examples: list[Example]) -> None:
         db, c = self.db, self.report.counts
         existing = db.execute(
             "SELECT rank, tokens, acts, max_idx, max_act, origin FROM examples "
-            "WHERE feature_id = ? AND kind = 'top' ORDER BY rank", [fid]).fetchall()
-        if any(row[5] != ORIGIN for row in existing):
-            c["examples_kept_scored"] += 1
+            "WHERE feature_id = ? AND kind = ? ORDER BY rank", [fid, kind]).fetchall()
+        if not examples and not existing:
             return
-        if fid in self.examples_written:  # a second file of this run adds to the first
+        if any(row[5] != ORIGIN for row in existing):
+            c["examples_kept_scored"] += bool(examples)
+            return
+        if (fid, kind) in self.examples_written:  # a second file of this run adds to the first
             examples = merge_examples(
                 [Example(json.loads(r[1]), json.loads(r[2]), r[3], r[4]) for r in existing], examples)
-        self.examples_written.add(fid)
+        self.examples_written.add((fid, kind))
         rows = [(rank, dumps(ex.tokens), dumps(ex.acts), ex.max_idx, ex.max_act)
                 for rank, ex in enumerate(examples)]
         if [tuple(r[:5]) for r in existing] == rows:
             return
-        stale = "SELECT id FROM examples WHERE feature_id = ? AND kind = 'top'"
-        db.execute(f"DELETE FROM nla_explanations WHERE example_id IN ({stale})", [fid])
-        db.execute("DELETE FROM examples WHERE feature_id = ? AND kind = 'top'", [fid])
+        stale = "SELECT id FROM examples WHERE feature_id = ? AND kind = ?"
+        db.execute(f"DELETE FROM nla_explanations WHERE example_id IN ({stale})", [fid, kind])
+        db.execute("DELETE FROM examples WHERE feature_id = ? AND kind = ?", [fid, kind])
         db.conn.executemany(
             "INSERT INTO examples(feature_id, kind, rank, tokens, token_ids, acts, max_idx, max_act, origin) "
-            "VALUES (?, 'top', ?, ?, NULL, ?, ?, ?, ?)",
-            [(fid, *r, ORIGIN) for r in rows],
+            "VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?)",
+            [(fid, kind, *r, ORIGIN) for r in rows],
         )
         c["examples_written"] += len(rows)
 

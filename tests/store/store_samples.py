@@ -35,7 +35,7 @@ def dump(project: Project) -> dict[str, list[tuple]]:
 def distinct_ranked(activations: list[dict]) -> list[dict]:
     """Neuronpedia lists one context several times (top-k and quantile bins, duplicated
     documents); the import keeps each distinct (tokens, values) once, ranked by maxValue
-    descending with ties in file order."""
+    descending with ties in file order.  See split_top_negative for where each goes."""
     seen, out = set(), []
     for a in activations:
         key = (tuple(a["tokens"]), tuple(float(v) for v in a["values"]))
@@ -43,3 +43,9 @@ def distinct_ranked(activations: list[dict]) -> list[dict]:
             seen.add(key)
             out.append(a)
     return sorted(out, key=lambda a: -a["maxValue"])
+
+
+def split_top_negative(activations: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Distinct contexts where the feature fires (top) and where it never does (negative)."""
+    ranked = distinct_ranked(activations)
+    return [a for a in ranked if a["maxValue"] > 0], [a for a in ranked if a["maxValue"] <= 0]

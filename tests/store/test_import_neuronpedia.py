@@ -11,7 +11,7 @@ from store.importers.neuronpedia import import_neuronpedia
 from store.labels import content_uuid
 
 from store_samples import (EXCERPT, EXPORT, FULL_FILES, NP_DIR, TRIMMED_FILES, distinct_ranked, dump,
-                           load, needs_samples)
+                           load, needs_samples, split_top_negative)
 
 pytestmark = needs_samples
 
@@ -69,8 +69,12 @@ def test_full_response_mapping(np_project):
     assert feat["max_act"] == max([d["maxActApprox"]] + [a["maxValue"] for a in d["activations"]])
     assert feat["n_tokens_seen"] == d["source"]["num_prompts"] * d["source"]["num_tokens_in_prompt"]
     exs = F.examples(np_project, fid)
-    ranked = distinct_ranked(d["activations"])
-    assert 0 < len(ranked) < len(d["activations"])  # this feature lists contexts twice
+    ranked, never = split_top_negative(d["activations"])
+    assert 0 < len(ranked) + len(never) < len(d["activations"])  # this feature lists contexts twice
+    assert never and all(a["maxValue"] == 0 and not any(a["values"]) for a in never)
+    negs = F.examples(np_project, fid, "negative")
+    assert [e["tokens"] for e in negs] == [a["tokens"] for a in never]
+    assert {e["origin"] for e in negs} == {"neuronpedia"} and all(e["max_act"] == 0 for e in negs)
     assert [e["tokens"] for e in exs] == [a["tokens"] for a in ranked]  # exactly, "▁" and "\n\n" kept
     assert [e["acts"] for e in exs] == [[float(v) for v in a["values"]] for a in ranked]
     assert [e["max_idx"] for e in exs] == [a["maxValueTokenIndex"] for a in ranked]
@@ -209,11 +213,12 @@ def test_changed_examples_replace_old_ones_and_their_nla(project, tmp_path):
     with project.write() as db:
         db.execute("INSERT INTO nla_explanations(example_id, nla_source, token_index, text, created_at) "
                    "VALUES (?, 'nla', 0, 'x', 'now')", [ex0["id"]])
-    fewer = {**d, "activations": distinct_ranked(d["activations"])[:3]}
+    fewer = {**d, "activations": split_top_negative(d["activations"])[0][:3]}
     path = tmp_path / "fewer.json"
     path.write_text(json.dumps(fewer))
     import_neuronpedia(project, [path])
     assert len(F.examples(project, fid)) == 3
+    assert F.examples(project, fid, "negative") == []  # the new file has no zero contexts
     assert project.scalar("SELECT count(*) FROM nla_explanations") == 0
 
 
