@@ -13,6 +13,13 @@ from ..safe import inert_line
 
 SHOW_REJECTED = 20
 
+EXAMPLES = """\
+examples:
+  saegold import neuronpedia np_feature_12.json
+  saegold import neuronpedia exports/v1/gemma-2-2b/20-gemmascope-res-16k/
+  saegold import neuronpedia --skip-bad explanations-only/gemma-2-2b_20-gemmascope-res-16k.json
+  saegold import judgments judgments_from_server_b.jsonl"""
+
 NEURONPEDIA_HELP = """\
 Import Neuronpedia data: feature JSON as served by
 GET https://www.neuronpedia.org/api/feature/MODEL/SOURCE/INDEX (activations, explanations,
@@ -21,8 +28,10 @@ pos_str/neg_str logits, frac_nonzero), trimmed variants of it, and bulk exports:
 activations or explanations. A directory imports every such file inside it.
 
 Sources are named MODEL/SOURCE (e.g. gemma-2-2b/20-gemmascope-res-16k). Activations become
-top examples (token strings kept exactly), explanations become candidate labels whose
-method is Neuronpedia's typeName. The whole import is one transaction: a malformed record
+top examples ranked by maxValue (token strings kept exactly, each distinct context once;
+contexts where the feature never fires become negative examples), explanations become
+candidate labels whose method is Neuronpedia's typeName. Examples and logit tokens that
+saegold computed itself are never overwritten. The whole import is one transaction: a malformed record
 stops it with one line naming file, record and field, and nothing is written. Importing
 the same file again changes nothing."""
 
@@ -41,7 +50,10 @@ are skipped, so importing a file twice adds nothing."""
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("import", help="import Neuronpedia data or judgments made elsewhere",
-                       description="Import data made elsewhere into the project.")
+                       description="Import data made elsewhere into the project. Each import "
+                                   "is one transaction; importing the same file again changes "
+                                   "nothing.",
+                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     kinds = p.add_subparsers(dest="import_kind", metavar="KIND", required=True)
     np_ = kinds.add_parser("neuronpedia", help="Neuronpedia feature JSON and bulk exports",
                            description=NEURONPEDIA_HELP,
