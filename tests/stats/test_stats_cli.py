@@ -83,3 +83,21 @@ def test_calibrate_empty_project(project, capsys):
     text = capsys.readouterr().out
     assert "not enough data (n=0" in text and "nan" not in text.lower()
     assert main(["--db", str(project.path), "calibrate", "--store-thresholds", "--yes"]) == 1
+
+
+def test_store_thresholds_asks_on_a_terminal(build, capsys, monkeypatch):
+    _project(build)
+    db = str(build.project.path)
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    asked = []
+    monkeypatch.setattr("builtins.input", lambda prompt: asked.append(prompt) or "n")
+    assert main(["--db", db, "calibrate", "--bootstrap", "20", "--grid", "8", "--store-thresholds"]) == 0
+    assert asked and "re-derive all categories" in asked[0]
+    assert "thresholds not stored" in capsys.readouterr().err
+    assert settings.get(build.project, "input_threshold") == 0.5  # unchanged default
+
+
+def test_missing_project_is_one_line(tmp_path, capsys):
+    assert main(["--db", str(tmp_path / "none.db"), "agreement"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no such project database" in err[0]
