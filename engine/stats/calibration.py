@@ -41,7 +41,7 @@ DEFAULT_MIN_ROWS = 10
 
 @dataclass
 class ShuffledControl:
-    n_labels: int  # labels scored with both their true and a shuffled label
+    n_labels: int  # labels of the category scored with both a true and a shuffled label (judged or not)
     mean_true: float | None
     mean_shuffled: float | None
     gap: Estimate  # mean(true - shuffled) over those labels
