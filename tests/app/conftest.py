@@ -55,7 +55,7 @@ def fill(project, n_features: int = 12, *, seed: int = 0, texts: dict | None = N
             sf.put_score(db, fid, input_threshold=0.5, output_threshold=0.01, scorer_version="test",
                          input_score=0.9 if cat in ("input", "cross") else 0.1,
                          output_score=0.2 if cat in ("output", "cross") else 0.001,
-                         continuation=texts.get("continuation") or f"From my experience, the {WORDS[idx]} ...")
+                         continuation=texts.get("continuation") or f"From my experience, the {WORDS[idx % len(WORDS)]} ...")
             if cat == "obscure":
                 continue
             for m, method in enumerate(METHODS[: 2 + (idx % 2)]):
