@@ -41,7 +41,7 @@ from ..features import get_or_create_source, source_name
 from ..labels import content_uuid
 from .log import log_import
 from .reading import (ProgressFn, Record, Rejections, expand_paths, file_digest, finite,
-                      no_progress, nonneg_int, read_records, text)
+                      is_unicode, no_progress, nonneg_int, read_records, text)
 
 ORIGIN = "neuronpedia"
 DEFAULT_METHOD = "neuronpedia"     # method of an explanation without a typeName
@@ -189,36 +189,31 @@ def _layer_of(hook_name: str | None, sae_id: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def _ids(rec: Record, obj: dict, prefix: str, parent: SourceMeta | None) -> tuple[str, str]:
-    if "modelId" in obj or parent is None:
-        model = text(rec, prefix + "modelId", obj.get("modelId"), max_chars=MAX_NAME_CHARS)
-    else:
-        model = parent.model_id
-    src = obj.get("layer")
-    key = "layer"
+def _ids(rec: Record, obj: dict) -> tuple[str, str]:
+    """(model id, source id) of a record; the source id is Neuronpedia's ``layer``."""
+    model = text(rec, "modelId", obj.get("modelId"), max_chars=MAX_NAME_CHARS)
+    src, key = obj.get("layer"), "layer"
     if src is None and isinstance(obj.get("source"), str):
         src, key = obj["source"], "source"
     if src is None and isinstance(obj.get("source"), dict) and "id" in obj["source"]:
         src, key = obj["source"]["id"], "source.id"
     if src is None:
-        if parent is not None:
-            return model, parent.sae_id
-        raise rec.bad(prefix + "layer", "missing: the source id (Neuronpedia's 'layer', "
-                                        "e.g. \"20-gemmascope-res-16k\")")
-    return model, text(rec, prefix + key, src, max_chars=MAX_NAME_CHARS)
+        raise rec.bad("layer", "missing: the source id (Neuronpedia's 'layer', "
+                               "e.g. \"20-gemmascope-res-16k\")")
+    return model, text(rec, key, src, max_chars=MAX_NAME_CHARS)
 
 
-def _index(rec: Record, obj: dict, prefix: str, parent_idx: int | None) -> int:
+def _index(rec: Record, obj: dict) -> int:
     for key in ("index", "feature_index"):
         if key in obj:
-            return nonneg_int(rec, prefix + key, obj[key])
-    if parent_idx is not None:
-        return parent_idx
-    raise rec.bad(prefix + "index", "missing: the feature index")
+            return nonneg_int(rec, key, obj[key])
+    raise rec.bad("index", "missing: the feature index")
 
 
 def _opt_int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+    """An optional positive count from source metadata; anything else counts as unknown."""
+    ok = isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**40
+    return value if ok else None
 
 
 def parse_source(rec: Record, obj: dict, prefix: str = "") -> SourceMeta:
@@ -229,7 +224,7 @@ def parse_source(rec: Record, obj: dict, prefix: str = "") -> SourceMeta:
     cfg = obj.get("saelensConfig")
     if isinstance(cfg, dict):
         hook = cfg.get("hook_name")
-        meta.hook_name = hook if isinstance(hook, str) and hook else None
+        meta.hook_name = hook if isinstance(hook, str) and hook and is_unicode(hook) else None
         meta.d_sae, meta.width = _opt_int(cfg.get("d_sae")), _opt_int(cfg.get("d_in"))
     prompts, per_prompt = _opt_int(obj.get("num_prompts")), _opt_int(obj.get("num_tokens_in_prompt"))
     if prompts and per_prompt:
@@ -244,8 +239,11 @@ def _values(rec: Record, fld: str, values: Any, n: int | None) -> list[float]:
     if n is not None and len(values) != n:
         raise rec.bad(fld, f"has {len(values)} values for {n} tokens")
     if set(map(type, values)) <= _NUMBER_TYPES:  # fast path; the loop below names the culprit
-        out = list(map(float, values))
-        if all(map(math.isfinite, out)):
+        try:
+            out = list(map(float, values))
+        except OverflowError:  # an integer too large for a float
+            out = []
+        if len(out) == len(values) and all(map(math.isfinite, out)):
             return out
     for i, v in enumerate(values):
         finite(rec, f"{fld}[{i}]", v)
@@ -255,7 +253,8 @@ def _values(rec: Record, fld: str, values: Any, n: int | None) -> list[float]:
 def _strings(rec: Record, fld: str, items: Any, max_chars: int) -> list[str]:
     if not isinstance(items, list):
         raise rec.bad(fld, "expected an array of strings")
-    if set(map(type, items)) <= {str} and max(map(len, items), default=0) <= max_chars:
+    if (set(map(type, items)) <= {str} and max(map(len, items), default=0) <= max_chars
+            and is_unicode("".join(items))):
         return items
     for i, s in enumerate(items):
         text(rec, f"{fld}[{i}]", s, max_chars=max_chars, allow_empty=True)
@@ -311,11 +310,15 @@ def parse_explanation(rec: Record, obj: Any, prefix: str, source: str, idx: int)
     for key in ("notes", "authorId"):
         if isinstance(obj.get(key), str) and obj[key]:
             details[key] = obj[key]
+    for key, value in details.items():
+        if not is_unicode(dumps(value)):
+            raise rec.bad(prefix + ("id" if key == "neuronpedia_id" else key),
+                          "holds a lone surrogate escape, which is not valid Unicode")
     created = obj.get("createdAt")
     return LabelData(
         source=source, idx=idx, uuid=content_uuid(source, idx, method, model, description),
         method=method, model=model, text=description, details=details or None,
-        created_at=created if isinstance(created, str) and len(created) <= 40 else None,
+        created_at=created if isinstance(created, str) and len(created) <= 40 and is_unicode(created) else None,
     )
 
 
@@ -330,8 +333,8 @@ def _logits(rec: Record, obj: dict, strings: str, values: str) -> list[tuple[str
 
 
 def parse_feature(rec: Record, obj: dict) -> Parsed:
-    model, sae_id = _ids(rec, obj, "", None)
-    idx = _index(rec, obj, "", None)
+    model, sae_id = _ids(rec, obj)
+    idx = _index(rec, obj)
     meta = SourceMeta(model, sae_id)
     if isinstance(obj.get("source"), dict) and obj["source"].get("id") == sae_id:
         meta.fill(parse_source(rec, {**obj["source"], "modelId": model}, "source."))
@@ -375,14 +378,14 @@ def parse_record(rec: Record, file_kind: str = "records") -> Parsed:
     if file_kind == "ignored":
         return Parsed()
     if "description" in obj:
-        model, sae_id = _ids(rec, obj, "", None)
-        idx = _index(rec, obj, "", None)
+        model, sae_id = _ids(rec, obj)
+        idx = _index(rec, obj)
         meta = SourceMeta(model, sae_id, layer=_layer_of(None, sae_id))
         return Parsed([meta], FeatureData(meta.name, idx),
                       [parse_explanation(rec, obj, "", meta.name, idx)])
     if "tokens" in obj and "activations" not in obj:
-        model, sae_id = _ids(rec, obj, "", None)
-        idx = _index(rec, obj, "", None)
+        model, sae_id = _ids(rec, obj)
+        idx = _index(rec, obj)
         meta = SourceMeta(model, sae_id, layer=_layer_of(None, sae_id))
         example = parse_activation(rec, obj, "")
         return Parsed([meta], FeatureData(meta.name, idx, max_act=example.max_act, examples=[example]))

@@ -25,6 +25,7 @@ ProgressFn = Callable[[str, int, "int | None"], None]
 JSON_SUFFIXES = (".json",)
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 REPORT_EVERY = 2000  # records between progress reports
+MAX_INT = 2**63 - 1  # SQLite's INTEGER
 READING_STAGE = "reading the current file"  # records of an array, or bytes of a JSON Lines file
 
 
@@ -226,7 +227,10 @@ def finite(rec: Record, fld: str, value: Any) -> float:
     """A finite JSON number, else a BadInput naming ``fld``."""
     if not is_number(value):
         raise rec.bad(fld, f"expected a number, got {_type(value)}")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        raise rec.bad(fld, "is an integer too large to be a finite number") from None
     if not math.isfinite(number):
         raise rec.bad(fld, f"{value!r} is not a finite number")
     return number
@@ -235,13 +239,17 @@ def finite(rec: Record, fld: str, value: Any) -> float:
 def nonneg_int(rec: Record, fld: str, value: Any) -> int:
     """A non-negative integer, given as a JSON integer or a string of digits."""
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        if len(value.strip()) > 19:
+            raise rec.bad(fld, f"{value.strip()[:22]}... is too large for an index")
         value = int(value.strip())
     elif isinstance(value, float) and value.is_integer():
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool):
         raise rec.bad(fld, f"expected a non-negative integer, got {_type(value)}")
     if value < 0:
-        raise rec.bad(fld, f"{value} is negative")
+        raise rec.bad(fld, f"{value} is negative" if value > -MAX_INT else "is negative")
+    if value > MAX_INT:
+        raise rec.bad(fld, "is too large for an index")
     return value
 
 
@@ -254,7 +262,18 @@ def text(rec: Record, fld: str, value: Any, *, max_chars: int, allow_empty: bool
         raise rec.bad(fld, "is empty")
     if len(value) > max_chars:
         raise rec.bad(fld, f"is {len(value):,} characters long (limit {max_chars:,})")
+    if not is_unicode(value):
+        raise rec.bad(fld, "holds a lone surrogate escape (e.g. \\ud800), which is not valid Unicode")
     return value
+
+
+def is_unicode(value: str) -> bool:
+    """False for strings holding lone surrogates (JSON allows "\\ud800"; SQLite cannot store it)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _type(value: Any) -> str:

@@ -70,6 +70,10 @@ CASES = {
                  "maxActApprox", "finite"),
     "1e999 overflows": ("f.jsonl", _jsonl(b'{"modelId":"m","layer":"1-s","index":1,"tokens":["a"],"values":[1e999]}'),
                         "line 1", "values[0]", "finite"),
+    "huge integer": ("f.jsonl", _jsonl(b'{"modelId":"m","layer":"1-s","index":1,"tokens":["a","b"],"values":[0,1' + b"0" * 400 + b']}'),
+                     "line 1", "values[1]", "too large"),
+    "huge index": ("f.jsonl", _jsonl(_expl(index="9" * 5000)), "line 1", "index", "too large"),
+    "index past SQLite's integers": ("f.jsonl", _jsonl(_expl(index=2**64)), "line 1", "index", "too large"),
     "NaN in scores": ("f.json", _mutated(lambda d: d["explanations"][0].__setitem__("scores", [float("nan")])),
                       None, "explanations[0].scores", "NaN"),
     "length mismatch": ("f.json", _mutated(lambda d: d["activations"][4]["values"].pop()), None,
@@ -84,6 +88,9 @@ CASES = {
     "non-UTF-8 in JSONL": ("f.jsonl", _jsonl(_expl(), b'{"modelId":"gemma-2-2b","layer":"20-x","index":3,"description":"caf\xe9"}'),
                            "line 2", None, "UTF-8"),
     "non-UTF-8 in JSON": ("f.json", json.dumps([_expl()]).encode().replace(b"time", b"ti\xffme"), "line 1", None, "UTF-8"),
+    "lone surrogate in a token": ("f.jsonl", _jsonl(b'{"modelId":"m","layer":"1-s","index":1,"tokens":["a","\\ud800"],"values":[0,1]}'),
+                                  "line 1", "tokens[1]", "surrogate"),
+    "lone surrogate in a description": ("f.jsonl", _jsonl(_expl(description="x\ud800")), "line 1", "description", "surrogate"),
     "top-level scalar": ("f.json", b"42", None, None, "JSON object"),
 }
 
