@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,16 +71,14 @@ def import_jsonl(project: Project, path: str | os.PathLike, *, nla_source: str |
     """Import precomputed explanations in one transaction: a bad record raises
     :class:`BadInput` naming file, line and field, and nothing is written."""
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise BadInput(str(path), None, None, f"cannot read: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise BadInput(str(path), None, None, "not UTF-8 text") from exc
     out = JsonlImport()
     seen: set[str] = set()
-    with project.write() as db:
-        for n, line in enumerate(lines, 1):
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise BadInput(str(path), None, None, f"cannot read: {exc.strerror}") from exc
+    with handle, project.write() as db:
+        for n, line in _lines(path, handle):
             if not line.strip():
                 continue
             out.records += 1
@@ -107,6 +105,15 @@ def import_jsonl(project: Project, path: str | os.PathLike, *, nla_source: str |
             seen.add(source)
     out.sources = tuple(sorted(seen))
     return out
+
+
+def _lines(path: Path, handle) -> Iterator[tuple[int, str]]:
+    """Numbered lines, streamed (a precomputed file may be large)."""
+    for n, raw in enumerate(handle, 1):
+        try:
+            yield n, raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadInput(str(path), f"line {n}", None, "not UTF-8 text") from None
 
 
 def nla_source_of(rec: dict, default: str | None) -> str:

@@ -165,3 +165,12 @@ def test_cli_nla_jsonl(project, llm_server, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "NLA explanations: 2 of 2 records stored (file-nla)" in out and "1 labeled" in out
     assert [r["method"] for r in project.query("SELECT method FROM labels WHERE status = 'ok'")] == ["baez"]
+
+
+def test_jsonl_not_utf8(project, tmp_path):
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(b'{"source": "a/b"}\n{"explanation": "caf\xe9"}\n')
+    with pytest.raises(BadInput, match=r"latin1.jsonl: record line 2: not UTF-8 text"):
+        import_jsonl(project, path)
+    with pytest.raises(BadInput, match="cannot read"):
+        import_jsonl(project, tmp_path / "missing.jsonl")
