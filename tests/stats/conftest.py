@@ -5,6 +5,8 @@ from typing import Any
 
 import pytest
 
+from engine.bench import results as bench_results
+
 from store import features as store_features
 from store import labels as store_labels
 from store.db import Project
@@ -40,12 +42,11 @@ class Builder:
 
     def bench(self, label_uuid: str, benchmark: str, value: float | None, control: str = "true",
               n: int = 20, parse_failures: int = 0) -> None:
-        with self.project.write() as db:
-            lid = db.execute("SELECT id FROM labels WHERE uuid = ?", [label_uuid]).fetchone()[0]
-            db.execute(
-                "INSERT INTO bench_scores(label_id, benchmark, control, value, n, parse_failures, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, '2026-01-01T00:00:00Z')",
-                [lid, benchmark, control, value, n, parse_failures])
+        """Through the bench job's own writer (the scored text is not read by the statistics)."""
+        lid = self.project.scalar("SELECT id FROM labels WHERE uuid = ?", [label_uuid])
+        bench_results.write(self.project, bench_results.BenchRow(
+            label_id=lid, benchmark=benchmark, control=control, scored_label_id=lid, value=value, n=n,
+            parse_failures=parse_failures, judge_model="test-judge", seed=0, details={}))
 
     def _time(self) -> str:
         self._t += 1
