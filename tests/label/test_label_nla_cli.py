@@ -169,7 +169,8 @@ def test_cli_nla_jsonl(project, llm_server, tmp_path, capsys):
 
 def test_jsonl_not_utf8(project, tmp_path):
     path = tmp_path / "latin1.jsonl"
-    path.write_bytes(b'{"source": "a/b"}\n{"explanation": "caf\xe9"}\n')
+    path.write_bytes(b'{"source": "a/b", "feature": 1, "rank": 0, "token_index": 0, "explanation": "x"}\n'
+                     b'{"explanation": "caf\xe9"}\n')
     with pytest.raises(BadInput, match=r"latin1.jsonl: record line 2: not UTF-8 text"):
         import_jsonl(project, path)
     with pytest.raises(BadInput, match="cannot read"):
