@@ -113,11 +113,12 @@ def run(args: argparse.Namespace) -> int:
         raise SaegoldError("say which labels to make: --methods M1,M2 or --by-tier")
     with open_project(args.db or default_path()) as project:
         cfg = settings.all_settings(project)
+        opts.nla_source = opts.nla_source or cfg["nla_source_id"]
         if args.nla_jsonl:
             if args.dry_run:
                 print(f"dry run: would import NLA explanations from {inert_line(args.nla_jsonl)}")
             else:
-                imp = import_jsonl(project, args.nla_jsonl, nla_source=opts.nla_source or cfg["nla_source_id"])
+                imp = import_jsonl(project, args.nla_jsonl, nla_source=opts.nla_source)
                 print(f"NLA explanations: {imp.stored} of {imp.records} records stored "
                       f"({inert_line(', '.join(imp.sources)) or 'none'}); {imp.unmatched} name a feature or "
                       f"example not in the project; {imp.off_max} are not at the max-activating token")
