@@ -1,0 +1,105 @@
+"""The real app in a pseudo-terminal: N keys, each acknowledged on screen as saved, then
+SIGKILL; all N events are in the database."""
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import signal
+import struct
+import subprocess
+import sys
+import termios
+import threading
+import time
+from pathlib import Path
+
+from conftest import fill
+
+from store.db import open_project
+from store.judgments import events
+
+ROOT = Path(__file__).resolve().parents[2]
+ANSI = re.compile(r"\x1b(\[[0-9;?<>=$]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[PX^_][^\x1b]*\x1b\\|.)")
+
+
+class Terminal:
+    """A child process on a pty of a given size, with everything it prints collected."""
+
+    def __init__(self, argv: list[str], cols: int = 80, rows: int = 24):
+        master, slave = os.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        env = {**os.environ, "TERM": "xterm-256color", "COLORTERM": "", "NO_COLOR": ""}
+        env.pop("COLORTERM")
+        self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, cwd=ROOT, env=env,
+                                     start_new_session=True, close_fds=True)
+        os.close(slave)
+        self.master, self.out, self.lock = master, bytearray(), threading.Lock()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                data = os.read(self.master, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            with self.lock:
+                self.out += data
+
+    def text(self) -> str:
+        with self.lock:
+            raw = self.out.decode("utf-8", "replace")
+        return ANSI.sub("", raw)
+
+    def wait_for(self, needle: str, timeout: float = 60) -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if needle in self.text():
+                return
+            if self.proc.poll() is not None:
+                raise AssertionError(f"app exited ({self.proc.returncode}): {self.text()[-2000:]}")
+            time.sleep(0.05)
+        raise AssertionError(f"{needle!r} never appeared; screen tail: {self.text()[-1500:]!r}")
+
+    def send(self, keys: str) -> None:
+        os.write(self.master, keys.encode())
+
+
+def test_sigkill_after_n_acknowledged_judgments_loses_none(tmp_path):
+    db = tmp_path / "project.db"
+    p = open_project(db, create=True)
+    from test_app_inert import NASTY
+    fill(p, 12, texts=NASTY)
+    p.close()
+    term = Terminal([sys.executable, "-m", "tui.cli", "--db", str(db), "annotate",
+                     "--annotator", "kim", "--no-intro"])
+    try:
+        term.wait_for("verdicts 0/")
+        keys = "i3ypwo1yu2pc"  # every one of these writes exactly one event on this feature
+        for k, key in enumerate(keys, 1):
+            term.send(key)
+            term.wait_for(f"saved #{k} ")
+        term.proc.send_signal(signal.SIGKILL)
+        term.proc.wait(timeout=30)
+    finally:
+        if term.proc.poll() is None:
+            term.proc.kill()
+        os.close(term.master)
+    assert term.proc.returncode == -signal.SIGKILL
+    # The untrusted strings reached the real terminal only as visible text.
+    raw = bytes(term.out)
+    for seq in (b"\x1b]0;pwned", b"\x1b[2J", b"\x1b[5m", b"\x1bc"):
+        assert seq not in raw
+    assert b"[bold red]lab[/]" in raw and b"\\x1b[2J" in raw
+    p = open_project(db)
+    got = events(p, annotator="kim")
+    assert len(got) == len(keys)
+    assert [e["kind"] for e in got] == ["tier", "tier", "verdict", "verdict", "verdict", "tier", "tier",
+                                         "verdict", "tier", "tier", "verdict", "tier"]
+    tiers = [(e["value"], e["confidence"]) for e in got if e["kind"] == "tier"]
+    assert tiers == [("input", None), ("input", 3), ("output", 3), ("output", 1), ("obscure", 1),
+                     ("obscure", 2), ("cross", 2)]
+    assert p.scalar("PRAGMA integrity_check") == "ok"
+    p.close()
