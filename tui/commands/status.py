@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -30,8 +31,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _table(title: str, *columns: str) -> Table:
     t = Table(title=title, title_justify="left", title_style="bold")
     for i, c in enumerate(columns):
-        t.add_column(c, justify="left" if i == 0 else "right")
+        t.add_column(c, justify="left" if i == 0 else "right", overflow="fold",
+                     min_width=16 if c.endswith("(UTC)") else None)
     return t
+
+
+def _when(stamp: str | None) -> str:
+    """``2026-11-26T10:00:01.000000Z`` -> ``2026-11-26 10:00`` (UTC)."""
+    return "" if not stamp else stamp[:16].replace("T", " ")
 
 
 def _n(value: object) -> str:
@@ -72,21 +79,22 @@ def run(args: argparse.Namespace) -> int:
         console.print(t)
 
     if data["annotators"]:
-        t = _table("Annotation progress", "annotator", "role", "assigned", "judged", "done",
-                   "skipped", "flagged", "last activity")
+        t = _table("Annotation progress (done = tier + a verdict on every candidate)",
+                   "annotator", "assigned", "judged", "done", "skipped", "flagged", "last (UTC)")
         for a in data["annotators"]:
-            t.add_row(inert(a["annotator"]), a["role"], _n(a["assigned"]), _n(a["judged"]),
-                      _n(a["done"]), _n(a["skipped"]), _n(a["flagged"]), inert(a["last_at"] or ""))
+            who = a["annotator"] + (" (lead)" if a["role"] == "lead" else "")
+            t.add_row(inert(who), _n(a["assigned"]), _n(a["judged"]),
+                      _n(a["done"]), _n(a["skipped"]), _n(a["flagged"]), inert(_when(a["last_at"])))
         console.print(t)
     else:
         console.print("No annotators yet.")
 
     if data["imports"]:
         shown = data["imports"][-SHOW_IMPORTS:]
-        t = _table(f"Imported files ({len(data['imports'])}, latest {len(shown)})",
-                   "file", "kind", "records", "rejected", "imported at")
+        t = _table(f"Imported files ({len(data['imports'])}, latest {len(shown)}; "
+                   "full paths with --json)", "file", "kind", "records", "rejected", "imported (UTC)")
         for imp in shown:
-            t.add_row(inert(imp["path"]), imp["kind"], _n(imp["records"]), _n(imp["rejected"]),
-                      inert(imp["imported_at"]))
+            t.add_row(inert(Path(imp["path"]).name), imp["kind"], _n(imp["records"]),
+                      _n(imp["rejected"]), inert(_when(imp["imported_at"])))
         console.print(t)
     return 0
