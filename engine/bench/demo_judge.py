@@ -7,8 +7,8 @@ without any LLM:
 
 - :func:`demo_judge_answer` recognises the saegold judge prompts (and returns None for any
   other request, so it can be composed with other demo responders).  Detection: an example
-  gets 1 when it shares a content word with the label.  Fuzzing: 1 when a *marked* span
-  shares a content word with the label.
+  gets 1 when it shares a content word with the label (its quoted terms, when it quotes
+  any).  Fuzzing: 1 when a *marked* span shares such a word with the label.
 - :func:`demo_embed`: hashed bag-of-words vectors (256 dimensions, L2-normalised).
 
 Its figures say nothing about any label's quality; the demo report should be read as a
@@ -31,8 +31,10 @@ _MARK = re.compile(r"<<(.*?)>>", re.DOTALL)
 _STOP = frozenset(
     "a an and are as at be by for from has have in is it its of on or that the this to was were with "
     "word words token tokens text texts feature features about after before into like mention mentions "
-    "phrase phrases related relating".split()
+    "phrase phrases related relating often near concept makes make model say says unclear pattern "
+    "marked effect next demo stand".split()
 )
+_QUOTED = re.compile(r'"([^"]+)"|\'([^\']+)\'')
 
 
 def words(text: str) -> set[str]:
@@ -43,6 +45,12 @@ def words(text: str) -> set[str]:
             continue
         out.add(w[:-1] if len(w) > 3 and w.endswith("s") else w)
     return out
+
+
+def label_words(label: str) -> set[str]:
+    """The words a label is about: its quoted terms when it quotes any, else its content words."""
+    quoted = [a or b for a, b in _QUOTED.findall(label)]
+    return words(" ".join(quoted)) if quoted and words(" ".join(quoted)) else words(label)
 
 
 def _request(request_json: Any) -> dict | None:
@@ -69,7 +77,7 @@ def demo_judge_answer(request_json: Any) -> str | None:
     answers: list[int] = []
     for line in user.splitlines():
         if line.startswith(LABEL_PREFIX):
-            label = words(line[len(LABEL_PREFIX):])
+            label = label_words(line[len(LABEL_PREFIX):])
         elif line.startswith(EXAMPLE_PREFIX) and ": " in line:
             body = line.split(": ", 1)[1]
             if benchmark == "fuzzing":

@@ -58,7 +58,9 @@ class BenchSummary:
     jobs: int = 0                              # results attempted this run
     written: Counter = field(default_factory=Counter)   # benchmark -> rows stored
     already_done: int = 0
-    no_examples: int = 0                       # features without positives or negatives
+    no_examples: int = 0                       # results skipped: feature without positives or negatives
+    no_positives: int = 0                      #   ... of which: no held-out positives
+    no_negatives: int = 0                      #   ... of which: no negatives
     no_control: int = 0                        # labels whose method has no label on another feature
     parse_failures: int = 0
     unscored: int = 0                          # rows stored with value NULL
@@ -190,6 +192,8 @@ async def run_bench(project: Project, config: BenchConfig, *, client: Any = None
         examples = selector.for_feature(label.feature_id)
         if not examples.usable():
             summary.no_examples += 1
+            summary.no_positives += examples.n_positive == 0
+            summary.no_negatives += examples.n_negative == 0
             return
         if config.dry_run:
             await _dry_run(benchmark, scored.text, examples)

@@ -43,6 +43,7 @@ def _summarize(group: list[dict], seed: int, n_resamples: int) -> dict[str, Any]
         "unscored": sum(1 for r in true.values() if r["value"] is None),
         "judges": sorted({r["judge_model"] for r in group if r["judge_model"]}),
         "seeds": sorted({r["seed"] for r in group if r["seed"] is not None}),
+        "negatives": sorted({r["negatives"] for r in group if r["negatives"]}),
     }
 
 

@@ -50,7 +50,8 @@ def rows(project: Project, *, with_details: bool = False) -> list[dict[str, Any]
     cols = ", b.details" if with_details else ""
     out = project.query(
         "SELECT b.label_id, b.benchmark, b.control, b.scored_label_id, b.value, b.n, b.parse_failures, "
-        f"b.judge_model, b.seed{cols}, l.feature_id, l.method, t.category "
+        f"b.judge_model, b.seed{cols}, json_extract(b.details, '$.selection.negatives') AS negatives, "
+        "l.feature_id, l.method, t.category "
         "FROM bench_scores b JOIN labels l ON l.id = b.label_id "
         "LEFT JOIN taxonomy_scores t ON t.feature_id = l.feature_id "
         "ORDER BY b.label_id, b.benchmark, b.control")

@@ -170,10 +170,12 @@ def _print_summary(summary, usage, config) -> None:
     if summary.already_done:
         out.append(f"  {summary.already_done} results already stored were skipped (--redo to redo)")
     if summary.no_examples:
-        hint = ("; features without scoring-pass negatives (e.g. imported ones) can use --negatives other-features"
-                if config.negatives == "scoring" else "")
-        out.append(f"  {summary.no_examples} results skipped: the feature lacks held-out positives "
-                   f"(top ranks {config.positive_ranks[0]}-{config.positive_ranks[1]}) or negatives{hint}")
+        first, last = config.positive_ranks
+        out.append(f"  {summary.no_examples} results skipped: {summary.no_positives} lack held-out positives "
+                   f"(top ranks {first}-{last}), {summary.no_negatives} lack negatives")
+        if summary.no_negatives and config.negatives == "scoring":
+            out.append("    (features that fire almost everywhere, or imported ones, have no scoring-pass "
+                       "negatives: --negatives other-features takes other features' top examples)")
     if summary.no_control:
         out.append(f"  {summary.no_control} shuffled controls skipped: no other feature has a label of that method")
     if summary.failed:
@@ -250,6 +252,14 @@ def _report(project, *, as_json: bool) -> int:
             pairs.add_row(inert(r["benchmark"]), inert(r["method_a"]), inert(r["method_b"]),
                           Text(str(r["n_features"])), Text(diff))
         console.print(pairs)
+    seeds = sorted({x for r in data["overall"] for x in r["seeds"]})
+    negatives = sorted({x for r in data["overall"] for x in r["negatives"]})
+    judges = sorted({x for r in data["overall"] for x in r["judges"]})
+    console.print(inert(f"judges / embedding models: {', '.join(judges)}; seeds: {', '.join(map(str, seeds))}; "
+                        f"negatives: {', '.join(negatives)}"))
+    if len(seeds) > 1 or len(negatives) > 1:
+        console.print(Text("note: these results mix selection settings (seeds or negatives); for one "
+                           "comparable set, re-run with --redo and one setting."))
     console.print(Text("~0: the true-minus-shuffled CI contains 0 -- the benchmark does not tell this "
                        "method's labels from shuffled ones.  parse fail: share of examples whose judge "
                        "answer could not be parsed (left out of the scores)."))
