@@ -158,6 +158,9 @@ def _read_document(path: Path, gz: bool, rejections: Rejections,
         rejections.reject(BadInput(name, f"line {line}", None, _utf8_problem(exc)))
         return
     del data
+    if not text.strip():
+        rejections.reject(BadInput(name, None, None, "is empty (no JSON in it)"))
+        return
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:

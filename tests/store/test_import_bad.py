@@ -91,6 +91,7 @@ CASES = {
     "lone surrogate in a token": ("f.jsonl", _jsonl(b'{"modelId":"m","layer":"1-s","index":1,"tokens":["a","\\ud800"],"values":[0,1]}'),
                                   "line 1", "tokens[1]", "surrogate"),
     "lone surrogate in a description": ("f.jsonl", _jsonl(_expl(description="x\ud800")), "line 1", "description", "surrogate"),
+    "empty JSON file": ("f.json", b"  \n", None, None, "is empty"),
     "top-level scalar": ("f.json", b"42", None, None, "JSON object"),
 }
 
