@@ -161,9 +161,9 @@ def parse_judgment(rec: Record, resolver: _Resolver) -> dict[str, Any]:
         event["value"] = value
         event["label_uuid"] = resolver.label(rec, obj, fid)
     elif kind == "preference":
-        if value == "neither":
-            event["value"] = "neither"
-        else:
+        if value is not None:
+            event["value"] = text(rec, "value", value, max_chars=MAX_NAME_CHARS)
+        if value != "neither":
             if value is not None and obj.get("method") is None and obj.get("label_uuid") is None:
                 obj = {**obj, "method": value}  # {"value": "baez"} names the method too
             event["label_uuid"] = resolver.label(rec, obj, fid)

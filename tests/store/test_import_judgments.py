@@ -108,7 +108,7 @@ def test_every_kind(proj, tmp_path):
     kinds = {r["uuid"]: r for r in proj.query("SELECT * FROM judgments")}
     assert kinds["p1"]["label_uuid"] == proj.labels["baez"] and kinds["p1"]["value"] is None
     assert kinds["p2"]["value"] == "neither" and kinds["p2"]["label_uuid"] is None
-    assert kinds["p3"]["label_uuid"] == proj.labels["baez13"]
+    assert kinds["p3"]["label_uuid"] == proj.labels["baez13"] and kinds["p3"]["value"] == "baez"
     assert kinds["r2"]["feature_id"] == proj.fids[12]
     assert kinds["a2"]["label_uuid"] == proj.labels["baez"]
     view = judgments.current(proj)
@@ -229,3 +229,23 @@ def test_export_judgments_round_trip(proj, tmp_path):
     assert other.query(f"SELECT {cols} FROM judgments ORDER BY seq") == proj.query(
         f"SELECT {cols} FROM judgments ORDER BY seq")
     other.close()
+
+
+def test_events_written_by_saegold_reimport_as_no_op(proj, tmp_path):
+    """Events as the app writes them (login, seconds, microsecond times) survive export+import."""
+    from store.export import export
+
+    mk, f12 = judgments.make_event, proj.fids[12]
+    judgments.append_many(proj, [
+        mk("alice", f12, "tier", value="obscure", confidence=2, seconds_spent=3.25, login="alice_os"),
+        mk("alice", f12, "verdict", value="wrong", label_uuid=proj.labels["e1"], seconds_spent=9.5),
+        mk("alice", f12, "preference", label_uuid=proj.labels["baez"]),
+        mk("alice", f12, "preference", value="neither"),
+        mk("alice", f12, "flag", value=None),
+    ])
+    out = tmp_path / "mine.jsonl"
+    export(proj, "judgments", fmt="jsonl", output=out)
+    before = {k: v for k, v in dump(proj).items() if k != "import_log"}
+    report = import_judgments(proj, [out])
+    assert (report.new, report.existing) == (0, 5)
+    assert {k: v for k, v in dump(proj).items() if k != "import_log"} == before
