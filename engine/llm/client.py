@@ -81,6 +81,7 @@ class LLMClient:
         self.cache = LLMCache(project, read=read_cache)
         self._extra_headers = dict(extra_headers or {})
         self._sem = asyncio.Semaphore(concurrency)
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._sdk: openai.AsyncOpenAI | None = None
         self._inflight: dict[str, asyncio.Future] = {}
 
@@ -100,8 +101,19 @@ class LLMClient:
         key = os.environ.get(self.api_key_env, "").strip() if self.api_key_env else ""
         return text.replace(key, "[key]") if len(key) >= 4 else text
 
+    def _bind_loop(self) -> None:
+        """Semaphore and SDK client belong to one event loop; a client reused under a new
+        ``asyncio.run`` gets fresh ones (the old connection pool is dropped)."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._loop = loop
+            self._sem = asyncio.Semaphore(self.concurrency)
+            self._sdk = None
+            self._inflight = {}
+
     @property
     def sdk(self) -> openai.AsyncOpenAI:
+        self._bind_loop()
         if self._sdk is None:
             self._sdk = openai.AsyncOpenAI(
                 api_key=self._key(), base_url=self.endpoint, timeout=self.timeout,
@@ -110,9 +122,9 @@ class LLMClient:
         return self._sdk
 
     async def aclose(self) -> None:
-        if self._sdk is not None:
+        if self._sdk is not None and self._loop is asyncio.get_running_loop():
             await self._sdk.close()
-            self._sdk = None
+        self._sdk = None  # one made under an earlier (now closed) loop is just dropped
 
     async def __aenter__(self) -> LLMClient:
         return self
@@ -148,6 +160,7 @@ class LLMClient:
     async def _dedup(self, key: str, produce: Callable[[], Awaitable[Any]]) -> tuple[Any, bool]:
         """Run ``produce`` once per key at a time; a concurrent twin waits for the first.
         Returns ``(value, shared)`` with ``shared`` True for a twin."""
+        self._bind_loop()
         running = self._inflight.get(key)
         while running is not None:
             try:

@@ -197,3 +197,13 @@ def test_usage_grouped_by_category(project, llm_server, arun):
     assert groups["input"].completion_tokens == 2 * groups["output"].completion_tokens
     assert client.usage.total_tokens == sum(g.total_tokens for g in groups.values())
     assert server.count == 3 and len(server.bodies(CHAT_PATH)) == 3
+
+
+def test_client_reused_across_event_loops(project, llm_server):
+    server = llm_server(lambda req: "[EXPLANATION]: " + req["messages"][-1]["content"])
+    client = client_for(project, server)
+    first = asyncio.run(client.chat([{"role": "user", "content": "one"}]))
+    second = asyncio.run(client.chat([{"role": "user", "content": "two"}]))  # no aclose in between
+    asyncio.run(client.aclose())
+    assert (first.text, second.text) == ("[EXPLANATION]: one", "[EXPLANATION]: two")
+    assert server.count == 2 and client.usage.calls == 2
