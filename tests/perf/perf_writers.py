@@ -51,7 +51,8 @@ def main() -> int:
     for trial in range(args.trials):
         n = rng.randint(1, 4)
         kills = {i: 0.01 + rng.random() * 0.6 for i in range(n)}
-        r = run_writers(db, work / "c", n, 5000, kill_after=kills, seed=1000 + trial, prefix=f"c{trial}-")
+        r = run_writers(db, work / "c", n, 5000, kill_after=kills, seed=1000 + trial, prefix=f"c{trial}-",
+                        fork=True)
         f = check_nothing_lost(db, r, exact=False)
         killed += len(r.killed)
         acked += f["acked"]

@@ -4,6 +4,12 @@ Run as a script (a real separate process, like an annotator's app over SSH):
 
     python annotator_sim.py write DB NAME N SEED ACKFILE GOFILE
     python annotator_sim.py read DB STOPFILE GOFILE OUTFILE
+    python annotator_sim.py zygote
+
+``zygote`` imports the store once, then forks one writer per JSON line read on stdin (the
+``write`` arguments) and answers each with the child's pid; the child writes its summary
+to ACKFILE + ".summary".  The many short-lived writers of the crash trials start in
+milliseconds this way (no connection is open in the zygote when it forks).
 
 The writer records N judgment events through the app's write path
 (``store.judgments.append(project, store.judgments.make_event(...))``), with random undo
@@ -147,8 +153,34 @@ def _agreement_fn(project):
     return lambda: agreement.compute(project, n_boot=20)
 
 
+def zygote() -> int:
+    import signal
+
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped automatically
+    for line in sys.stdin:
+        args = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                summary = Path(args[4] + ".summary")
+                with open(summary.with_suffix(".tmp"), "w") as out:
+                    sys.stdout = out
+                    code = write(args[0], args[1], int(args[2]), int(args[3]), args[4], args[5])
+                    out.flush()
+                summary.with_suffix(".tmp").rename(summary)
+            except BaseException:  # noqa: BLE001 - reported through the missing summary
+                traceback.print_exc()
+            finally:
+                os._exit(code)
+        print(pid, flush=True)
+    return 0
+
+
 if __name__ == "__main__":
     cmd, *rest = sys.argv[1:]
+    if cmd == "zygote":
+        sys.exit(zygote())
     if cmd == "write":
         db, name, n, seed, ackfile, gofile = rest
         sys.exit(write(db, name, int(n), int(seed), ackfile, gofile))

@@ -72,10 +72,66 @@ def read_acks(path: Path) -> list[tuple[str, str, str]]:
     return [tuple(line.split(" ")) for line in complete]  # type: ignore[misc]
 
 
+class _Zygote:
+    """One pre-imported process that forks writers on request (see annotator_sim.zygote)."""
+
+    proc: subprocess.Popen | None = None
+
+    @classmethod
+    def spawn(cls, args: list[str]) -> int:
+        if cls.proc is None or cls.proc.poll() is not None:
+            cls.proc = subprocess.Popen([sys.executable, str(SIM), "zygote"], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, text=True, env=_env())
+        cls.proc.stdin.write(json.dumps(args) + "\n")
+        cls.proc.stdin.flush()
+        return int(cls.proc.stdout.readline())
+
+
+class _Forked:
+    """A forked writer, with the bits of the ``Popen`` interface the harness uses."""
+
+    def __init__(self, args: list[str]):
+        self.summary = Path(args[4] + ".summary")
+        self.summary.unlink(missing_ok=True)
+        self.pid = _Zygote.spawn(args)
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            if self.summary.exists():
+                self.returncode = 0
+            else:
+                try:
+                    os.kill(self.pid, 0)
+                except ProcessLookupError:
+                    self.returncode = 0 if self.summary.exists() else -9
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        try:
+            os.kill(self.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def communicate(self, timeout: float = 600) -> tuple[str, str]:
+        deadline = time.monotonic() + timeout
+        while self.poll() is None:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"writer {self.pid} did not finish")
+            time.sleep(0.005)
+        return (self.summary.read_text() if self.returncode == 0 else ""), "(forked writer: see stderr)"
+
+
 def run_writers(db: Path, work: Path, n_writers: int, n_each: int, *, reader: bool = False,
                 kill_after: dict[int, float] | None = None, seed: int = 0,
-                prefix: str = "annotator") -> RunResult:
-    """Run ``n_writers`` annotator processes at once; kill writer i after ``kill_after[i]`` s."""
+                prefix: str = "annotator", fork: bool = False) -> RunResult:
+    """Run ``n_writers`` annotator processes at once; kill writer i after ``kill_after[i]`` s.
+
+    ``fork``: fork the writers from one pre-imported process (fast starts, for many short
+    crash trials) instead of starting each as a new interpreter."""
     work.mkdir(parents=True, exist_ok=True)
     go, stop = work / f"go-{seed}", work / f"stop-{seed}"
     for f in (go, stop, *work.glob(f"go-{seed}.ready-*")):
@@ -85,9 +141,9 @@ def run_writers(db: Path, work: Path, n_writers: int, n_each: int, *, reader: bo
         name = f"{prefix}{i}"
         ack = work / f"ack-{name}-{seed}.txt"
         ack.unlink(missing_ok=True)
-        procs.append(subprocess.Popen(
-            [sys.executable, str(SIM), "write", str(db), name, str(n_each), str(seed * 1000 + i),
-             str(ack), str(go)],
+        args = [str(db), name, str(n_each), str(seed * 1000 + i), str(ack), str(go)]
+        procs.append(_Forked(args) if fork else subprocess.Popen(
+            [sys.executable, str(SIM), "write", *args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
         ))
         acks.append(ack)

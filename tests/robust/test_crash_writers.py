@@ -15,7 +15,7 @@ def test_kill_minus_nine_loses_nothing_acknowledged(seeded, tmp_path):
     killed = stored = acked = 0
     for trial in range(TRIALS):
         kills = {i: 0.01 + rng.random() * 0.4 for i in range(2)}  # every writer, mid-stream
-        result = run_writers(seeded, tmp_path / "work", 2, 5000, kill_after=kills, seed=100 + trial,
+        result = run_writers(seeded, tmp_path / "work", 2, 5000, kill_after=kills, seed=100 + trial, fork=True,
                              prefix=f"t{trial}-")
         figures = check_nothing_lost(seeded, result, exact=not result.killed)
         killed += len(result.killed)
