@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import gzip
+import io
 import json
 import os
 import sys
@@ -136,12 +138,17 @@ def write_records(rows: Iterator[dict[str, Any]], fields: tuple[str, ...], fmt: 
 
 @contextlib.contextmanager
 def _atomic_text(path: Path) -> Iterator[TextIO]:
-    """A text file that appears at ``path`` only when fully written."""
+    """A text file that appears at ``path`` only when fully written (gzipped for ``*.gz``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            yield f
+        if path.name.endswith(".gz"):
+            with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz, \
+                    io.TextIOWrapper(gz, encoding="utf-8", newline="") as f:
+                yield f
+        else:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+                yield f
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

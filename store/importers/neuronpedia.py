@@ -50,6 +50,7 @@ MAX_CONTEXT_TOKENS = 65_536
 MAX_DESCRIPTION_CHARS = 20_000
 MAX_NAME_CHARS = 300
 IGNORED_METADATA = ("model", "release", "sourceset")
+WRITING_STAGE = "writing features of the current file"
 
 _NUMBER_TYPES = {int, float}
 _HOOK_LAYER = re.compile(r"(?:^|\.)(?:blocks|layers|layer|h)\.(\d+)(?=\.|$)")
@@ -419,8 +420,8 @@ class NeuronpediaReport:
 class _Writer:
     """Writes batches into the open transaction; remembers what this run already wrote."""
 
-    def __init__(self, db: Database, report: NeuronpediaReport):
-        self.db, self.report = db, report
+    def __init__(self, db: Database, report: NeuronpediaReport, progress: ProgressFn):
+        self.db, self.report, self.progress = db, report, progress
         self.source_ids: dict[str, int] = {}
         self.examples_written: set[tuple[int, str]] = set()
 
@@ -447,7 +448,10 @@ class _Writer:
         c["features_new"] += db.execute("SELECT count(*) FROM features").fetchone()[0] - before
         c["features_seen"] += len(batch.features)
         fids = self._feature_ids({f.source for f in batch.features.values()})
-        for f in batch.features.values():
+        total = len(batch.features)
+        for i, f in enumerate(batch.features.values()):
+            if i % 1000 == 0:
+                self.progress(WRITING_STAGE, i, total)
             fid = fids[(f.source, f.idx)]
             f.finish()
             c["examples_duplicate"] += f.duplicates
@@ -457,6 +461,7 @@ class _Writer:
             for kind, tokens in (("promoted", f.promoted), ("suppressed", f.suppressed)):
                 if tokens is not None:
                     self._logits(fid, kind, tokens)
+        self.progress(WRITING_STAGE, total, total)
         changes = db.conn.total_changes
         db.conn.executemany(
             "INSERT OR IGNORE INTO labels(uuid, feature_id, method, text, status, model, origin, "
@@ -539,7 +544,7 @@ def import_neuronpedia(project: Project, paths: Iterable[str | Path], *, skip_ba
                        "no importable files (*.json, *.jsonl, *.ndjson, optionally .gz)")
     rejections = Rejections(skip_bad)
     with project.write() as db:
-        writer = _Writer(db, report)
+        writer = _Writer(db, report, progress)
         for i, path in enumerate(files):
             progress("importing files", i, len(files))
             digest, size = file_digest(path)

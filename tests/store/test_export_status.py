@@ -147,3 +147,12 @@ def test_status_figures(filled):
 def test_unknown_source_is_named(filled):
     with pytest.raises(StoreError, match=r"no source named 'm/zz' in this project \(known: m/1-a, m/2-b\)"):
         _jsonl(filled, "scores", source="m/zz")
+
+
+def test_export_gzip_output(filled, tmp_path):
+    import gzip
+
+    out = tmp_path / "scores.jsonl.gz"
+    assert E.export(filled, "scores", fmt="jsonl", output=out) == 4
+    lines = gzip.decompress(out.read_bytes()).decode("utf-8").splitlines()
+    assert [json.loads(x)["category"] for x in lines] == ["cross", "input", "output", "obscure"]

@@ -34,7 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                             f"Fields: {', '.join(store_export.FIELDS[kind])}.")
         q.add_argument("--format", choices=store_export.FORMATS, default="jsonl",
                        help="output format (default: jsonl)")
-        q.add_argument("--output", "-o", metavar="PATH", help="write here instead of stdout")
+        q.add_argument("--output", "-o", metavar="PATH",
+                       help="write here instead of stdout (a name ending in .gz is gzipped)")
         q.add_argument("--source", metavar="MODEL/SOURCE", help="only this source")
         if kind == "labels":
             q.add_argument("--method", help="only labels of this method")
