@@ -40,6 +40,7 @@ class BenchConfig:
     n_negatives: int | None = None            # None: as many as positives
     batch_size: int = prompts.BATCH_SIZE
     highlight_threshold: float = HIGHLIGHT_THRESHOLD
+    temperature: float | None = 0.0           # judge sampling temperature; None: not sent
     redo: bool = False
     dry_run: bool = False
     workers: int = 8                          # results worked on at once (calls are limited by the client)
@@ -150,6 +151,7 @@ async def run_bench(project: Project, config: BenchConfig, *, client: Any = None
     if "embedding" in config.benchmarks and embedder is None:
         raise SaegoldError("embedding needs --embedding-model (an endpoint model name or a local directory)")
 
+    judge_params = {} if config.temperature is None else {"temperature": config.temperature}
     labels = usable_labels(project, config.methods, config.feature_ids)
     shuffled = ShuffledLabels(project, config.seed)
     selector = ExampleSelector(project, seed=config.seed, positive_ranks=config.positive_ranks,
@@ -205,7 +207,7 @@ async def run_bench(project: Project, config: BenchConfig, *, client: Any = None
                 model = embedder.name
             else:
                 score = await scorers.judge(client, benchmark, scored.text, examples,
-                                            batch_size=config.batch_size)
+                                            batch_size=config.batch_size, params=judge_params)
                 model = judge_model
         except LLMRequestFailed as exc:
             # Incomplete: store nothing, so a re-run tries again (answers so far are cached).
@@ -226,7 +228,7 @@ async def run_bench(project: Project, config: BenchConfig, *, client: Any = None
                 await embedder.client.embed([text] + [e.text() for e in examples.examples],
                                             model=embedder.name, tag=embedder.tag)
             return
-        await scorers.judge(client, benchmark, text, examples, batch_size=config.batch_size)
+        await scorers.judge(client, benchmark, text, examples, batch_size=config.batch_size, params=judge_params)
 
     async def worker() -> None:
         nonlocal finished

@@ -64,6 +64,9 @@ def test_dry_run_and_subsets(cli, capsys):
                "--source", "tiny-model/tiny-sae", "--seed", "4") == 0
     out = capsys.readouterr().out
     assert "stored 8 results (detection 8) for 4 labels, seed 4" in out
+    assert {b.get("temperature") for b in cli.server.chat_bodies()} == {0}
+    assert cli(*cli.endpoint, "--benchmarks", "fuzzing", "--features", "0", "--temperature", "none") == 0
+    assert "temperature" not in cli.server.chat_bodies()[-1]
 
 
 def test_untrusted_method_names_stay_inert(cli, capsys):
@@ -88,6 +91,7 @@ def test_untrusted_method_names_stay_inert(cli, capsys):
     (["--source", "nope/sae"], "no such source"),
     (["--positive-ranks", "9-3"], "--positive-ranks"),
     (["--json"], "--json goes with --report"),
+    (["--temperature", "hot"], "--temperature: 'hot'"),
 ])
 def test_bad_input_is_one_line(cli, capsys, args, message):
     assert cli(*cli.endpoint, *args) == 2

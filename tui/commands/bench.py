@@ -57,6 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=5, help="examples per judge request (default 5)")
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
     p.add_argument("--concurrency", type=int, default=8, help="judge requests in flight at most (default 8)")
+    p.add_argument("--temperature", default="0", help="judge sampling temperature, or 'none' to not send one")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default 60)")
     p.add_argument("--max-retries", type=int, default=5, help="retries on 429/5xx/timeouts (default 5)")
     p.add_argument("--dry-run", action="store_true",
@@ -108,6 +109,15 @@ def parse_features(project, spec: str | None, source: str | None = None) -> list
     return sorted(set(ids))
 
 
+def _temperature(text: str) -> float | None:
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise SaegoldError(f"--temperature: {text!r} is not a number or 'none'") from None
+
+
 def _score(project, args: argparse.Namespace) -> int:
     from engine.bench.embedders import make_embedder
     from engine.bench.examples import parse_ranks
@@ -119,6 +129,7 @@ def _score(project, args: argparse.Namespace) -> int:
         feature_ids=parse_features(project, args.features, args.source),
         seed=args.seed, positive_ranks=parse_ranks(args.positive_ranks), negatives=args.negatives,
         n_negatives=args.n_negatives, batch_size=args.batch_size, redo=args.redo, dry_run=args.dry_run,
+        temperature=_temperature(args.temperature),
         workers=max(2, args.concurrency),
     )
     if "embedding" in config.benchmarks and not args.embedding_model:
