@@ -234,3 +234,28 @@ def test_cli_merge_reports_and_refuses_with_one_line(pair, cli):
     rc, out, err = cli("--db", a, "merge", b)
     assert rc == 2
     assert len(err.strip().splitlines()) == 1 and "newer saegold" in err
+
+
+def test_merge_while_annotators_keep_writing(pair, tmp_path):
+    """Writers queue behind the merge's one transaction: nobody errors, nothing is lost."""
+    import threading
+
+    from robust_harness import check_nothing_lost, run_writers
+
+    a, b = pair
+    result: dict = {}
+    writers = threading.Thread(target=lambda: result.update(
+        run=run_writers(a, tmp_path / "work", 4, 150, seed=9, fork=True)))
+    writers.start()
+    merges = 0
+    with open_project(a) as p:
+        while writers.is_alive() or merges < 2:
+            merge(p, b)
+            merges += 1
+    writers.join()
+    run = result["run"]
+    check_nothing_lost(a, run, exact=True)
+    assert run.errors == 0 and run.retries == 0
+    assert _judgment_set(b) <= _judgment_set(a)
+    with open_project(a) as p:
+        assert p.scalar("SELECT count(*) FROM judgments") == 5 + 5 + 4 * 150
