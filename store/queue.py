@@ -18,7 +18,7 @@ from typing import Any
 
 from . import settings
 from .db import Project, now
-from .judgments import FeatureJudgment, derive
+from .judgments import FeatureJudgment, derive, ensure_annotator
 
 QUEUE_CATEGORIES = ("input", "output", "cross", "obscure", "unscored")
 BATCH = 100
@@ -42,6 +42,7 @@ _KEY = (
 def assign_more(project: Project, annotator: str, n: int = BATCH) -> int:
     """Hand ``annotator`` up to ``n`` more features; return how many were assigned."""
     with project.write() as db:
+        ensure_annotator(project, annotator)
         overlap = int(settings.get(project, "overlap"))
         start = db.execute(
             "SELECT COALESCE(MAX(position), -1) + 1 FROM assignments WHERE annotator = ?", [annotator]

@@ -26,7 +26,9 @@ Typical order:  init -> import / score -> label -> bench -> annotate -> agreemen
 $SAEGOLD_DB.  `saegold demo` builds a small offline demo project and opens the app."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The full parser; with ``only`` naming a command module, just that command (so a
+    command starts without importing every other command's libraries)."""
     parser = argparse.ArgumentParser(
         prog="saegold", description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -34,13 +36,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--db", help="project database (default: $SAEGOLD_DB or ./saegold.db)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     modules = sorted(m.name for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_"))
+    if only in modules:
+        modules = [only]
     for name in modules:
         importlib.import_module(f"{commands.__name__}.{name}").register(sub)
     return parser
 
 
+def _named_command(argv: list[str]) -> str | None:
+    """The subcommand word in ``argv`` (skipping ``--db PATH``), if any."""
+    it = iter(argv)
+    for tok in it:
+        if tok == "--db":
+            next(it, None)
+        elif not tok.startswith("-"):
+            return tok
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(only=_named_command(argv))
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

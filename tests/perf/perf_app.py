@@ -1,0 +1,165 @@
+"""Annotation app performance on a 100,000-feature project.
+
+Prints: project build time, queue assignment time, keypress -> next feature fully rendered
+(p50 / p95 / max over N presses, headless Textual, real SQLite), the same without the
+screen (session + Rich text only), and `saegold annotate` startup to the first feature on
+screen in a real pseudo-terminal.  Targets: p95 < 50 ms, startup < 2 s.
+
+    .venv/bin/python tests/perf/perf_app.py [--features 100000] [--presses 200]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "app"))
+
+from store.db import dumps, now, open_project  # noqa: E402
+
+WORDS = "the cat sat on a mat while dog ran to park and rain fell over Paris in spring".split()
+CATS = ("input", "output", "cross", "obscure")
+
+
+def build(path: Path, n: int, seed: int = 0) -> float:
+    """Bulk-insert a realistic project: 2 top examples of 32 tokens, 3 x 8 logit tokens,
+    taxonomy scores, 2 labels per non-obscure feature, and 20,000 judgments by others."""
+    t0 = time.perf_counter()
+    rng = random.Random(seed)
+    p = open_project(path, create=True)
+    stamp = now()
+    with p.write() as db:
+        c = db.conn
+        c.execute("INSERT INTO sources(id, name, model_id, sae_id, created_at) VALUES (1, 'm/s', 'm', 's', ?)", [stamp])
+        c.executemany("INSERT INTO features(id, source_id, idx, density, max_act) VALUES (?, 1, ?, ?, ?)",
+                      ((i + 1, i, rng.random() * 0.01, 1 + rng.random() * 10) for i in range(n)))
+        ex_rows, lt_rows, tax_rows, lab_rows = [], [], [], []
+        for i in range(n):
+            fid = i + 1
+            for r in range(2):
+                toks = [" " + rng.choice(WORDS) for _ in range(32)]
+                acts = [round(rng.random(), 3) if rng.random() < 0.2 else 0.0 for _ in range(32)]
+                mx = max(range(32), key=acts.__getitem__)
+                ex_rows.append((fid, "top", r, dumps(toks), dumps(acts), mx, acts[mx], "scored"))
+            for kind in ("promoted", "suppressed", "amplified_next"):
+                for r in range(8):
+                    lt_rows.append((fid, kind, r, " " + rng.choice(WORDS), r, rng.random()))
+            cat = CATS[rng.randrange(4)]
+            tax_rows.append((fid, rng.random(), rng.random() * 0.02, cat, 0.5, 0.01, "From my experience, the",
+                             "perf", stamp))
+            if cat != "obscure":
+                for m in ("eleuther_acts_top5", "baez"):
+                    lab_rows.append((f"{fid}-{m}", fid, m, f"label {m} {fid}", "saegold", stamp))
+        c.executemany("INSERT INTO examples(feature_id, kind, rank, tokens, acts, max_idx, max_act, origin) "
+                      "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", ex_rows)
+        c.executemany("INSERT INTO logit_tokens(feature_id, kind, rank, token, token_id, value) VALUES (?, ?, ?, ?, ?, ?)",
+                      lt_rows)
+        c.executemany("INSERT INTO taxonomy_scores(feature_id, input_score, output_score, category, input_threshold, "
+                      "output_threshold, continuation, scorer_version, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      tax_rows)
+        c.executemany("INSERT INTO labels(uuid, feature_id, method, text, origin, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                      lab_rows)
+        c.executemany("INSERT INTO annotators(name, role, created_at) VALUES (?, 'annotator', ?)",
+                      [(f"other{k}", stamp) for k in range(10)])
+        jrows = []
+        for k in range(20_000):
+            fid = rng.randrange(1, n + 1)
+            jrows.append((f"perf-{k}", f"other{k % 10}", "perf", fid, "tier", rng.choice(CATS), 2, 5.0, stamp))
+        c.executemany("INSERT INTO judgments(uuid, annotator, login, feature_id, kind, value, confidence, "
+                      "seconds_spent, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", jrows)
+    p.close()
+    return time.perf_counter() - t0
+
+
+def pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
+
+
+def measure_keys(path: Path, presses: int) -> tuple[list[float], list[float], float]:
+    from store import queue as sq
+    from tui.app import render
+    from tui.app.app import AnnotateApp
+    from tui.app.session import Session
+
+    p = open_project(path)
+    t0 = time.perf_counter()
+    sq.assign_more(p, "assign-probe", n=100)
+    assign_s = time.perf_counter() - t0
+
+    # Without the screen: session.next() + building every Rich text.
+    s = Session(p, "bare")
+    s.start()
+    bare = []
+    for _ in range(presses):
+        t = time.perf_counter()
+        s.next()
+        for fn in (render.header, render.candidates, render.judgment, render.machine):
+            fn(s)
+        render.examples(s.view, expanded=False)
+        render.evidence(s.view)
+        bare.append(time.perf_counter() - t)
+
+    app = AnnotateApp(p, "perf", intro=False)
+    screen_ms: list[float] = []
+
+    async def go():
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause()
+            for _ in range(presses):
+                t = time.perf_counter()
+                await pilot.press("n")
+                await pilot.pause()  # until the message queue is idle: the new feature is painted
+                screen_ms.append(time.perf_counter() - t)
+    asyncio.run(go())
+    p.close()
+    return screen_ms, bare, assign_s
+
+
+def measure_startup(path: Path, runs: int = 3) -> list[float]:
+    from test_app_kill import Terminal
+    out = []
+    for k in range(runs):
+        t = time.perf_counter()
+        term = Terminal([sys.executable, "-m", "tui.cli", "--db", str(path), "annotate",
+                         "--annotator", f"startup{k}", "--no-intro"], 120, 40)
+        term.wait_for("verdicts 0/", timeout=60)
+        out.append(time.perf_counter() - t)
+        term.send("q")
+        term.proc.wait(timeout=30)
+        os.close(term.master)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--features", type=int, default=100_000)
+    ap.add_argument("--presses", type=int, default=200)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "perf.db"
+        built = build(path, args.features)
+        print(f"built {args.features:,} features in {built:.1f} s ({path.stat().st_size / 1e6:.0f} MB)")
+        screen, bare, assign_s = measure_keys(path, args.presses)
+        print(f"assign_more (batch of 100, stratified, on {args.features:,} features): {assign_s * 1000:.0f} ms")
+        for name, xs in (("keypress -> next feature painted (Textual headless)", screen),
+                         ("session.next + render texts (no screen)", bare)):
+            ms = [x * 1000 for x in xs]
+            print(f"{name}: p50 {statistics.median(ms):.1f} ms, p95 {pct(ms, 0.95):.1f} ms, "
+                  f"max {max(ms):.1f} ms over {len(ms)} presses (target p95 < 50 ms)")
+        starts = measure_startup(path)
+        print(f"`saegold annotate` start to first feature on a pty: "
+              f"{', '.join(f'{s:.2f}' for s in starts)} s (median {statistics.median(starts):.2f} s; target < 2 s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
