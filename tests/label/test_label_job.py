@@ -5,7 +5,7 @@ import asyncio
 import json
 
 import pytest
-from label_builders import SOURCE, add_feature, word_examples
+from label_builders import add_feature, word_examples
 
 from engine.labeling.job import LabelOptions, run_label_job
 from engine.labeling.nla import NLAService
