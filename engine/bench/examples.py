@@ -249,9 +249,9 @@ class ExampleSelector:
         n = len(row["tokens"])
         if n == 0:
             return ()
-        allowed = list(range(n))
+        allowed = list(range(1 if row["tokens"][0] in BOS_TOKENS else 0, n)) or list(range(n))
         if row["kind"] == "negative" and reference is not None and reference > 0:
-            allowed = [i for i in range(n) if row["acts"][i] < self.threshold * reference] or allowed
+            allowed = [i for i in allowed if row["acts"][i] < self.threshold * reference] or allowed
         k = min(k, len(allowed))
         return tuple(sorted(int(allowed[int(i)]) for i in rng.choice(len(allowed), size=k, replace=False)))
 

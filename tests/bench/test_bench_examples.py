@@ -115,3 +115,17 @@ def test_prompt_layout(bench_project):
     assert "Feature description: line one\\nline two" in user          # one line per field
     assert user.count("\nExample ") == 5 and "<<" not in user
     assert fuzz[1]["content"].count("<<") >= 5 and det[0]["content"] != fuzz[0]["content"]
+
+
+def test_wrong_highlights_never_fall_on_bos(project):
+    from store.features import get_or_create_source, put_examples, upsert_feature
+
+    with project.write() as db:
+        fid = upsert_feature(db, get_or_create_source(db, "m", "s"), 0)
+        put_examples(db, fid, "top", [{"tokens": ["<bos>", " a", " b", " c"], "acts": [0, 0, 3.0, 2.0]}] * 8, "t")
+        put_examples(db, fid, "negative", [{"tokens": ["<bos>", " x"], "acts": [0, 0]}] * 4, "t")
+    for seed in range(5):
+        es = ExampleSelector(project, seed=seed).for_feature(fid)
+        assert [e.highlight for e in es.examples if not e.truth] == [(1,)] * 3
+        assert {e.highlighted_text() for e in es.examples if not e.truth} == {" <<x>>"}
+        assert {e.highlighted_text() for e in es.examples if e.truth} == {" a <<b c>>"}
