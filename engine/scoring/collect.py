@@ -96,7 +96,8 @@ class Collector:
         self.top_ctx = torch.empty(0, n, dtype=torch.long, device=dev)
         self.neg_keys = torch.empty(0, n, device=dev)
         self.neg_ctx = torch.empty(0, n, dtype=torch.long, device=dev)
-        self.gen = torch.Generator(device=dev).manual_seed(seed)
+        self.seed = seed
+        self.features_dev = self.features.to(dev)
         self.contexts: dict[int, list[int]] = {}
         self.n_tokens = 0
         self.n_contexts = 0
@@ -113,17 +114,19 @@ class Collector:
         cmax = acts.amax(dim=1).to(self.max_act.dtype)                      # [B, F]
         self.max_act = torch.maximum(self.max_act, cmax.amax(dim=0))
         b = len(batch)
+        # Stable sorts: equal maxima keep the earlier context, so the result does not depend
+        # on batching or on which other features are scored alongside.
         vals = torch.cat([self.top_vals, cmax])
         ctx = torch.cat([self.top_ctx, ids[:, None].expand(b, cmax.shape[1])])
-        self.top_vals, order = vals.topk(min(self.k, len(vals)), dim=0)
-        self.top_ctx = ctx.gather(0, order)
+        vals, order = vals.sort(dim=0, descending=True, stable=True)
+        self.top_vals, self.top_ctx = vals[: self.k], ctx.gather(0, order[: self.k])
         if self.r:
-            keys = torch.rand(cmax.shape, generator=self.gen, device=cmax.device)
+            keys = _uniform_keys(ids, self.features_dev, self.seed)
             keys.masked_fill_(cmax > 0, float("inf"))
             keys = torch.cat([self.neg_keys, keys])
             nctx = torch.cat([self.neg_ctx, ids[:, None].expand(b, cmax.shape[1])])
-            self.neg_keys, order = keys.topk(min(self.r, len(keys)), dim=0, largest=False)
-            self.neg_ctx = nctx.gather(0, order)
+            keys, order = keys.sort(dim=0, stable=True)
+            self.neg_keys, self.neg_ctx = keys[: self.r], nctx.gather(0, order[: self.r])
         self._batches += 1
         if self._batches % 64 == 0:
             self._prune()
@@ -145,6 +148,17 @@ class Collector:
             fire_count=self.fire.cpu(), max_act=self.max_act.cpu(), top_vals=self.top_vals.cpu(),
             top_ctx=self.top_ctx.cpu(), neg_ctx=neg.cpu(), contexts=self.contexts,
         )
+
+
+def _uniform_keys(ctx_ids: torch.Tensor, features: torch.Tensor, seed: int) -> torch.Tensor:
+    """Reservoir keys in [0, 1) from a hash of (seed, context id, feature index): the same
+    sample of negatives whatever the batch size, shard or feature subset."""
+    x = ctx_ids[:, None] * 0x9E3779B1 + features[None, :] * 0x85EBCA77 + seed * 0xC2B2AE3D
+    for mul in (0xBF58476D1CE4E5B9 - (1 << 64), 0x94D049BB133111EB - (1 << 64)):
+        x = x ^ (x >> 31)
+        x = x * mul                      # int64 products wrap around, as the hash wants
+    x = x ^ (x >> 29)
+    return (x & ((1 << 24) - 1)).float() / float(1 << 24)
 
 
 def _batched(items: Iterable[list[int]], size: int) -> Iterator[list[list[int]]]:

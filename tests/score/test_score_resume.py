@@ -1,0 +1,85 @@
+"""Ctrl+C keeps finished chunks, a re-run skips them, --redo redoes, shards merge cleanly."""
+from __future__ import annotations
+
+import pytest
+
+from engine.scoring.job import parse_shard, score, shard_of
+from store.db import open_project
+
+RUN = dict(ctx_len=20, top_k=8, n_negatives=3, max_contexts=80, batch_size=16, feature_batch=16,
+           continuation_tokens=3)
+
+
+def _snapshot(project) -> dict:
+    """Everything a run writes, keyed by feature index (ids differ between databases)."""
+    scores = {r["idx"]: (r["input_score"], r["output_score"], r["category"], r["continuation"], r["density"],
+                         r["max_act"]) for r in project.query(
+        "SELECT f.idx, t.input_score, t.output_score, t.category, t.continuation, f.density, f.max_act "
+        "FROM features f JOIN taxonomy_scores t ON t.feature_id = f.id")}
+    exs = {(r["idx"], r["kind"], r["rank"]): (r["tokens"], r["acts"]) for r in project.query(
+        "SELECT f.idx, e.kind, e.rank, e.tokens, e.acts FROM examples e JOIN features f ON f.id = e.feature_id")}
+    lts = {(r["idx"], r["kind"], r["rank"]): (r["token_id"], r["value"]) for r in project.query(
+        "SELECT f.idx, l.kind, l.rank, l.token_id, l.value FROM logit_tokens l JOIN features f ON f.id = l.feature_id")}
+    return {"scores": scores, "examples": exs, "logit_tokens": lts}
+
+
+@pytest.fixture(scope="module")
+def reference(tiny, demo_corpus, tmp_path_factory):
+    """One uninterrupted, unsharded run."""
+    model_dir, sae_dir = tiny
+    with open_project(tmp_path_factory.mktemp("ref") / "ref.db", create=True) as project:
+        score(project, model=str(model_dir), sae=str(sae_dir), corpus=str(demo_corpus), **RUN)
+        return _snapshot(project)
+
+
+def _interrupt_at(stage: str, after: int):
+    def progress(s: str, done: int, total: int | None) -> None:
+        if s == stage and done >= after:
+            raise KeyboardInterrupt
+    return progress
+
+
+def test_interrupt_keeps_finished_chunks_and_rerun_completes(tiny, demo_corpus, project, reference):
+    model_dir, sae_dir = tiny
+    args = dict(model=str(model_dir), sae=str(sae_dir), corpus=str(demo_corpus), **RUN)
+    with pytest.raises(KeyboardInterrupt):
+        score(project, progress=_interrupt_at("output scores", 32), **args)
+    assert project.scalar("SELECT COUNT(*) FROM taxonomy_scores WHERE output_score IS NOT NULL") == 32
+    assert project.scalar("SELECT COUNT(*) FROM taxonomy_scores WHERE input_score IS NOT NULL") == 0
+    # Interrupted in the corpus pass: the output scores are all kept, no input score yet.
+    with pytest.raises(KeyboardInterrupt):
+        score(project, progress=_interrupt_at("activations (contexts)", 48), **args)
+    assert project.scalar("SELECT COUNT(*) FROM taxonomy_scores WHERE output_score IS NOT NULL") == 64
+    assert project.scalar("SELECT COUNT(*) FROM examples") == 0
+    # Interrupted while writing input scores: finished chunks stay.
+    with pytest.raises(KeyboardInterrupt):
+        score(project, progress=_interrupt_at("input scores", 16), **args)
+    assert project.scalar("SELECT COUNT(*) FROM taxonomy_scores WHERE input_score IS NOT NULL") == 16
+    report = score(project, **args)
+    assert (report.output_skipped, report.output_scored) == (64, 0)
+    assert (report.input_skipped, report.input_scored) == (16, 48)
+    assert _snapshot(project) == reference
+    again = score(project, **args)
+    assert (again.output_scored, again.input_scored) == (0, 0)
+    redo = score(project, redo=True, **args)
+    assert (redo.output_scored, redo.input_scored) == (64, 64)
+    assert _snapshot(project) == reference
+
+
+def test_shards_fill_one_project_without_duplicates(tiny, demo_corpus, project, reference):
+    model_dir, sae_dir = tiny
+    args = dict(model=str(model_dir), sae=str(sae_dir), corpus=str(demo_corpus), **RUN)
+    sizes = [score(project, shard=f"{i}/3", **args).features for i in (2, 0, 1)]
+    assert sorted(sizes) == [21, 21, 22]
+    assert project.scalar("SELECT COUNT(*) FROM features") == 64
+    assert project.scalar("SELECT COUNT(DISTINCT idx) FROM features") == 64
+    assert project.scalar("SELECT COUNT(*) FROM sources") == 1
+    assert _snapshot(project) == reference
+    assert score(project, shard="1/3", **args).output_scored == 0
+
+
+def test_shard_ranges_are_disjoint_and_cover():
+    feats = list(range(1000))
+    parts = [shard_of(feats, (i, 7)) for i in range(7)]
+    assert sorted(sum(parts, [])) == feats
+    assert parse_shard("3/8") == (3, 8)
