@@ -21,6 +21,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "robust"))
 from robust_harness import check_nothing_lost, p99, run_writers, seed_project  # noqa: E402
 
 
+def backup_and_merge(db: Path, work: Path) -> None:
+    """Snapshot the written project, and merge it into a fresh one (twice: the second is a no-op)."""
+    from store.backup import backup
+    from store.db import open_project
+    from store.merge import merge
+
+    with open_project(db) as p:
+        b = backup(p, work / "snapshot.db")
+    print(f"backup: {b.bytes:,} bytes, {b.judgments} events, verified, in {b.seconds:.3f} s")
+    target = seed_project(work / "merge-target.db", n_features=10)
+    with open_project(target) as p:
+        for label in ("first", "second"):
+            t = time.perf_counter()
+            rep = merge(p, db)
+            print(f"merge ({label}): {rep.added['judgments']} judgments and {rep.added['features']} "
+                  f"features added, {rep.present['judgments']} already there, {len(rep.conflicts)} "
+                  f"conflicts, {time.perf_counter() - t:.3f} s")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--writers", type=int, default=8)
@@ -43,6 +62,7 @@ def main() -> int:
         if reader and r.reader:
             print(f"  reader ({r.reader['how']}): {r.reader['loops']} agreement computations, "
                   f"{r.reader['errors']} errors")
+    backup_and_merge(db, work)
 
     rng = random.Random(0)
     db = seed_project(work / "crash.db")
