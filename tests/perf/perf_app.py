@@ -124,6 +124,42 @@ def measure_keys(path: Path, presses: int) -> tuple[list[float], list[float], fl
     return screen_ms, bare, assign_s
 
 
+def measure_pty_keys(path: Path, presses: int) -> list[float]:
+    """Keypress ``n`` -> the next feature's header on a real pseudo-terminal (120x40)."""
+    from test_app_kill import ANSI, Terminal
+    p = open_project(path, readonly=True)
+    term = Terminal([sys.executable, "-m", "tui.cli", "--db", str(path), "annotate",
+                     "--annotator", "ptyperf", "--no-intro"], 120, 40)
+    out = []
+    try:
+        term.wait_for("verdicts 0/", timeout=60)
+        for k in range(1, presses + 1):
+            idx = p.scalar("SELECT f.idx FROM assignments a JOIN features f ON f.id = a.feature_id "
+                           "WHERE a.annotator = 'ptyperf' AND a.position = ?", [k])
+            needle = f"#{idx}  density"
+            with term.lock:
+                start = len(term.out)
+            t = time.perf_counter()
+            term.send("n")
+            while True:
+                with term.lock:
+                    new = bytes(term.out[start:])
+                if needle in ANSI.sub("", new.decode("utf-8", "replace")):
+                    break
+                if time.perf_counter() - t > 10:
+                    raise RuntimeError(f"feature #{idx} never appeared")
+                time.sleep(0.0005)
+            out.append(time.perf_counter() - t)
+        term.send("q")
+        term.proc.wait(timeout=30)
+    finally:
+        if term.proc.poll() is None:
+            term.proc.kill()
+        os.close(term.master)
+        p.close()
+    return out
+
+
 def measure_startup(path: Path, runs: int = 3) -> list[float]:
     from test_app_kill import Terminal
     out = []
@@ -149,8 +185,10 @@ def main() -> int:
         built = build(path, args.features)
         print(f"built {args.features:,} features in {built:.1f} s ({path.stat().st_size / 1e6:.0f} MB)")
         screen, bare, assign_s = measure_keys(path, args.presses)
+        pty_keys = measure_pty_keys(path, args.presses)
         print(f"assign_more (batch of 100, stratified, on {args.features:,} features): {assign_s * 1000:.0f} ms")
-        for name, xs in (("keypress -> next feature painted (Textual headless)", screen),
+        for name, xs in (("keypress -> next feature on a real pty (end to end)", pty_keys),
+                         ("keypress -> next feature painted (Textual headless, incl. pilot idle waits)", screen),
                          ("session.next + render texts (no screen)", bare)):
             ms = [x * 1000 for x in xs]
             print(f"{name}: p50 {statistics.median(ms):.1f} ms, p95 {pct(ms, 0.95):.1f} ms, "

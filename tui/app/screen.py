@@ -96,21 +96,24 @@ class FeatureScreen(Screen[None]):
 
     # -- drawing -----------------------------------------------------------------------
     def refresh_all(self) -> None:
+        """Redraw everything (a new feature), in one screen update."""
         s = self.session
-        self.query_one("#header", Static).update(render.header(s))
-        if s.view is not None:
-            self.query_one("#examples", Static).update(render.examples(s.view, expanded=self.expanded))
-            self.query_one("#evidence", Static).update(render.evidence(s.view))
-        self.query_one("#others", Static).update(render.others(s))
-        self.refresh_judgment()
+        with self.app.batch_update():
+            if s.view is not None:
+                self.query_one("#examples", Static).update(render.examples(s.view, expanded=self.expanded))
+                self.query_one("#evidence", Static).update(render.evidence(s.view))
+            self.query_one("#others", Static).update(render.others(s))
+            self.refresh_judgment()
 
     def refresh_judgment(self) -> None:
+        """Redraw what a judgment changes: header, machine view, candidates, status."""
         s = self.session
-        self.query_one("#header", Static).update(render.header(s))
-        self.query_one("#machine", Static).update(render.machine(s))
-        self.query_one("#candidates", Static).update(render.candidates(s))
-        self.query_one("#judgment", Static).update(render.judgment(s))
-        self.query_one("#status", Static).update(self.status)
+        with self.app.batch_update():
+            self.query_one("#header", Static).update(render.header(s))
+            self.query_one("#machine", Static).update(render.machine(s))
+            self.query_one("#candidates", Static).update(render.candidates(s))
+            self.query_one("#judgment", Static).update(render.judgment(s))
+            self.query_one("#status", Static).update(self.status)
 
     def _saved(self, saved: Saved | None, otherwise: str = "") -> None:
         if saved is None:
@@ -137,8 +140,9 @@ class FeatureScreen(Screen[None]):
 
     def _moved(self) -> None:
         self.status = Text("", style="dim")
-        self.query_one("#body", VerticalScroll).scroll_home(animate=False)
-        self.refresh_all()
+        with self.app.batch_update():
+            self.query_one("#body", VerticalScroll).scroll_home(animate=False)
+            self.refresh_all()
 
     # -- actions -----------------------------------------------------------------------
     def action_tier(self, tier: str) -> None:
