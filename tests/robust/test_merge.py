@@ -259,3 +259,35 @@ def test_merge_while_annotators_keep_writing(pair, tmp_path):
     assert _judgment_set(b) <= _judgment_set(a)
     with open_project(a) as p:
         assert p.scalar("SELECT count(*) FROM judgments") == 5 + 5 + 4 * 150
+
+
+def test_same_uuid_different_content_is_reported_not_overwritten(pair):
+    a, b = pair
+    with open_project(b) as p, p.write() as db:
+        # Another copy that (wrongly) reuses UUIDs: same label UUID, other text; a score that differs.
+        uuid = db.execute("SELECT uuid FROM labels ORDER BY id LIMIT 1").fetchone()[0]
+        db.execute("UPDATE labels SET text = 'tampered' WHERE uuid = ?", [uuid])
+        db.execute("UPDATE taxonomy_scores SET input_score = 0.1, category = 'obscure'")
+    with open_project(a) as p:
+        before = p.scalar("SELECT text FROM labels WHERE uuid = ?", [uuid])
+        report = merge(p, b)
+        assert p.scalar("SELECT text FROM labels WHERE uuid = ?", [uuid]) == before
+        assert p.scalar("SELECT count(*) FROM labels WHERE uuid = ?", [uuid]) == 1
+        tables = [c.table for c in report.conflicts]
+        assert "labels" in tables and "taxonomy_scores" in tables
+        assert p.scalar("SELECT category FROM taxonomy_scores") != "obscure"
+
+
+def test_older_schema_other_merges(pair):
+    """An OTHER.db from an older saegold (fewer schema steps, fewer tables) still merges."""
+    a, b = pair
+    with sqlite3.connect(b) as conn:
+        later = [r[0] for r in conn.execute("SELECT name FROM _sqlite_migrations ORDER BY rowid")][1:]
+        conn.execute("DELETE FROM _sqlite_migrations WHERE name != 'm001_core'")
+        for table in [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]:
+            if table == "import_log":
+                conn.execute("DROP TABLE import_log")
+    assert later, "this test needs a schema with more than one step"
+    with open_project(a) as p:
+        report = merge(p, b)
+    assert report.added["judgments"] == 5
