@@ -17,6 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from store.db import open_project  # noqa: E402
+from store.importers.judgments import import_judgments  # noqa: E402
 from store.importers.neuronpedia import import_neuronpedia  # noqa: E402
 
 EXPORT = Path("/work/shared/data/neuronpedia/gemma-2-2b__20-gemmascope-res-16k__explanations-export/"
@@ -70,6 +71,17 @@ def main() -> None:
         print(f"  -> {r.records:,} records, {r.counts['features_new']:,} features, "
               f"{r.counts['labels_new']:,} labels")
         timed("same file again (no-op)", lambda: import_neuronpedia(p, [EXPORT]))
+        jpath = tmp / "j.jsonl"
+        with open(jpath, "w", encoding="utf-8") as f:
+            for a in range(4):
+                for i in range(2500):
+                    f.write(json.dumps({"uuid": f"{a}-{i}", "annotator": f"ann{a}",
+                                        "source": "gemma-2-2b/20-gemmascope-res-16k", "feature": i,
+                                        "kind": "tier", "value": "input", "confidence": 2,
+                                        "created_at": "2026-11-26T10:00:00Z"}) + "\n")
+        r = timed("10,000 judgments (4 annotators x 2,500 features)", lambda: import_judgments(p, [jpath]))
+        print(f"  -> {r.new:,} new")
+        timed("same judgments again (no-op)", lambda: import_judgments(p, [jpath]))
         p.close()
         n_ctx = timed(f"write synthetic export ({args.features:,} features)",
                       lambda: synthetic(tmp / "v1", args.features))
