@@ -160,27 +160,28 @@ async def run_bench(project: Project, config: BenchConfig, *, client: Any = None
     done = set() if config.redo else results.done_keys(project, config.benchmarks)
     summary = BenchSummary(labels=len(labels))
 
-    jobs: list[tuple[LabelRow, str, str, LabelRow]] = []
-    for label in labels:
-        control_label = shuffled.pick(label)
-        for benchmark in config.benchmarks:
-            for control in CONTROLS:
-                if (label.id, benchmark, control) in done:
-                    summary.already_done += 1
-                    continue
-                scored = label if control == "true" else control_label
-                if scored is None:
-                    summary.no_control += 1
-                    continue
-                jobs.append((label, benchmark, control, scored))
-    summary.jobs = len(jobs)
+    def plan(count: bool):
+        """Jobs (label, benchmark, control, scored label), lazily: big projects have millions."""
+        for label in labels:
+            control_label = shuffled.pick(label)
+            for benchmark in config.benchmarks:
+                for control in CONTROLS:
+                    if (label.id, benchmark, control) in done:
+                        summary.already_done += count
+                        continue
+                    scored = label if control == "true" else control_label
+                    if scored is None:
+                        summary.no_control += count
+                        continue
+                    yield label, benchmark, control, scored
+
+    total = sum(1 for _ in plan(True))
+    summary.jobs = total
     stage = "bench (dry run)" if config.dry_run else "bench"
-    progress(stage, 0, len(jobs))
+    progress(stage, 0, total)
 
     vectors: _Lru = _Lru(256)   # feature id -> task embedding that feature's examples
-    queue: asyncio.Queue = asyncio.Queue()
-    for job in jobs:
-        queue.put_nowait(job)
+    pending = plan(False)
     finished = 0
 
     async def example_vectors(feature_id: int, examples) -> np.ndarray:
@@ -232,16 +233,12 @@ async def run_bench(project: Project, config: BenchConfig, *, client: Any = None
 
     async def worker() -> None:
         nonlocal finished
-        while True:
-            try:
-                job = queue.get_nowait()
-            except asyncio.QueueEmpty:
-                return
+        for job in pending:          # one event loop thread: workers share the generator safely
             await work_one(*job)
             finished += 1
-            progress(stage, finished, len(jobs))
+            progress(stage, finished, total)
 
-    workers = [asyncio.ensure_future(worker()) for _ in range(max(1, min(config.workers, len(jobs))))]
+    workers = [asyncio.ensure_future(worker()) for _ in range(max(1, min(config.workers, total)))]
     try:
         await asyncio.gather(*workers)
     finally:
