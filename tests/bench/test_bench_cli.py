@@ -56,6 +56,11 @@ def test_score_rerun_and_report(cli, capsys):
     assert len(data["method_pairs"]) == 3
 
 
+def test_default_benchmarks(cli, capsys):
+    assert cli(*cli.endpoint, "--features", "0") == 0      # no --embedding-model: the judged two
+    assert "stored 8 results (detection 4, fuzzing 4) for 2 labels" in capsys.readouterr().out
+
+
 def test_dry_run_and_subsets(cli, capsys):
     assert cli(*cli.endpoint, "--benchmarks", "detection", "--dry-run") == 0
     out = capsys.readouterr().out
@@ -80,7 +85,7 @@ def test_untrusted_method_names_stay_inert(cli, capsys):
     capsys.readouterr()
     assert cli("--report") == 0
     out = capsys.readouterr().out
-    assert "\x1b" not in out and "evil\\x1b[31m[bold]x" in out
+    assert "evil" in out and "\x1b" not in out and "evil\\x1b[31m[bold]x" in out
 
 
 @pytest.mark.parametrize("args, message", [

@@ -37,8 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--report", action="store_true", help="print the report of stored results instead of scoring")
     p.add_argument("--json", action="store_true", help="with --report: the same data as JSON")
-    p.add_argument("--benchmarks", default="detection,fuzzing,embedding",
-                   help="comma-separated subset of detection,fuzzing,embedding (default: all three)")
+    p.add_argument("--benchmarks",
+                   help="comma-separated subset of detection,fuzzing,embedding (default: detection,fuzzing, "
+                        "and embedding when --embedding-model is given)")
     p.add_argument("--methods", help="comma-separated label methods to score (default: every method)")
     p.add_argument("--source", help="only features of this source (MODEL/SOURCE)")
     p.add_argument("--features", help="only these feature indices, e.g. 3,17,40-49 (default: all)")
@@ -125,7 +126,9 @@ def _score(project, args: argparse.Namespace) -> int:
     from engine.llm.client import LLMClient
 
     config = BenchConfig(
-        benchmarks=tuple(_csv(args.benchmarks) or ()), methods=_csv(args.methods),
+        benchmarks=tuple(_csv(args.benchmarks) or ("detection", "fuzzing")
+                         + (("embedding",) if args.embedding_model and not args.benchmarks else ())),
+        methods=_csv(args.methods),
         feature_ids=parse_features(project, args.features, args.source),
         seed=args.seed, positive_ranks=parse_ranks(args.positive_ranks), negatives=args.negatives,
         n_negatives=args.n_negatives, batch_size=args.batch_size, redo=args.redo, dry_run=args.dry_run,
