@@ -52,7 +52,8 @@ def put_explanation(db, example_id: int, nla_source: str, token_index: int, text
     db.execute(
         "INSERT INTO nla_explanations(example_id, nla_source, token_index, text, created_at) "
         "VALUES (?, ?, ?, ?, ?) ON CONFLICT(example_id, nla_source, token_index) DO UPDATE SET "
-        "text = excluded.text, created_at = excluded.created_at",
+        "text = excluded.text, created_at = excluded.created_at "
+        "WHERE nla_explanations.text IS NOT excluded.text",  # the same text again changes nothing
         [example_id, nla_source, token_index, text, now()],
     )
 
@@ -126,6 +127,8 @@ def _record(path: Path, n: int, line: str) -> dict[str, Any]:
         rec = json.loads(line)
     except json.JSONDecodeError as exc:
         raise BadInput(*where, None, f"not valid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise BadInput(*where, None, "JSON nested too deeply") from None
     if not isinstance(rec, dict):
         raise BadInput(*where, None, "a record must be a JSON object")
     checks: list[tuple[str, Callable[[Any], bool], str]] = [
