@@ -24,6 +24,7 @@ Examples and logit-token lists that saegold computed itself are never overwritte
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -51,6 +52,7 @@ MAX_DESCRIPTION_CHARS = 20_000
 MAX_NAME_CHARS = 300
 IGNORED_METADATA = ("model", "release", "sourceset")
 WRITING_STAGE = "writing features of the current file"
+BUFFER_TOKENS = 5_000_000  # parsed tokens held before the write lock is taken early
 
 _NUMBER_TYPES = {int, float}
 _HOOK_LAYER = re.compile(r"(?:^|\.)(?:blocks|layers|layer|h)\.(\d+)(?=\.|$)")
@@ -529,12 +531,33 @@ class _Writer:
         c["logit_tokens_written"] += len(rows)
 
 
+@dataclass
+class _Parsed:
+    """One file read and checked, waiting to be written."""
+
+    path: Path
+    digest: str
+    size: int
+    batch: Batch
+    rejected: int
+
+
+def _weight(batch: Batch) -> int:
+    """Rough memory cost of a parsed batch, in tokens (plus one per feature and label)."""
+    tokens = sum(len(e.tokens) for f in batch.features.values() for e in (f.examples or ()))
+    return tokens + len(batch.features) + len(batch.labels)
+
+
 def import_neuronpedia(project: Project, paths: Iterable[str | Path], *, skip_bad: bool = False,
-                       progress: ProgressFn = no_progress) -> NeuronpediaReport:
+                       progress: ProgressFn = no_progress,
+                       buffer_tokens: int = BUFFER_TOKENS) -> NeuronpediaReport:
     """Import Neuronpedia files and directories in ONE transaction.
 
     A bad record raises :class:`BadInput` and nothing is written, unless ``skip_bad``:
-    then good records land and the report lists the rejected ones.
+    then good records land and the report lists the rejected ones.  Files are read and
+    checked before the write lock is taken, so annotators' saves wait only for the
+    writing; past ``buffer_tokens`` parsed tokens the lock is taken early and the rest
+    streams through it (memory stays bounded; it is still one transaction).
     """
     started = time.perf_counter()
     files, ignored = expand_paths(paths)
@@ -543,8 +566,19 @@ def import_neuronpedia(project: Project, paths: Iterable[str | Path], *, skip_ba
         raise BadInput(", ".join(str(p) for p in paths) or None, None, None,
                        "no importable files (*.json, *.jsonl, *.ndjson, optionally .gz)")
     rejections = Rejections(skip_bad)
-    with project.write() as db:
-        writer = _Writer(db, report, progress)
+    pending: list[_Parsed] = []
+    buffered = 0
+    with contextlib.ExitStack() as stack:
+        writer: _Writer | None = None
+
+        def flush() -> None:
+            for item in pending:
+                writer.write(item.batch)
+                report.records += item.batch.records
+                log_import(writer.db, "neuronpedia", item.path, item.digest, item.size,
+                           item.batch.records, item.rejected)
+            pending.clear()
+
         for i, path in enumerate(files):
             progress("importing files", i, len(files))
             digest, size = file_digest(path)
@@ -558,10 +592,15 @@ def import_neuronpedia(project: Project, paths: Iterable[str | Path], *, skip_ba
                     rejections.reject(exc)
                     continue
                 batch.absorb(parsed)
-            writer.write(batch)
-            report.records += batch.records
-            log_import(db, "neuronpedia", path, digest, size, batch.records,
-                       len(rejections.items) - bad_before)
+            pending.append(_Parsed(path, digest, size, batch, len(rejections.items) - bad_before))
+            buffered += _weight(batch)
+            if writer is None and buffered > buffer_tokens:
+                writer = _Writer(stack.enter_context(project.write()), report, progress)
+            if writer is not None:
+                flush()
+        if writer is None:
+            writer = _Writer(stack.enter_context(project.write()), report, progress)
+        flush()
         progress("importing files", len(files), len(files))
     report.rejected = rejections.items
     report.seconds = time.perf_counter() - started

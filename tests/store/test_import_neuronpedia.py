@@ -7,6 +7,7 @@ import json
 import pytest
 
 from store import features as F
+from store.errors import BadInput
 from store.importers.neuronpedia import import_neuronpedia
 from store.labels import content_uuid
 
@@ -230,3 +231,44 @@ def test_progress_is_reported(project):
     reading = [c for c in calls if c[0] == "reading the current file"]
     assert ("reading the current file", 17_008, 17_008) in reading  # the array, record by record
     assert len(reading) > 5 and all(d <= t for _, d, t in reading)
+
+
+@pytest.mark.parametrize("buffer_tokens", [0, 10**9])
+def test_lock_taken_late_or_early_gives_the_same_data(tmp_path, buffer_tokens):
+    """Files are parsed before the write lock; past the buffer the lock is taken early and
+    the rest streams through it.  Either way: the same rows, one transaction."""
+    from store.db import open_project
+
+    ref = open_project(tmp_path / "ref.db", create=True)
+    import_neuronpedia(ref, [NP_DIR])
+    p = open_project(tmp_path / f"p{buffer_tokens}.db", create=True)
+    import_neuronpedia(p, [NP_DIR], buffer_tokens=buffer_tokens)
+    strip = lambda d: {t: [r for r in rows] for t, rows in d.items()
+                       if t not in ("import_log", "sources", "labels", "_sqlite_migrations")}
+    assert strip(dump(p)) == strip(dump(ref))
+    cols = "uuid, feature_id, method, text, model, origin, details"
+    assert p.query(f"SELECT {cols} FROM labels ORDER BY id") == ref.query(f"SELECT {cols} FROM labels ORDER BY id")
+    bad = tmp_path / "zz_bad.jsonl"  # sorts after the samples: found last
+    bad.write_text('{"modelId":"m","layer":"1-s","index":-1,"description":"d"}\n')
+    before = dump(p)
+    with pytest.raises(BadInput):
+        import_neuronpedia(p, [NP_DIR, bad], buffer_tokens=buffer_tokens)
+    assert dump(p) == before
+    ref.close()
+    p.close()
+
+
+def test_write_lock_is_not_held_while_parsing(project, tmp_path, monkeypatch):
+    """A bad record found while reading means the lock was never taken at all."""
+    import store.importers.neuronpedia as np_mod
+
+    taken = []
+    real_write = project.write
+    monkeypatch.setattr(project, "write", lambda: (taken.append(1), real_write())[1])
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"modelId":"m","layer":"1-s","index":-1,"description":"d"}\n')
+    with pytest.raises(BadInput):
+        np_mod.import_neuronpedia(project, [EXPORT, bad])
+    assert taken == []
+    np_mod.import_neuronpedia(project, [EXCERPT])
+    assert taken == [1]
