@@ -101,6 +101,8 @@ class _Resolver:
             row = self.project.query("SELECT feature_id, method, status FROM labels WHERE uuid = ?", [uuid])
             if not row or row[0]["feature_id"] != fid:
                 raise rec.bad("label_uuid", f"{uuid} is not a label of this feature in this project")
+            if row[0]["status"] != "ok":
+                raise rec.bad("label_uuid", f"{uuid} is a failed labelling attempt, not a candidate")
             if method is not None and row[0]["method"] != method:
                 raise rec.bad("method", f"label {uuid} is a {row[0]['method']!r} label, not {method!r}")
             return uuid

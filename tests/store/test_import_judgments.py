@@ -129,6 +129,7 @@ BAD = {
     "method with only a failed label": (ev("x", "verdict", "correct", method="output_logits"), "method", "no usable"),
     "verdict without a candidate": (ev("x", "verdict", "correct"), "method", "missing"),
     "label of another feature": (ev("x", "verdict", "correct", label_uuid="nope"), "label_uuid", "not a label of this feature"),
+    "failed label by uuid": (ev("x", "verdict", "wrong", label_uuid="FAILED"), "label_uuid", "failed labelling attempt"),
     "label/method disagree": (ev("x", "verdict", "correct", method="baez", label_uuid="E1"), "method", "not 'baez'"),
     "bad verdict value": (ev("x", "verdict", "great", method="baez"), "value", "not one of"),
     "bad tier": (ev("x", "tier", "inputs"), "value", "not one of"),
@@ -155,8 +156,8 @@ BAD = {
 @pytest.mark.parametrize("case", list(BAD))
 def test_bad_record_names_line_and_field_and_changes_nothing(proj, tmp_path, case):
     record, field, words = BAD[case]
-    if record.get("label_uuid") == "E1":
-        record["label_uuid"] = proj.labels["e1"]
+    if record.get("label_uuid") in ("E1", "FAILED"):
+        record["label_uuid"] = proj.labels["e1" if record["label_uuid"] == "E1" else "failed"]
     path = write(tmp_path, ev("ok1", "tier", "input"), record)
     before = dump(proj)
     with pytest.raises(BadInput) as err:
