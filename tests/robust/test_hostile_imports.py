@@ -128,6 +128,9 @@ def hostile_file(draw, records: st.SearchStrategy) -> tuple[str, bytes]:
     """A file of records in one of the accepted layouts, possibly damaged."""
     if draw(st.integers(0, 9)) == 0:
         return draw(st.sampled_from([".json", ".jsonl"])), draw(st.binary(max_size=300))
+    if draw(st.integers(0, 19)) == 0:  # pathologically deep nesting
+        depth = draw(st.sampled_from([1_000, 100_000]))
+        return draw(st.sampled_from([".json", ".jsonl"])), b"[" * depth + b"]" * depth
     recs = draw(st.lists(records, min_size=1, max_size=5))
     if draw(st.booleans()):  # duplicate records
         recs = recs + [draw(st.sampled_from(recs))]
