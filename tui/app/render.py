@@ -55,9 +55,10 @@ def example_line(ex: dict, scale: float, *, full: bool) -> Text:
     for i in range(lo, hi):
         tok = token_text(str(tokens[i]))
         act = float(acts[i]) if i < len(acts) and acts[i] is not None else 0.0
-        if i == mx:
-            t.append(theme.MAX_MARK, theme.STYLE_MAX)
-            t.append(tok, theme.STYLE_MAX)
+        if i == mx:  # the marker goes after the token's leading spaces: " ▶cheese"
+            body = tok.lstrip(" ")
+            t.append(tok[: len(tok) - len(body)])
+            t.append(theme.MAX_MARK + body, theme.STYLE_MAX)
         else:
             t.append(tok, theme.act_style(act, scale))
     if hi < len(tokens):

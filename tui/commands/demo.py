@@ -1,0 +1,102 @@
+"""``saegold demo``: build a small offline demo project with the real pipeline, then open the app."""
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+from store.db import open_project
+from store.errors import SaegoldError
+from store.judgments import login_user
+
+from ..safe import inert_line
+
+DEFAULT = Path("demo-project") / "saegold.db"
+
+ABOUT = """\
+saegold demo: a tiny model with planted features, scored, labeled and benchmarked offline.
+  model     a 3-layer Llama over a word-level vocabulary, built in code, with an SAE whose
+            features were planted in each category (input / output / cross / obscure)
+  score     the real score job on the bundled demo corpus (logit lens, input and output scores)
+  label     the real label job, answered by a DEMO STAND-IN server on 127.0.0.1: rule-based
+            responders, NOT a language model
+  bench     the real detection / fuzzing / embedding benchmarks, judged by the same stand-in
+The stand-in's labels and scores show the mechanics only; they measure nothing."""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "demo", help="build an offline demo project (planted model, stand-in LLM) and open the app",
+        description=ABOUT + f"\n\nThe project goes to ./{DEFAULT} (or --db PATH) and is built only when "
+                            "missing; --rebuild starts it afresh.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--rebuild", action="store_true", help="delete the demo project and build it again")
+    p.add_argument("--no-open", action="store_true", help="build (if needed) but do not open the app")
+    p.add_argument("--annotator", metavar="NAME", help="annotator name in the app (default: your login)")
+    p.add_argument("--max-contexts", type=int, metavar="N",
+                   help="score at most N corpus contexts (a quicker, thinner demo)")
+    p.set_defaults(func=run)
+
+
+def _remove(path: Path) -> None:
+    for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        p.unlink(missing_ok=True)
+
+
+def build(path: Path, *, max_contexts: int | None = None) -> None:
+    """Build the demo into ``path`` (via a temporary file, so an interrupted build leaves
+    nothing half-made behind)."""
+    from engine.demo import build_demo, demo_settings
+
+    from ..progress import progress_bars
+
+    print(ABOUT)
+    partial = path.with_name(path.name + ".building")
+    _remove(partial)
+    workdir = path.parent / "planted"
+    shutil.rmtree(workdir, ignore_errors=True)
+    project = open_project(partial, create=True)
+    try:
+        demo_settings(project)
+        with progress_bars() as progress:
+            report = build_demo(project, workdir, progress=progress, max_contexts=max_contexts)
+        for step in report.steps:
+            print(f"  {inert_line(step)}")
+        cats = ", ".join(f"{n} {c}" for c, n in report.categories.items())
+        print(f"demo project: {report.features} features ({cats}), {report.labels} labels, "
+              f"{report.bench_rows} benchmark scores")
+        project.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        project.close()
+    partial.rename(path)
+    _remove(partial)
+
+
+def run(args: argparse.Namespace) -> int:
+    path = Path(args.db) if args.db else DEFAULT
+    if args.max_contexts is not None and args.max_contexts < 1:
+        raise SaegoldError("--max-contexts must be at least 1")
+    if args.rebuild:
+        _remove(path)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        build(path, max_contexts=args.max_contexts)
+    else:
+        print(f"demo project {path} exists (saegold demo --rebuild builds it afresh)")
+    if args.no_open:
+        print(f"open it with: saegold --db {path} annotate")
+        return 0
+    from tui.app.app import AnnotateApp
+
+    annotator = (args.annotator or login_user()).strip() or "demo"
+    project = open_project(path)
+    try:
+        app = AnnotateApp(project, annotator, intro=True)
+        app.run(mouse=False)
+        s = app.session
+        print(f"saegold demo: {s.done_count}/{s.assigned_count} features judged by {inert_line(s.annotator)}; "
+              f"your judgments are in {path}")
+    finally:
+        project.close()
+    return 0
