@@ -26,6 +26,10 @@ Typical order:  init -> import / score -> label -> bench -> annotate -> agreemen
 $SAEGOLD_DB.  `saegold demo` builds a small offline demo project and opens the app."""
 
 
+# Commands whose module name differs from the command word (``import`` is a keyword).
+MODULE_FOR_COMMAND = {"import": "imports"}
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The full parser; with ``only`` naming a command module, just that command (so a
     command starts without importing every other command's libraries)."""
@@ -36,6 +40,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--db", help="project database (default: $SAEGOLD_DB or ./saegold.db)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     modules = sorted(m.name for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_"))
+    only = MODULE_FOR_COMMAND.get(only, only)
     if only in modules:
         modules = [only]
     for name in modules:
