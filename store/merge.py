@@ -66,6 +66,7 @@ class MergeReport:
     present: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     filled: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     conflicts: list[Conflict] = field(default_factory=list)
+    nla_skipped: int = 0  # NLA explanations of examples that differ here (they explain other text)
     dry_run: bool = False
 
     @property
@@ -216,15 +217,13 @@ class _Merger:
                 self._fill("sources", ours, r, ("hook_name", "layer", "d_sae", "width"), f"{r['name']!r}")
             self.step("sources", n, len(rows))
 
-    def _fill(self, table: str, ours: dict, theirs: dict, fields: Iterable[str], key: str,
-              where: str = "id = ?", where_params: list[Any] | None = None) -> None:
+    def _fill(self, table: str, ours: dict, theirs: dict, fields: Iterable[str], key: str) -> None:
         """Fill our NULL fields from theirs; report fields where both differ."""
         for f in fields:
             if f not in ours or f not in theirs or theirs[f] is None:
                 continue
             if ours[f] is None:
-                self.db.execute(f"UPDATE {table} SET {f} = ? WHERE {where}",
-                                [theirs[f], *(where_params if where_params is not None else [ours['id']])])
+                self.db.execute(f"UPDATE {table} SET {f} = ? WHERE id = ?", [theirs[f], ours["id"]])
                 self.report.filled[table] += 1
             elif ours[f] != theirs[f]:
                 self.report.conflict(table, f"{key} {f}", ours[f], theirs[f])
@@ -282,7 +281,7 @@ class _Merger:
         for n, r in enumerate(rows, 1):
             eid = self.example_ids.get(r["example_id"])
             if eid is None:  # its example was not taken (ours differ): it would explain other text
-                self.report.present["nla_explanations (example differs, skipped)"] += 1
+                self.report.nla_skipped += 1
                 continue
             ours = self.one("SELECT * FROM nla_explanations WHERE example_id = ? AND nla_source = ? "
                             "AND token_index = ?", [eid, r["nla_source"], r["token_index"]])

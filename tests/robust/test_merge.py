@@ -116,6 +116,7 @@ def test_merge_folds_in_everything_by_natural_keys(pair):
         assert p.scalar("SELECT tokens FROM examples WHERE feature_id = ?", [new7]) == dumps(["a", "alice"])
         assert [c.key for c in report.conflicts if c.table == "examples"] == ["shared-new/3-res#7 top"]
         assert report.present["taxonomy_scores"] == 1
+        assert report.nla_skipped == 1  # B's explanation of B's (different) example is not attached to ours
         # Features only B had get B's examples, logit tokens and NLA explanation whole.
     with open_project(b) as pb, pb.write() as db:
         put_examples(db, _fid(pb, "shared-new/3-res", 9), "top",

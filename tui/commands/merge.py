@@ -42,9 +42,8 @@ def print_report(report: MergeReport, here: object) -> None:
         if added or present or filled:
             extra = f", {filled} filled in" if filled else ""
             print(f"  {table:<17} {added:>7} new, {present:>7} already here{extra}")
-    skipped = report.present.get("nla_explanations (example differs, skipped)", 0)
-    if skipped:
-        print(f"  {skipped} NLA explanations skipped: their examples differ from this project's")
+    if report.nla_skipped:
+        print(f"  {report.nla_skipped} NLA explanations skipped: their examples differ from this project's")
     if report.conflicts:
         print(f"{len(report.conflicts)} conflicts (this project's values kept unless said otherwise):")
         for c in report.conflicts[:SHOWN_CONFLICTS]:
