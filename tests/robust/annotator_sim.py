@@ -2,7 +2,7 @@
 
 Run as a script (a real separate process, like an annotator's app over SSH):
 
-    python annotator_sim.py write DB NAME N SEED ACKFILE GOFILE
+    python annotator_sim.py write DB NAME N SEED ACKFILE GOFILE [assign]
     python annotator_sim.py read DB STOPFILE GOFILE OUTFILE
     python annotator_sim.py zygote
 
@@ -72,7 +72,9 @@ def _random_event(rng: random.Random, name: str, feats: list[int], labels: dict[
     return judgments.make_event(name, fid, kind, seconds_spent=rng.random() * 30, **kw)
 
 
-def write(db: str, name: str, n: int, seed: int, ackfile: str, gofile: str) -> int:
+def write(db: str, name: str, n: int, seed: int, ackfile: str, gofile: str, assign: bool = False) -> int:
+    """``assign``: work like the app, on features handed out by ``store.queue.assign_more``
+    (a few at a time, as the queue runs dry) instead of on random features."""
     rng = random.Random(seed)
     project = open_project(db)
     judgments.ensure_annotator(project, name)
@@ -82,6 +84,10 @@ def write(db: str, name: str, n: int, seed: int, ackfile: str, gofile: str) -> i
         labels.setdefault(r["feature_id"], []).append(r["uuid"])
     Path(f"{gofile}.ready-{name}").touch()
     _wait_for(Path(gofile))
+    if assign:
+        from store import queue
+
+        mine: list[int] = []
     live: list[str] = []  # this annotator's own events that are not retracted
     feature_of: dict[str, int] = {}
     retries = errors = 0
@@ -92,7 +98,13 @@ def write(db: str, name: str, n: int, seed: int, ackfile: str, gofile: str) -> i
                 target = live.pop(rng.randrange(len(live)))
                 ev = judgments.make_event(name, feature_of[target], "retract", target_uuid=target)
             else:
-                ev = _random_event(rng, name, feats, labels)
+                pool = feats
+                if assign:
+                    if rng.random() < 0.3 or not mine:
+                        _retrying(lambda: queue.assign_more(project, name, n=3))
+                        mine = queue.queue(project, name)
+                    pool = mine or feats
+                ev = _random_event(rng, name, pool, labels)
             while True:
                 t0 = time.perf_counter()
                 try:
@@ -115,6 +127,16 @@ def write(db: str, name: str, n: int, seed: int, ackfile: str, gofile: str) -> i
     print(json.dumps({"name": name, "writes": len(lat), "retries": retries, "errors": errors,
                       "latencies": lat}))
     return 0
+
+
+def _retrying(fn):
+    while True:
+        try:
+            return fn()
+        except (StoreError, sqlite3.OperationalError) as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            print(f"retry: {exc}", file=sys.stderr)
 
 
 def read(db: str, stopfile: str, gofile: str, outfile: str) -> int:
@@ -166,7 +188,8 @@ def zygote() -> int:
                 summary = Path(args[4] + ".summary")
                 with open(summary.with_suffix(".tmp"), "w") as out:
                     sys.stdout = out
-                    code = write(args[0], args[1], int(args[2]), int(args[3]), args[4], args[5])
+                    code = write(args[0], args[1], int(args[2]), int(args[3]), args[4], args[5],
+                                 assign=len(args) > 6 and args[6] == "assign")
                     out.flush()
                 summary.with_suffix(".tmp").rename(summary)
             except BaseException:  # noqa: BLE001 - reported through the missing summary
@@ -182,8 +205,8 @@ if __name__ == "__main__":
     if cmd == "zygote":
         sys.exit(zygote())
     if cmd == "write":
-        db, name, n, seed, ackfile, gofile = rest
-        sys.exit(write(db, name, int(n), int(seed), ackfile, gofile))
+        db, name, n, seed, ackfile, gofile, *mode = rest
+        sys.exit(write(db, name, int(n), int(seed), ackfile, gofile, assign=mode == ["assign"]))
     if cmd == "read":
         sys.exit(read(*rest))
     raise SystemExit(f"unknown command {cmd!r}")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from store.db import open_project
-from store.features import get_or_create_source, upsert_feature
+from store.features import get_or_create_source, put_examples, upsert_feature
 from store.labels import add_label
 
 SIM = Path(__file__).with_name("annotator_sim.py")
@@ -22,11 +22,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def seed_project(path: Path, n_features: int = 40) -> Path:
-    """A project with ``n_features`` features, two candidate labels each."""
+    """A project with ``n_features`` features, one top example and two candidate labels each."""
     with open_project(path, create=True) as p, p.write() as db:
         sid = get_or_create_source(db, "tiny-model", "0-res", layer=0, d_sae=n_features)
         for i in range(n_features):
             fid = upsert_feature(db, sid, i, density=0.01, max_act=1.0)
+            put_examples(db, fid, "top", [{"tokens": ["a", f"w{i}"], "acts": [0.0, 1.0]}], origin="test")
             for method in ("eleuther_acts_top5", "baez"):
                 add_label(db, fid, method, f"label {i} {method}", origin="test")
     return path
@@ -127,11 +128,12 @@ class _Forked:
 
 def run_writers(db: Path, work: Path, n_writers: int, n_each: int, *, reader: bool = False,
                 kill_after: dict[int, float] | None = None, seed: int = 0,
-                prefix: str = "annotator", fork: bool = False) -> RunResult:
+                prefix: str = "annotator", fork: bool = False, assign: bool = False) -> RunResult:
     """Run ``n_writers`` annotator processes at once; kill writer i after ``kill_after[i]`` s.
 
     ``fork``: fork the writers from one pre-imported process (fast starts, for many short
-    crash trials) instead of starting each as a new interpreter."""
+    crash trials) instead of starting each as a new interpreter.  ``assign``: writers take
+    their features from the app's lazy queue (``store.queue.assign_more``)."""
     work.mkdir(parents=True, exist_ok=True)
     go, stop = work / f"go-{seed}", work / f"stop-{seed}"
     for f in (go, stop, *work.glob(f"go-{seed}.ready-*")):
@@ -141,7 +143,7 @@ def run_writers(db: Path, work: Path, n_writers: int, n_each: int, *, reader: bo
         name = f"{prefix}{i}"
         ack = work / f"ack-{name}-{seed}.txt"
         ack.unlink(missing_ok=True)
-        args = [str(db), name, str(n_each), str(seed * 1000 + i), str(ack), str(go)]
+        args = [str(db), name, str(n_each), str(seed * 1000 + i), str(ack), str(go)] + (["assign"] if assign else [])
         procs.append(_Forked(args) if fork else subprocess.Popen(
             [sys.executable, str(SIM), "write", *args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
