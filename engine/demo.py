@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from store import settings
 from store.db import Project
 
 from .progress import Progress, null_progress
@@ -108,8 +107,3 @@ def _bench(project: Project, server: Any, progress: Progress, seed: int) -> None
             await client.aclose()
 
     asyncio.run(go())
-
-
-def demo_settings(project: Project) -> None:
-    """The demo is judged by one person: every feature goes to one annotator."""
-    settings.set(project, "overlap", 1)

@@ -158,14 +158,15 @@ def test_quit(filled):
     assert len(my_events(filled)) == 1
 
 
-def test_footer_shows_every_binding(filled):
-    app = make_app(filled)
-
-    def keys(a):
-        from textual.widgets._footer import FooterKey
-        return {k.action for k in a.screen.query(FooterKey)}
-    shown = drive(app, [], after=keys)
-    assert {b.action for b in BINDINGS} <= shown
+def test_footer_shows_every_binding_at_80_columns(filled):
+    from tui.app.keybar import KeyBar, key_name
+    shown = drive(make_app(filled), [], size=(80, 24),
+                  after=lambda a: (str(a.screen.query_one(KeyBar).render()), screen_text(a)))
+    bar, screen = shown
+    flat = " ".join(screen.split())
+    for b in BINDINGS:
+        desc = b.group.description if b.group else b.description
+        assert key_name(b.key) in bar and desc in flat.replace("\u00a0", " "), b
 
 
 def test_blind_until_done_then_revealed(filled):
@@ -227,3 +228,31 @@ def test_feature_without_labels_or_scores_degrades(project):
     assert "none for this feature" in text and "not scored yet" in text
     assert "DONE" in text  # no candidates: the tier alone finishes it
     assert [e["kind"] for e in my_events(project)] == ["tier"]
+
+
+def test_agreement_screen(filled):
+    import asyncio
+    import time as _time
+    ids = sorted(r["id"] for r in filled.query("SELECT id FROM features"))
+    for who, tier in (("a", "input"), ("b", "input"), ("c", "output")):
+        sj.ensure_annotator(filled, who)
+        for fid in ids[:6]:
+            sj.append(filled, sj.make_event(who, fid, "tier", value=tier if fid % 2 else "cross"))
+    app = make_app(filled)
+
+    async def go():
+        async with app.run_test(size=(120, 50)) as pilot:
+            await pilot.press("a")
+            end = _time.monotonic() + 60
+            while _time.monotonic() < end:
+                await pilot.pause(0.2)
+                text = screen_text(app)
+                if "computing" not in text:
+                    break
+            await pilot.press("escape")
+            await pilot.pause()
+            return text, type(app.screen).__name__
+    text, after = asyncio.run(go())
+    assert "Agreement between annotators" in text and "computing" not in text
+    assert "could not be computed" not in text and "tier" in text
+    assert after == "FeatureScreen"

@@ -10,6 +10,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Markdown, Static
 
+from .keybar import key_name
+
 INTRO = (
     "Welcome to saegold. Each screen shows one SAE feature: where it fires (top examples, the "
     "strongest token marked ▶) and what it makes the model say (output evidence). You give it a "
@@ -17,9 +19,6 @@ INTRO = (
     "label (tab selects, y correct · p partly · w wrong). Everything is saved as you press it; "
     "the machine's own answer is revealed when you finish a feature. n: next, ?: help, q: quit."
 )
-
-
-KEY_NAMES = {"question_mark": "?", "shift+tab": "shift+tab", "right": "→", "left": "←"}
 
 
 def keys_table(bindings: list[Binding]) -> Table:
@@ -35,7 +34,7 @@ def keys_table(bindings: list[Binding]) -> Table:
         if label not in seen:
             seen[label] = []
             order.append(label)
-        seen[label].append(KEY_NAMES.get(b.key, b.key))
+        seen[label].append(key_name(b.key))
     for label in order:
         table.add_row(Text(" / ".join(seen[label]), style="bold"), Text(label))
     return table

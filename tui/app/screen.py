@@ -11,12 +11,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from store.errors import SaegoldError
 
 from ..safe import inert_line
 from . import render, theme
+from .keybar import KeyBar
 from .modals import TextPrompt
 from .session import QueueFinished, Saved, Session
 
@@ -44,8 +45,10 @@ BINDINGS = [
     Binding("w", "verdict('wrong')", "wrong", group=VERDICT),
     Binding("v", "prefer", "selected", group=PREFER),
     Binding("0", "prefer_neither", "neither", group=PREFER),
-    Binding("n,right", "next", "next", group=MOVE, key_display="n"),
-    Binding("b,left", "previous", "back", group=MOVE, key_display="b"),
+    Binding("n", "next", "next", group=MOVE),
+    Binding("b", "previous", "back", group=MOVE),
+    Binding("right", "next", "next", group=MOVE),
+    Binding("left", "previous", "back", group=MOVE),
     Binding("e", "gold_label", "own label"),
     Binding("z", "undo", "undo"),
     Binding("s", "skip", "skip"),
@@ -53,6 +56,7 @@ BINDINGS = [
     Binding("t", "note", "note"),
     Binding("m", "more", "more"),
     Binding("g", "jump", "jump"),
+    Binding("a", "agreement", "agreement"),
 ]
 
 
@@ -89,7 +93,7 @@ class FeatureScreen(Screen[None]):
         yield Static(id="candidates")
         yield Static(id="judgment")
         yield Static(id="status")
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeyBar(self.BINDINGS)
 
     def on_mount(self) -> None:
         self.refresh_all()
@@ -216,6 +220,10 @@ class FeatureScreen(Screen[None]):
         self.expanded = not self.expanded
         if self.session.view is not None:
             self.query_one("#examples", Static).update(render.examples(self.session.view, expanded=self.expanded))
+
+    def action_agreement(self) -> None:
+        from .agreement import AgreementScreen
+        self.app.push_screen(AgreementScreen(self.session.project))
 
     def action_help(self) -> None:
         self.app.action_show_help()

@@ -119,9 +119,17 @@ class Session:
             self.start()
             return
         if not self.order:
-            raise QueueFinished("no features to judge in this project"
-                                + (" (no disagreements to review)" if self.lead else ""))
+            raise QueueFinished(self._why_empty())
         self._open(self.order[-1], len(self.order) - 1)
+
+    def _why_empty(self) -> str:
+        if self.lead:
+            return "no disagreements to review: no feature has two annotators who disagree"
+        if not self.project.scalar("SELECT 1 FROM examples WHERE kind = 'top' LIMIT 1"):
+            return "no features with examples in this project yet (run `saegold score` or `saegold import`)"
+        overlap = settings.get(self.project, "overlap")
+        return (f"nothing left to assign to {self.annotator}: every feature already has {overlap} "
+                f"annotator(s) (project setting overlap)")
 
     def next(self) -> None:
         """Go to the next feature in the queue that is neither done nor skipped."""

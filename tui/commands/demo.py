@@ -47,7 +47,7 @@ def _remove(path: Path) -> None:
 def build(path: Path, *, max_contexts: int | None = None) -> None:
     """Build the demo into ``path`` (via a temporary file, so an interrupted build leaves
     nothing half-made behind)."""
-    from engine.demo import build_demo, demo_settings
+    from engine.demo import build_demo
 
     from ..progress import progress_bars
 
@@ -58,7 +58,6 @@ def build(path: Path, *, max_contexts: int | None = None) -> None:
     shutil.rmtree(workdir, ignore_errors=True)
     project = open_project(partial, create=True)
     try:
-        demo_settings(project)
         with progress_bars() as progress:
             report = build_demo(project, workdir, progress=progress, max_contexts=max_contexts)
         for step in report.steps:
