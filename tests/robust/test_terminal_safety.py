@@ -62,7 +62,9 @@ REPORTS = [
     ["init"], ["status"], ["agreement", "--bootstrap", "20"], ["calibrate", "--bootstrap", "20"],
 ]
 # Data for scripts: JSON escapes every C0 control (ESC, BEL...) and the text round-trips.
-DATA = [["status", "--json"], ["export", "labels"], ["export", "scores"], ["export", "features"]]
+DATA = [["status", "--json"], ["agreement", "--json", "--bootstrap", "20"], ["export", "labels"],
+        ["export", "scores"], ["export", "features"], ["export", "gold"],
+        ["export", "gold", "--format", "neuronpedia"]]
 
 
 @pytest.fixture
@@ -87,11 +89,13 @@ def test_json_data_escapes_controls_and_keeps_the_text(hostile, cli, args):
     rc, out, err = cli("--db", hostile, *args)
     assert rc == 0, err
     assert _c0(out) == [] and raw_controls(err) == []
-    parsed = [json.loads(line) for line in out.splitlines() if line.strip()] if args[0] == "export" \
-        else json.loads(out)
+    try:
+        parsed = json.loads(out)  # one document (status, agreement, a Neuronpedia array)
+    except json.JSONDecodeError:
+        parsed = [json.loads(line) for line in out.splitlines() if line.strip()]  # JSON Lines
     texts = list(_strings(parsed))
     assert any(ESC in t for t in texts)  # the stored text comes back exactly, escapes included
-    if args[0] == "export" and args[1] != "features":
+    if args[0] == "export" and args[1] in ("labels", "scores", "gold"):
         assert any(HOSTILE in t for t in texts)
 
 
