@@ -6,6 +6,7 @@ label job talks real HTTP to the LABELS engineer's local stand-in server.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -20,6 +21,7 @@ from robust_harness import REPO
 
 from store.db import open_project
 from store.features import get_or_create_source, put_examples, upsert_feature
+from store.labels import add_label
 
 N_LABEL_FEATURES = 30
 
@@ -127,6 +129,78 @@ def test_label_job_killed_mid_run_resumes_without_redoing(tmp_path, llm_server):
     assert len(rerun) == N_LABEL_FEATURES - len(at_kill) - len(cached_unstored)
     assert len(rerun) == len(set(rerun))
     assert f"{len(at_kill)} already labeled" in out
+
+
+# -- bench job ----------------------------------------------------------------------------------
+
+N_BENCH_FEATURES = 12
+
+
+def _messages_key(obj) -> str | None:
+    """Canonical JSON of the chat messages found anywhere in a request (server body or cache row)."""
+    if isinstance(obj, list) and obj and all(isinstance(m, dict) and "role" in m for m in obj):
+        return json.dumps(obj, sort_keys=True, ensure_ascii=False)
+    if isinstance(obj, dict):
+        for v in obj.values():
+            found = _messages_key(v)
+            if found:
+                return found
+    if isinstance(obj, list):
+        for v in obj:
+            found = _messages_key(v)
+            if found:
+                return found
+    return None
+
+
+def _bench_project(path: Path) -> Path:
+    with open_project(path, create=True) as p, p.write() as db:
+        sid = get_or_create_source(db, "tiny", "0-res")
+        for i in range(N_BENCH_FEATURES):
+            fid = upsert_feature(db, sid, i, density=0.01, max_act=3.0)
+            put_examples(db, fid, "top", [{"tokens": ["the", f"w{i}x", f"r{r}"], "acts": [0.0, 3.0 - r / 10, 0.1]}
+                                          for r in range(15)], origin="scored")
+            put_examples(db, fid, "negative", [{"tokens": ["nothing", f"n{r}"], "acts": [0.0, 0.0]}
+                                               for r in range(10)], origin="scored")
+            add_label(db, fid, "m", f"the word w{i}x", origin="saegold")
+    return path
+
+
+def test_bench_job_killed_mid_run_resumes_without_redoing(tmp_path, llm_server):
+    answered: list[str] = []  # requests, in order of arrival
+    lock = threading.Lock()
+
+    def judge(req: dict) -> str:
+        n = int(re.search(r"exactly (\d+) numbers", req["messages"][-1]["content"]).group(1))
+        with lock:  # recorded on arrival: what was in flight at the kill belongs to the first run
+            answered.append(_messages_key(req["messages"]))
+        time.sleep(0.03)
+        return json.dumps([1] * n)
+
+    server = llm_server(chat_handler=judge)
+    db = _bench_project(tmp_path / "bench.db")
+    cmd = _cli(db, "bench", "--benchmarks", "detection", "--base-url", server.base_url, "--model", "judge",
+               "--concurrency", "2")
+    total = 2 * N_BENCH_FEATURES  # true + shuffled control per label
+    killed, seen = _kill_when(cmd, db, "SELECT count(*) FROM bench_scores", 3, total - 3)
+    assert killed, "the bench job finished before it could be killed"
+    at_kill = {(r["label_id"], r["control"]): r for r in _rows(db, "SELECT * FROM bench_scores")}
+    cached = {_messages_key(json.loads(r["request"])) for r in _rows(db, "SELECT request FROM llm_cache")}
+    with lock:
+        n_first = len(answered)
+    _run(cmd)
+    with lock:
+        rerun = answered[n_first:]
+    after = _rows(db, "SELECT * FROM bench_scores")
+    assert len(after) == total
+    assert len({(r["label_id"], r["benchmark"], r["control"]) for r in after}) == total
+    for r in after:
+        key = (r["label_id"], r["control"])
+        if key in at_kill:
+            assert r == at_kill[key]  # finished before the kill: not redone
+    assert rerun, "the re-run had work left"
+    assert not set(rerun) & cached  # nothing answered (and cached) before the kill was asked again
+    assert len(rerun) == len(set(rerun))
 
 
 # -- score job ----------------------------------------------------------------------------------
