@@ -120,3 +120,47 @@ def test_locked_file_is_one_line(seeded, cli, jsonl, other, monkeypatch):
     finally:
         holder.close()
     assert table_dump(seeded) == before
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A real 400 KiB filesystem (tmpfs); needs root (or CAP_SYS_ADMIN) to mount."""
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(mnt)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({r.stderr.strip() or 'not root'}); "
+                    "the full disk is covered by max_page_count above")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
+
+
+def test_really_full_disk_is_one_line(tiny_disk, cli, tmp_path, seeded):
+    db = seed_project(tiny_disk / "p.db", n_features=3)
+    big = tmp_path / "big.jsonl"
+    big.write_text("\n".join(json.dumps({**NOTE, "feature": i % 3, "value": "x" * 5000 + str(i)})
+                             for i in range(200)) + "\n")
+    before = table_dump(db)
+    rc, out, err = cli("--db", db, "import", "judgments", big)
+    assert rc == 2
+    assert "disk is full" in _one_line(err)
+    assert table_dump(db) == before
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    # A backup onto the full disk fails in one line and leaves no partial file behind.
+    filler = tiny_disk / "filler"
+    with open(filler, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+    rc, out, err = cli("--db", seeded, "backup", tiny_disk / "snap.db")
+    assert rc == 2
+    assert "backup" in _one_line(err)
+    assert "disk is full" in err
+    assert [p.name for p in tiny_disk.iterdir() if "snap" in p.name] == []
