@@ -2,6 +2,8 @@
 and the database exactly as it was."""
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import os
 import shutil
@@ -40,7 +42,7 @@ def other(tmp_path) -> Path:
 
 
 def test_newer_schema_is_one_line(seeded, cli, jsonl, other):
-    with sqlite3.connect(seeded) as conn:
+    with contextlib.closing(sqlite3.connect(seeded)) as conn, conn:
         conn.execute("INSERT INTO _sqlite_migrations(migration_set, name, applied_at) "
                      "VALUES ('saegold', 'm999_from_the_future', 'x')")
     before = table_dump(seeded)
@@ -135,7 +137,9 @@ def tiny_disk(tmp_path):
     try:
         yield mnt
     finally:
-        subprocess.run(["umount", str(mnt)], check=False)
+        gc.collect()  # close any connection a failed assertion left behind
+        if subprocess.run(["umount", str(mnt)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(mnt)], check=False)  # detach even if busy
 
 
 def test_really_full_disk_is_one_line(tiny_disk, cli, tmp_path, seeded):
@@ -148,8 +152,11 @@ def test_really_full_disk_is_one_line(tiny_disk, cli, tmp_path, seeded):
     assert rc == 2
     assert "disk is full" in _one_line(err)
     assert table_dump(db) == before
-    with sqlite3.connect(db) as conn:
+    conn = sqlite3.connect(db)
+    try:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        conn.close()
     # A backup onto the full disk fails in one line and leaves no partial file behind.
     filler = tiny_disk / "filler"
     with open(filler, "wb") as f:

@@ -1,6 +1,7 @@
 """``saegold merge``: idempotent, symmetric for judgments, matched by natural keys, one transaction."""
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sqlite3
 
@@ -282,7 +283,7 @@ def test_same_uuid_different_content_is_reported_not_overwritten(pair):
 def test_older_schema_other_merges(pair):
     """An OTHER.db from an older saegold (fewer schema steps, fewer tables) still merges."""
     a, b = pair
-    with sqlite3.connect(b) as conn:
+    with contextlib.closing(sqlite3.connect(b)) as conn, conn:
         later = [r[0] for r in conn.execute("SELECT name FROM _sqlite_migrations ORDER BY rowid")][1:]
         conn.execute("DELETE FROM _sqlite_migrations WHERE name != 'm001_core'")
         for table in [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]:
