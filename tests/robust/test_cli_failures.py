@@ -159,13 +159,12 @@ def test_really_full_disk_is_one_line(tiny_disk, cli, tmp_path, seeded):
         conn.close()
     # A backup onto the full disk fails in one line and leaves no partial file behind.
     filler = tiny_disk / "filler"
-    with open(filler, "wb") as f:
-        try:
+    try:
+        with open(filler, "wb", buffering=0) as f:
             while True:
-                f.write(b"\0" * 65536)
-                f.flush()
-        except OSError:
-            pass
+                f.write(b"\0" * 4096)
+    except OSError:
+        pass  # the disk is now full
     rc, out, err = cli("--db", seeded, "backup", tiny_disk / "snap.db")
     assert rc == 2
     assert "backup" in _one_line(err)
