@@ -272,8 +272,8 @@ class _Merger:
                     for r in theirs:
                         self.example_ids[r["id"]] = by_rank[r["rank"]]["id"]
                 else:
-                    self.report.conflict("examples", f"{self.feature_keys[ofid]} {kind}",
-                                         f"{len(ours)} examples", f"{len(theirs)} different examples")
+                    self.report.conflict("examples", f"{self.feature_keys[ofid]} {kind} (count)",
+                                         len(ours), len(theirs), "the lists differ: kept ours")
             self.step("examples", n, len(groups))
 
     def nla_explanations(self) -> None:
@@ -306,8 +306,9 @@ class _Merger:
             elif [tuple(o) for o in ours] == [(r["rank"], r["token"], r["token_id"], r["value"]) for r in theirs]:
                 self.report.present["logit_tokens"] += len(theirs)
             else:
-                self.report.conflict("logit_tokens", f"{self.feature_keys[ofid]} {kind}",
-                                     [o[1] for o in ours][:5], [r["token"] for r in theirs][:5])
+                self.report.conflict("logit_tokens", f"{self.feature_keys[ofid]} {kind} (first tokens)",
+                                     [o[1] for o in ours][:5], [r["token"] for r in theirs][:5],
+                                     "the lists differ: kept ours")
             self.step("logit_tokens", n, len(groups))
 
     def taxonomy_scores(self) -> None:

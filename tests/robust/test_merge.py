@@ -115,7 +115,7 @@ def test_merge_folds_in_everything_by_natural_keys(pair):
         assert p.scalar("SELECT count(*) FROM llm_cache") == 2
         # Both copies scored feature 7 with different examples: ours kept, difference reported.
         assert p.scalar("SELECT tokens FROM examples WHERE feature_id = ?", [new7]) == dumps(["a", "alice"])
-        assert [c.key for c in report.conflicts if c.table == "examples"] == ["shared-new/3-res#7 top"]
+        assert [c.key for c in report.conflicts if c.table == "examples"] == ["shared-new/3-res#7 top (count)"]
         assert report.present["taxonomy_scores"] == 1
         assert report.nla_skipped == 1  # B's explanation of B's (different) example is not attached to ours
         # Features only B had get B's examples, logit tokens and NLA explanation whole.

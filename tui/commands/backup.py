@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "PRAGMA integrity_check, and only then put it at PATH. The copy is a "
                     "complete project: open it with --db PATH.",
     )
-    p.add_argument("path", help="file to write the snapshot to (must not exist unless --force)")
+    p.add_argument("path", metavar="PATH", help="file to write the snapshot to (must not exist unless --force)")
     p.add_argument("--force", action="store_true", help="replace PATH if it exists")
     p.set_defaults(func=run)
 
