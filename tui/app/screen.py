@@ -81,7 +81,7 @@ class FeatureScreen(Screen[None]):
         self.session = session
         self.wallclock = wallclock
         self.expanded = False
-        self.status: Text = Text("ready: nothing written yet for this feature", style="dim")
+        self.status: Text = self._arrival_status()
 
     def compose(self) -> ComposeResult:
         yield Static(id="header")
@@ -142,8 +142,14 @@ class FeatureScreen(Screen[None]):
             return
         self._saved(saved, otherwise)
 
+    def _arrival_status(self) -> Text:
+        j = self.session.judgment
+        if j is None:
+            return Text("nothing written yet for this feature", style="dim")
+        return Text("your earlier judgment of this feature is shown (saved); keys add to it", style="dim")
+
     def _moved(self) -> None:
-        self.status = Text("", style="dim")
+        self.status = self._arrival_status()
         with self.app.batch_update():
             self.query_one("#body", VerticalScroll).scroll_home(animate=False)
             self.refresh_all()
