@@ -75,7 +75,8 @@ def sae_acts(lm: LoadedModel, sae: Any, site: HookSite, features: torch.Tensor |
     acts = sae.encode(h.to(sae.W_dec.dtype))
     if features is not None:
         acts = acts[..., features.to(acts.device)]
-    return acts * mask[..., None], mask
+    acts[~mask] = 0.0
+    return acts, mask
 
 
 class Collector:
@@ -92,10 +93,12 @@ class Collector:
         self.bos = lm.bos_id if lm.bos_id is not None else 0
         self.fire = torch.zeros(n, dtype=torch.long, device=dev)
         self.max_act = torch.zeros(n, device=dev)
-        self.top_vals = torch.empty(0, n, device=dev)
-        self.top_ctx = torch.empty(0, n, dtype=torch.long, device=dev)
-        self.neg_keys = torch.empty(0, n, device=dev)
-        self.neg_ctx = torch.empty(0, n, dtype=torch.long, device=dev)
+        # Per feature (rows): the K best context maxima, descending (0 = empty slot), and the
+        # R smallest reservoir keys, ascending (inf = empty slot), with their context ids.
+        self.top_vals = torch.zeros(n, top_k, device=dev)
+        self.top_ctx = torch.full((n, top_k), -1, dtype=torch.long, device=dev)
+        self.neg_keys = torch.full((n, n_negatives), float("inf"), device=dev)
+        self.neg_ctx = torch.full((n, n_negatives), -1, dtype=torch.long, device=dev)
         self.seed = seed
         self.features_dev = self.features.to(dev)
         self.contexts: dict[int, list[int]] = {}
@@ -110,23 +113,30 @@ class Collector:
         self.n_contexts += len(batch)
         acts, mask = sae_acts(self.lm, self.sae, self.site, self.select, batch, self.bos)
         self.n_tokens += int(mask.sum())
-        self.fire += (acts > 0).sum(dim=(0, 1))
-        cmax = acts.amax(dim=1).to(self.max_act.dtype)                      # [B, F]
+        flat = acts.view(-1, acts.shape[-1])
+        self.fire += torch.sign(flat).sum(dim=0, dtype=torch.float32).long()   # activations are >= 0
+        cmax = acts.amax(dim=1).to(self.max_act.dtype)                         # [B, F]
         self.max_act = torch.maximum(self.max_act, cmax.amax(dim=0))
-        b = len(batch)
-        # Stable sorts: equal maxima keep the earlier context, so the result does not depend
-        # on batching or on which other features are scored alongside.
-        vals = torch.cat([self.top_vals, cmax])
-        ctx = torch.cat([self.top_ctx, ids[:, None].expand(b, cmax.shape[1])])
-        vals, order = vals.sort(dim=0, descending=True, stable=True)
-        self.top_vals, self.top_ctx = vals[: self.k], ctx.gather(0, order[: self.k])
+        # Merge only the features whose best context in this batch beats their K-th.  Stable
+        # sorts: equal maxima keep the earlier context, so the result depends neither on the
+        # batching nor on which other features are scored alongside.
+        sel = (cmax.amax(dim=0) > self.top_vals[:, -1]).nonzero().squeeze(1)
+        if sel.numel():
+            vals = torch.cat([self.top_vals[sel], cmax[:, sel].T], dim=1)
+            ctx = torch.cat([self.top_ctx[sel], ids[None, :].expand(len(sel), -1)], dim=1)
+            vals, order = vals.sort(dim=1, descending=True, stable=True)
+            self.top_vals[sel] = vals[:, : self.k]
+            self.top_ctx[sel] = ctx.gather(1, order[:, : self.k])
         if self.r:
             keys = _uniform_keys(ids, self.features_dev, self.seed)
             keys.masked_fill_(cmax > 0, float("inf"))
-            keys = torch.cat([self.neg_keys, keys])
-            nctx = torch.cat([self.neg_ctx, ids[:, None].expand(b, cmax.shape[1])])
-            keys, order = keys.sort(dim=0, stable=True)
-            self.neg_keys, self.neg_ctx = keys[: self.r], nctx.gather(0, order[: self.r])
+            sel = (keys.amin(dim=0) < self.neg_keys[:, -1]).nonzero().squeeze(1)
+            if sel.numel():
+                k = torch.cat([self.neg_keys[sel], keys[:, sel].T], dim=1)
+                ctx = torch.cat([self.neg_ctx[sel], ids[None, :].expand(len(sel), -1)], dim=1)
+                k, order = k.sort(dim=1, stable=True)
+                self.neg_keys[sel] = k[:, : self.r]
+                self.neg_ctx[sel] = ctx.gather(1, order[:, : self.r])
         self._batches += 1
         if self._batches % 64 == 0:
             self._prune()
@@ -145,8 +155,8 @@ class Collector:
         neg = self.neg_ctx.masked_fill(~torch.isfinite(self.neg_keys), -1)
         return Collection(
             features=self.features, n_tokens=self.n_tokens, n_contexts=self.n_contexts,
-            fire_count=self.fire.cpu(), max_act=self.max_act.cpu(), top_vals=self.top_vals.cpu(),
-            top_ctx=self.top_ctx.cpu(), neg_ctx=neg.cpu(), contexts=self.contexts,
+            fire_count=self.fire.cpu(), max_act=self.max_act.cpu(), top_vals=self.top_vals.T.cpu(),
+            top_ctx=self.top_ctx.T.cpu(), neg_ctx=neg.T.cpu(), contexts=self.contexts,
         )
 
 

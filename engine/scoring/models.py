@@ -147,8 +147,15 @@ def load_model(spec: str, device: str | torch.device | None = None, dtype: str |
         model = AutoModelForCausalLM.from_pretrained(str(path) if path.exists() else spec, dtype=tdtype)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise ModelLoadError(f"cannot load model {spec!r}: {_first_line(exc)}") from exc
-    model.to(dev).eval()
+    model.to(dev)
+    return wrap_model(model, tokenizer, spec, dev, tdtype)
+
+
+def wrap_model(model: nn.Module, tokenizer: Any, name: str, device: torch.device, dtype: torch.dtype) -> LoadedModel:
+    """Locate the layers, final norm and unembedding of an already built causal LM."""
+    model.eval()
     model.requires_grad_(False)
+    spec = name
     text_cfg = model.config.get_text_config()
     n_layers = getattr(text_cfg, "num_hidden_layers", None) or getattr(text_cfg, "n_layer", None)
     layers_name, layers = _find_layers(model, n_layers)
@@ -161,7 +168,7 @@ def load_model(spec: str, device: str | torch.device | None = None, dtype: str |
     return LoadedModel(
         name=spec, model=model, tokenizer=tokenizer, layers=layers,
         layer_names=[f"{layers_name}.{i}" for i in range(len(layers))], final_norm=final_norm,
-        unembed=unembed, device=dev, dtype=tdtype, width=int(width),
+        unembed=unembed, device=device, dtype=dtype, width=int(width),
         vocab_size=int(unembed.weight.shape[0]), softcap=float(softcap) if softcap else None,
     )
 
