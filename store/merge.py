@@ -15,7 +15,9 @@ same thing, this project's value is kept and the difference is reported as a
 Annotator roles are the union: a lead in either database is a lead after the merge (and
 reported).  The whole merge is one transaction, and merging the same file twice changes
 nothing.  Merged retractions and adjudications pass the same identity rule as
-:func:`store.judgments.append`, or the merge is refused as a whole.
+:func:`store.judgments.append`, or the merge is refused as a whole.  So is a damaged OTHER
+(dangling references, rows that break this project's CHECK rules, unreadable pages): one
+line naming OTHER, the table and the row, and this project is left as it was.
 """
 from __future__ import annotations
 
@@ -98,6 +100,8 @@ def merge(project: Project, other: str | os.PathLike, *, dry_run: bool = False,
                     raise _DryRun
         except _DryRun:
             pass
+        except sqlite3.DatabaseError as exc:  # a damaged OTHER (the transaction is rolled back)
+            raise StoreError(f"{other_path}: merge failed ({exc}); nothing was merged") from exc
     finally:
         src.close()
     return report
@@ -169,16 +173,31 @@ class _Merger:
         return self._columns[table]
 
     def rows(self, table: str, order: str) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.src.execute(f"SELECT * FROM {table} ORDER BY {order}")]
+        try:
+            return [dict(r) for r in self.src.execute(f"SELECT * FROM {table} ORDER BY {order}")]
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.other_path}: cannot read table {table} ({exc}); nothing was merged") from exc
 
     def insert(self, table: str, row: dict[str, Any], skip: Iterable[str] = ("id",)) -> int:
         cols = [c for c in self.columns(table) if c not in skip and c in row]
-        cur = self.db.execute(
-            f"INSERT INTO {table}({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
-            [row[c] for c in cols],
-        )
+        try:
+            cur = self.db.execute(
+                f"INSERT INTO {table}({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
+                [row[c] for c in cols],
+            )
+        except sqlite3.IntegrityError as exc:
+            raise BadInput(str(self.other_path), f"{table} {_row_name(row)}", None,
+                           f"breaks a rule of this project's schema ({exc}); nothing was merged") from exc
         self.report.added[table] += 1
         return cur.lastrowid
+
+    def ref(self, mapping: dict[int, int], row: dict[str, Any], table: str, fld: str) -> int:
+        """Our id for the OTHER id in ``row[fld]``; a dangling reference is bad input."""
+        try:
+            return mapping[row[fld]]
+        except KeyError:
+            raise BadInput(str(self.other_path), f"{table} {_row_name(row)}", fld,
+                           f"{row[fld]!r} names no row of OTHER; nothing was merged") from None
 
     def one(self, sql: str, params: list[Any]) -> dict[str, Any] | None:
         cur = self.db.execute(sql, params)
@@ -232,8 +251,8 @@ class _Merger:
         names = {r["id"]: r["name"] for r in self.src.execute("SELECT id, name FROM sources")}
         rows = self.rows("features", "id")
         for n, r in enumerate(rows, 1):
-            sid = self.source_ids[r["source_id"]]
-            key = f"{names[r['source_id']]}#{r['idx']}"
+            sid = self.ref(self.source_ids, r, "features", "source_id")
+            key = f"{names.get(r['source_id'])}#{r['idx']}"
             self.feature_keys[r["id"]] = key
             ours = self.one("SELECT * FROM features WHERE source_id = ? AND idx = ?", [sid, r["idx"]])
             if ours is None:
@@ -255,7 +274,7 @@ class _Merger:
         groups = self._groups("examples", "feature_id, kind, rank")
         content = ("rank", "tokens", "acts", "max_idx")
         for n, ((ofid, kind), theirs) in enumerate(groups.items(), 1):
-            fid = self.feature_ids[ofid]
+            fid = self.ref(self.feature_ids, theirs[0], "examples", "feature_id")
             ours = [dict(zip(("id", *content), r)) for r in self.db.execute(
                 "SELECT id, rank, tokens, acts, max_idx FROM examples WHERE feature_id = ? AND kind = ? "
                 "ORDER BY rank", [fid, kind]).fetchall()]
@@ -297,7 +316,7 @@ class _Merger:
     def logit_tokens(self) -> None:
         groups = self._groups("logit_tokens", "feature_id, kind, rank")
         for n, ((ofid, kind), theirs) in enumerate(groups.items(), 1):
-            fid = self.feature_ids[ofid]
+            fid = self.ref(self.feature_ids, theirs[0], "logit_tokens", "feature_id")
             ours = self.db.execute("SELECT rank, token, token_id, value FROM logit_tokens "
                                    "WHERE feature_id = ? AND kind = ? ORDER BY rank", [fid, kind]).fetchall()
             if not ours:
@@ -314,7 +333,7 @@ class _Merger:
     def taxonomy_scores(self) -> None:
         rows = self.rows("taxonomy_scores", "feature_id")
         for n, r in enumerate(rows, 1):
-            fid = self.feature_ids[r["feature_id"]]
+            fid = self.ref(self.feature_ids, r, "taxonomy_scores", "feature_id")
             ours = self.one("SELECT * FROM taxonomy_scores WHERE feature_id = ?", [fid])
             if ours is None:
                 self.insert("taxonomy_scores", {**r, "feature_id": fid}, skip=())
@@ -329,7 +348,7 @@ class _Merger:
     def labels(self) -> None:
         rows = self.rows("labels", "id")
         for n, r in enumerate(rows, 1):
-            fid = self.feature_ids[r["feature_id"]]
+            fid = self.ref(self.feature_ids, r, "labels", "feature_id")
             self.label_uuids[r["id"]] = r["uuid"]
             ours = self.one("SELECT id, feature_id, method, text FROM labels WHERE uuid = ?", [r["uuid"]])
             if ours is None:
@@ -345,7 +364,7 @@ class _Merger:
     def bench_scores(self) -> None:
         rows = self.rows("bench_scores", "id")
         for n, r in enumerate(rows, 1):
-            lid = self.label_ids[r["label_id"]]
+            lid = self.ref(self.label_ids, r, "bench_scores", "label_id")
             scored = self.label_ids.get(r["scored_label_id"]) if r["scored_label_id"] is not None else None
             ours = self.one("SELECT * FROM bench_scores WHERE label_id = ? AND benchmark = ? AND control = ?",
                             [lid, r["benchmark"], r["control"]])
@@ -375,7 +394,7 @@ class _Merger:
     def assignments(self) -> None:
         rows = self.rows("assignments", "annotator, position")
         for n, r in enumerate(rows, 1):
-            fid = self.feature_ids[r["feature_id"]]
+            fid = self.ref(self.feature_ids, r, "assignments", "feature_id")
             ours = self.one("SELECT position FROM assignments WHERE feature_id = ? AND annotator = ?",
                             [fid, r["annotator"]])
             if ours is None:
@@ -392,7 +411,7 @@ class _Merger:
         new: list[dict[str, Any]] = []
         compare = [c for c in JUDGMENT_COLUMNS if c not in ("uuid", "feature_id")]
         for n, r in enumerate(rows, 1):
-            fid = self.feature_ids[r["feature_id"]]
+            fid = self.ref(self.feature_ids, r, "judgments", "feature_id")
             ours = self.one("SELECT * FROM judgments WHERE uuid = ?", [r["uuid"]])
             if ours is None:
                 row = {**r, "feature_id": fid}
@@ -440,7 +459,13 @@ class _Merger:
 
     def settings(self) -> None:
         """Settings are never changed by a merge; differences in effect are reported."""
-        theirs = {r["key"]: loads(r["value"]) for r in self.src.execute("SELECT key, value FROM settings")}
+        theirs = {}
+        for r in self.rows("settings", "key"):
+            try:
+                theirs[r["key"]] = loads(r["value"])
+            except ValueError:
+                raise BadInput(str(self.other_path), f"settings key {r['key']}", "value",
+                               "is not JSON; nothing was merged") from None
         ours = {r[0]: loads(r[1]) for r in self.db.execute("SELECT key, value FROM settings").fetchall()}
         for key in sorted(set(theirs) | set(ours)):
             default = _settings.DEFAULTS.get(key)
@@ -449,6 +474,14 @@ class _Merger:
                 self.report.conflict("settings", key, mine, other)
             else:
                 self.report.present["settings"] += 1
+
+
+def _row_name(row: dict[str, Any]) -> str:
+    """How a report names a row of OTHER: its uuid, name, key or id."""
+    for key in ("uuid", "name", "key", "id", "seq"):
+        if row.get(key) is not None:
+            return f"{key} {row[key]}"
+    return "row"
 
 
 def _same_json(a: Any, b: Any) -> bool:

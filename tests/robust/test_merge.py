@@ -293,3 +293,57 @@ def test_older_schema_other_merges(pair):
     with open_project(a) as p:
         report = merge(p, b)
     assert report.added["judgments"] == 5
+
+
+def _tamper(path, *sql: str) -> None:
+    """Write into OTHER the way a broken tool or a damaged copy might (no FK/CHECK rules)."""
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("PRAGMA ignore_check_constraints = ON")
+        with conn:
+            for stmt in sql:
+                conn.execute(stmt)
+    finally:
+        conn.close()
+
+
+DAMAGE = {
+    "dangling judgment": ("INSERT INTO judgments(uuid, annotator, feature_id, kind, value, created_at) "
+                          "VALUES ('j-x', 'bob', 99999, 'note', 'hi', 'z')", "names no row"),
+    "dangling label": ("INSERT INTO labels(uuid, feature_id, method, text, origin, created_at) "
+                       "VALUES ('l-x', 99999, 'm', 't', 'o', 'z')", "names no row"),
+    "dangling bench score": ("INSERT INTO bench_scores(label_id, benchmark, control, n, created_at) "
+                             "VALUES (99999, 'detection', 'true', 1, 'z')", "names no row"),
+    "unknown judgment kind": ("INSERT INTO judgments(uuid, annotator, feature_id, kind, created_at) "
+                              "SELECT 'j-y', 'bob', id, 'bogus', 'z' FROM features LIMIT 1", "schema"),
+    "negative feature index": ("INSERT INTO features(source_id, idx) SELECT id, -5 FROM sources LIMIT 1",
+                               "schema"),
+    "settings not JSON": ("INSERT INTO settings(key, value) VALUES ('overlap', '{oops')", "not JSON"),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGE, ids=list(DAMAGE))
+def test_damaged_other_is_one_line_and_changes_nothing(pair, cli, damage):
+    a, b = pair
+    sql, expect = DAMAGE[damage]
+    _tamper(b, sql)
+    before = table_dump(a)
+    rc, out, err = cli("--db", a, "merge", b)
+    assert rc == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and expect in lines[0] and str(b) in lines[0], err
+    assert table_dump(a) == before
+
+
+def test_corrupt_other_file_is_one_line(pair, cli):
+    a, b = pair
+    data = bytearray(b.read_bytes())
+    page = 4096
+    for i in range(2 * page, len(data), page):  # scribble over every page but the first two
+        data[i + 100:i + 600] = b"\xde\xad\xbe\xef" * 125
+    b.write_bytes(bytes(data))
+    before = table_dump(a)
+    rc, out, err = cli("--db", a, "merge", b)
+    assert rc == 2
+    assert len(err.strip().splitlines()) == 1 and str(b) in err, err
+    assert table_dump(a) == before
