@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import select
 import signal
 import struct
 import subprocess
@@ -14,6 +15,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from conftest import fill
 
 from store.db import open_project
@@ -21,6 +24,13 @@ from store.judgments import events
 
 ROOT = Path(__file__).resolve().parents[2]
 ANSI = re.compile(r"\x1b(\[[0-9;?<>=$]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[PX^_][^\x1b]*\x1b\\|.)")
+
+
+def _controlling_tty() -> None:
+    """In the child: a new session whose controlling terminal is the pty (as under sshd),
+    so a hangup of the pty sends SIGHUP."""
+    os.setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
 class Terminal:
@@ -32,13 +42,24 @@ class Terminal:
         env = {**os.environ, "TERM": "xterm-256color", "COLORTERM": "", "NO_COLOR": ""}
         env.pop("COLORTERM")
         self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, cwd=ROOT, env=env,
-                                     start_new_session=True, close_fds=True)
+                                     preexec_fn=_controlling_tty, close_fds=True)
         os.close(slave)
         self.master, self.out, self.lock = master, bytearray(), threading.Lock()
-        threading.Thread(target=self._read, daemon=True).start()
+        self.stopping = False
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def hang_up(self) -> None:
+        """Close our end of the pty, as sshd does when the connection drops."""
+        self.stopping = True
+        self.reader.join(timeout=5)
+        os.close(self.master)
+        self.master = None
 
     def _read(self) -> None:
-        while True:
+        while not self.stopping:
+            if not select.select([self.master], [], [], 0.05)[0]:
+                continue
             try:
                 data = os.read(self.master, 65536)
             except OSError:
@@ -67,7 +88,9 @@ class Terminal:
         os.write(self.master, keys.encode())
 
 
-def test_sigkill_after_n_acknowledged_judgments_loses_none(tmp_path):
+@pytest.mark.parametrize("end", ["sigkill", "hangup"])
+def test_killed_or_hung_up_after_n_acknowledged_judgments_loses_none(tmp_path, end):
+    """SIGKILL, or the terminal going away as when an SSH connection drops."""
     db = tmp_path / "project.db"
     p = open_project(db, create=True)
     from test_app_inert import NASTY
@@ -81,13 +104,20 @@ def test_sigkill_after_n_acknowledged_judgments_loses_none(tmp_path):
         for k, key in enumerate(keys, 1):
             term.send(key)
             term.wait_for(f"saved #{k} ")
-        term.proc.send_signal(signal.SIGKILL)
+        if end == "sigkill":
+            term.proc.send_signal(signal.SIGKILL)
+        else:
+            term.hang_up()
         term.proc.wait(timeout=30)
     finally:
         if term.proc.poll() is None:
             term.proc.kill()
-        os.close(term.master)
-    assert term.proc.returncode == -signal.SIGKILL
+        if term.master is not None:
+            os.close(term.master)
+    if end == "sigkill":
+        assert term.proc.returncode == -signal.SIGKILL
+    else:
+        assert term.proc.returncode == -signal.SIGHUP
     # The untrusted strings reached the real terminal only as visible text.
     raw = bytes(term.out)
     for seq in (b"\x1b]0;pwned", b"\x1b[2J", b"\x1b[5m", b"\x1bc"):
