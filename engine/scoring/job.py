@@ -50,6 +50,8 @@ class ScoreReport:
     n_contexts: int = 0
     n_tokens: int = 0
     device: str = ""
+    fast_path: str = ""           # skip-layers | full-layers (see OutputScorer.self_check)
+    self_check: float | None = None   # fast vs naive relative difference on a few features
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -156,6 +158,9 @@ def score(project: Project, *, model: str, sae: str, corpus: str | None = None, 
     if out_todo:
         t = time.perf_counter()
         scorer = OutputScorer(lm, the_sae, site, prompt, amp)
+        probe = torch.tensor(out_todo[:: max(1, len(out_todo) // 4)][:4], dtype=torch.long)
+        report.self_check = scorer.self_check(probe, lens.top_ids[[row_of[j] for j in probe.tolist()]])
+        report.fast_path = "skip-layers" if scorer.skip_layers else "full-layers"
         for start in range(0, len(out_todo), feature_batch):
             chunk = out_todo[start:start + feature_batch]
             feats = torch.tensor(chunk, dtype=torch.long)
@@ -247,6 +252,7 @@ class _Writer:
             details = {"version": SCORER_VERSION, "prompt": scorer.prompt, "amplification": scorer.amp,
                        "f_max": scorer.f_max, "min_rank": int(res.min_rank[i]), "max_p": float(res.max_p[i]),
                        "vocab": int(scorer.clean_p.shape[0]), "hook": scorer.site.name,
+                       "fast_path": "skip-layers" if scorer.skip_layers else "full-layers",
                        "continuation_ids": conts[i]}
             rows.append((j, float(res.scores[i]), promoted, suppressed, nxt, text, details))
         with self.project.write() as db:

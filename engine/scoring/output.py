@@ -20,6 +20,7 @@ import torch
 
 from engine.progress import Progress, null_progress
 
+from .errors import ScoringError
 from .models import HookSite, LoadedModel, edit_site, start_at_site
 
 
@@ -47,10 +48,12 @@ def score_from_probs(p: torch.Tensor, lens_ids: torch.Tensor) -> tuple[torch.Ten
 class OutputScorer:
     """Scores features of one SAE against one neutral prompt on one model."""
 
-    def __init__(self, lm: LoadedModel, sae: Any, site: HookSite, prompt: str, amplification: float = 10.0):
+    def __init__(self, lm: LoadedModel, sae: Any, site: HookSite, prompt: str, amplification: float = 10.0,
+                 skip_layers: bool = True):
         from transformers import DynamicCache
 
         self.lm, self.sae, self.site, self.amp = lm, sae, site, float(amplification)
+        self.skip_layers = skip_layers
         self.prompt = prompt
         self.prompt_ids = lm.encode_prompt(prompt)
         self.sae_dtype = sae.W_dec.dtype
@@ -61,8 +64,16 @@ class OutputScorer:
             if len(ids) > 1:
                 self.prefix_cache = DynamicCache(config=lm.model.config)
                 lm.forward(ids[None, :-1], self.prefix_cache, use_cache=True)
-            with edit_site(lm, site, lambda h: captured.append(h[:, -1]) and None):
-                out = lm.forward(ids[None, -1:], self._cache(1), use_cache=self.prefix_cache is not None)
+            tuples: list[bool] = []
+            probe = lm.layers[0].register_forward_hook(lambda m, a, o: tuples.append(isinstance(o, tuple)))
+            try:
+                with edit_site(lm, site, lambda h: captured.append(h[:, -1]) and None):
+                    out = lm.forward(ids[None, -1:], self._cache(1), use_cache=self.prefix_cache is not None)
+            finally:
+                probe.remove()
+            if any(tuples):
+                raise ScoringError("this transformers version returns tuples from decoder layers; "
+                                   "saegold needs transformers >= 5")
             self.clean_p = torch.softmax(out.logits[0, -1].float(), dim=-1)
             self.h = captured[0][0].to(self.sae_dtype)
             self.f = sae.encode(self.h[None])[0]
@@ -100,9 +111,37 @@ class OutputScorer:
         b = len(features)
         h_new = self._steered_last(features).to(lm.dtype)[:, None, :]
         ids = self.prompt_ids[-1:].expand(b, 1)
-        with start_at_site(lm, self.site, lambda _: h_new):
+        # Skipping the layers below the site is exact for decoders whose layers read only
+        # their own KV cache; :meth:`self_check` falls back to running them otherwise.
+        swap = start_at_site(lm, self.site, lambda _: h_new) if self.skip_layers \
+            else edit_site(lm, self.site, lambda _: h_new)
+        with swap:
             out = lm.forward(ids, self._cache(b), use_cache=self.prefix_cache is not None)
         return torch.softmax(out.logits[:, -1].float(), dim=-1)
+
+    def self_check(self, features: torch.Tensor, lens_ids: torch.Tensor, tol: float | None = None) -> float:
+        """Compare the fast path with the naive reference on a few features.
+
+        If skipping the early layers does not reproduce the reference (a model whose layers
+        share KV caches, say), fall back to running them; if the fast path still disagrees,
+        raise.  Returns the largest relative difference seen on the path kept."""
+        if tol is None:
+            tol = 1e-3 if self.lm.dtype == torch.float32 else 5e-2
+        naive = self.score_naive(features, lens_ids)
+
+        def rel() -> float:
+            fast = self.score(features, lens_ids, batch_size=len(features)).scores
+            return float(((fast - naive).abs() / naive.abs().clamp_min(1e-12)).max())
+
+        err = rel()
+        if err > tol and self.skip_layers:
+            self.skip_layers = False
+            err = rel()
+        if err > tol:
+            raise ScoringError(
+                f"the batched output-score path disagrees with the per-feature reference on this model "
+                f"(relative difference {err:.2e} > {tol:g}); cannot score it reliably")
+        return err
 
     @torch.inference_mode()
     def naive_probs(self, feature: int) -> torch.Tensor:

@@ -101,3 +101,42 @@ def test_continuations_equal_one_feature_at_a_time(tmp_path):
                     out.append(int(nxt))
                     ids = nxt.view(1, 1)
         assert conts[j] == out
+
+
+def test_self_check_falls_back_to_running_all_layers(tmp_path, monkeypatch):
+    """Where skipping the early layers is wrong for a model, the self-check notices and the
+    full-layer batched path (still exact) takes over; if that fails too, a clear error."""
+    import engine.scoring.output as output_mod
+    from engine.scoring.errors import ScoringError
+
+    model_dir = save_random_model(tmp_path, "llama", d_model=32, n_layers=3, seed=9)
+    lm = load_model(str(model_dir), "cpu", "float32")
+    sae = random_sae(32, 24, "blocks.1.hook_resid_post", seed=10, bias=0.0)
+    site = resolve_hook(lm, sae)
+    feats = torch.arange(24)
+    lens = logit_lens(lm, sae, feats)
+    scorer = OutputScorer(lm, sae, site, "From my experience,", 10.0)
+    assert scorer.self_check(feats[:4], lens.top_ids[:4]) <= 1e-4 and scorer.skip_layers
+
+    real = output_mod.start_at_site
+
+    def broken(lm_, site_, fn):                      # feeds a perturbed residual
+        return real(lm_, site_, lambda h: fn(h) * 1.5)
+
+    monkeypatch.setattr(output_mod, "start_at_site", broken)
+    scorer = OutputScorer(lm, sae, site, "From my experience,", 10.0)
+    assert scorer.self_check(feats[:4], lens.top_ids[:4]) <= 1e-4
+    assert not scorer.skip_layers
+    full = scorer.score(feats, lens.top_ids, batch_size=10).scores
+    assert _rel_err(full, scorer.score_naive(feats, lens.top_ids)) <= 1e-4
+
+    scorer = OutputScorer(lm, sae, site, "From my experience,", 10.0)
+    real_fast = scorer.fast_probs
+
+    def wrong(features):                              # both batched paths now disagree
+        p = real_fast(features) ** 2
+        return p / p.sum(dim=-1, keepdim=True)
+
+    monkeypatch.setattr(scorer, "fast_probs", wrong)
+    with pytest.raises(ScoringError, match="disagrees with the per-feature reference"):
+        scorer.self_check(feats[:4], lens.top_ids[:4])

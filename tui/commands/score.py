@@ -83,7 +83,9 @@ def run(args: argparse.Namespace) -> int:
             progress=progress,
         )
         print(f"source {inert_line(report.source)} on {report.device}: {report.features} features in scope")
-        print(f"  output scores: {report.output_scored} computed, {report.output_skipped} already done")
+        print(f"  output scores: {report.output_scored} computed, {report.output_skipped} already done"
+              + (f" (fast path {report.fast_path}, matches the per-feature reference to "
+                 f"{report.self_check:.1e})" if report.self_check is not None else ""))
         if args.corpus:
             print(f"  input scores:  {report.input_scored} computed, {report.input_skipped} already done "
                   f"({report.n_contexts} contexts, {report.n_tokens} tokens)")
