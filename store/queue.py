@@ -39,8 +39,10 @@ _KEY = (
 )
 
 
-def assign_more(project: Project, annotator: str, n: int = BATCH) -> int:
-    """Hand ``annotator`` up to ``n`` more features; return how many were assigned."""
+def assign_more(project: Project, annotator: str, n: int | None = None) -> int:
+    """Hand ``annotator`` up to ``n`` (default :data:`BATCH`) more features; return how many
+    were assigned."""
+    n = BATCH if n is None else n
     with project.write() as db:
         ensure_annotator(project, annotator)
         overlap = int(settings.get(project, "overlap"))

@@ -45,6 +45,8 @@ def drive(app: AnnotateApp, keys: Iterable[str] = (), *, size=(120, 40),
                 else:
                     await pilot.press(k)
                 await pilot.pause()
+            await app.workers.wait_for_complete()  # background queue top-ups, then their repaint
+            await pilot.pause()
             return after(app) if after else None
     return asyncio.run(go())
 

@@ -136,3 +136,15 @@ def test_lead_adjudicates_with_separate_event_kinds(project):
     from store.errors import StoreError
     with pytest.raises(StoreError):
         sj.append(project, sj.make_event("a", fid, "adj_tier", value="input"))
+
+
+def test_app_assigns_the_next_batch_in_the_background(project, monkeypatch):
+    from apphelp import drive, make_app
+    fill(project, 12)
+    monkeypatch.setattr(sq, "BATCH", 4)  # small batches for the test
+    app = make_app(project, "alice")
+    assert app.session.assigned_count == 4
+    # Two skips leave fewer than REFILL_AHEAD to do: a thread worker tops the queue up.
+    got = drive(app, ["s", "n", "s"], after=lambda a: a.session.assigned_count)
+    assert got > 4
+    assert project.scalar("SELECT COUNT(*) FROM assignments WHERE annotator = 'alice'") == got

@@ -141,6 +141,26 @@ class FeatureScreen(Screen[None]):
             self._say(f"NOT saved: {exc}", error=True)
             return
         self._saved(saved, otherwise)
+        self._maybe_refill()
+
+    def _maybe_refill(self) -> None:
+        """Assign the next batch in a thread worker (its own connection) before the queue
+        runs dry, so no keypress waits for it."""
+        if self.session.wants_refill:
+            self.run_worker(self._refill_worker, thread=True, exclusive=True, group="refill")
+
+    def _refill_worker(self) -> None:
+        from store import queue as sq
+
+        try:
+            n = sq.assign_more(self.session.project, self.session.annotator)
+        except SaegoldError:
+            return  # the synchronous path at the end of the queue will try again and say why
+        self.app.call_from_thread(self._absorb, n)
+
+    def _absorb(self, n: int) -> None:
+        self.session.absorb_assignments(n)
+        self.query_one("#header", Static).update(render.header(self.session))
 
     def _arrival_status(self) -> Text:
         j = self.session.judgment
@@ -153,6 +173,7 @@ class FeatureScreen(Screen[None]):
         with self.app.batch_update():
             self.query_one("#body", VerticalScroll).scroll_home(animate=False)
             self.refresh_all()
+        self._maybe_refill()
 
     # -- actions -----------------------------------------------------------------------
     def action_tier(self, tier: str) -> None:

@@ -46,6 +46,7 @@ class Session:
         self.blind = bool(settings.get(project, "blind")) and not lead
         self.order: list[int] = []
         self.states: dict[int, sq.FeatureState] = {}
+        self._exhausted = False  # nothing more could be assigned
         self._load_queue()
         self.done_at_start = self.done_count
         self.started_at = clock()
@@ -72,12 +73,28 @@ class Session:
 
     def _refill(self) -> bool:
         if self.lead or sq.assign_more(self.project, self.annotator) == 0:
+            self._exhausted = not self.lead
             return False
         old = set(self.order)
         self.order = sq.queue(self.project, self.annotator)
         new = [f for f in self.order if f not in old]
         self.states.update(sq.states(self.project, self.annotator, new))
         return True
+
+    @property
+    def wants_refill(self) -> bool:
+        """Few features left to do: time to assign a batch (in the background)."""
+        return not self.lead and not self._exhausted and self.todo_count < REFILL_AHEAD
+
+    def absorb_assignments(self, n_new: int) -> None:
+        """Take in a batch that :func:`store.queue.assign_more` wrote (from another thread)."""
+        if n_new == 0:
+            self._exhausted = True
+            return
+        old = set(self.order)
+        self.order = sq.queue(self.project, self.annotator)
+        new = [f for f in self.order if f not in old]
+        self.states.update(sq.states(self.project, self.annotator, new))
 
     @property
     def done_count(self) -> int:
@@ -139,8 +156,6 @@ class Session:
                 st = self.states[self.order[i]]
                 if not (st.done or st.skipped):
                     self._open(self.order[i], i)
-                    if self.todo_count < REFILL_AHEAD:
-                        self._refill()
                     return
             start = len(self.order) - 1
             if not self._refill():
