@@ -159,6 +159,11 @@ class Project:
             if _environmental(exc):
                 raise _operational(self.path, exc) from exc
             raise
+        except sqlite3.DatabaseError as exc:
+            db.rollback()
+            if _damaged(exc):
+                raise _operational(self.path, exc) from exc
+            raise
         except BaseException:
             db.rollback()
             raise
@@ -174,9 +179,18 @@ class Project:
             return list(self.db.query(sql, params or []))
         except sqlite3.OperationalError as exc:
             raise _operational(self.path, exc) from exc
+        except sqlite3.DatabaseError as exc:
+            if _damaged(exc):
+                raise _operational(self.path, exc) from exc
+            raise
 
     def scalar(self, sql: str, params: Any = None) -> Any:
-        row = self.db.execute(sql, params or []).fetchone()
+        try:
+            row = self.db.execute(sql, params or []).fetchone()
+        except sqlite3.DatabaseError as exc:
+            if _damaged(exc) or (isinstance(exc, sqlite3.OperationalError) and _environmental(exc)):
+                raise _operational(self.path, exc) from exc
+            raise
         return None if row is None else row[0]
 
     # -- schema ------------------------------------------------------------------------
@@ -220,8 +234,17 @@ def _environmental(exc: sqlite3.OperationalError) -> bool:
                                   "disk I/O error", "unable to open database file"))
 
 
-def _operational(path: Path, exc: sqlite3.OperationalError) -> StoreError:
+def _damaged(exc: sqlite3.DatabaseError) -> bool:
+    """The file itself is corrupt (a page SQLite cannot read)."""
     msg = str(exc)
+    return "malformed" in msg or "not a database" in msg
+
+
+def _operational(path: Path, exc: sqlite3.DatabaseError) -> StoreError:
+    msg = str(exc)
+    if _damaged(exc):
+        return StoreError(f"{path}: the database file is damaged ({msg}); restore it from a backup "
+                          f"(saegold backup) or recover what is readable with `sqlite3 {path} .recover`")
     if "readonly" in msg or "read-only" in msg:
         return StoreError(f"{path}: the database file is read-only for this user")
     if "locked" in msg or "busy" in msg:

@@ -170,3 +170,23 @@ def test_really_full_disk_is_one_line(tiny_disk, cli, tmp_path, seeded):
     assert "backup" in _one_line(err)
     assert "disk is full" in err
     assert [p.name for p in tiny_disk.iterdir() if "snap" in p.name] == []
+
+
+def test_damaged_pages_are_one_line(tmp_path, cli, jsonl):
+    """A file whose judgment pages are scribbled over: reports and writes say so in one line."""
+    from store import judgments
+
+    db = seed_project(tmp_path / "damaged.db")
+    with store_db.open_project(db) as p:
+        fids = [r["id"] for r in p.query("SELECT id FROM features")]
+        judgments.append_many(p, [judgments.make_event("a", fids[i % len(fids)], "note", value="x" * 200)
+                                  for i in range(3000)])
+    data = bytearray(db.read_bytes())
+    pages = len(data) // 4096
+    for i in range(int(pages * 0.4), int(pages * 0.95)):
+        data[i * 4096 + 100:i * 4096 + 600] = b"\xde\xad\xbe\xef" * 125
+    db.write_bytes(bytes(data))
+    for args in (["status"], ["agreement", "--bootstrap", "10"], ["import", "judgments", jsonl]):
+        rc, out, err = cli("--db", db, *args)
+        assert rc == 2, err
+        assert "damaged" in _one_line(err)
