@@ -12,7 +12,8 @@ never counted: they are masked out of activations, maxima and densities.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +36,7 @@ class Collection:
     top_vals: torch.Tensor        # [K, F] context maxima, descending; <= 0 means empty
     top_ctx: torch.Tensor         # [K, F] context ids
     neg_ctx: torch.Tensor         # [R, F] reservoir of non-activating context ids; -1 empty
-    contexts: dict[int, list[int]] = field(repr=False, default_factory=dict)
+    contexts: dict[int, Sequence[int]] = field(repr=False, default_factory=dict)
 
     @property
     def density(self) -> torch.Tensor:
@@ -52,12 +53,12 @@ class Collection:
         return c[c >= 0].tolist()
 
 
-def pad_batch(batch: list[list[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_batch(batch: Sequence[Sequence[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-padded ids [B, T] and the mask of counted positions (real, non-BOS tokens)."""
     width = max(len(c) for c in batch)
     ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
     for i, c in enumerate(batch):
-        ids[i, : len(c)] = torch.tensor(c, dtype=torch.long)
+        ids[i, : len(c)] = torch.tensor(list(c), dtype=torch.long)
     lengths = torch.tensor([len(c) for c in batch])
     mask = (torch.arange(width)[None, :] < lengths[:, None]) & (ids != pad_id)
     return ids.to(device), mask.to(device)
@@ -101,7 +102,7 @@ class Collector:
         self.neg_ctx = torch.full((n, n_negatives), -1, dtype=torch.long, device=dev)
         self.seed = seed
         self.features_dev = self.features.to(dev)
-        self.contexts: dict[int, list[int]] = {}
+        self.contexts: dict[int, Sequence[int]] = {}
         self.n_tokens = 0
         self.n_contexts = 0
         self._batches = 0
@@ -109,7 +110,7 @@ class Collector:
     def add(self, batch: list[list[int]]) -> None:
         ids = torch.arange(self.n_contexts, self.n_contexts + len(batch), device=self.lm.device)
         for i, ctx in zip(ids.tolist(), batch):
-            self.contexts[i] = ctx
+            self.contexts[i] = array("i", ctx)            # 4 bytes a token on the host
         self.n_contexts += len(batch)
         acts, mask = sae_acts(self.lm, self.sae, self.site, self.select, batch, self.bos)
         self.n_tokens += int(mask.sum())

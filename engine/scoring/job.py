@@ -274,14 +274,13 @@ class _Writer:
             j = int(col.features[c])
             top = []
             for rank, (ctx_id, cmax) in enumerate(col.top(c)):
-                ids = col.contexts[ctx_id]
+                ids = list(col.contexts[ctx_id])
                 a = acts[(c, rank)]
                 max_idx = max(range(len(a)), key=a.__getitem__)
                 top.append({"tokens": lm.token_strs(ids), "token_ids": ids, "acts": a,
                             "max_idx": max_idx, "max_act": a[max_idx]})
-            negs = [{"tokens": lm.token_strs(col.contexts[n]), "token_ids": col.contexts[n],
-                     "acts": [0.0] * len(col.contexts[n]), "max_idx": 0, "max_act": 0.0}
-                    for n in col.negatives(c)]
+            negs = [{"tokens": lm.token_strs(ids), "token_ids": ids, "acts": [0.0] * len(ids), "max_idx": 0,
+                     "max_act": 0.0} for ids in (list(col.contexts[n]) for n in col.negatives(c))]
             r = self.row_of[j]
             score, used = input_score(top, self.lens.top_ids[r].tolist(), key="token_ids")
             hits = round(score * used)
