@@ -234,6 +234,14 @@ def _environmental(exc: sqlite3.OperationalError) -> bool:
                                   "disk I/O error", "unable to open database file"))
 
 
+def explain_db_error(path: str | os.PathLike, exc: sqlite3.DatabaseError) -> StoreError | None:
+    """The one-line error for a database failure a user can act on (a damaged file, a
+    read-only file, a full disk, a lock held too long); None for anything else (a bug)."""
+    if _damaged(exc) or (isinstance(exc, sqlite3.OperationalError) and _environmental(exc)):
+        return _operational(Path(path), exc)
+    return None
+
+
 def _damaged(exc: sqlite3.DatabaseError) -> bool:
     """The file itself is corrupt (a page SQLite cannot read)."""
     msg = str(exc)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import pkgutil
+import sqlite3
 import sys
 
 from store.errors import SaegoldError
@@ -70,6 +71,16 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except SaegoldError as exc:
         print(f"saegold: error: {inert_line(str(exc))}", file=sys.stderr)
+        return 2
+    except sqlite3.DatabaseError as exc:
+        # Met outside the store's helpers (e.g. a streamed export): a damaged file, a full disk
+        # or a lock held too long is one line; any other database error is a bug and shows.
+        from store.db import default_path, explain_db_error
+
+        err = explain_db_error(args.db or default_path(), exc)
+        if err is None:
+            raise
+        print(f"saegold: error: {inert_line(str(err))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("saegold: interrupted; everything already reported as finished is kept", file=sys.stderr)

@@ -190,3 +190,14 @@ def test_damaged_pages_are_one_line(tmp_path, cli, jsonl):
         rc, out, err = cli("--db", db, *args)
         assert rc == 2, err
         assert "damaged" in _one_line(err)
+    # Damaged feature and label pages, met by streamed exports outside the store's helpers.
+    db2 = seed_project(tmp_path / "damaged2.db", n_features=400)
+    data = bytearray(db2.read_bytes())
+    pages = len(data) // 4096
+    for i in range(int(pages * 0.4), int(pages * 0.95)):
+        data[i * 4096 + 100:i * 4096 + 600] = b"\xde\xad\xbe\xef" * 125
+    db2.write_bytes(bytes(data))
+    for args in (["export", "labels"], ["export", "features"]):
+        rc, out, err = cli("--db", db2, *args)
+        assert rc == 2, err
+        assert "damaged" in _one_line(err)
