@@ -177,10 +177,11 @@ def test_blind_until_done_then_revealed(filled):
         return screen_text(a)
     before = drive(app, [], after=text)
     assert "hidden until" in before and not any(m in before for m in method_names)
-    assert "detection" not in before
+    assert "det " not in before and "shuffled" not in before
     n = len(app.session.view.candidates)
     after = drive(make_app(filled), ["i"] + ["y"] * n, after=text)
-    assert "Predicted" in after and "detection" in after and "baez" in after and "DONE" in after
+    assert "Predicted" in after and "det 0." in after and "(shuffled 0.5" in after
+    assert "baez" in after and "DONE" in after
 
 
 def test_blind_setting_off_shows_everything(filled):

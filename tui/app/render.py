@@ -15,6 +15,7 @@ from . import theme
 from .model import Candidate, FeatureView
 
 BENCHMARKS = ("detection", "fuzzing", "embedding")
+SHORT = {"detection": "det", "fuzzing": "fuzz", "embedding": "emb"}
 CONTEXT_BEFORE, CONTEXT_AFTER = 24, 8
 
 
@@ -115,15 +116,18 @@ def evidence(view: FeatureView) -> Text:
 
 
 def _bench(c: Candidate) -> Text:
-    """``detection 0.62 fuzzing 0.55 embedding 0.70 | shuffled 0.50 0.51 0.49``."""
+    """``det 0.62 · fuzz 0.55 · emb 0.7  (shuffled 0.5 0.51 0.49)``: the true label's
+    benchmark scores, then the shuffled-label controls in the same order."""
     t = Text()
     if not c.bench:
         t.append("no benchmark scores", theme.STYLE_DIM)
         return t
     names = [b for b in BENCHMARKS if b in c.bench] + sorted(set(c.bench) - set(BENCHMARKS))
-    t.append(" ".join(f"{inert_line(b)} {_fmt(c.bench[b].get('true'), 2)}" for b in names), theme.STYLE_DIM)
+    t.append(" · ".join(f"{SHORT.get(b, inert_line(b))} {_fmt(c.bench[b].get('true'), 2)}" for b in names),
+             theme.STYLE_DIM)
     if any("shuffled" in c.bench[b] for b in names):
-        t.append(" | shuffled " + " ".join(_fmt(c.bench[b].get("shuffled"), 2) for b in names), theme.STYLE_DIM)
+        t.append("  (shuffled " + " ".join(_fmt(c.bench[b].get("shuffled"), 2) for b in names) + ")",
+                 theme.STYLE_DIM)
     return t
 
 

@@ -72,6 +72,7 @@ class FeatureScreen(Screen[None]):
     #candidates { height: auto; max-height: 45%; padding: 0 1; border-top: solid $primary; }
     #judgment { height: auto; padding: 0 1; }
     #status { height: 1; padding: 0 1; background: $boost; }
+    .hidden { display: none; }
     """
     BINDINGS = BINDINGS
     AUTO_FOCUS = "#body"
@@ -87,9 +88,10 @@ class FeatureScreen(Screen[None]):
         yield Static(id="header")
         with VerticalScroll(id="body"):
             yield Static(id="machine")
+            # a lead reviews disagreements: what each annotator said comes first
+            yield Static(id="others").set_class(not self.session.lead, "hidden")
             yield Static(id="examples")
             yield Static(id="evidence")
-            yield Static(id="others")
         yield Static(id="candidates")
         yield Static(id="judgment")
         yield Static(id="status")
