@@ -40,7 +40,12 @@ def hostile(tmp_path):
                 put_score(db, fid, input_threshold=0.5, output_threshold=0.01, scorer_version=HOSTILE,
                           input_score=0.9 if i % 2 else 0.1, output_score=0.5, continuation=HOSTILE)
                 for method in ("baez", f"method{ESC}"):
-                    add_label(db, fid, method, f"label {i} {HOSTILE}", origin="saegold", model=HOSTILE)
+                    uuid = add_label(db, fid, method, f"label {i} {HOSTILE}", origin="saegold", model=HOSTILE)
+                    lid = db.execute("SELECT id FROM labels WHERE uuid = ?", [uuid]).fetchone()[0]
+                    for control in ("true", "shuffled"):
+                        db.execute("INSERT INTO bench_scores(label_id, benchmark, control, value, n, "
+                                   "judge_model, details, created_at) VALUES (?, 'detection', ?, ?, 10, ?, "
+                                   "'{}', 'now')", [lid, control, 0.4 + 0.1 * (i % 3), HOSTILE])
         settings.set(p, "guidelines_path", HOSTILE)
         settings.set(p, "llm_model", HOSTILE)
         for who in (f"alice{ESC}", MARKUP, "carol"):
@@ -60,9 +65,10 @@ def hostile(tmp_path):
 
 REPORTS = [
     ["init"], ["status"], ["agreement", "--bootstrap", "20"], ["calibrate", "--bootstrap", "20"],
+    ["bench", "--report"], ["label", "--methods", "baez", "--dry-run"],
 ]
 # Data for scripts: JSON escapes every C0 control (ESC, BEL...) and the text round-trips.
-DATA = [["status", "--json"], ["agreement", "--json", "--bootstrap", "20"], ["export", "labels"],
+DATA = [["status", "--json"], ["bench", "--report", "--json"], ["agreement", "--json", "--bootstrap", "20"], ["export", "labels"],
         ["export", "scores"], ["export", "features"], ["export", "gold"],
         ["export", "gold", "--format", "neuronpedia"]]
 
@@ -146,3 +152,17 @@ def test_error_lines_are_inert(hostile, tmp_path, cli):
     assert rc == 0 and raw_controls(out + err) == []
     rc, out, err = cli("--db", hostile, "backup", tmp_path / f"snap{ESC}.db")
     assert rc == 0 and raw_controls(out + err) == []
+
+
+def test_neuronpedia_import_report_is_inert(hostile, tmp_path, cli):
+    feature = {"modelId": f"gemma{ESC}", "layer": f"0-res{BIDI}", "index": 0,
+               "activations": [{"tokens": [HOSTILE, "b"], "values": [1.0, 0.0]}],
+               "explanations": [{"description": HOSTILE, "typeName": f"type{C1}"}]}
+    good, bad = tmp_path / f"np{ESC}.json", tmp_path / "bad.jsonl"
+    good.write_text(json.dumps(feature))
+    bad.write_text(json.dumps({**feature, "index": -1}) + "\n" + json.dumps({**feature, "index": HOSTILE}) + "\n")
+    for args in (["import", "neuronpedia", good], ["import", "neuronpedia", bad],
+                 ["import", "neuronpedia", "--skip-bad", bad]):
+        rc, out, err = cli("--db", hostile, *args)
+        assert rc in (0, 2), err
+        assert raw_controls(out + err) == [], out + err
