@@ -55,7 +55,7 @@ def backup(project: Project, dest: str | os.PathLike, *, overwrite: bool = False
     started = time.monotonic()
     # A private connection: the copy holds a read transaction that must not mix with the
     # caller's own work on this thread's connection.
-    src = sqlite3.connect(f"file:{project.path}?mode=ro", uri=True, timeout=30,
+    src = sqlite3.connect(read_only_uri(project.path), uri=True, timeout=30,
                           isolation_level=None)
     try:
         try:
@@ -93,8 +93,13 @@ def backup(project: Project, dest: str | os.PathLike, *, overwrite: bool = False
 
 def verify(path: str | os.PathLike) -> list[str]:
     """``PRAGMA integrity_check`` of a database file (``['ok']`` when sound)."""
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    conn = sqlite3.connect(read_only_uri(path), uri=True)
     try:
         return [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()]
     finally:
         conn.close()
+
+
+def read_only_uri(path: str | os.PathLike) -> str:
+    """A ``mode=ro`` SQLite URI; ``as_uri`` escapes ``?``, ``#`` and ``%`` in the file name."""
+    return f"{Path(path).resolve().as_uri()}?mode=ro"

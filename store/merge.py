@@ -32,6 +32,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from . import settings as _settings
+from .backup import read_only_uri
 from .db import Project, dumps, loads
 from .errors import BadInput, SchemaTooNew, StoreError
 from .judgments import COLUMNS as JUDGMENT_COLUMNS
@@ -123,7 +124,7 @@ def _refuse_self(ours: Path, other: Path) -> None:
 def _open_other(path: Path) -> sqlite3.Connection:
     """A read-only connection to OTHER, refused when OTHER is newer or not a project."""
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30,
+        conn = sqlite3.connect(read_only_uri(path), uri=True, timeout=30,
                                isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}

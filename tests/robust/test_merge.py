@@ -347,3 +347,17 @@ def test_corrupt_other_file_is_one_line(pair, cli):
     assert rc == 2
     assert len(err.strip().splitlines()) == 1 and str(b) in err, err
     assert table_dump(a) == before
+
+
+def test_odd_file_names(pair, tmp_path, cli):
+    """'?', '#' and '%' in file names are not read as URI syntax."""
+    a, b = pair
+    odd_a, odd_b = tmp_path / "team a #1?.db", tmp_path / "copy 100%#?x=y.db"
+    shutil.copy(a, odd_a)
+    shutil.copy(b, odd_b)
+    rc, out, err = cli("--db", odd_a, "merge", odd_b)
+    assert rc == 0, err
+    assert "5 new" in out
+    rc, out, err = cli("--db", odd_a, "backup", tmp_path / "snap #2?.db")
+    assert rc == 0, err
+    assert "10 judgment events" in out
