@@ -21,7 +21,8 @@ class AnnotateApp(App[None]):
 
     def __init__(self, project: Project, annotator: str, *, lead: bool = False,
                  intro: bool | None = None, login: str | None = None,
-                 wallclock: Callable[[], str] = clock_now, session: Session | None = None):
+                 wallclock: Callable[[], str] = clock_now, session: Session | None = None,
+                 notice: str | None = None):
         super().__init__()
         self.project = project
         self.session = session or Session(project, annotator, lead=lead, login=login)
@@ -29,12 +30,13 @@ class AnnotateApp(App[None]):
         self.guidelines, self.guidelines_warning = guidelines.load(project)
         self.intro = (self.session.done_count == 0 and self.session.judgment is None) if intro is None else intro
         self.wallclock = wallclock
+        self.notice = notice  # shown at the top of the intro (the demo says what it is)
 
     def on_mount(self) -> None:
         self.push_screen(FeatureScreen(self.session, wallclock=self.wallclock))
         if self.intro:
             self.push_screen(HelpScreen(BINDINGS, self.guidelines, intro=True,
-                                        warning=self.guidelines_warning))
+                                        warning=self.guidelines_warning, notice=self.notice))
 
     def action_show_help(self) -> None:
         self.push_screen(HelpScreen(BINDINGS, self.guidelines, warning=self.guidelines_warning))

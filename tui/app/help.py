@@ -54,13 +54,16 @@ class HelpScreen(ModalScreen[None]):
                 Binding("pageup", "scroll(-10)", show=False), Binding("pagedown,space", "scroll(10)", show=False)]
 
     def __init__(self, bindings: list[Binding], guidelines: str, *, intro: bool = False,
-                 warning: str | None = None):
+                 warning: str | None = None, notice: str | None = None):
         super().__init__()
+        self.notice = notice
         self.bindings_list, self.guidelines, self.intro, self.warning = bindings, guidelines, intro, warning
 
     def compose(self) -> ComposeResult:
         with VerticalScroll():
             if self.intro:
+                if self.notice:
+                    yield Static(Text(self.notice, style="bold"), classes="intro")
                 yield Static(Text(INTRO), classes="intro")
                 yield Static(Text("Press enter to start (? shows this again).", style="bold"))
             else:

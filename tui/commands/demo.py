@@ -14,21 +14,29 @@ from ..safe import inert_line
 DEFAULT = Path("demo-project") / "saegold.db"
 
 ABOUT = """\
-saegold demo: a tiny model with planted features, scored, labeled and benchmarked offline.
-  model     a 3-layer Llama over a word-level vocabulary, built in code, with an SAE whose
-            features were planted in each category (input / output / cross / obscure)
-  score     the real score job on the bundled demo corpus (logit lens, input and output scores)
-  label     the real label job, answered by a DEMO STAND-IN server on 127.0.0.1: rule-based
-            responders, NOT a language model
-  bench     the real detection / fuzzing / embedding benchmarks, judged by the same stand-in
-The stand-in's labels and scores show the mechanics only; they measure nothing."""
+saegold demo: a tiny model with planted features, scored, labeled and
+benchmarked offline.
+  model  a 3-layer Llama over a word-level vocabulary, built in code, with an
+         SAE whose features were planted in each category
+         (input / output / cross / obscure)
+  score  the real score job on the bundled demo corpus
+         (logit lens, input and output scores)
+  label  the real label job, answered by a DEMO STAND-IN server on
+         127.0.0.1: rule-based responders, NOT a language model
+  bench  the real detection / fuzzing / embedding benchmarks, judged by
+         the same stand-in
+The stand-in's labels and scores show the mechanics only; they measure
+nothing."""
+
+NOTICE = ("This is the DEMO project: its candidate labels and benchmark scores come from a "
+          "rule-based stand-in on 127.0.0.1, NOT a language model. They show the mechanics only.")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo", help="build an offline demo project (planted model, stand-in LLM) and open the app",
-        description=ABOUT + f"\n\nThe project goes to ./{DEFAULT} (or --db PATH) and is built only when "
-                            "missing; --rebuild starts it afresh.",
+        description=ABOUT + f"\n\nThe project goes to ./{DEFAULT} (or --db PATH) and is built\n"
+                            "only when missing; --rebuild starts it afresh.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--rebuild", action="store_true", help="delete the demo project and build it again")
@@ -91,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     annotator = (args.annotator or login_user()).strip() or "demo"
     project = open_project(path)
     try:
-        app = AnnotateApp(project, annotator, intro=True)
+        app = AnnotateApp(project, annotator, intro=True, notice=NOTICE)
         app.run(mouse=False)
         s = app.session
         print(f"saegold demo: {s.done_count}/{s.assigned_count} features judged by {inert_line(s.annotator)}; "
