@@ -86,7 +86,9 @@ class Project:
         try:
             if self.readonly:
                 conn = sqlite3.connect(
-                    f"file:{self.path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
+                    # as_uri escapes '?', '#' and '%': a plain f"file:{path}" would cut the
+                    # name at '#' and drop mode=ro (creating a stray empty file).
+                    f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
                     check_same_thread=False,
                 )
             else:

@@ -201,3 +201,11 @@ def test_damaged_pages_are_one_line(tmp_path, cli, jsonl):
         rc, out, err = cli("--db", db2, *args)
         assert rc == 2, err
         assert "damaged" in _one_line(err)
+
+
+def test_read_only_open_of_an_odd_file_name(tmp_path):
+    """open_project(readonly=True) reads the named file, never a file cut at '#' or '?'."""
+    path = seed_project(tmp_path / "team #1?x.db")
+    with store_db.open_project(path, readonly=True) as p:
+        assert p.scalar("SELECT count(*) FROM features") == 40
+    assert sorted(f.name for f in tmp_path.iterdir() if not f.name.startswith("team #1?x.db")) == []
