@@ -20,7 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "examples, logit tokens, taxonomy and bench scores, NLA explanations, "
                     "annotators, assignments and the LLM cache. Idempotent, one transaction. "
                     "Nothing here is overwritten: differing values (settings included) are "
-                    "reported and this project's are kept.",
+                    "reported and this project's are kept; a lead in either database stays a "
+                    "lead. Retractions and adjudications obey the same identity rule as in the "
+                    "app, and a damaged OTHER.db is refused: then nothing is merged.",
     )
     p.add_argument("other", metavar="OTHER.db", help="the project database to merge in")
     p.add_argument("--dry-run", action="store_true", help="report what would change; change nothing")
