@@ -37,10 +37,10 @@ class OutputScores:
 
 def score_from_probs(p: torch.Tensor, lens_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``S_out`` from next-token probabilities ``p`` [b, V] and logit-lens ids [b, k]."""
-    p = p.double()
     pl = p.gather(1, lens_ids.to(p.device))
     max_p = pl.max(dim=1).values
     min_rank = (p > max_p[:, None]).sum(dim=1)      # the best-ranked lens token's rank
+    max_p = max_p.double()
     scores = (1.0 - min_rank.double() / p.shape[1]) * max_p
     return scores, min_rank, max_p
 
