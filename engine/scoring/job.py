@@ -23,7 +23,8 @@ import torch
 from engine.progress import Progress, null_progress
 from store import settings
 from store.db import Project, loads
-from store.features import get_or_create_source, put_examples, put_logit_tokens, put_score, upsert_feature
+from store.features import (get_or_create_source, put_examples, put_logit_tokens, put_score, source_name,
+                            upsert_feature)
 
 from . import corpus as corpus_mod
 from .collect import Collection, collect, per_token_acts
@@ -130,19 +131,16 @@ def score(project: Project, *, model: str, sae: str, corpus: str | None = None, 
     thr = {"input_threshold": settings.get(project, "input_threshold"),
            "output_threshold": settings.get(project, "output_threshold")}
     model_id = _model_id(model)
-    with project.write() as db:
-        if source is not None:
-            row = db.execute("SELECT model_id, sae_id FROM sources WHERE name = ?", [source]).fetchone()
-            if row is None:
-                raise ScoringError(f"--source {source!r}: no such source in {project.path}")
-            model_id, sae_id = row
-        source_id = get_or_create_source(db, model_id, sae_id, hook_name=site.name, layer=site.layer,
-                                         d_sae=d_sae, width=lm.width)
-    name = project.scalar("SELECT name FROM sources WHERE id = ?", [source_id])
+    if source is not None:
+        row = project.db.execute("SELECT model_id, sae_id FROM sources WHERE name = ?", [source]).fetchone()
+        if row is None:
+            raise ScoringError(f"--source {source!r}: no such source in {project.path}")
+        model_id, sae_id = row
+    name = source_name(model_id, sae_id)
     report = ScoreReport(source=name, features=len(scope), device=str(lm.device))
     report.seconds["load"] = time.perf_counter() - t0
 
-    state = _stored_state(project, source_id)
+    state = _stored_state(project, name)
     out_todo = [j for j in scope if redo or not _output_done(state.get(j))]
     in_todo = [j for j in scope if corpus_spec is not None and (redo or not _input_done(state.get(j)))]
     report.output_skipped = len(scope) - len(out_todo)
@@ -153,14 +151,20 @@ def score(project: Project, *, model: str, sae: str, corpus: str | None = None, 
     lens = logit_lens(lm, the_sae, torch.tensor(needed, dtype=torch.long), k=k_lens, progress=progress)
     row_of = {j: i for i, j in enumerate(needed)}
     report.seconds["logit lens"] = time.perf_counter() - t
-
-    writer = _Writer(project, lm, source_id, thr, lens, row_of, str(lm.device))
+    scorer = None
     if out_todo:
-        t = time.perf_counter()
         scorer = OutputScorer(lm, the_sae, site, prompt, amp)
         probe = torch.tensor(out_todo[:: max(1, len(out_todo) // 4)][:4], dtype=torch.long)
         report.self_check = scorer.self_check(probe, lens.top_ids[[row_of[j] for j in probe.tolist()]])
         report.fast_path = "skip-layers" if scorer.skip_layers else "full-layers"
+
+    # Everything is checked: from here on, writes (one feature chunk per transaction).
+    with project.write() as db:
+        source_id = get_or_create_source(db, model_id, sae_id, hook_name=site.name, layer=site.layer,
+                                         d_sae=d_sae, width=lm.width)
+    writer = _Writer(project, lm, source_id, thr, lens, row_of, str(lm.device))
+    if scorer is not None:
+        t = time.perf_counter()
         for start in range(0, len(out_todo), feature_batch):
             chunk = out_todo[start:start + feature_batch]
             feats = torch.tensor(chunk, dtype=torch.long)
@@ -201,10 +205,11 @@ def score(project: Project, *, model: str, sae: str, corpus: str | None = None, 
     return report
 
 
-def _stored_state(project: Project, source_id: int) -> dict[int, dict[str, Any]]:
+def _stored_state(project: Project, source: str) -> dict[int, dict[str, Any]]:
     rows = project.query(
         "SELECT f.idx, f.n_tokens_seen, t.input_score, t.output_score, t.details FROM features f "
-        "LEFT JOIN taxonomy_scores t ON t.feature_id = f.id WHERE f.source_id = ?", [source_id])
+        "JOIN sources s ON s.id = f.source_id LEFT JOIN taxonomy_scores t ON t.feature_id = f.id "
+        "WHERE s.name = ?", [source])
     return {r["idx"]: {**r, "details": loads(r["details"]) or {}} for r in rows}
 
 
