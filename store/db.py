@@ -101,7 +101,9 @@ class Project:
                 mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
                 if mode.lower() != "wal":
                     conn.execute("PRAGMA journal_mode = WAL")
-                conn.execute("PRAGMA synchronous = NORMAL")
+                # FULL: an acknowledged judgment survives a power cut too, not only a
+                # process crash (measured cost here: ~0.17 ms per write transaction).
+                conn.execute("PRAGMA synchronous = FULL")
         except sqlite3.OperationalError as exc:
             if _environmental(exc):
                 raise _operational(self.path, exc) from exc
