@@ -7,6 +7,8 @@ parses markup.
 """
 from __future__ import annotations
 
+import contextlib
+import sys
 import unicodedata
 
 from rich.text import Text
@@ -45,3 +47,41 @@ def inert(text: object, style: str = "") -> Text:
 def token_text(token: str) -> str:
     """A token string made visible: leading/trailing spaces kept, newlines shown as ``⏎``."""
     return inert_line(token.replace("\n", "⏎"))
+
+
+def inert_lines(text: str) -> str:
+    """Like :func:`inert_line` but keeps newlines (and tabs) as they are: for data streams."""
+    return "\n".join("\t".join(inert_line(cell) for cell in line.split("\t"))
+                     for line in text.split("\n"))
+
+
+class _TerminalGuard:
+    """A text stream wrapper that makes control characters visible before they reach a tty."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(inert_lines(text))
+        return len(text)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def guarded_stdout():
+    """While active, data written to ``sys.stdout`` is made inert if stdout is a terminal.
+
+    Pipes and files get the exact bytes (exports are data); a terminal never receives raw
+    escape sequences from stored text.
+    """
+    if not sys.stdout.isatty():
+        yield
+        return
+    original = sys.stdout
+    sys.stdout = _TerminalGuard(original)
+    try:
+        yield
+    finally:
+        sys.stdout = original

@@ -8,7 +8,7 @@ from store import export as store_export
 from store.db import default_path, open_project
 
 from ..progress import progress_bars
-from ..safe import inert_line
+from ..safe import guarded_stdout, inert_line
 
 DESCRIPTION = """\
 Export project data. JSON Lines or CSV, to standard output unless --output is given (a
@@ -60,7 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    with open_project(args.db or default_path()) as project:
+    with open_project(args.db or default_path()) as project, guarded_stdout():
         n = store_export.export(
             project, args.kind, fmt=args.format, output=args.output, source=args.source,
             method=getattr(args, "method", None),
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
 def run_gold(args: argparse.Namespace) -> int:
     from engine.gold import export_gold  # lazy: the statistics stack is not needed otherwise
 
-    with open_project(args.db or default_path()) as project:
+    with open_project(args.db or default_path()) as project, guarded_stdout():
         with progress_bars() as progress:
             n = export_gold(project, fmt=args.format, policy=args.policy, output=args.output,
                             progress=progress)
