@@ -85,3 +85,11 @@ def guarded_stdout():
         yield
     finally:
         sys.stdout = original
+
+
+def print_json(data: object) -> None:
+    """Print ``data`` as indented JSON (UTF-8 kept); inert when stdout is a terminal."""
+    import json
+
+    with guarded_stdout():
+        print(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False))

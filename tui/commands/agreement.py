@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from rich.console import Console
 
@@ -12,6 +11,7 @@ from store.db import default_path, open_project
 
 from ..progress import progress_bars
 from ..reports import agreement_renderable
+from ..safe import print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         report = agreement.compute(project, n_boot=n_boot, seed=args.seed,
                                    min_items=max(1, args.min_items), progress=progress)
     if args.json:
-        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False, allow_nan=False))
+        print_json(report.to_dict())
     else:
         Console().print(agreement_renderable(report))
     return 0

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from rich.console import Console
@@ -13,7 +12,7 @@ from store.db import default_path, open_project
 
 from ..progress import progress_bars
 from ..reports import calibration_renderable
-from ..safe import inert_line
+from ..safe import inert_line, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -53,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
             agree = agreement.compute(project, n_boot=n_boot, seed=args.seed, progress=progress) \
                 if args.html else None
         if args.json:
-            print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False, allow_nan=False))
+            print_json(report.to_dict())
         else:
             Console().print(calibration_renderable(report))
         if args.html:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from rich.console import Console
@@ -11,7 +10,7 @@ from rich.table import Table
 from store.db import default_path, open_project
 from store.status import status
 
-from ..safe import inert
+from ..safe import inert, print_json
 
 SHOW_IMPORTS = 10
 
@@ -49,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     with open_project(args.db or default_path()) as project:
         data = status(project)
     if args.json:
-        print(json.dumps(data, indent=2, ensure_ascii=False))
+        print_json(data)
         return 0
     console = Console(highlight=False)
     console.print(inert(f"project {data['path']} (schema version {data['schema_version']})", "bold"))
