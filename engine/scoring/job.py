@@ -11,6 +11,7 @@ processes can fill one project.
 """
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Sequence
@@ -80,9 +81,20 @@ def parse_features(spec: str | Sequence[int] | None, d_sae: int) -> list[int]:
 
 
 def parse_shard(spec: str | tuple[int, int] | None) -> tuple[int, int] | None:
-    """``"I/N"`` with 0 <= I < N."""
+    """``"I/N"`` with 0 <= I < N, or ``"auto"``: torchrun's ``RANK``/``WORLD_SIZE``, else a
+    Slurm job array's ``SLURM_ARRAY_TASK_ID``/``SLURM_ARRAY_TASK_COUNT``."""
     if spec is None or isinstance(spec, tuple):
         return spec
+    if spec.strip() == "auto":
+        env = os.environ
+        if "WORLD_SIZE" in env and "RANK" in env:
+            spec = f"{env['RANK']}/{env['WORLD_SIZE']}"
+        elif "SLURM_ARRAY_TASK_ID" in env and "SLURM_ARRAY_TASK_COUNT" in env:
+            first = int(env.get("SLURM_ARRAY_TASK_MIN", "0"))
+            spec = f"{int(env['SLURM_ARRAY_TASK_ID']) - first}/{env['SLURM_ARRAY_TASK_COUNT']}"
+        else:
+            raise ScoringError("--shard auto: neither torchrun (RANK, WORLD_SIZE) nor a Slurm job array "
+                               "(SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_COUNT) is in the environment")
     m = re.fullmatch(r"(\d+)/(\d+)", spec.strip())
     if not m or not 0 <= int(m.group(1)) < int(m.group(2)):
         raise ScoringError(f"--shard {spec!r}: expected I/N with 0 <= I < N, e.g. 0/4")

@@ -9,6 +9,7 @@ mapped onto the Hugging Face decoder layers with forward hooks and pre-hooks.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -33,7 +34,10 @@ def _first_line(exc: BaseException) -> str:
 def resolve_device(device: str | None) -> torch.device:
     """``None``/``auto`` picks CUDA when present, else the CPU."""
     if device in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        local = os.environ.get("LOCAL_RANK")          # under torchrun: one GPU per process
+        return torch.device(f"cuda:{int(local) % torch.cuda.device_count()}" if local else "cuda")
     try:
         dev = torch.device(device)
     except RuntimeError as exc:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from engine.scoring.errors import ScoringError
 from engine.scoring.job import parse_shard, score, shard_of
 from store.db import open_project
 
@@ -78,8 +79,19 @@ def test_shards_fill_one_project_without_duplicates(tiny, demo_corpus, project, 
     assert score(project, shard="1/3", **args).output_scored == 0
 
 
-def test_shard_ranges_are_disjoint_and_cover():
+def test_shard_ranges_are_disjoint_and_cover(monkeypatch):
     feats = list(range(1000))
     parts = [shard_of(feats, (i, 7)) for i in range(7)]
     assert sorted(sum(parts, [])) == feats
     assert parse_shard("3/8") == (3, 8)
+    for var in ("RANK", "WORLD_SIZE", "SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN"):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(ScoringError, match="neither torchrun"):
+        parse_shard("auto")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "5")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "4")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_MIN", "3")
+    assert parse_shard("auto") == (2, 4)
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert parse_shard("auto") == (1, 2)

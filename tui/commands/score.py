@@ -43,7 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--negatives", type=int, default=20,
                    help="non-activating contexts kept per feature for benchmarks (default 20)")
     p.add_argument("--features", help="feature indices, e.g. 0-999 or 0-9,42 (default: all)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    p.add_argument("--device", default="auto",
+                   help="cpu, cuda, cuda:1 ... (default: cuda if available, cuda:LOCAL_RANK under torchrun)")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
                    help="model dtype (default: bfloat16 on CUDA, float32 on CPU); the SAE runs in float32")
     p.add_argument("--batch-size", type=int, default=32, help="contexts per forward pass (default 32)")
@@ -53,7 +54,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="greedy continuation length under amplification; 0 skips it (default 8)")
     p.add_argument("--max-contexts", type=int, help="stop the corpus pass after this many contexts")
     p.add_argument("--max-tokens", type=int, help="stop the corpus pass after this many tokens")
-    p.add_argument("--shard", help="I/N: score only the I-th of N disjoint feature ranges")
+    p.add_argument("--shard", help="I/N: score only the I-th of N disjoint feature ranges; auto: from "
+                                   "torchrun (RANK/WORLD_SIZE) or a Slurm job array")
     p.add_argument("--source", help="write into this existing source (MODEL/SAE name) instead of the derived one")
     p.add_argument("--redo", action="store_true", help="recompute features that are already scored")
     p.add_argument("--from-stored", action="store_true",
