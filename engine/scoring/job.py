@@ -54,6 +54,7 @@ class ScoreReport:
     device: str = ""
     fast_path: str = ""           # skip-layers | full-layers (see OutputScorer.self_check)
     self_check: float | None = None   # fast vs naive relative difference on a few features
+    f_max: float | None = None    # largest SAE activation at the neutral prompt's last token
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -169,6 +170,7 @@ def score(project: Project, *, model: str, sae: str, corpus: str | None = None, 
         probe = torch.tensor(out_todo[:: max(1, len(out_todo) // 4)][:4], dtype=torch.long)
         report.self_check = scorer.self_check(probe, lens.top_ids[[row_of[j] for j in probe.tolist()]])
         report.fast_path = "skip-layers" if scorer.skip_layers else "full-layers"
+        report.f_max = scorer.f_max
 
     # Everything is checked: from here on, writes (one feature chunk per transaction).
     with project.write() as db:

@@ -88,6 +88,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"  output scores: {report.output_scored} computed, {report.output_skipped} already done"
               + (f" (fast path {report.fast_path}, matches the per-feature reference to "
                  f"{report.self_check:.1e})" if report.self_check is not None else ""))
+        if report.f_max is not None and report.f_max <= 0:
+            print("  warning: no SAE feature is active at the neutral prompt's last token, so amplification "
+                  "(amp * max f) changes nothing; choose another prompt (setting neutral_prompt)")
         if args.corpus:
             print(f"  input scores:  {report.input_scored} computed, {report.input_skipped} already done "
                   f"({report.n_contexts} contexts, {report.n_tokens} tokens)")
