@@ -150,7 +150,7 @@ def build_sae(model, seed: int = 0):
 
     def detector(j: int, word: str) -> None:
         e = _unit(E[idx[word]])
-        W_enc[:, j] = 2.0 * e                                          # act = 2 (e.h - 6)
+        W_enc[:, j] = 2.0 * e                              # act = 2 (e.h - |E[word]| / 2): the word only
         b_enc[j] = -2.0 * 0.5 * float(E[idx[word]].norm())
 
     def diffuse_encoder(j: int, avoid: set[int]) -> None:
