@@ -181,6 +181,9 @@ def main() -> int:
             ms = [x * 1000 for x in xs]
             print(f"{name}: p50 {statistics.median(ms):.1f} ms, p95 {pct(ms, 0.95):.1f} ms, "
                   f"max {max(ms):.1f} ms over {len(ms)} presses (target p95 < 50 ms)")
+        slow = sorted(range(len(pty_keys)), key=pty_keys.__getitem__)[-3:]
+        print("  slowest pty presses (position: ms): "
+              + ", ".join(f"{k + 1}: {pty_keys[k] * 1000:.0f}" for k in sorted(slow)))
         starts = measure_startup(path)
         print(f"`saegold annotate` start to first feature on a pty: "
               f"{', '.join(f'{s:.2f}' for s in starts)} s (median {statistics.median(starts):.2f} s; target < 2 s)")

@@ -82,6 +82,7 @@ class FeatureScreen(Screen[None]):
         self.session = session
         self.wallclock = wallclock
         self.expanded = False
+        self._refilling = False  # a background batch assignment is in flight
         self.status: Text = self._arrival_status()
 
     def compose(self) -> ComposeResult:
@@ -148,20 +149,21 @@ class FeatureScreen(Screen[None]):
     def _maybe_refill(self) -> None:
         """Assign the next batch in a thread worker (its own connection) before the queue
         runs dry, so no keypress waits for it."""
-        if self.session.wants_refill:
-            self.run_worker(self._refill_worker, thread=True, exclusive=True, group="refill")
+        if self.session.wants_refill and not self._refilling:
+            self._refilling = True
+            self.run_worker(self._refill_worker, thread=True, group="refill")
 
     def _refill_worker(self) -> None:
-        from store import queue as sq
-
         try:
-            n = sq.assign_more(self.session.project, self.session.annotator)
+            n = self.session.assign_batch()
         except SaegoldError:
-            return  # the synchronous path at the end of the queue will try again and say why
+            n = None  # the synchronous path at the end of the queue will try again and say why
         self.app.call_from_thread(self._absorb, n)
 
-    def _absorb(self, n: int) -> None:
-        self.session.absorb_assignments(n)
+    def _absorb(self, n: int | None) -> None:
+        self._refilling = False
+        if n is not None:
+            self.session.absorb_assignments(n)
         self.query_one("#header", Static).update(render.header(self.session))
 
     def _arrival_status(self) -> Text:

@@ -6,6 +6,7 @@ after the write committed, so whatever the screen reports as saved is on disk.
 """
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ class Session:
         self.order: list[int] = []
         self.states: dict[int, sq.FeatureState] = {}
         self._exhausted = False  # nothing more could be assigned
+        self._refill_lock = threading.Lock()  # one batch assignment at a time
         self._load_queue()
         self.done_at_start = self.done_count
         self.started_at = clock()
@@ -72,29 +74,48 @@ class Session:
             self._refill()
 
     def _refill(self) -> bool:
-        if self.lead or sq.assign_more(self.project, self.annotator) == 0:
-            self._exhausted = not self.lead
+        """Assign a batch now (the queue ran dry); a batch a background worker is assigning
+        at this moment is waited for and taken instead of assigning a second one."""
+        if self.lead:
+            return False
+        with self._refill_lock:
+            if self._absorb_grown():
+                return True
+            if sq.assign_more(self.project, self.annotator) == 0:
+                self._exhausted = True
+                return False
+            return self._absorb_grown()
+
+    def assign_batch(self) -> int:
+        """Assign a batch (for a thread worker: uses that thread's own connection)."""
+        with self._refill_lock:
+            return sq.assign_more(self.project, self.annotator)
+
+    def _absorb_grown(self) -> bool:
+        """Take in assignments the database holds beyond ``order``; were there any?"""
+        queue = sq.queue(self.project, self.annotator)
+        if len(queue) <= len(self.order):
             return False
         old = set(self.order)
-        self.order = sq.queue(self.project, self.annotator)
-        new = [f for f in self.order if f not in old]
+        new = [f for f in queue if f not in old]
         self.states.update(sq.states(self.project, self.annotator, new))
+        self.order = queue
         return True
 
     @property
     def wants_refill(self) -> bool:
         """Few features left to do: time to assign a batch (in the background)."""
-        return not self.lead and not self._exhausted and self.todo_count < REFILL_AHEAD
+        if self.lead or self._exhausted:
+            return False
+        ahead = len(self.order) - 1 - (self.pos if self.pos is not None else -1)
+        return self.todo_count < REFILL_AHEAD or ahead < REFILL_AHEAD
 
     def absorb_assignments(self, n_new: int) -> None:
         """Take in a batch that :func:`store.queue.assign_more` wrote (from another thread)."""
         if n_new == 0:
             self._exhausted = True
             return
-        old = set(self.order)
-        self.order = sq.queue(self.project, self.annotator)
-        new = [f for f in self.order if f not in old]
-        self.states.update(sq.states(self.project, self.annotator, new))
+        self._absorb_grown()
 
     @property
     def done_count(self) -> int:
