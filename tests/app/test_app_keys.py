@@ -7,7 +7,6 @@ from apphelp import drive, make_app, my_events, screen_text
 from store import judgments as sj
 from store.errors import StoreError
 from tui.app.help import HelpScreen
-from tui.app.modals import TextPrompt
 from tui.app.screen import BINDINGS
 
 
