@@ -148,3 +148,18 @@ def test_app_assigns_the_next_batch_in_the_background(project, monkeypatch):
     got = drive(app, ["s", "n", "s"], after=lambda a: a.session.assigned_count)
     assert got > 4
     assert project.scalar("SELECT COUNT(*) FROM assignments WHERE annotator = 'alice'") == got
+
+
+def test_lead_review_queue_takes_in_new_disagreements(project):
+    from apphelp import make_app
+    ids = fill(project, 8)
+    for who in ("a", "b"):
+        sj.ensure_annotator(project, who)
+    _judge(project, "a", ids[0], "input", {})
+    _judge(project, "b", ids[0], "output", {})
+    app = make_app(project, "boss", lead=True)
+    assert app.session.order == [ids[0]]
+    _judge(project, "a", ids[4], "input", {})
+    _judge(project, "b", ids[4], "cross", {})
+    app.session.next()  # at the end of the review queue: look again
+    assert app.session.order == [ids[0], ids[4]] and app.session.view.feature_id == ids[4]

@@ -75,9 +75,14 @@ class Session:
 
     def _refill(self) -> bool:
         """Assign a batch now (the queue ran dry); a batch a background worker is assigning
-        at this moment is waited for and taken instead of assigning a second one."""
+        at this moment is waited for and taken instead of assigning a second one.  A lead's
+        review queue takes in disagreements that arose since it was built."""
         if self.lead:
-            return False
+            known = set(self.order)
+            fresh = [f for f in sq.disagreements(self.project) if f not in known]
+            self.states.update(sq.states(self.project, self.annotator, fresh, lead=True))
+            self.order += fresh
+            return bool(fresh)
         with self._refill_lock:
             if self._absorb_grown():
                 return True
