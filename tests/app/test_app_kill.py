@@ -133,3 +133,42 @@ def test_killed_or_hung_up_after_n_acknowledged_judgments_loses_none(tmp_path, e
                      ("obscure", 2), ("cross", 2)]
     assert p.scalar("PRAGMA integrity_check") == "ok"
     p.close()
+
+
+def test_two_annotator_processes_at_once(tmp_path):
+    """Two app processes on one project file, keys interleaved: every acknowledged event is
+    in the log, each under its own annotator, and the queues overlap as set (overlap 2)."""
+    db = tmp_path / "project.db"
+    p = open_project(db, create=True)
+    fill(p, 12)
+    p.close()
+    terms = {who: Terminal([sys.executable, "-m", "tui.cli", "--db", str(db), "annotate",
+                            "--annotator", who, "--no-intro"]) for who in ("ann", "ben")}
+    try:
+        for t in terms.values():
+            t.wait_for("verdicts 0/")
+        keys = "iypnoyw"  # tier, verdicts, next feature, tier, verdicts
+        counts = dict.fromkeys(terms, 0)
+        for key in keys:
+            for who, t in terms.items():
+                t.send(key)
+                if key != "n":
+                    counts[who] += 1
+                    t.wait_for(f"saved #{counts[who]} ")
+                else:
+                    time.sleep(0.3)
+        for t in terms.values():
+            t.send("q")
+            t.proc.wait(timeout=30)
+    finally:
+        for t in terms.values():
+            if t.proc.poll() is None:
+                t.proc.kill()
+            if t.master is not None:
+                t.hang_up()
+    p = open_project(db)
+    for who in terms:
+        got = events(p, annotator=who)
+        assert len(got) == counts[who] == 6 and {e["annotator"] for e in got} == {who}
+    assert p.scalar("SELECT MAX(n) FROM (SELECT COUNT(*) n FROM assignments GROUP BY feature_id)") <= 2
+    p.close()
