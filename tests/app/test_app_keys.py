@@ -256,3 +256,10 @@ def test_agreement_screen(filled):
     assert "Agreement between annotators" in text and "computing" not in text
     assert "could not be computed" not in text and "tier" in text
     assert after == "FeatureScreen"
+
+
+def test_header_counts_done_and_skipped(filled):
+    app = make_app(filled)
+    n = len(app.session.view.candidates)
+    head = drive(app, ["i"] + ["y"] * n + ["n", "s"], after=lambda a: screen_text(a).splitlines()[0])
+    assert f"done 1/{app.session.assigned_count} (1 skipped)" in head and "#" in head and "density" in head

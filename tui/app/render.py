@@ -40,7 +40,9 @@ def header(session) -> Text:
         t.append(f"  {density_text(v.density)}")
     pos = "—" if session.pos is None else str(session.pos + 1)
     rate = session.rate_per_hour()
-    t.append(f"  done {session.done_count}/{session.assigned_count}  (at {pos})")
+    skipped = session.skipped_count
+    t.append(f"  done {session.done_count}/{session.assigned_count}"
+             + (f" ({skipped} skipped)" if skipped else "") + f"  (at {pos})")
     t.append(f"  {'—' if rate is None else f'{rate:.0f}'}/h  ", theme.STYLE_DIM)
     t.append(inert_line(session.annotator), theme.STYLE_DIM)
     return t

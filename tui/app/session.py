@@ -127,6 +127,10 @@ class Session:
         return sum(1 for f in self.order if self.states[f].done)
 
     @property
+    def skipped_count(self) -> int:
+        return sum(1 for f in self.order if self.states[f].skipped)
+
+    @property
     def todo_count(self) -> int:
         return sum(1 for f in self.order if not (self.states[f].done or self.states[f].skipped))
 
