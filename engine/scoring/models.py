@@ -147,8 +147,9 @@ def load_model(spec: str, device: str | torch.device | None = None, dtype: str |
     elif _looks_like_path(spec):
         raise ModelLoadError(f"{spec}: no such model directory")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(path) if path.exists() else spec)
-        model = AutoModelForCausalLM.from_pretrained(str(path) if path.exists() else spec, dtype=tdtype)
+        with _quiet_hub():
+            tokenizer = AutoTokenizer.from_pretrained(str(path) if path.exists() else spec)
+            model = AutoModelForCausalLM.from_pretrained(str(path) if path.exists() else spec, dtype=tdtype)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise ModelLoadError(f"cannot load model {spec!r}: {_first_line(exc)}") from exc
     model.to(dev)
@@ -175,6 +176,19 @@ def wrap_model(model: nn.Module, tokenizer: Any, name: str, device: torch.device
         unembed=unembed, device=device, dtype=dtype, width=int(width),
         vocab_size=int(unembed.weight.shape[0]), softcap=float(softcap) if softcap else None,
     )
+
+
+@contextlib.contextmanager
+def _quiet_hub() -> Iterator[None]:
+    """Keep the hub client's retry warnings off the terminal: a failure becomes one line."""
+    from huggingface_hub.utils import logging as hub_logging
+
+    old = hub_logging.get_verbosity()
+    hub_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hub_logging.set_verbosity(old)
 
 
 def _find_layers(model: nn.Module, n_layers: int | None) -> tuple[str, nn.ModuleList]:
@@ -223,7 +237,8 @@ def load_sae(spec: str, device: torch.device, dtype: str = "float32") -> tuple[A
         raise SAELoadError(f"{spec}: no such SAE directory (or give RELEASE:SAE_ID)")
     release, sae_id = spec.split(":", 1)
     try:
-        sae = SAE.from_pretrained(release, sae_id, device=str(device), dtype=dtype)
+        with _quiet_hub():
+            sae = SAE.from_pretrained(release, sae_id, device=str(device), dtype=dtype)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise SAELoadError(f"cannot load SAE {spec!r}: {_first_line(exc)}") from exc
     return sae.eval(), sae_id
