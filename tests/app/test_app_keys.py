@@ -124,9 +124,11 @@ def test_jump_to_feature_index(filled):
 
 def test_more_examples_toggle(filled):
     app = make_app(filled)
-    before = drive(app, [], after=screen_text)
-    after = drive(make_app(filled), ["m"], after=screen_text)
+    before = drive(app, [], after=screen_text, size=(80, 24))
+    after = drive(make_app(filled), ["m"], after=screen_text, size=(80, 24))
     assert "(5 of 7)" in before and "(7 of 7)" in after
+    tall = drive(make_app(filled), [], after=screen_text, size=(120, 36))
+    assert "(7 of 7)" in tall  # a taller terminal shows more examples without a key
 
 
 def test_help_screen_lists_every_binding_and_guidelines(filled):

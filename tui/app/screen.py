@@ -107,7 +107,7 @@ class FeatureScreen(Screen[None]):
         s = self.session
         with self.app.batch_update():
             if s.view is not None:
-                self.query_one("#examples", Static).update(render.examples(s.view, expanded=self.expanded))
+                self._draw_examples()
                 self.query_one("#evidence", Static).update(render.evidence(s.view))
             self.query_one("#others", Static).update(render.others(s))
             self.refresh_judgment()
@@ -247,10 +247,20 @@ class FeatureScreen(Screen[None]):
         self.app.push_screen(TextPrompt("Jump to feature index", "The feature's index in its SAE.",
                                         integer=True), done)
 
+    def _draw_examples(self) -> None:
+        """Top examples: 5 on a small terminal, more when there are rows to spare."""
+        if self.session.view is not None:
+            rows = self.size.height or 24
+            n = 5 if rows < 30 else min(15, 5 + (rows - 30) // 2)
+            self.query_one("#examples", Static).update(
+                render.examples(self.session.view, expanded=self.expanded, n_default=n))
+
+    def on_resize(self) -> None:
+        self._draw_examples()
+
     def action_more(self) -> None:
         self.expanded = not self.expanded
-        if self.session.view is not None:
-            self.query_one("#examples", Static).update(render.examples(self.session.view, expanded=self.expanded))
+        self._draw_examples()
 
     def action_agreement(self) -> None:
         from .agreement import AgreementScreen
