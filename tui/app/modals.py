@@ -1,4 +1,4 @@
-"""Small modal dialogs: one line of text (gold label, note, flag) or a feature index."""
+"""The modal prompt for one line of text (gold label, note, flag) or a feature index."""
 from __future__ import annotations
 
 from rich.text import Text
@@ -9,7 +9,6 @@ from textual.screen import ModalScreen
 from textual.validation import Integer
 from textual.widgets import Input, Static
 
-from ..safe import inert_line
 
 
 class TextPrompt(ModalScreen[str | None]):
@@ -48,25 +47,4 @@ class TextPrompt(ModalScreen[str | None]):
         self.dismiss(text or None)
 
     def action_cancel(self) -> None:
-        self.dismiss(None)
-
-
-class Notice(ModalScreen[None]):
-    """A message to read; any of enter / escape / q closes it."""
-
-    DEFAULT_CSS = """
-    Notice { align: center middle; }
-    Notice > Static { width: 80%; max-width: 90; height: auto; padding: 1 2;
-                      border: round $accent; background: $panel; }
-    """
-    BINDINGS = [Binding("enter,escape,q", "close", "close")]
-
-    def __init__(self, message: str):
-        super().__init__()
-        self.message = message
-
-    def compose(self) -> ComposeResult:
-        yield Static(Text(inert_line(self.message)))
-
-    def action_close(self) -> None:
         self.dismiss(None)
