@@ -14,6 +14,7 @@ from store import settings
 from store.db import open_project
 from store.errors import SaegoldError
 
+from ..cli_args import add_endpoint_args, parse_temperature
 from ..progress import progress_bars
 from ..safe import inert, inert_line
 
@@ -43,11 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--methods", help="comma-separated label methods to score (default: every method)")
     p.add_argument("--source", help="only features of this source (MODEL/SOURCE)")
     p.add_argument("--features", help="only these feature indices, e.g. 3,17,40-49 (default: all)")
-    p.add_argument("--base-url", help="OpenAI-compatible endpoint of the judge (default: project setting "
-                                      "llm_base_url, else OpenAI)")
-    p.add_argument("--model", help="judge model (default: project setting llm_model)")
-    p.add_argument("--api-key-env", help="NAME of the environment variable holding the API key "
-                                         "(default: project setting llm_api_key_env)")
+    add_endpoint_args(p, role="judge")
     p.add_argument("--embedding-model", help="embedding model at the endpoint, or a local "
                                              "sentence-transformers model directory")
     p.add_argument("--negatives", choices=("scoring", "other-features"), default="scoring",
@@ -57,10 +54,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="1-based ranks of the top examples used as positives (default 6-15)")
     p.add_argument("--batch-size", type=int, default=5, help="examples per judge request (default 5)")
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
-    p.add_argument("--concurrency", type=int, default=8, help="judge requests in flight at most (default 8)")
-    p.add_argument("--temperature", default="0", help="judge sampling temperature, or 'none' to not send one")
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default 60)")
-    p.add_argument("--max-retries", type=int, default=5, help="retries on 429/5xx/timeouts (default 5)")
     p.add_argument("--dry-run", action="store_true",
                    help="send nothing and store nothing; count the requests and tokens a run would need")
     p.add_argument("--redo", action="store_true", help="score again results that are already stored")
@@ -110,15 +103,6 @@ def parse_features(project, spec: str | None, source: str | None = None) -> list
     return sorted(set(ids))
 
 
-def _temperature(text: str) -> float | None:
-    if text.strip().lower() == "none":
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        raise SaegoldError(f"--temperature: {text!r} is not a number or 'none'") from None
-
-
 def _score(project, args: argparse.Namespace) -> int:
     from engine.bench.embedders import make_embedder
     from engine.bench.examples import parse_ranks
@@ -132,7 +116,7 @@ def _score(project, args: argparse.Namespace) -> int:
         feature_ids=parse_features(project, args.features, args.source),
         seed=args.seed, positive_ranks=parse_ranks(args.positive_ranks), negatives=args.negatives,
         n_negatives=args.n_negatives, batch_size=args.batch_size, redo=args.redo, dry_run=args.dry_run,
-        temperature=_temperature(args.temperature),
+        temperature=parse_temperature(args.temperature),
         workers=max(2, args.concurrency),
     )
     if "embedding" in config.benchmarks and not args.embedding_model:

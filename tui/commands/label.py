@@ -9,6 +9,7 @@ from store import settings
 from store.db import default_path, open_project
 from store.errors import SaegoldError
 
+from ..cli_args import add_endpoint_args, parse_temperature
 from ..progress import progress_bars
 from ..safe import inert_line
 
@@ -41,16 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     what.add_argument("--features", help="only these feature indices, e.g. 3,17,40-49")
     what.add_argument("--redo", action="store_true", help="label pairs that already have a label again")
     llm = p.add_argument_group("LLM endpoint (defaults: project settings)")
-    llm.add_argument("--base-url", help="OpenAI-compatible base URL (default: setting llm_base_url, else OpenAI)")
-    llm.add_argument("--model", help="model name (default: setting llm_model)")
-    llm.add_argument("--api-key-env", help="NAME of the environment variable holding the key "
-                                           "(default: setting llm_api_key_env)")
-    llm.add_argument("--concurrency", type=int, default=8, help="requests in flight at most (default 8)")
-    llm.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default 60)")
-    llm.add_argument("--max-retries", type=int, default=5, help="retries on 429/5xx/timeouts (default 5)")
+    add_endpoint_args(llm)
     llm.add_argument("--attempts", type=int, default=3,
                      help="answers asked per label when answers are unusable (default 3)")
-    llm.add_argument("--temperature", default="0", help="sampling temperature, or 'none' to not send one")
     llm.add_argument("--no-activations", action="store_true",
                      help="eleuther_acts_top5 without the 0-10 Activations lines")
     llm.add_argument("--no-cache", action="store_true", help="ask again even when an answer is cached")
@@ -88,15 +82,6 @@ def parse_indices(text: str) -> list[int]:
     if not out or min(out) < 0:
         raise SaegoldError("--features needs non-negative indices")
     return list(dict.fromkeys(out))
-
-
-def parse_temperature(text: str) -> float | None:
-    if text.strip().lower() == "none":
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        raise SaegoldError(f"--temperature: {text!r} is not a number or 'none'") from None
 
 
 def run(args: argparse.Namespace) -> int:

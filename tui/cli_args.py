@@ -1,0 +1,33 @@
+"""Command-line options shared by the commands that call an LLM endpoint (label, bench)."""
+from __future__ import annotations
+
+import argparse
+
+from store.errors import SaegoldError
+
+
+def add_endpoint_args(group: argparse._ActionsContainer, *, role: str = "") -> None:
+    """``--base-url --model --api-key-env --concurrency --timeout --max-retries --temperature``.
+
+    Defaults for the first three come from the project settings at run time.
+    """
+    who = f"{role} " if role else ""
+    group.add_argument("--base-url", help=f"OpenAI-compatible base URL of the {who}endpoint "
+                                          "(default: setting llm_base_url, else OpenAI)")
+    group.add_argument("--model", help=f"{who}model name (default: setting llm_model)")
+    group.add_argument("--api-key-env", help="NAME of the environment variable holding the key; the key "
+                                             "itself is never stored (default: setting llm_api_key_env)")
+    group.add_argument("--concurrency", type=int, default=8, help="requests in flight at most (default 8)")
+    group.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default 60)")
+    group.add_argument("--max-retries", type=int, default=5, help="retries on 429/5xx/timeouts (default 5)")
+    group.add_argument("--temperature", default="0",
+                       help=f"{who}sampling temperature, or 'none' to not send one (default 0)")
+
+
+def parse_temperature(text: str) -> float | None:
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise SaegoldError(f"--temperature: {text!r} is not a number or 'none'") from None
