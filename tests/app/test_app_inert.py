@@ -3,7 +3,7 @@ literally and never interpreted."""
 from __future__ import annotations
 
 from apphelp import drive, make_app, screen_text
-from conftest import fill
+from appdata import fill
 
 from store import judgments as sj
 from store import settings

@@ -218,7 +218,7 @@ def test_seconds_spent_accumulates_with_idle_cap(filled):
 
 
 def test_feature_without_labels_or_scores_degrades(project):
-    from conftest import fill
+    from appdata import fill
     fill(project, 4)
     project.db.execute("DELETE FROM bench_scores")
     project.db.execute("DELETE FROM labels")

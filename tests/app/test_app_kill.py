@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import fill
+from appdata import fill
 
 from store.db import open_project
 from store.judgments import events

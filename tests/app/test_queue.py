@@ -6,7 +6,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from conftest import fill
+from appdata import fill
 
 from store import judgments as sj
 from store import queue as sq
