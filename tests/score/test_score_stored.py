@@ -10,7 +10,11 @@ from engine.scoring.inputscore import score_stored
 from store.db import loads
 from tui.cli import main
 
-SAMPLE = Path("/work/shared/data/neuronpedia/gemma-4-e2b__17-matryoshka-res-65k/np_feature_5.json")
+# shared/ lies beside the repository (in CI: beside the clone); /work/shared on developer machines.
+_NP = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "neuronpedia"
+if not _NP.is_dir():
+    _NP = Path("/work/shared/data/neuronpedia")
+SAMPLE = _NP / "gemma-4-e2b__17-matryoshka-res-65k" / "np_feature_5.json"
 
 
 def _expected_from_raw(raw: dict) -> tuple[int, int]:
