@@ -265,3 +265,16 @@ def test_header_counts_done_and_skipped(filled):
     n = len(app.session.view.candidates)
     head = drive(app, ["i"] + ["y"] * n + ["n", "s"], after=lambda a: screen_text(a).splitlines()[0])
     assert f"done 1/{app.session.assigned_count} (1 skipped)" in head and "#" in head and "density" in head
+
+
+def test_page_keys_reach_the_output_evidence_on_a_small_terminal(filled):
+    from textual.containers import VerticalScroll
+
+    def scroll_y(a):
+        return a.screen.query_one("#body", VerticalScroll).scroll_y
+
+    assert drive(make_app(filled), [], size=(80, 24), after=scroll_y) == 0
+    down = drive(make_app(filled), ["pagedown"], size=(80, 24), after=scroll_y)
+    assert down > 0
+    assert drive(make_app(filled), ["pagedown", "pageup"], size=(80, 24), after=scroll_y) == 0
+    assert my_events(filled) == []  # scrolling writes nothing

@@ -27,6 +27,7 @@ SELECT = Binding.Group("label", compact=False)
 VERDICT = Binding.Group("verdict", compact=False)
 PREFER = Binding.Group("prefer", compact=False)
 MOVE = Binding.Group("feature", compact=False)
+SCROLL = Binding.Group("scroll", compact=False)
 
 BINDINGS = [
     Binding("question_mark", "help", "help", key_display="?"),
@@ -55,6 +56,9 @@ BINDINGS = [
     Binding("f", "flag", "flag"),
     Binding("t", "note", "note"),
     Binding("m", "more", "more"),
+    # On a small terminal the output evidence lies below the examples: page to it.
+    Binding("pagedown", "scroll_body(1)", "down", group=SCROLL, key_display="PgDn"),
+    Binding("pageup", "scroll_body(-1)", "up", group=SCROLL, key_display="PgUp"),
     Binding("g", "jump", "jump"),
     Binding("a", "agreement", "agreement"),
 ]
@@ -261,6 +265,13 @@ class FeatureScreen(Screen[None]):
     def action_more(self) -> None:
         self.expanded = not self.expanded
         self._draw_examples()
+
+    def action_scroll_body(self, pages: int) -> None:
+        body = self.query_one("#body", VerticalScroll)
+        if pages > 0:
+            body.scroll_page_down(animate=False)
+        else:
+            body.scroll_page_up(animate=False)
 
     def action_agreement(self) -> None:
         from .agreement import AgreementScreen
