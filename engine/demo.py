@@ -100,7 +100,11 @@ def _bench(project: Project, server: Any, progress: Progress, seed: int) -> None
     async def go() -> None:
         client = LLMClient(project, base_url=server.base_url, model=STANDIN_MODEL, api_key_env=None)
         try:
-            await run_bench(project, BenchConfig(seed=seed), client=client,
+            # Other features' top examples as negatives (as the 2026 experiment did): the
+            # planted model's dense features never stay silent, so they have no scoring-pass
+            # negatives, and the demo should show scores for every category.
+            config = BenchConfig(seed=seed, negatives="other-features")
+            await run_bench(project, config, client=client,
                             embedder=ApiEmbedder(client, STANDIN_EMBED), judge_model=STANDIN_MODEL,
                             progress=progress)
         finally:
