@@ -66,6 +66,11 @@ class Project:
             self._create_file()
         elif self.path.is_dir():
             raise StoreError(f"{self.path}: is a directory, not a project database")
+        elif not create and self.path.stat().st_size == 0:
+            # An empty file (`touch`, a failed copy) is not silently made a project.
+            raise StoreError(
+                f"{self.path}: is an empty file, not a project database (run `saegold init`)"
+            )
         self._check_and_migrate()
 
     # -- connections -------------------------------------------------------------------
@@ -96,6 +101,7 @@ class Project:
                     str(self.path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False
                 )
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            _refuse_foreign(self.path, conn)
             conn.execute("PRAGMA foreign_keys = ON")
             if not self.readonly:
                 mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
@@ -229,6 +235,18 @@ class Project:
     @property
     def schema_version(self) -> int:
         return len(migrations.applied(self.db))
+
+
+def _refuse_foreign(path: Path, conn: sqlite3.Connection) -> None:
+    """Another program's SQLite database is refused before anything (WAL mode, the
+    schema) is written to it."""
+    names = [r[0] for r in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'")]
+    if names and "_sqlite_migrations" not in names:
+        conn.close()
+        shown = ", ".join(sorted(names)[:3]) + (", ..." if len(names) > 3 else "")
+        raise StoreError(f"{path}: an SQLite database but not a saegold project (tables: {shown}); "
+                         "left unchanged")
 
 
 def _environmental(exc: sqlite3.OperationalError) -> bool:
