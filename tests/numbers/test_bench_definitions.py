@@ -1,0 +1,123 @@
+"""Bench figures recomputed from the definitions, independently of engine.bench.
+
+The judge (a handler on the local stand-in server, over real HTTP) answers each example by
+a hash of its text and leaves some batches unparseable; it records what it said about each
+(label, example).  The expected score is then computed here from the examples in the store:
+positives are the top examples at ranks 6-15, negatives the scoring-pass negatives; balanced
+accuracy is the mean of the hit rate on positives and the correct-rejection rate on
+negatives over the answered examples only (unparseable ones are excluded, never counted
+wrong); the shuffled control judges the label of another feature made by the same method.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+
+import numpy as np
+import pytest
+
+from engine.bench.job import BenchConfig, run_bench
+from engine.bench.prompts import EXAMPLE_PREFIX, LABEL_PREFIX
+from engine.bench.report import build_report
+from engine.llm.client import LLMClient
+from store.features import get_or_create_source, put_examples, upsert_feature
+from store.labels import add_label
+
+_EX = re.compile(r"^" + re.escape(EXAMPLE_PREFIX) + r"(\d+): (.*)$")
+
+
+def _h(text: str) -> int:
+    return hashlib.sha256(text.encode()).digest()[0]
+
+
+def _build(project, n_features: int = 6) -> dict[str, tuple[int, int]]:
+    """Features with 16 top and 10 negative examples; text -> (feature id, truth)."""
+    texts = {}
+    with project.write() as db:
+        sid = get_or_create_source(db, "m", "s")
+        for f in range(n_features):
+            fid = upsert_feature(db, sid, f)
+            tops, negs = [], []
+            for r in range(16):
+                toks = [f" t{f}", f" r{r}", " top", " x"]
+                tops.append({"tokens": toks, "acts": [0.0, 0.0, 5.0 - 0.1 * r, 1.0]})
+                if 5 <= r <= 14:                       # ranks 6-15, 1-based
+                    texts["".join(toks)] = (fid, 1)
+            for r in range(10):
+                toks = [f" n{f}", f" r{r}", " neg", " y"]
+                negs.append({"tokens": toks, "acts": [0.0] * 4})
+                texts["".join(toks)] = (fid, 0)
+            put_examples(db, fid, "top", tops, "test")
+            put_examples(db, fid, "negative", negs, "test")
+            add_label(db, fid, "alpha", f"alpha label {f}", origin="test")
+            add_label(db, fid, "beta", f"beta label {f}", origin="test")
+    return texts
+
+
+def test_balanced_accuracy_parse_failures_and_shuffled_control(project, llm_server):
+    texts = _build(project)
+    said: dict[tuple[str, str], int | None] = {}
+
+    def judge(request: dict) -> str:
+        user = request["messages"][-1]["content"]
+        label = next(ln[len(LABEL_PREFIX):] for ln in user.splitlines() if ln.startswith(LABEL_PREFIX))
+        bodies = [m.group(2) for ln in user.splitlines() if (m := _EX.match(ln))]
+        garbage = _h(user) % 3 == 0
+        answers = [(_h(label + "|" + b) >> 1) & 1 for b in bodies]
+        for b, a in zip(bodies, answers):
+            said[(label, b)] = None if garbage else a
+        return "examples 1 and 2, I think" if garbage else json.dumps(answers)
+
+    server = llm_server(chat_handler=judge)
+
+    async def go():
+        client = LLMClient(project, base_url=server.base_url, model="judge", concurrency=4, backoff_base=0.01)
+        try:
+            return await run_bench(project, BenchConfig(benchmarks=("detection",), seed=4), client=client,
+                                   judge_model="judge")
+        finally:
+            await client.aclose()
+
+    asyncio.run(go())
+    labels = {r["id"]: r for r in project.query("SELECT id, feature_id, method, text FROM labels")}
+    rows = project.query("SELECT label_id, control, scored_label_id, value, n, parse_failures FROM bench_scores")
+    assert len(rows) == 2 * len(labels)
+    some_failures = 0
+    for row in rows:
+        label, scored = labels[row["label_id"]], labels[row["scored_label_id"]]
+        if row["control"] == "true":
+            assert scored["id"] == label["id"]
+        else:
+            assert scored["method"] == label["method"] and scored["feature_id"] != label["feature_id"]
+        mine = {t: truth for t, (fid, truth) in texts.items() if fid == label["feature_id"]}
+        asked = {b: a for (lab, b), a in said.items() if lab == scored["text"] and b in mine}
+        assert set(asked) == set(mine)                  # ranks 6-15 and as many negatives
+        answered = [(mine[b], a) for b, a in asked.items() if a is not None]
+        failures = sum(a is None for a in asked.values())
+        assert row["n"] == len(answered) and row["parse_failures"] == failures
+        pos = [a for t, a in answered if t == 1]
+        neg = [a for t, a in answered if t == 0]
+        if not pos or not neg:
+            assert row["value"] is None
+            continue
+        expected = (np.mean(pos) + np.mean([1 - a for a in neg])) / 2
+        assert row["value"] == pytest.approx(expected, abs=1e-12)
+        some_failures += failures > 0
+    assert some_failures > 0          # some unparseable batches were excluded, not scored
+
+    # The report: mean over labels with a bootstrap CI, the paired gap, the parse-failure rate.
+    rep = build_report(project, seed=0, n_resamples=999)
+    for entry in rep["overall"]:
+        mine = [r for r in rows if labels[r["label_id"]]["method"] == entry["method"]]
+        true = {r["label_id"]: r["value"] for r in mine if r["control"] == "true" and r["value"] is not None}
+        shuf = {r["label_id"]: r["value"] for r in mine if r["control"] == "shuffled" and r["value"] is not None}
+        assert entry["n"] == len(true)
+        assert entry["mean"] == pytest.approx(np.mean(list(true.values())), abs=1e-12)
+        assert entry["ci_low"] <= entry["mean"] <= entry["ci_high"]
+        gaps = [true[k] - shuf[k] for k in true.keys() & shuf.keys()]
+        assert entry["gap_mean"] == pytest.approx(np.mean(gaps), abs=1e-12)
+        assert entry["parse_failure_rate"] == pytest.approx(
+            sum(r["parse_failures"] for r in mine) / sum(r["n"] + r["parse_failures"] for r in mine))
+        assert entry["chance"] == 0.5
