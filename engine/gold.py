@@ -95,6 +95,9 @@ def _pair_agreement(values_per_item: list[list[str]]) -> float | None:
 def feature_record(feature: data.FeatureInfo, own: list[FeatureJudgment], adj: list[FeatureJudgment],
                    labels: list[data.LabelInfo], policy: str) -> dict[str, Any]:
     """The gold record of one feature from its judgments (``own``) and lead adjudications."""
+    # Several leads may adjudicate one feature: the latest decision wins (``reversed(adj)``
+    # below picks the last), not the alphabetically last lead.
+    adj = sorted(adj, key=lambda j: (j.last_at or "", j.annotator))
     tier_votes = [j.tier for j in own if j.tier is not None]
     adj_tier = next((j.tier for j in reversed(adj) if j.tier is not None), None)
     tier, tier_source, tier_reason = resolve(tier_votes, policy, adj_tier)
