@@ -1,0 +1,347 @@
+"""End to end, as a researcher runs it: the real ``saegold`` CLI through the whole pipeline.
+
+planted model -> init -> score -> label --by-tier -> bench -> two annotators' judgments
+(imported) -> status / agreement / calibrate / export -> backup -> merge; and the
+Neuronpedia path: import -> score --from-stored -> label -> bench.  LLM calls go over real
+HTTP to the rule-based stand-in server on 127.0.0.1 (the demo's responders).  Every step
+is checked against the others (counts, routing, idempotence, resolved gold)."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from store.db import open_project
+from store.settings import all_settings
+from tui.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+SEED = 0
+
+
+def _shared() -> Path | None:
+    for root in (REPO.parent / "shared", Path("/work/shared")):
+        if (root / "data" / "neuronpedia").is_dir():
+            return root / "data" / "neuronpedia"
+    return None
+
+
+class Cli:
+    """``saegold --db DB ...`` in-process; returns stdout, asserts the exit status."""
+
+    def __init__(self, db: Path, capsys):
+        self.db, self.capsys = db, capsys
+
+    def __call__(self, *argv: str, rc: int = 0) -> str:
+        self.capsys.readouterr()
+        got = main(["--db", str(self.db), *argv])
+        out, err = self.capsys.readouterr()
+        assert got == rc, f"saegold {' '.join(argv)} -> {got}\n{out}\n{err}"
+        self.err = err
+        return out
+
+    def json(self, *argv: str) -> dict:
+        return json.loads(self(*argv))
+
+
+def _rows(db: Path, sql: str, params=()) -> list[sqlite3.Row]:
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    con.row_factory = sqlite3.Row
+    try:
+        return con.execute(sql, params).fetchall()
+    finally:
+        con.close()
+
+
+def _standin():
+    from engine.bench.demo_judge import demo_embed
+    from engine.demo import _chat
+    from engine.llm.demo_responder import demo_nla_explanation
+    from engine.llm.standin_server import StandinServer
+
+    return StandinServer(_chat, demo_embed, demo_nla_explanation)
+
+
+def _endpoint(server) -> list[str]:
+    return ["--base-url", server.base_url, "--model", "standin-judge", "--api-key-env", "E2E_UNSET_KEY"]
+
+
+def _bench_args(server) -> list[str]:
+    return ["bench", *_endpoint(server), "--benchmarks", "detection,fuzzing,embedding",
+            "--embedding-model", "standin-embed", "--negatives", "other-features", "--seed", str(SEED)]
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+# -- judgments two annotators made elsewhere, built from the project's own labels ----------
+OTHER_TIER = {"input": "output", "output": "input", "cross": "obscure", "obscure": "cross"}
+
+
+def make_judgments(scores: list[dict], labels: list[dict]) -> tuple[list[dict], list[dict], dict]:
+    """alice judges every labeled feature and two obscure ones; bob judges two thirds of
+    them and disagrees on some tiers and verdicts.  Returns (alice, bob, expected) where
+    ``expected[(source, feature)]`` is the tier majority resolution must give (None: tie)."""
+    by_feature: dict[tuple[str, int], list[dict]] = {}
+    for lab in labels:
+        by_feature.setdefault((lab["source"], lab["feature"]), []).append(lab)
+    cat = {(s["source"], s["feature"]): s["category"] for s in scores}
+    obscure = sorted(k for k, c in cat.items() if c == "obscure")[:2]
+    judged = sorted(by_feature) + obscure
+    alice, bob, expected = [], [], {}
+    t = 0
+
+    def event(who, key, kind, value, **extra):
+        nonlocal t
+        t += 1
+        rec = {"annotator": who, "source": key[0], "feature": key[1], "kind": kind, "value": value,
+               "created_at": f"2026-11-26T10:{t // 60:02d}:{t % 60:02d}Z", "seconds_spent": 3.5}
+        rec.update(extra)
+        return rec
+
+    for n, key in enumerate(judged):
+        auto = cat[key]
+        alice.append(event("alice", key, "tier", auto, confidence=3))
+        for lab in by_feature.get(key, []):
+            alice.append(event("alice", key, "verdict", "correct" if lab["method"] != "baez_last" else "partly",
+                               label_uuid=lab["uuid"]))
+        expected[key] = auto
+        if n % 3 == 2:                      # bob leaves a third to alice alone
+            continue
+        disagree = n % 4 == 1
+        bob_tier = OTHER_TIER[auto] if disagree else auto
+        bob.append(event("bob", key, "tier", bob_tier, confidence=2))
+        for lab in by_feature.get(key, []):
+            bob.append(event("bob", key, "verdict", "wrong" if disagree else "correct", method=lab["method"]))
+        expected[key] = None if disagree else auto
+    return alice, bob, expected
+
+
+# -- the planted pipeline ------------------------------------------------------------------
+def test_planted_pipeline_end_to_end(tmp_path, capsys):
+    from engine.planted import build_planted, demo_corpus_path
+
+    model_dir, sae_dir, planted = build_planted(tmp_path / "planted", seed=SEED)
+    db = tmp_path / "project.db"
+    cli = Cli(db, capsys)
+
+    # init, through a real subprocess of the installed command line
+    proc = subprocess.run([sys.executable, "-m", "tui.cli", "--db", str(db), "init"], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "label_routing" in proc.stdout and db.exists()
+    with open_project(db) as project:
+        routing = all_settings(project)["label_routing"]
+
+    # score
+    out = cli("score", "--model", str(model_dir), "--sae", str(sae_dir), "--corpus", str(demo_corpus_path()),
+              "--ctx-len", "32", "--max-contexts", "300", "--device", "cpu")
+    assert "48 features in scope" in out
+    scores = [json.loads(x) for x in cli("export", "scores").splitlines()]
+    assert len(scores) == 48
+    source = scores[0]["source"]
+    got = {s["feature"]: s["category"] for s in scores}
+    assert {j: got[j] for j in planted} == planted
+    cats = {c: sum(v == c for v in got.values()) for c in ("input", "output", "cross", "obscure")}
+
+    with _standin() as server:
+        # label --by-tier
+        out = cli("label", "--by-tier", *_endpoint(server), "--nla-url", server.nla_url, "--nla-source", "demo-nla")
+        assert "0 failed" in out
+        labels = [json.loads(x) for x in cli("export", "labels").splitlines()]
+        st = cli.json("status", "--json")
+        methods_of: dict[int, set[str]] = {}
+        for lab in labels:
+            assert lab["status"] == "ok" and lab["text"]
+            methods_of.setdefault(lab["feature"], set()).add(lab["method"])
+        for f, c in got.items():
+            assert methods_of.get(f, set()) == set(routing[c]), (f, c)
+        assert len(labels) == sum(len(routing[c]) * n for c, n in cats.items())
+        assert not any(got[f] == "obscure" for f in methods_of)
+        assert {m["method"]: m["ok"] for m in st["label_methods"]} == {
+            m: sum(lab["method"] == m for lab in labels) for m in {lab["method"] for lab in labels}}
+        assert st["sources"][0]["labeled"] == len(methods_of)
+
+        # bench
+        out = cli(*_bench_args(server))
+        n_bench = _rows(db, "SELECT COUNT(*) FROM bench_scores")[0][0]
+        assert n_bench > 0 and f"stored {n_bench} results" in out
+        true_rows = _rows(db, "SELECT l.uuid, b.benchmark FROM bench_scores b JOIN labels l ON l.id = b.label_id "
+                              "WHERE b.control = 'true'")
+        assert sorted((r[0], r[1]) for r in true_rows) == sorted(
+            (lab["uuid"], b) for lab in labels for b in ("detection", "fuzzing", "embedding"))
+        report = cli.json("bench", "--report", "--json")
+        assert {r["benchmark"] for r in report["overall"]} == {"detection", "fuzzing", "embedding"}
+
+        # re-running label and bench sends nothing
+        before = len(server.requests)
+        out = cli("label", "--by-tier", *_endpoint(server), "--nla-url", server.nla_url, "--nla-source", "demo-nla")
+        out2 = cli(*_bench_args(server))
+        assert len(server.requests) == before, [r.path for r in server.requests[before:]][:5]
+        assert _rows(db, "SELECT COUNT(*) FROM bench_scores")[0][0] == n_bench
+        assert f"{n_bench} results already stored" in out2
+
+    # two annotators' judgments, made elsewhere, imported
+    alice, bob, expected = make_judgments(scores, labels)
+    cli("import", "judgments", str(_write_jsonl(tmp_path / "alice.jsonl", alice)))
+    cli("import", "judgments", str(_write_jsonl(tmp_path / "bob.jsonl", bob)))
+    n_events = len(alice) + len(bob)
+
+    st = cli.json("status", "--json")
+    for table, n in st["tables"].items():
+        assert _rows(db, f"SELECT COUNT(*) FROM {table}")[0][0] == n, table
+    assert st["tables"]["judgments"] == n_events
+    assert sum(st["categories"].values()) == 48 and {k: st["categories"][k] for k in cats} == cats
+    who = {a["annotator"]: a for a in st["annotators"]}
+    assert set(who) == {"alice", "bob"}
+    for name, events in (("alice", alice), ("bob", bob)):
+        judged = {(e["source"], e["feature"]) for e in events}
+        assert who[name]["judged"] == len(judged), who[name]
+
+    both = {(e["source"], e["feature"]) for e in alice} & {(e["source"], e["feature"]) for e in bob}
+    tiers = {(e["annotator"], e["source"], e["feature"]): e["value"] for e in alice + bob if e["kind"] == "tier"}
+    agreeing = sum(tiers[("alice", *k)] == tiers[("bob", *k)] for k in both)
+    agr = cli.json("agreement", "--json")
+    assert agr["n_features_judged"] == len(expected) and agr["annotators"] == ["alice", "bob"]
+    assert agr["raters_per_feature"] == {"1": len(expected) - len(both), "2": len(both)}
+    assert agr["tier"]["n_items"] == len(both) == agr["tier"]["krippendorff_alpha"]["n_items"]
+    assert agr["tier"]["percent_agreement"]["value"] == pytest.approx(agreeing / len(both))
+    assert 0 < agreeing < len(both)            # the fixture has disagreements, and agreements
+    doubly_labeled = [lab for lab in labels if (lab["source"], lab["feature"]) in both]
+    assert agr["verdict"]["n_items"] == len(doubly_labeled)
+    matrix = [[0] * 4 for _ in range(4)]
+    order = agr["tier_vs_category"]["values"]
+    for (_, src, f), tier in tiers.items():
+        matrix[order.index(tier)][order.index(got[f])] += 1
+    assert agr["tier_vs_category"]["matrix"] == matrix
+    assert agr["tier_vs_category"]["n_judgments"] == len(tiers)
+
+    cal = cli.json("calibrate", "--json")
+    verdicts = [e for e in alice + bob if e["kind"] == "verdict"]
+    assert cal["n_verdicts"] == len(verdicts)
+    rate = {}
+    uuid_method = {lab["uuid"]: lab["method"] for lab in labels}
+    for e in verdicts:
+        m = e.get("method") or uuid_method[e["label_uuid"]]
+        rate.setdefault(m, []).append(e["value"] == "correct")
+    for row in cal["methods"]:
+        assert row["n_rows"] == len(rate[row["method"]])
+        assert row["correct"]["value"] == pytest.approx(sum(rate[row["method"]]) / len(rate[row["method"]]))
+    assert {b["benchmark"]: b["n_true_scores"] for b in cal["benchmarks"]} == {
+        b: len(labels) for b in ("detection", "fuzzing", "embedding")}
+    assert cal["thresholds"]["n_rows"] == len(tiers) and cal["thresholds"]["confusion"] == matrix
+
+    # gold
+    for fmt in ("jsonl", "csv", "parquet"):
+        cli("export", "gold", "--format", fmt, "--output", str(tmp_path / f"gold.{fmt}"))
+    from engine.gold import read_gold
+    gold = {fmt: read_gold(tmp_path / f"gold.{fmt}", fmt) for fmt in ("jsonl", "csv", "parquet")}
+    assert gold["jsonl"] == gold["csv"] == gold["parquet"]
+    recs = {(r["source"], r["feature_index"]): r for r in gold["jsonl"]}
+    assert set(recs) == set(expected)
+    assert {k: r["tier"] for k, r in recs.items()} == expected
+    for k, r in recs.items():
+        assert r["n_annotators"] == (2 if k in both else 1)
+        assert r["auto_category"] == got[k[1]]
+
+    # exports; the exported judgments re-import as a no-op
+    jpath = tmp_path / "judgments.jsonl"
+    cli("export", "judgments", "--output", str(jpath))
+    exported = _read_jsonl(jpath)
+    assert len(exported) == n_events
+    out = cli("import", "judgments", str(jpath))
+    assert _rows(db, "SELECT COUNT(*) FROM judgments")[0][0] == n_events
+    for kind in ("scores", "labels"):
+        for fmt in ("jsonl", "csv"):
+            cli("export", kind, "--format", fmt, "--output", str(tmp_path / f"{kind}.{fmt}"))
+    assert len(list(csv.DictReader((tmp_path / "scores.csv").open()))) == 48
+    assert len(list(csv.DictReader((tmp_path / "labels.csv").open()))) == len(labels)
+    assert _read_jsonl(tmp_path / "labels.jsonl") == labels
+
+    # backup, then merge a copy with extra judgments
+    copy = tmp_path / "copy.db"
+    cli("backup", str(copy))
+    extra = [dict(e, annotator="carol", created_at="2026-11-27T09:00:00Z") for e in alice
+             if e["kind"] == "tier"][:3]
+    Cli(copy, capsys)("import", "judgments", str(_write_jsonl(tmp_path / "carol.jsonl", extra)))
+    out = cli("merge", str(copy))
+    assert _rows(db, "SELECT COUNT(*) FROM judgments")[0][0] == n_events + len(extra)
+    out = cli("merge", str(copy))
+    assert "nothing new" in out
+
+
+# -- the Neuronpedia path --------------------------------------------------------------------
+NP = _shared()
+NP_SOURCE = "gemma-4-e2b/17-matryoshka-res-65k"
+
+
+@pytest.mark.skipif(NP is None, reason="shared/data/neuronpedia is neither beside the repository nor at "
+                                       "/work/shared (the real Neuronpedia samples)")
+def test_neuronpedia_path_end_to_end(tmp_path, capsys):
+    db = tmp_path / "np.db"
+    cli = Cli(db, capsys)
+    cli("init")
+    out = cli("import", "neuronpedia", str(NP))
+    assert "sources:  3 new" in out
+    again = cli("import", "neuronpedia", str(NP))
+    assert "features: 0 new" in again, again
+    st = cli.json("status", "--json")
+    n_feat = {s["name"]: s["features"] for s in st["sources"]}
+    assert sum(n_feat.values()) == st["tables"]["features"] == _rows(db, "SELECT COUNT(*) FROM features")[0][0]
+
+    # input scores from the stored activations: every feature with activations and logits
+    with_evidence = {r[0] for r in _rows(
+        db, "SELECT DISTINCT f.idx FROM features f JOIN sources s ON s.id = f.source_id "
+            "JOIN examples e ON e.feature_id = f.id JOIN logit_tokens l ON l.feature_id = f.id "
+            "WHERE s.name = ? AND e.kind = 'top' AND l.kind = 'promoted'", [NP_SOURCE])}
+    assert with_evidence == {0, 5, 19}
+    out = cli("score", "--from-stored", "--source", NP_SOURCE)
+    assert f"{len(with_evidence)} features" in out
+    scores = [json.loads(x) for x in cli("export", "scores", "--source", NP_SOURCE).splitlines()]
+    assert {s["feature"] for s in scores} == with_evidence
+    assert all(s["output_score"] is None and 0 <= s["input_score"] <= 1 for s in scores)
+    assert "0 features" in cli("score", "--from-stored", "--source", NP_SOURCE)
+
+    with _standin() as server:
+        cli("label", "--methods", "eleuther_acts_top5", "--source", NP_SOURCE, "--features", "5,19",
+            *_endpoint(server))
+        labels = [json.loads(x) for x in cli("export", "labels", "--source", NP_SOURCE, "--method",
+                                                 "eleuther_acts_top5").splitlines()]
+        assert sorted(lab["feature"] for lab in labels) == [5, 19]
+        assert all(lab["status"] == "ok" and lab["origin"] == "saegold" for lab in labels)
+        # Neuronpedia's own explanations are kept beside them, under their own method
+        theirs = [json.loads(x) for x in cli("export", "labels", "--source", NP_SOURCE).splitlines()]
+        assert {lab["origin"] for lab in theirs} == {"saegold", "neuronpedia"}
+
+        out = cli("bench", *_endpoint(server), "--methods", "eleuther_acts_top5", "--source", NP_SOURCE,
+                  "--benchmarks", "detection,fuzzing,embedding", "--embedding-model", "standin-embed",
+                  "--negatives", "other-features")
+        rows = _rows(db, "SELECT l.uuid, b.benchmark, b.control, b.value FROM bench_scores b "
+                         "JOIN labels l ON l.id = b.label_id")
+        assert sorted((r[0], r[1]) for r in rows if r[2] == "true") == sorted(
+            (lab["uuid"], b) for lab in labels for b in ("detection", "fuzzing", "embedding"))
+        assert all(r[3] is None or 0 <= r[3] <= 1 for r in rows)
+        assert f"stored {len(rows)} results" in out
+        before = len(server.requests)
+        cli("label", "--methods", "eleuther_acts_top5", "--source", NP_SOURCE, "--features", "5,19",
+            *_endpoint(server))
+        cli("bench", *_endpoint(server), "--methods", "eleuther_acts_top5", "--source", NP_SOURCE,
+            "--benchmarks", "detection,fuzzing,embedding", "--embedding-model", "standin-embed",
+            "--negatives", "other-features")
+        assert len(server.requests) == before
+    report = cli.json("bench", "--report", "--json")
+    assert {(r["method"], r["benchmark"], r["n"]) for r in report["overall"]} == {
+        ("eleuther_acts_top5", b, len(labels)) for b in ("detection", "fuzzing", "embedding")}
