@@ -123,3 +123,44 @@ def test_auroc_both_ways_spearman_gap_and_label_bootstrap(project):
         assert observed == pytest.approx(np.mean(v == 2))       # the target is P(correct)
         checked += 1
     assert checked == 3
+
+
+def test_fitted_thresholds_reach_the_best_kappa_of_any_split():
+    """In sample, the fitted (input, output) thresholds give the largest Cohen's kappa over
+    every pair of thresholds that splits the observed scores differently (brute force)."""
+    from engine.stats.thresholds import fit_thresholds
+    from store.features import categorize
+    from store.judgments import TIERS
+
+    rng = np.random.default_rng(2)
+    n = 24
+    inp, out = rng.random(n).round(2), rng.random(n).round(2)
+    rows = []
+    for f in range(n):
+        planted = categorize(inp[f], out[f], 0.4, 0.6)
+        for ann in range(2):
+            tier = planted if rng.random() < 0.8 else TIERS[int(rng.integers(0, 4))]
+            rows.append((f, float(inp[f]), float(out[f]), TIERS.index(tier)))
+    fit = fit_thresholds(rows, (0.5, 0.5), grid=100)
+
+    def kappa(h, m):
+        conf = np.zeros((4, 4))
+        for a, b in zip(h, m):
+            conf[a, b] += 1
+        conf /= conf.sum()
+        po, pe = np.trace(conf), conf.sum(axis=1) @ conf.sum(axis=0)
+        return (po - pe) / (1 - pe)
+
+    human = [r[3] for r in rows]
+
+    def cuts(v):
+        u = np.unique(v)
+        return [u[0] - 1] + list((u[:-1] + u[1:]) / 2) + [u[-1] + 1]
+
+    best = max(kappa(human, [TIERS.index(categorize(r[1], r[2], a, b)) for r in rows])
+               for a in cuts(inp) for b in cuts(out))
+    assert fit.fitted_kappa == pytest.approx(best, abs=1e-12)
+    got = kappa(human, [TIERS.index(categorize(r[1], r[2], *fit.fitted)) for r in rows])
+    assert got == pytest.approx(best, abs=1e-12)
+    assert fit.current_kappa == pytest.approx(
+        kappa(human, [TIERS.index(categorize(r[1], r[2], 0.5, 0.5)) for r in rows]), abs=1e-12)
