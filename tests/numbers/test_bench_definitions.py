@@ -42,7 +42,8 @@ def _build(project, n_features: int = 6) -> dict[str, tuple[int, int]]:
             tops, negs = [], []
             for r in range(16):
                 toks = [f" t{f}", f" r{r}", " top", " x"]
-                tops.append({"tokens": toks, "acts": [0.0, 0.0, 5.0 - 0.1 * r, 1.0]})
+                top = 5.0 - 0.1 * r
+                tops.append({"tokens": toks, "acts": [0.0, 0.1 * top, top, 0.3 * top + 0.01]})
                 if 5 <= r <= 14:                       # ranks 6-15, 1-based
                     texts["".join(toks)] = (fid, 1)
             for r in range(10):
@@ -121,3 +122,59 @@ def test_balanced_accuracy_parse_failures_and_shuffled_control(project, llm_serv
         assert entry["parse_failure_rate"] == pytest.approx(
             sum(r["parse_failures"] for r in mine) / sum(r["n"] + r["parse_failures"] for r in mine))
         assert entry["chance"] == 0.5
+
+
+def test_fuzzing_highlights_and_balanced_accuracy(project, llm_server):
+    """Positives carry their true highlights (tokens >= 0.3 x the example's max: here the
+    last two), negatives as many highlights on tokens where the feature does not fire."""
+    texts = _build(project, n_features=3)
+    said: dict[tuple[str, str], int | None] = {}
+
+    def judge(request: dict) -> str:
+        user = request["messages"][-1]["content"]
+        label = next(ln[len(LABEL_PREFIX):] for ln in user.splitlines() if ln.startswith(LABEL_PREFIX))
+        bodies = [m.group(2) for ln in user.splitlines() if (m := _EX.match(ln))]
+        garbage = _h(user) % 4 == 0
+        answers = [(_h(label + "|" + b) >> 2) & 1 for b in bodies]
+        for b, a in zip(bodies, answers):
+            said[(label, b)] = None if garbage else a
+        return "[1, 0" if garbage else json.dumps(answers)
+
+    server = llm_server(chat_handler=judge)
+
+    async def go():
+        client = LLMClient(project, base_url=server.base_url, model="judge", concurrency=4, backoff_base=0.01)
+        try:
+            return await run_bench(project, BenchConfig(benchmarks=("fuzzing",), seed=9), client=client,
+                                   judge_model="judge")
+        finally:
+            await client.aclose()
+
+    asyncio.run(go())
+    # Every body is the example's text with its marks; read the marks back.
+    seen = {}
+    for (label, body), a in said.items():
+        plain = body.replace("<<", "").replace(">>", "")
+        marked = re.findall(r"<<(.*?)>>", body)
+        n_marked = sum(len(m.split()) for m in marked)
+        fid, truth = texts[plain]
+        if truth == 1:
+            toks = plain.split()
+            assert body == f" {toks[0]} {toks[1]} <<{toks[2]} {toks[3]}>>"
+        else:
+            assert n_marked == 2
+        seen[(label, plain)] = (truth, a)
+    labels = {r["id"]: r for r in project.query("SELECT id, feature_id, text FROM labels")}
+    rows = project.query("SELECT label_id, scored_label_id, value, n, parse_failures FROM bench_scores")
+    assert rows
+    for row in rows:
+        label, scored = labels[row["label_id"]], labels[row["scored_label_id"]]
+        mine = {t for t, (fid, _) in texts.items() if fid == label["feature_id"]}
+        answered = [v for (lab, t), v in seen.items() if lab == scored["text"] and t in mine]
+        assert len(answered) == 20
+        ok = [(t, a) for t, a in answered if a is not None]
+        assert row["n"] == len(ok) and row["parse_failures"] == 20 - len(ok)
+        pos = [a for t, a in ok if t == 1]
+        neg = [1 - a for t, a in ok if t == 0]
+        expected = (np.mean(pos) + np.mean(neg)) / 2 if pos and neg else None
+        assert row["value"] == (pytest.approx(expected, abs=1e-12) if expected is not None else None)
