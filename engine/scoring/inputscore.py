@@ -85,6 +85,7 @@ def score_stored(project: Project, *, source: str | None = None, features: Seque
     )
     ids = [r["id"] for r in rows]
     thr_in, thr_out = settings.get(project, "input_threshold"), settings.get(project, "output_threshold")
+    k_lens = int(settings.get(project, "logit_lens_k"))     # LL_j: the top k promoted tokens only
     done = 0
     for start in range(0, len(ids), 256):
         chunk = ids[start:start + 256]
@@ -96,7 +97,8 @@ def score_stored(project: Project, *, source: str | None = None, features: Seque
             for ex in exs:
                 ex["tokens"] = loads(ex["tokens"])
             lens = [r["token"] for r in project.query(
-                "SELECT token FROM logit_tokens WHERE feature_id = ? AND kind = 'promoted' ORDER BY rank", [fid])]
+                "SELECT token FROM logit_tokens WHERE feature_id = ? AND kind = 'promoted' ORDER BY rank LIMIT ?",
+                [fid, k_lens])]
             hits, used = max_token_hits(exs, lens, key="tokens", dedupe=True)
             results.append((fid, hits, used, len(lens)))
         with project.write() as db:
