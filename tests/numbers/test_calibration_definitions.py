@@ -116,6 +116,7 @@ def test_auroc_both_ways_spearman_gap_and_label_bootstrap(project):
         # The cross-validated ECE is the bin-weighted |predicted - observed| of its bins.
         cal = cell.calibration
         assert cal.method in ("isotonic", "platt")
+        assert cal.cv_brier[cal.method] == min(cal.cv_brier.values())   # chosen by cross-validation
         assert sum(b.n for b in cal.bins) == len(rows)
         ece = sum(b.n / len(rows) * abs(b.mean_predicted - b.observed) for b in cal.bins if b.n)
         assert cal.cv_ece == pytest.approx(ece, abs=1e-12)
