@@ -34,6 +34,7 @@ from typing import Any
 
 from engine.progress import Progress, null_progress
 from engine.stats import data
+from store import judgments as store_judgments
 from store.db import Project
 from store.errors import SaegoldError
 from store.judgments import TIERS, FeatureJudgment
@@ -93,13 +94,19 @@ def _pair_agreement(values_per_item: list[list[str]]) -> float | None:
 
 
 def feature_record(feature: data.FeatureInfo, own: list[FeatureJudgment], adj: list[FeatureJudgment],
-                   labels: list[data.LabelInfo], policy: str) -> dict[str, Any]:
-    """The gold record of one feature from its judgments (``own``) and lead adjudications."""
-    # Several leads may adjudicate one feature: the latest decision wins (``reversed(adj)``
-    # below picks the last), not the alphabetically last lead.
-    adj = sorted(adj, key=lambda j: (j.last_at or "", j.annotator))
+                   labels: list[data.LabelInfo], policy: str,
+                   decided: FeatureJudgment | None = None) -> dict[str, Any]:
+    """The gold record of one feature from its judgments (``own``) and lead adjudications.
+
+    ``decided``: every lead's adjudications of the feature folded in time order, so each
+    field holds the latest decision (see :func:`latest_adjudications`).  Without it, the
+    lead whose last adjudication is latest comes first."""
+    # Several leads may adjudicate one feature: the latest decision wins, not the
+    # alphabetically last lead.
+    latest_first = [decided] if decided is not None else \
+        sorted(adj, key=lambda j: (j.last_at or "", j.annotator), reverse=True)
     tier_votes = [j.tier for j in own if j.tier is not None]
-    adj_tier = next((j.tier for j in reversed(adj) if j.tier is not None), None)
+    adj_tier = next((j.tier for j in latest_first if j.tier is not None), None)
     tier, tier_source, tier_reason = resolve(tier_votes, policy, adj_tier)
 
     preferences = Counter(j.preference for j in own if j.preference)
@@ -110,7 +117,7 @@ def feature_record(feature: data.FeatureInfo, own: list[FeatureJudgment], adj: l
     candidates, verdict_items = [], []
     for lab in cands:
         votes = [j.verdicts[lab.uuid] for j in own if lab.uuid in j.verdicts]
-        adj_v = next((j.verdicts[lab.uuid] for j in reversed(adj) if lab.uuid in j.verdicts), None)
+        adj_v = next((j.verdicts[lab.uuid] for j in latest_first if lab.uuid in j.verdicts), None)
         verdict, _, verdict_reason = resolve(votes, policy, adj_v)
         c = Counter(votes)
         candidates.append({
@@ -122,7 +129,7 @@ def feature_record(feature: data.FeatureInfo, own: list[FeatureJudgment], adj: l
         verdict_items.append(votes)
 
     own_labels = [j.gold_label for j in own if j.gold_label]
-    gold, gold_source, gold_reason = _gold_label(policy, adj, candidates, own_labels)
+    gold, gold_source, gold_reason = _gold_label(policy, latest_first, candidates, own_labels)
     times = [t for j in own + adj for t in (j.first_at, j.last_at) if t]
     return {
         "feature_id": feature.id, "source": feature.source, "model_id": feature.model_id,
@@ -146,9 +153,9 @@ def feature_record(feature: data.FeatureInfo, own: list[FeatureJudgment], adj: l
     }
 
 
-def _gold_label(policy: str, adj: list[FeatureJudgment], candidates: list[dict[str, Any]],
+def _gold_label(policy: str, latest_first: list[FeatureJudgment], candidates: list[dict[str, Any]],
                 own_labels: list[str]) -> tuple[str | None, str | None, str | None]:
-    adj_label = next((j.gold_label for j in reversed(adj) if j.gold_label), None)
+    adj_label = next((j.gold_label for j in latest_first if j.gold_label), None)
     if policy == "adjudicated" and adj_label:
         return adj_label, "adjudication", None
     correct = [c for c in candidates if c["verdict"] == "correct" and c["text"]]
@@ -176,6 +183,14 @@ def _norm(text: str) -> str:
     return " ".join(text.split()).casefold()
 
 
+def latest_adjudications(project: Project) -> dict[int, FeatureJudgment]:
+    """Per feature, every lead's adjudications folded in time order into one judgment: each
+    field (tier, each verdict, gold label) holds the latest decision of any lead."""
+    rows = [{**r, "annotator": "leads"} for r in store_judgments.events(project)
+            if r["kind"].startswith("adj_") or r["kind"] == "retract"]
+    return {fid: j for (fid, _), j in store_judgments.derive(rows).items() if j.is_adjudication}
+
+
 def gold_records(project: Project, *, policy: str = "majority",
                  progress: Progress = null_progress) -> list[dict[str, Any]]:
     """One resolved record per judged feature, in feature order."""
@@ -193,10 +208,12 @@ def gold_records(project: Project, *, policy: str = "majority",
     for j in adj:
         by_feature.setdefault(j.feature_id, ([], []))[1].append(j)
     fids = sorted(by_feature)
+    decided = latest_adjudications(project) if adj else {}
     records = []
     for n, fid in enumerate(fids):
         o, a = by_feature[fid]
-        records.append(feature_record(feats[fid], o, a, labels_by_feature.get(fid, []), policy))
+        records.append(feature_record(feats[fid], o, a, labels_by_feature.get(fid, []), policy,
+                                      decided.get(fid)))
         progress("gold records", n + 1, len(fids))
     return records
 

@@ -93,9 +93,14 @@ def test_the_latest_adjudication_wins(project):
         make_event("amy", fid, "adj_tier", value="output", created_at=_time(5)),
         make_event("amy", fid, "adj_verdict", value="correct", label_uuid=lab, created_at=_time(6)),
         make_event("amy", fid, "adj_gold_label", value="amy's label", created_at=_time(7)),
+        # zed's latest event is a note-free re-check of nothing but the label's verdict, which
+        # amy then overrides again; zed's tier (earlier than amy's) must not come back.
+        make_event("zed", fid, "adj_verdict", value="partly", label_uuid=lab, created_at=_time(8)),
+        make_event("amy", fid, "adj_verdict", value="correct", label_uuid=lab, created_at=_time(9)),
+        make_event("zed", fid, "adj_gold_label", value="zed's second label", created_at=_time(10)),
     ])
     (r,) = gold.gold_records(project, policy="adjudicated")
     assert (r["tier"], r["tier_source"]) == ("output", "adjudication")
     assert r["candidates"][0]["verdict"] == "correct"
-    assert r["gold_label"] == "amy's label"
+    assert r["gold_label"] == "zed's second label"          # the latest gold label decision
     assert r["adjudicated_by"] == ["amy", "zed"]
