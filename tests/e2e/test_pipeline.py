@@ -91,17 +91,18 @@ def _write_jsonl(path: Path, records: list[dict]) -> Path:
 OTHER_TIER = {"input": "output", "output": "input", "cross": "obscure", "obscure": "cross"}
 
 
-def make_judgments(scores: list[dict], labels: list[dict]) -> tuple[list[dict], list[dict], dict]:
-    """alice judges every labeled feature and two obscure ones; bob judges two thirds of
-    them and disagrees on some tiers and verdicts.  Returns (alice, bob, expected) where
-    ``expected[(source, feature)]`` is the tier majority resolution must give (None: tie)."""
+def make_judgments(scores: list[dict], labels: list[dict]) -> tuple[list[dict], list[dict], dict, dict]:
+    """alice judges every labeled feature and two obscure ones (and prefers one candidate,
+    and writes her own label on an obscure feature); bob judges two thirds of them and
+    disagrees on some tiers and verdicts.  Returns (alice, bob, tiers, gold_labels): what
+    majority resolution must give per (source, feature) (None: unresolved)."""
     by_feature: dict[tuple[str, int], list[dict]] = {}
     for lab in labels:
         by_feature.setdefault((lab["source"], lab["feature"]), []).append(lab)
     cat = {(s["source"], s["feature"]): s["category"] for s in scores}
     obscure = sorted(k for k, c in cat.items() if c == "obscure")[:2]
     judged = sorted(by_feature) + obscure
-    alice, bob, expected = [], [], {}
+    alice, bob, tiers, gold = [], [], {}, {}
     t = 0
 
     def event(who, key, kind, value, **extra):
@@ -114,20 +115,29 @@ def make_judgments(scores: list[dict], labels: list[dict]) -> tuple[list[dict], 
 
     for n, key in enumerate(judged):
         auto = cat[key]
+        cands = sorted(by_feature.get(key, []), key=lambda lab: lab["method"])
         alice.append(event("alice", key, "tier", auto, confidence=3))
-        for lab in by_feature.get(key, []):
+        for lab in cands:
             alice.append(event("alice", key, "verdict", "correct" if lab["method"] != "baez_last" else "partly",
                                label_uuid=lab["uuid"]))
-        expected[key] = auto
+        if cands:
+            alice.append(event("alice", key, "preference", "prefer", label_uuid=cands[0]["uuid"]))
+        elif key == obscure[0]:
+            alice.append(event("alice", key, "gold_label", "  Fires on  nothing in particular "))
+        tiers[key] = auto
+        gold[key] = (cands[0]["text"] if cands else
+                     "Fires on nothing in particular" if key == obscure[0] else None)
         if n % 3 == 2:                      # bob leaves a third to alice alone
             continue
         disagree = n % 4 == 1
-        bob_tier = OTHER_TIER[auto] if disagree else auto
-        bob.append(event("bob", key, "tier", bob_tier, confidence=2))
-        for lab in by_feature.get(key, []):
+        bob.append(event("bob", key, "tier", OTHER_TIER[auto] if disagree else auto, confidence=2))
+        for lab in cands:
             bob.append(event("bob", key, "verdict", "wrong" if disagree else "correct", method=lab["method"]))
-        expected[key] = None if disagree else auto
-    return alice, bob, expected
+        if disagree:
+            tiers[key] = None
+            if cands:           # every verdict tied: no candidate is correct
+                gold[key] = None
+    return alice, bob, tiers, gold
 
 
 # -- the planted pipeline ------------------------------------------------------------------
@@ -156,6 +166,9 @@ def test_planted_pipeline_end_to_end(tmp_path, capsys):
     got = {s["feature"]: s["category"] for s in scores}
     assert {j: got[j] for j in planted} == planted
     cats = {c: sum(v == c for v in got.values()) for c in ("input", "output", "cross", "obscure")}
+    for s in scores:
+        assert s["category"] == _category(s["input_score"], s["output_score"], s["input_threshold"],
+                                          s["output_threshold"])
 
     with _standin() as server:
         # label --by-tier
@@ -195,12 +208,17 @@ def test_planted_pipeline_end_to_end(tmp_path, capsys):
         assert f"{n_bench} results already stored" in out2
 
     # two annotators' judgments, made elsewhere, imported
-    alice, bob, expected = make_judgments(scores, labels)
+    alice, bob, expected, expected_gold = make_judgments(scores, labels)
     cli("import", "judgments", str(_write_jsonl(tmp_path / "alice.jsonl", alice)))
     cli("import", "judgments", str(_write_jsonl(tmp_path / "bob.jsonl", bob)))
     n_events = len(alice) + len(bob)
 
     st = cli.json("status", "--json")
+    proc = subprocess.run([str(REPO / ".venv" / "bin" / "saegold") if (REPO / ".venv" / "bin" / "saegold").exists()
+                           else sys.executable, *([] if (REPO / ".venv" / "bin" / "saegold").exists() else ["-m", "tui.cli"]),
+                           "--db", str(db), "status", "--json"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == st
     for table, n in st["tables"].items():
         assert _rows(db, f"SELECT COUNT(*) FROM {table}")[0][0] == n, table
     assert st["tables"]["judgments"] == n_events
@@ -250,9 +268,18 @@ def test_planted_pipeline_end_to_end(tmp_path, capsys):
     from engine.gold import read_gold
     gold = {fmt: read_gold(tmp_path / f"gold.{fmt}", fmt) for fmt in ("jsonl", "csv", "parquet")}
     assert gold["jsonl"] == gold["csv"] == gold["parquet"]
+    np_out = json.loads(cli("export", "gold", "--format", "neuronpedia"))
+    graph = json.loads(cli("export", "gold", "--format", "graph-labels"))
+    named = {k: v for k, v in expected_gold.items() if v}
+    assert sorted((int(r["index"]), r["description"]) for r in np_out) == sorted((k[1], v) for k, v in named.items())
+    layer = _rows(db, "SELECT layer FROM sources")[0][0]
+    assert sorted(map(tuple, graph)) == sorted((f"{layer}_{k[1]}", v) for k, v in named.items())
     recs = {(r["source"], r["feature_index"]): r for r in gold["jsonl"]}
     assert set(recs) == set(expected)
     assert {k: r["tier"] for k, r in recs.items()} == expected
+    assert {k: r["gold_label"] for k, r in recs.items()} == expected_gold
+    assert len({k for k, v in expected.items() if v is None}) > 0
+    assert {v for v in expected_gold.values()} > {None}
     for k, r in recs.items():
         assert r["n_annotators"] == (2 if k in both else 1)
         assert r["auto_category"] == got[k[1]]
@@ -263,6 +290,12 @@ def test_planted_pipeline_end_to_end(tmp_path, capsys):
     exported = _read_jsonl(jpath)
     assert len(exported) == n_events
     out = cli("import", "judgments", str(jpath))
+    assert "0 new, " in out
+    st = cli.json("status", "--json")
+    for a in st["annotators"]:
+        assert a["done"] == a["judged"] and a["events"] == sum(e["annotator"] == a["annotator"] for e in alice + bob)
+    assert {(e["annotator"], e["source"], e["feature"], e["kind"], e["value"]) for e in exported} == {
+        (e["annotator"], e["source"], e["feature"], e["kind"], e["value"]) for e in alice + bob}
     assert _rows(db, "SELECT COUNT(*) FROM judgments")[0][0] == n_events
     for kind in ("scores", "labels"):
         for fmt in ("jsonl", "csv"):
@@ -278,9 +311,31 @@ def test_planted_pipeline_end_to_end(tmp_path, capsys):
              if e["kind"] == "tier"][:3]
     Cli(copy, capsys)("import", "judgments", str(_write_jsonl(tmp_path / "carol.jsonl", extra)))
     out = cli("merge", str(copy))
+    assert "judgments               3 new" in out and "annotators              1 new" in out, out
     assert _rows(db, "SELECT COUNT(*) FROM judgments")[0][0] == n_events + len(extra)
     out = cli("merge", str(copy))
     assert "nothing new" in out
+    assert {a["annotator"] for a in cli.json("status", "--json")["annotators"]} == {"alice", "bob", "carol"}
+
+    # the fitted thresholds become the project's: every category re-derived, and label --by-tier
+    # plans exactly the routed pairs that have no label yet
+    html = tmp_path / "report.html"
+    cli("calibrate", "--store-thresholds", "--yes", "--html", str(html), "--grid", "8")
+    assert html.stat().st_size > 1000
+    with open_project(db) as project:
+        cfg = all_settings(project)
+    scores2 = [json.loads(x) for x in cli("export", "scores").splitlines()]
+    for s in scores2:
+        assert (s["input_threshold"], s["output_threshold"]) == (cfg["input_threshold"], cfg["output_threshold"])
+        assert s["category"] == _category(s["input_score"], s["output_score"], s["input_threshold"],
+                                          s["output_threshold"])
+    have = {(lab["feature"], lab["method"]) for lab in labels}
+    todo = [(s["feature"], m) for s in scores2 for m in cfg["label_routing"][s["category"]]
+            if (s["feature"], m) not in have]
+    with _standin() as server:
+        out = cli("label", "--by-tier", *_endpoint(server), "--dry-run")
+        assert f"{len(todo)} (feature, method) pairs to label" in out, out
+        assert not server.requests
 
 
 # -- the Neuronpedia path --------------------------------------------------------------------
@@ -345,3 +400,9 @@ def test_neuronpedia_path_end_to_end(tmp_path, capsys):
     report = cli.json("bench", "--report", "--json")
     assert {(r["method"], r["benchmark"], r["n"]) for r in report["overall"]} == {
         ("eleuther_acts_top5", b, len(labels)) for b in ("detection", "fuzzing", "embedding")}
+
+
+def _category(i, o, ti, to):
+    if i is None or o is None:
+        return None
+    return {(True, True): "cross", (True, False): "input", (False, True): "output"}.get((i >= ti, o >= to), "obscure")
