@@ -178,3 +178,37 @@ def test_fuzzing_highlights_and_balanced_accuracy(project, llm_server):
         neg = [1 - a for t, a in ok if t == 0]
         expected = (np.mean(pos) + np.mean(neg)) / 2 if pos and neg else None
         assert row["value"] == (pytest.approx(expected, abs=1e-12) if expected is not None else None)
+
+
+def test_embedding_auroc_of_cosine_similarity(project):
+    """AUROC (Mann-Whitney, ties half) of the cosine between the label's and each example's
+    embedding, positives (ranks 6-15) vs negatives, on arbitrary (not separable) vectors."""
+    from engine.bench.embedders import FunctionEmbedder
+
+    texts = _build(project, n_features=3)
+
+    def vec(t: str) -> list[float]:
+        d = hashlib.sha256(t.encode()).digest()
+        return [b - 128.0 for b in d[:6]]
+
+    asyncio.run(run_bench(project, BenchConfig(benchmarks=("embedding",), seed=1),
+                          embedder=FunctionEmbedder(lambda ts: [vec(t) for t in ts], "hash")))
+    labels = {r["id"]: r for r in project.query("SELECT id, feature_id, text FROM labels")}
+    rows = project.query("SELECT label_id, scored_label_id, value, n FROM bench_scores")
+    assert len(rows) == 2 * len(labels)
+    values = set()
+    for row in rows:
+        fid = labels[row["label_id"]]["feature_id"]
+        lv = np.array(vec(labels[row["scored_label_id"]]["text"]))
+        sims = {}
+        for t, (f, truth) in texts.items():
+            if f == fid:
+                e = np.array(vec(t))
+                sims[t] = (truth, float(e @ lv / np.linalg.norm(e) / np.linalg.norm(lv)))
+        pos = [s for truth, s in sims.values() if truth == 1]
+        neg = [s for truth, s in sims.values() if truth == 0]
+        expected = np.mean([1.0 if p > q else 0.5 if p == q else 0.0 for p in pos for q in neg])
+        assert row["n"] == 20
+        assert row["value"] == pytest.approx(expected, abs=1e-12)
+        values.add(round(expected, 6))
+    assert len(values) > 2            # not the trivial 0.5 / 1.0 of the existing tests
