@@ -337,6 +337,33 @@ def test_planted_pipeline_end_to_end(tmp_path, capsys):
         assert f"{len(todo)} (feature, method) pairs to label" in out, out
         assert not server.requests
 
+    # a lead (registered as `saegold annotate --lead` does) adjudicates every tied tier
+    from store.judgments import ensure_annotator
+    with open_project(db) as project:
+        ensure_annotator(project, "lea", "lead")
+    votes: dict = {}
+    for e in alice + bob + extra:
+        if e["kind"] == "tier":
+            votes.setdefault((e["source"], e["feature"]), []).append(e["value"])
+    majority = {}
+    for k, v in votes.items():
+        counts = sorted(((v.count(t), t) for t in set(v)), reverse=True)
+        majority[k] = counts[0][1] if len(counts) == 1 or counts[0][0] > counts[1][0] else None
+    unanimous = {k: v[0] if len(set(v)) == 1 else None for k, v in votes.items()}
+    assert majority != expected           # carol broke a tie
+    ties = sorted(k for k, v in majority.items() if v is None)
+    assert ties
+    alice_tier = {(e["source"], e["feature"]): e["value"] for e in alice if e["kind"] == "tier"}
+    adj = [{"annotator": "lea", "source": k[0], "feature": k[1], "kind": "adj_tier", "value": alice_tier[k],
+            "created_at": "2026-11-28T12:00:00Z"} for k in ties]
+    cli("import", "judgments", str(_write_jsonl(tmp_path / "lea.jsonl", adj)))
+    by_policy = {}
+    for policy in ("majority", "unanimous", "adjudicated"):
+        recs = [json.loads(x) for x in cli("export", "gold", "--policy", policy).splitlines()]
+        by_policy[policy] = {(r["source"], r["feature_index"]): r["tier"] for r in recs}
+    assert by_policy["majority"] == majority and by_policy["unanimous"] == unanimous
+    assert by_policy["adjudicated"] == {**majority, **{k: alice_tier[k] for k in ties}}
+
 
 # -- the Neuronpedia path --------------------------------------------------------------------
 NP = _shared()
