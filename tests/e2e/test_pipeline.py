@@ -8,6 +8,7 @@ is checked against the others (counts, routing, idempotence, resolved gold)."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import shutil
@@ -214,6 +215,8 @@ def test_planted_pipeline_end_to_end(tmp_path, capsys):
     n_events = len(alice) + len(bob)
 
     st = cli.json("status", "--json")
+    imports = [(Path(i["path"]).name, i["kind"], i["records"], i["rejected"]) for i in st["imports"]]
+    assert sorted(imports) == [("alice.jsonl", "judgments", len(alice), 0), ("bob.jsonl", "judgments", len(bob), 0)]
     proc = subprocess.run([str(REPO / ".venv" / "bin" / "saegold") if (REPO / ".venv" / "bin" / "saegold").exists()
                            else sys.executable, *([] if (REPO / ".venv" / "bin" / "saegold").exists() else ["-m", "tui.cli"]),
                            "--db", str(db), "status", "--json"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
@@ -310,7 +313,12 @@ def test_planted_pipeline_end_to_end(tmp_path, capsys):
     extra = [dict(e, annotator="carol", created_at="2026-11-27T09:00:00Z") for e in alice
              if e["kind"] == "tier"][:3]
     Cli(copy, capsys)("import", "judgments", str(_write_jsonl(tmp_path / "carol.jsonl", extra)))
+    before = {t: _rows(db, f"SELECT COUNT(*) FROM {t}")[0][0] for t in st["tables"]}
+    dry = cli("merge", "--dry-run", str(copy))
+    assert {t: _rows(db, f"SELECT COUNT(*) FROM {t}")[0][0] for t in st["tables"]} == before
+    cli("backup", str(copy), rc=2)                         # exists: --force needed
     out = cli("merge", str(copy))
+    assert dry.splitlines()[1:] == out.splitlines()[1:], (dry, out)
     assert "judgments               3 new" in out and "annotators              1 new" in out, out
     assert _rows(db, "SELECT COUNT(*) FROM judgments")[0][0] == n_events + len(extra)
     out = cli("merge", str(copy))
@@ -382,6 +390,16 @@ def test_neuronpedia_path_end_to_end(tmp_path, capsys):
     assert "features: 0 new" in again, again
     st = cli.json("status", "--json")
     n_feat = {s["name"]: s["features"] for s in st["sources"]}
+    # recounted from the bulk export itself (the excerpt repeats 11 of its records)
+    bulk = [rec for path in NP.glob("*explanations-export/*.json") for rec in json.loads(path.read_text())]
+    bulk_source = "gemma-2-2b/20-gemmascope-res-16k"
+    assert n_feat[bulk_source] == len({int(rec["index"]) for rec in bulk})
+    assert _rows(db, "SELECT COUNT(*) FROM labels l JOIN features f ON f.id = l.feature_id JOIN sources s "
+                     "ON s.id = f.source_id WHERE s.name = ?", [bulk_source])[0][0] == len(bulk)
+    exported = list(csv.DictReader(io.StringIO(cli("export", "labels", "--source", bulk_source, "--format", "csv"),
+                                               newline="")))
+    assert sorted((int(r["feature"]), r["text"]) for r in exported) == sorted(
+        (int(rec["index"]), rec["description"]) for rec in bulk)           # texts kept exactly, through CSV
     assert sum(n_feat.values()) == st["tables"]["features"] == _rows(db, "SELECT COUNT(*) FROM features")[0][0]
 
     # input scores from the stored activations: every feature with activations and logits
