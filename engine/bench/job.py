@@ -157,16 +157,25 @@ async def run_bench(project: Project, config: BenchConfig, *, client: Any = None
     selector = ExampleSelector(project, seed=config.seed, positive_ranks=config.positive_ranks,
                                negatives=config.negatives, n_negatives=config.n_negatives,
                                highlight_threshold=config.highlight_threshold)
-    done = set() if config.redo else results.done_keys(project, config.benchmarks)
+    stored = {} if config.redo else results.stored_runs(project, config.benchmarks)
     summary = BenchSummary(labels=len(labels))
 
     def plan(count: bool):
-        """Jobs (label, benchmark, control, scored label), lazily: big projects have millions."""
+        """Jobs (label, benchmark, control, scored label), lazily: big projects have millions.
+
+        A stored result is kept, except that when this run completes a half-done pair (true
+        label and shuffled control) it redoes the stored half too if that was made with another
+        seed, judge or example selection: the pair's gap must compare the same examples."""
         for label in labels:
             control_label = shuffled.pick(label)
             for benchmark in config.benchmarks:
+                made_with = (config.seed, embedder.name if benchmark == "embedding" and embedder is not None
+                             else judge_model, selector.settings)
+                to_make = [c for c in CONTROLS if (label.id, benchmark, c) not in stored
+                           and (c == "true" or control_label is not None)]
                 for control in CONTROLS:
-                    if (label.id, benchmark, control) in done:
+                    key = (label.id, benchmark, control)
+                    if key in stored and (not to_make or stored[key] == made_with):
                         summary.already_done += count
                         continue
                     scored = label if control == "true" else control_label

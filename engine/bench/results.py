@@ -30,6 +30,19 @@ def done_keys(project: Project, benchmarks: list[str] | tuple[str, ...]) -> set[
         f"SELECT label_id, benchmark, control FROM bench_scores WHERE benchmark IN ({marks})", list(benchmarks))}
 
 
+def stored_runs(project: Project, benchmarks: list[str] | tuple[str, ...]) -> dict[tuple[int, str, str], tuple]:
+    """(label_id, benchmark, control) -> (seed, judge model, example selection settings) of
+    every stored result of these benchmarks: what a result was made with."""
+    if not benchmarks:
+        return {}
+    marks = ",".join("?" * len(benchmarks))
+    return {(r["label_id"], r["benchmark"], r["control"]): (r["seed"], r["judge_model"], loads(r["selection"]))
+            for r in project.query(
+                "SELECT label_id, benchmark, control, seed, judge_model, "
+                "json_extract(details, '$.selection') AS selection "
+                f"FROM bench_scores WHERE benchmark IN ({marks})", list(benchmarks))}
+
+
 def write(project: Project, row: BenchRow) -> None:
     """Store one result in its own short transaction (replacing an earlier one on --redo)."""
     with project.write() as db:

@@ -212,3 +212,41 @@ def test_embedding_auroc_of_cosine_similarity(project):
         assert row["value"] == pytest.approx(expected, abs=1e-12)
         values.add(round(expected, 6))
     assert len(values) > 2            # not the trivial 0.5 / 1.0 of the existing tests
+
+
+def test_true_and_shuffled_results_of_a_label_share_the_examples(project, llm_server):
+    """The paired gap compares a label with its shuffled control on the same examples, so a
+    run that completes a pair left half-done by an earlier run with another seed redoes the
+    other half too (otherwise the two halves are judged on different examples)."""
+    _build(project, n_features=4)
+    server = llm_server(chat_handler=lambda request: json.dumps(
+        [(_h(request["messages"][-1]["content"] + str(i)) & 1) for i in range(5)]))
+
+    def run(seed: int):
+        async def go():
+            client = LLMClient(project, base_url=server.base_url, model="judge", concurrency=4,
+                               backoff_base=0.01)
+            try:
+                return await run_bench(project, BenchConfig(benchmarks=("detection",), seed=seed), client=client,
+                                       judge_model="judge")
+            finally:
+                await client.aclose()
+        return asyncio.run(go())
+
+    run(0)
+    with project.write() as db:              # as if the first run had stopped before the controls
+        db.execute("DELETE FROM bench_scores WHERE control = 'shuffled'")
+    run(1)
+    rows = project.query("SELECT label_id, control, seed, details FROM bench_scores")
+    by_label: dict[int, dict[str, dict]] = {}
+    for r in rows:
+        by_label.setdefault(r["label_id"], {})[r["control"]] = r
+    assert len(by_label) == 8
+    for pair in by_label.values():
+        true, shuf = pair["true"], pair["shuffled"]
+        ids = [sorted(e["example_id"] for e in json.loads(r["details"])["examples"]) for r in (true, shuf)]
+        assert true["seed"] == shuf["seed"] and ids[0] == ids[1]
+    # A run that finds every pair complete asks nothing and changes nothing.
+    before = server.count
+    summary = run(2)
+    assert summary.already_done == 16 and server.count == before
