@@ -58,8 +58,10 @@ class ScoreReport:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def parse_features(spec: str | Sequence[int] | None, d_sae: int) -> list[int]:
-    """``"0-999,1500"`` (inclusive ranges) or a list of indices; None means all."""
+def parse_features(spec: str | Sequence[int] | None, d_sae: int, *, of: str | None = None) -> list[int]:
+    """``"0-999,1500"`` (inclusive ranges) or a list of indices; None means all.  ``of``
+    names the ``d_sae`` indices in errors (default: the SAE's features)."""
+    of = of or f"the SAE's {d_sae} features"
     if spec is None:
         return list(range(d_sae))
     if isinstance(spec, str):
@@ -71,13 +73,15 @@ def parse_features(spec: str | Sequence[int] | None, d_sae: int) -> list[int]:
             lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
             if hi < lo:
                 raise ScoringError(f"--features {spec!r}: range {part} runs backwards")
+            if hi >= d_sae:  # checked before the range is built: 0-10**14 is not a list
+                raise ScoringError(f"--features: index {max(lo, d_sae)} is outside {of}")
             out.extend(range(lo, hi + 1))
     else:
         out = [int(i) for i in spec]
     out = sorted(set(out))
     bad = [i for i in out if not 0 <= i < d_sae]
     if bad:
-        raise ScoringError(f"--features: index {bad[0]} is outside the SAE's {d_sae} features")
+        raise ScoringError(f"--features: index {bad[0]} is outside {of}")
     return out
 
 

@@ -9,7 +9,7 @@ from store import settings
 from store.db import default_path, open_project
 from store.errors import SaegoldError
 
-from ..cli_args import add_endpoint_args, parse_temperature
+from ..cli_args import add_endpoint_args, at_least, parse_temperature
 from ..progress import progress_bars
 from ..safe import inert_line
 
@@ -58,12 +58,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     nla.add_argument("--nla-model", help="model id for the NLA service (default: the SAE source's model)")
     nla.add_argument("--nla-key-env", default="NEURONPEDIA_API_KEY",
                      help="variable holding the NLA service key, sent as x-api-key if set")
-    nla.add_argument("--nla-bos-offset", type=int, default=1,
+    nla.add_argument("--nla-bos-offset", type=at_least(0), default=1,
                      help="positions the NLA service adds before the text (default 1: a BOS token)")
     p.set_defaults(func=run)
 
 
-def parse_indices(text: str) -> list[int]:
+def parse_indices(text: str, limit: int | None = None, where: str | None = None) -> list[int]:
+    """Indices and ranges (``3,17,40-49``); with ``limit`` (one past the largest stored
+    index), a range reaching past it is refused before it is built."""
     out: list[int] = []
     for part in text.split(","):
         part = part.strip()
@@ -74,6 +76,8 @@ def parse_indices(text: str) -> list[int]:
                 a, b = (int(x) for x in part.split("-", 1))
                 if b < a:
                     raise ValueError
+                if limit is not None and b >= limit and a >= 0:
+                    raise SaegoldError(f"no feature {max(a, limit)} in {where or 'the project'}")
                 out.extend(range(a, b + 1))
             else:
                 out.append(int(part))
@@ -90,13 +94,16 @@ def run(args: argparse.Namespace) -> int:
 
     opts = LabelOptions(
         methods=parse_methods(args.methods) if args.methods else None, by_tier=args.by_tier,
-        source=args.source, features=parse_indices(args.features) if args.features else None,
+        source=args.source, features=None,
         redo=args.redo, attempts=args.attempts, nla_source=args.nla_source,
         temperature=parse_temperature(args.temperature), activations=not args.no_activations,
     )
     if not opts.methods and not opts.by_tier:
         raise SaegoldError("say which labels to make: --methods M1,M2 or --by-tier")
     with open_project(args.db or default_path()) as project:
+        if args.features:
+            limit = int(project.scalar("SELECT COALESCE(MAX(idx), -1) + 1 FROM features"))
+            opts.features = parse_indices(args.features, limit, args.source)
         cfg = settings.all_settings(project)
         opts.nla_source = opts.nla_source or cfg["nla_source_id"]
         if args.nla_jsonl:

@@ -6,6 +6,7 @@ import argparse
 from store.db import default_path, open_project
 from store.errors import SaegoldError
 
+from ..cli_args import at_least
 from ..progress import progress_bars
 from ..safe import inert_line
 
@@ -40,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--text-field", default="text", help="JSONL / dataset text field (default: text)")
     p.add_argument("--ctx-len", type=int, default=64, help="tokens per context, BOS included (default 64)")
     p.add_argument("--top-k", type=int, default=100, help="top activating contexts kept per feature (default 100)")
-    p.add_argument("--negatives", type=int, default=20,
+    p.add_argument("--negatives", type=at_least(0), default=20,
                    help="non-activating contexts kept per feature for benchmarks (default 20)")
     p.add_argument("--features", help="feature indices, e.g. 0-999 or 0-9,42 (default: all)")
     p.add_argument("--device", default="auto",
@@ -50,10 +51,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=32, help="contexts per forward pass (default 32)")
     p.add_argument("--feature-batch", type=int, default=256,
                    help="features per output-score batch and per write transaction (default 256)")
-    p.add_argument("--continuation-tokens", type=int, default=8,
+    p.add_argument("--continuation-tokens", type=at_least(0), default=8,
                    help="greedy continuation length under amplification; 0 skips it (default 8)")
-    p.add_argument("--max-contexts", type=int, help="stop the corpus pass after this many contexts")
-    p.add_argument("--max-tokens", type=int, help="stop the corpus pass after this many tokens")
+    p.add_argument("--max-contexts", type=at_least(1), help="stop the corpus pass after this many contexts")
+    p.add_argument("--max-tokens", type=at_least(1), help="stop the corpus pass after this many tokens")
     p.add_argument("--shard", help="I/N: score only the I-th of N disjoint feature ranges; auto: from "
                                    "torchrun (RANK/WORLD_SIZE) or a Slurm job array")
     p.add_argument("--source", help="write into this existing source (MODEL/SAE name) instead of the derived one")
@@ -106,7 +107,9 @@ def _from_stored(args: argparse.Namespace) -> int:
     from engine.scoring.job import parse_features
 
     with open_project(args.db or default_path()) as project, progress_bars() as progress:
-        feats = parse_features(args.features, 1 << 62) if args.features else None
+        stored = int(project.scalar("SELECT COALESCE(MAX(idx), -1) + 1 FROM features"))
+        feats = (parse_features(args.features, stored, of=f"the stored features (0-{stored - 1})")
+                 if args.features else None)
         n = score_stored(project, source=args.source, features=feats, redo=args.redo, progress=progress)
         print(f"input scores from stored activations: {n} features")
         if args.source:
