@@ -31,10 +31,17 @@ $SAEGOLD_DB.  `saegold demo` builds a small offline demo project and opens the a
 MODULE_FOR_COMMAND = {"import": "imports"}
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the usual one-line error (no usage block); ``--help`` shows the usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {inert_line(message)} (see `{self.prog} --help`)\n")
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The full parser; with ``only`` naming a command module, just that command (so a
     command starts without importing every other command's libraries)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="saegold", description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -1,9 +1,24 @@
-"""Command-line options shared by the commands that call an LLM endpoint (label, bench)."""
+"""Command-line options shared by several commands: the LLM endpoint (label, bench) and
+checked integer types."""
 from __future__ import annotations
 
 import argparse
 
 from store.errors import SaegoldError
+
+
+def at_least(lowest: int):
+    """An argparse ``type``: an integer no smaller than ``lowest`` (refused, not clamped)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < lowest:
+            raise argparse.ArgumentTypeError(f"must be at least {lowest} (got {value})")
+        return value
+    parse.__name__ = "int"
+    return parse
 
 
 def add_endpoint_args(group: argparse._ActionsContainer, *, role: str = "") -> None:
@@ -19,7 +34,7 @@ def add_endpoint_args(group: argparse._ActionsContainer, *, role: str = "") -> N
                                              "itself is never stored (default: setting llm_api_key_env)")
     group.add_argument("--concurrency", type=int, default=8, help="requests in flight at most (default 8)")
     group.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default 60)")
-    group.add_argument("--max-retries", type=int, default=5, help="retries on 429/5xx/timeouts (default 5)")
+    group.add_argument("--max-retries", type=at_least(0), default=5, help="retries on 429/5xx/timeouts (default 5)")
     group.add_argument("--temperature", default="0",
                        help=f"{who}sampling temperature, or 'none' to not send one (default 0)")
 

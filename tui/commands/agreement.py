@@ -9,6 +9,7 @@ from engine.stats import agreement
 from engine.stats.resample import DEFAULT_BOOT, DEFAULT_SEED
 from store.db import default_path, open_project
 
+from ..cli_args import at_least
 from ..progress import progress_bars
 from ..reports import agreement_renderable
 from ..safe import print_json
@@ -25,10 +26,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "are shown as missing, with the count.",
     )
     p.add_argument("--json", action="store_true", help="print the report as JSON (null + reason for a missing figure)")
-    p.add_argument("--bootstrap", type=int, default=DEFAULT_BOOT, metavar="N",
+    p.add_argument("--bootstrap", type=at_least(1), default=DEFAULT_BOOT, metavar="N",
                    help=f"bootstrap resamples for the CIs (default {DEFAULT_BOOT})")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"bootstrap seed (default {DEFAULT_SEED})")
-    p.add_argument("--min-items", type=int, default=agreement.DEFAULT_MIN_ITEMS, metavar="N",
+    p.add_argument("--min-items", type=at_least(1), default=agreement.DEFAULT_MIN_ITEMS, metavar="N",
                    help="fewest shared items for a figure to be computed "
                         f"(default {agreement.DEFAULT_MIN_ITEMS})")
     p.set_defaults(func=run)
