@@ -9,7 +9,9 @@ from rich.console import Console
 from engine.stats import agreement, calibration, html, thresholds
 from engine.stats.resample import DEFAULT_BOOT, DEFAULT_SEED
 from store.db import default_path, open_project
+from store.errors import SaegoldError
 
+from ..cli_args import at_least
 from ..progress import progress_bars
 from ..reports import calibration_renderable
 from ..safe import inert_line, print_json
@@ -31,12 +33,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="make the fitted thresholds the project's and re-derive every category "
                         "(asks first on a terminal unless --yes)")
     p.add_argument("--yes", action="store_true", help="do not ask before storing thresholds")
-    p.add_argument("--bootstrap", type=int, default=DEFAULT_BOOT, metavar="N",
+    p.add_argument("--bootstrap", type=at_least(1), default=DEFAULT_BOOT, metavar="N",
                    help=f"bootstrap resamples for the CIs (default {DEFAULT_BOOT})")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"bootstrap seed (default {DEFAULT_SEED})")
-    p.add_argument("--min-rows", type=int, default=calibration.DEFAULT_MIN_ROWS, metavar="N",
+    p.add_argument("--min-rows", type=at_least(2), default=calibration.DEFAULT_MIN_ROWS, metavar="N",
                    help=f"fewest verdicts for a figure (default {calibration.DEFAULT_MIN_ROWS})")
-    p.add_argument("--grid", type=int, default=thresholds.GRID, metavar="N",
+    p.add_argument("--grid", type=at_least(2), default=thresholds.GRID, metavar="N",
                    help=f"candidate values per threshold in the grid search (default {thresholds.GRID})")
     p.set_defaults(func=run)
 
@@ -56,7 +58,10 @@ def run(args: argparse.Namespace) -> int:
         else:
             Console().print(calibration_renderable(report))
         if args.html:
-            path = html.write(args.html, report, agree, title="saegold: benchmarks and taxonomy vs humans")
+            try:
+                path = html.write(args.html, report, agree, title="saegold: benchmarks and taxonomy vs humans")
+            except OSError as exc:
+                raise SaegoldError(f"{args.html}: cannot write the HTML report ({exc.strerror})") from exc
             err.print(f"HTML report written to {inert_line(path)}", markup=False, highlight=False)
         fit = report.thresholds
         if args.store_thresholds:
