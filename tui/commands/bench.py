@@ -119,6 +119,12 @@ def _score(project, args: argparse.Namespace) -> int:
         temperature=parse_temperature(args.temperature),
         workers=max(2, args.concurrency),
     )
+    if config.methods:
+        known = sorted(r["method"] for r in project.query("SELECT DISTINCT method FROM labels"))
+        unknown = [m for m in config.methods if m not in known]
+        if unknown:
+            raise SaegoldError(f"--methods: no labels by {unknown[0]!r} in this project "
+                               f"(methods: {', '.join(known) or 'none yet'})")
     if "embedding" in config.benchmarks and not args.embedding_model:
         raise SaegoldError("the embedding benchmark needs --embedding-model (an endpoint model name or a "
                            "local sentence-transformers directory); or leave it out of --benchmarks")
