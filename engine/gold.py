@@ -26,6 +26,7 @@ import io
 import itertools
 import json
 import os
+import stat
 import sys
 import tempfile
 from collections import Counter
@@ -294,15 +295,31 @@ def _render_text(records: list[dict[str, Any]], fmt: str) -> tuple[str, int]:
 
 def _write_atomic(path: Path, write) -> None:
     """Write through a temporary file in the same folder, then rename: no half files."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as exc:
+        raise GoldError(f"{path}: cannot write ({exc.strerror})") from exc
     os.close(fd)
     try:
         write(Path(tmp))
+        # mkstemp makes the file private (0600); give it the mode a plain open() would.
+        os.chmod(tmp, _plain_mode(path))
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise GoldError(f"{path}: cannot write ({exc.strerror})") from exc
         raise
+
+
+def _plain_mode(path: Path) -> int:
+    """The mode of the file being replaced, else 0666 less the umask."""
+    if path.is_file():
+        return stat.S_IMODE(path.stat().st_mode)
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def export_gold(project: Project, *, fmt: str, policy: str = "majority",
@@ -326,10 +343,7 @@ def export_gold(project: Project, *, fmt: str, policy: str = "majority",
         sys.stdout.write(text)
         sys.stdout.flush()
     else:
-        try:
-            _write_atomic(Path(output), lambda p: p.write_text(text, encoding="utf-8"))
-        except OSError as exc:
-            raise GoldError(f"{output}: cannot write ({exc.strerror})") from exc
+        _write_atomic(Path(output), lambda p: p.write_text(text, encoding="utf-8"))
     return n
 
 

@@ -15,6 +15,7 @@ import gzip
 import io
 import json
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -136,6 +137,15 @@ def write_records(rows: Iterator[dict[str, Any]], fields: tuple[str, ...], fmt: 
     return n
 
 
+def _plain_mode(path: Path) -> int:
+    """The mode of the file being replaced, else 0666 less the umask."""
+    with contextlib.suppress(OSError):
+        return stat.S_IMODE(path.stat().st_mode)
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 @contextlib.contextmanager
 def _atomic_text(path: Path) -> Iterator[TextIO]:
     """A text file that appears at ``path`` only when fully written (gzipped for ``*.gz``)."""
@@ -149,6 +159,8 @@ def _atomic_text(path: Path) -> Iterator[TextIO]:
         else:
             with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
                 yield f
+        # mkstemp makes the file private (0600); give it the mode a plain open() would.
+        os.chmod(tmp, _plain_mode(path))
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
