@@ -21,15 +21,6 @@ class BenchRow:
     details: dict
 
 
-def done_keys(project: Project, benchmarks: list[str] | tuple[str, ...]) -> set[tuple[int, str, str]]:
-    """(label_id, benchmark, control) of every stored result of these benchmarks."""
-    if not benchmarks:
-        return set()
-    marks = ",".join("?" * len(benchmarks))
-    return {(r["label_id"], r["benchmark"], r["control"]) for r in project.query(
-        f"SELECT label_id, benchmark, control FROM bench_scores WHERE benchmark IN ({marks})", list(benchmarks))}
-
-
 def stored_runs(project: Project, benchmarks: list[str] | tuple[str, ...]) -> dict[tuple[int, str, str], tuple]:
     """(label_id, benchmark, control) -> (seed, judge model, example selection settings) of
     every stored result of these benchmarks: what a result was made with."""
