@@ -1,0 +1,177 @@
+"""Bad input at the command line, per subcommand: one line on stderr naming what is wrong,
+exit code 2, no traceback, and the project database exactly as it was.  Ctrl+C: 130."""
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from store.db import open_project
+from store.features import get_or_create_source, put_examples, upsert_feature
+from store.labels import add_label
+from tui.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _seed(path: Path, n: int = 4) -> Path:
+    with open_project(path, create=True) as p, p.write() as db:
+        sid = get_or_create_source(db, "tiny-model", "0-res", layer=0, d_sae=n)
+        for i in range(n):
+            fid = upsert_feature(db, sid, i, density=0.01, max_act=1.0)
+            put_examples(db, fid, "top", [{"tokens": ["a", f"w{i}"], "acts": [0.0, 1.0]}], origin="test")
+            add_label(db, fid, "eleuther_acts_top5", f"label {i}", origin="test")
+    return path
+
+
+def _dump(path: Path) -> list[str]:
+    with sqlite3.connect(path) as conn:
+        return list(conn.iterdump())
+
+
+@pytest.fixture
+def files(tmp_path) -> dict[str, Path]:
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE foo (x)")
+        conn.execute("INSERT INTO foo VALUES (1)")
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "bad.json").write_text("garbage {\n")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "empty.db").write_bytes(b"")
+    (tmp_path / "text.db").write_text("not a database\n")
+    return {"db": _seed(tmp_path / "p.db"), "tmp": tmp_path, "other": other}
+
+
+# (args, a fragment the one error line must hold); {db} {tmp} are filled in.
+CASES = [
+    # the project file itself
+    (["--db", "{tmp}/missing.db", "status"], "no such project database"),
+    (["--db", "{tmp}/folder", "status"], "is a directory"),
+    (["--db", "{tmp}/text.db", "agreement"], "not a usable SQLite database"),
+    (["--db", "{tmp}/empty.db", "status"], "empty file"),
+    (["--db", "{tmp}/other.db", "status"], "not a saegold project"),
+    (["--db", "{tmp}/other.db", "init"], "not a saegold project"),
+    (["--db", "{tmp}/other.db", "export", "gold"], "not a saegold project"),
+    # argparse: unknown command, flag, choice, a count below its floor
+    (["nosuchcmd"], "invalid choice: 'nosuchcmd'"),
+    (["status", "--bogus"], "unrecognized arguments: --bogus"),
+    (["export", "gold", "--format", "xml"], "invalid choice: 'xml'"),
+    (["export", "gold", "--policy", "nosuch"], "invalid choice: 'nosuch'"),
+    (["import"], "required: KIND"),
+    (["agreement", "--bootstrap", "-1"], "--bootstrap: must be at least 1"),
+    (["agreement", "--min-items", "0"], "--min-items: must be at least 1"),
+    (["calibrate", "--bootstrap", "0"], "--bootstrap: must be at least 1"),
+    (["calibrate", "--grid", "x"], "--grid: 'x' is not a whole number"),
+    (["calibrate", "--min-rows", "-1"], "--min-rows: must be at least 2"),
+    (["score", "--model", "m", "--sae", "s", "--negatives", "-1"], "--negatives: must be at least 0"),
+    (["score", "--model", "m", "--sae", "s", "--max-contexts", "0"], "--max-contexts: must be at least 1"),
+    (["label", "--methods", "baez", "--max-retries", "-1"], "--max-retries: must be at least 0"),
+    (["label", "--methods", "baez", "--nla-bos-offset", "-5"], "--nla-bos-offset: must be at least 0"),
+    (["bench", "--max-retries", "-2"], "--max-retries: must be at least 0"),
+    # score
+    (["score"], "give --model and --sae"),
+    (["score", "--from-stored", "--features", "5-2"], "runs backwards"),
+    (["score", "--from-stored", "--features", "abc"], "expected ranges"),
+    (["score", "--from-stored", "--features", "0-99999999999999"], "index 4 is outside the stored features"),
+    (["score", "--model", "m", "--sae", "s", "--shard", "3/2"], "--shard '3/2'"),
+    (["score", "--model", "{tmp}/nope", "--sae", "{tmp}/nope"], "no such model directory"),
+    # label
+    (["label"], "--methods M1,M2 or --by-tier"),
+    (["label", "--methods", "nosuch"], "unknown label method 'nosuch'"),
+    (["label", "--methods", "baez", "--features", "1-x"], "'1-x' is not an index"),
+    (["label", "--methods", "baez", "--features", "0-99999999999999"], "no feature 4 in the project"),
+    (["label", "--methods", "baez", "--temperature", "hot"], "--temperature: 'hot'"),
+    (["label", "--methods", "baez", "--concurrency", "0"], "concurrency must be at least 1"),
+    (["label", "--methods", "baez", "--source", "no/such"], "no source 'no/such'"),
+    (["label", "--methods", "baez", "--nla-jsonl", "{tmp}/none.jsonl"], "none.jsonl: cannot read"),
+    (["label", "--methods", "baez", "--nla-jsonl", "{tmp}/bad.json"], "bad.json: record line 1"),
+    # bench
+    (["bench", "--benchmarks", "nosuch"], "unknown nosuch"),
+    (["bench", "--methods", "nosuch"], "no labels by 'nosuch'"),
+    (["bench", "--positive-ranks", "9-3"], "--positive-ranks '9-3'"),
+    (["bench", "--batch-size", "0"], "--batch-size must be at least 1"),
+    (["bench", "--n-negatives", "0"], "--n-negatives must be at least 1"),
+    (["bench", "--json"], "--json goes with --report"),
+    (["bench", "--features", "99"], "no feature 99"),
+    # import
+    (["import", "judgments", "{tmp}/none.jsonl"], "none.jsonl: no such file"),
+    (["import", "judgments", "{tmp}/empty.txt"], "empty.txt: is empty"),
+    (["import", "judgments", "{tmp}/bad.json"], "bad.json: record line 1"),
+    (["import", "judgments", "{db}"], "record line 1: not valid UTF-8"),
+    (["import", "neuronpedia", "{tmp}/bad.json"], "bad.json: record line 1"),
+    (["import", "neuronpedia", "{tmp}/folder"], "no importable files"),
+    # export, calibrate --html, backup, merge
+    (["export", "features", "-o", "{tmp}/folder"], "folder: cannot write"),
+    (["export", "gold", "--format", "parquet"], "give --output"),
+    (["export", "gold", "--format", "parquet", "-o", "{tmp}/folder"], "folder: cannot write"),
+    (["calibrate", "--html", "{tmp}/folder"], "folder: cannot write the HTML report"),
+    (["backup", "{db}"], "already exists"),
+    (["backup", "{tmp}/folder"], "is a directory"),
+    (["merge", "{tmp}/text.db"], "text.db: not a usable SQLite database"),
+    (["merge", "{tmp}/other.db"], "not a saegold project"),
+    (["merge", "{tmp}/none.db"], "none.db: no such project database"),
+    (["merge", "{db}"], "this project's own database"),
+    # demo
+    (["demo", "--no-open", "--max-contexts", "0"], "--max-contexts must be at least 1"),
+]
+
+
+@pytest.mark.parametrize("args, fragment", CASES, ids=[" ".join(a) for a, _ in CASES])
+def test_bad_input_is_one_line_exit_2(files, capsys, args, fragment):
+    db, tmp = files["db"], files["tmp"]
+    argv = [a.format(db=db, tmp=tmp) for a in args]
+    if argv[0] != "--db":
+        argv = ["--db", str(db), *argv]
+    watched = [db, files["other"]]
+    before = [_dump(p) for p in watched]
+    try:
+        rc = main(argv)
+    except SystemExit as exc:   # argparse
+        rc = exc.code
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert rc == 2, (out, err)
+    assert len(lines) == 1, err
+    assert lines[0].startswith("saegold") and ": error: " in lines[0], err
+    assert fragment in lines[0], err
+    assert [_dump(p) for p in watched] == before
+    assert (tmp / "empty.db").read_bytes() == b""
+    assert not (tmp / "missing.db").exists()
+
+
+def test_ctrl_c_during_label_is_130_and_one_line(files, llm_server):
+    """SIGINT while label requests are in flight: exit 130, one line, a sound database."""
+    db = files["db"]
+    started = []
+
+    def slow(request: dict) -> str:
+        started.append(1)
+        time.sleep(0.3)
+        return "[EXPLANATION]: a word"
+
+    server = llm_server(chat_handler=slow)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "SAEGOLD_TEST_KEY": "k"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tui.cli", "--db", str(db), "label", "--methods", "eleuther_acts_top5",
+         "--redo", "--no-cache", "--concurrency", "1", "--base-url", server.base_url, "--model", "m",
+         "--api-key-env", "SAEGOLD_TEST_KEY"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    deadline = time.monotonic() + 60
+    while not started and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert started, proc.communicate()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "interrupted" in lines[0], err
+    assert "Traceback" not in err
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
