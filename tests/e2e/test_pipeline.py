@@ -138,6 +138,10 @@ def make_judgments(scores: list[dict], labels: list[dict]) -> tuple[list[dict], 
             tiers[key] = None
             if cands:           # every verdict tied: no candidate is correct
                 gold[key] = None
+    # bob skips one of alice's features and flags one nobody judged: neither is a judgment
+    bob.append(event("bob", judged[2], "skip", "unsure"))
+    unjudged = next(k for k, c in sorted(cat.items()) if c == "obscure" and k not in judged)
+    bob.append(event("bob", unjudged, "flag", "tokenizer artefact?"))
     return alice, bob, tiers, gold
 
 
@@ -230,9 +234,13 @@ def test_planted_pipeline_end_to_end(tmp_path, capsys):
     assert set(who) == {"alice", "bob"}
     for name, events in (("alice", alice), ("bob", bob)):
         judged = {(e["source"], e["feature"]) for e in events}
-        assert who[name]["judged"] == len(judged), who[name]
+        assert who[name]["judged"] == len(judged), who[name]          # any current judgment, skips included
+        assert who[name]["done"] == sum(e["kind"] == "tier" for e in events)
+        assert who[name]["skipped"] == sum(e["kind"] == "skip" for e in events)
+        assert who[name]["flagged"] == sum(e["kind"] == "flag" for e in events)
 
-    both = {(e["source"], e["feature"]) for e in alice} & {(e["source"], e["feature"]) for e in bob}
+    both = {(e["source"], e["feature"]) for e in alice} & {(e["source"], e["feature"]) for e in bob
+                                                           if e["kind"] not in ("skip", "flag")}
     tiers = {(e["annotator"], e["source"], e["feature"]): e["value"] for e in alice + bob if e["kind"] == "tier"}
     agreeing = sum(tiers[("alice", *k)] == tiers[("bob", *k)] for k in both)
     agr = cli.json("agreement", "--json")
@@ -284,8 +292,10 @@ def test_planted_pipeline_end_to_end(tmp_path, capsys):
     assert len({k for k, v in expected.items() if v is None}) > 0
     assert {v for v in expected_gold.values()} > {None}
     for k, r in recs.items():
-        assert r["n_annotators"] == (2 if k in both else 1)
+        assert r["n_annotators"] == (2 if k in both else 1), r
+        assert r["annotators"] == (["alice", "bob"] if k in both else ["alice"])
         assert r["auto_category"] == got[k[1]]
+    assert sum(r["n_skipped"] for r in recs.values()) == 1
 
     # exports; the exported judgments re-import as a no-op
     jpath = tmp_path / "judgments.jsonl"
@@ -296,7 +306,7 @@ def test_planted_pipeline_end_to_end(tmp_path, capsys):
     assert "0 new, " in out
     st = cli.json("status", "--json")
     for a in st["annotators"]:
-        assert a["done"] == a["judged"] and a["events"] == sum(e["annotator"] == a["annotator"] for e in alice + bob)
+        assert a["events"] == sum(e["annotator"] == a["annotator"] for e in alice + bob)
     assert {(e["annotator"], e["source"], e["feature"], e["kind"], e["value"]) for e in exported} == {
         (e["annotator"], e["source"], e["feature"], e["kind"], e["value"]) for e in alice + bob}
     assert _rows(db, "SELECT COUNT(*) FROM judgments")[0][0] == n_events
