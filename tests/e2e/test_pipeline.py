@@ -118,6 +118,9 @@ def make_judgments(scores: list[dict], labels: list[dict]) -> tuple[list[dict], 
         auto = cat[key]
         cands = sorted(by_feature.get(key, []), key=lambda lab: lab["method"])
         alice.append(event("alice", key, "tier", auto, confidence=3))
+        if n == 0:              # a change of mind, undone: the retraction restores her first tier
+            alice.append(event("alice", key, "tier", OTHER_TIER[auto], confidence=1, uuid=f"e2e-oops-{n}"))
+            alice.append(event("alice", key, "retract", None, target_uuid=f"e2e-oops-{n}"))
         for lab in cands:
             alice.append(event("alice", key, "verdict", "correct" if lab["method"] != "baez_last" else "partly",
                                label_uuid=lab["uuid"]))
@@ -235,13 +238,14 @@ def test_planted_pipeline_end_to_end(tmp_path, capsys):
     for name, events in (("alice", alice), ("bob", bob)):
         judged = {(e["source"], e["feature"]) for e in events}
         assert who[name]["judged"] == len(judged), who[name]          # any current judgment, skips included
-        assert who[name]["done"] == sum(e["kind"] == "tier" for e in events)
+        assert who[name]["done"] == len({(e["source"], e["feature"]) for e in _live(events) if e["kind"] == "tier"})
         assert who[name]["skipped"] == sum(e["kind"] == "skip" for e in events)
         assert who[name]["flagged"] == sum(e["kind"] == "flag" for e in events)
 
     both = {(e["source"], e["feature"]) for e in alice} & {(e["source"], e["feature"]) for e in bob
                                                            if e["kind"] not in ("skip", "flag")}
-    tiers = {(e["annotator"], e["source"], e["feature"]): e["value"] for e in alice + bob if e["kind"] == "tier"}
+    tiers = {(e["annotator"], e["source"], e["feature"]): e["value"] for e in _live(alice + bob) if e["kind"] == "tier"}
+    assert len(tiers) < sum(e["kind"] == "tier" for e in alice + bob)     # one was retracted
     agreeing = sum(tiers[("alice", *k)] == tiers[("bob", *k)] for k in both)
     agr = cli.json("agreement", "--json")
     assert agr["n_features_judged"] == len(expected) and agr["annotators"] == ["alice", "bob"]
@@ -321,7 +325,7 @@ def test_planted_pipeline_end_to_end(tmp_path, capsys):
     copy = tmp_path / "copy.db"
     cli("backup", str(copy))
     extra = [dict(e, annotator="carol", created_at="2026-11-27T09:00:00Z") for e in alice
-             if e["kind"] == "tier"][:3]
+             if e["kind"] == "tier" and "uuid" not in e][:3]
     Cli(copy, capsys)("import", "judgments", str(_write_jsonl(tmp_path / "carol.jsonl", extra)))
     before = {t: _rows(db, f"SELECT COUNT(*) FROM {t}")[0][0] for t in st["tables"]}
     dry = cli("merge", "--dry-run", str(copy))
@@ -360,7 +364,7 @@ def test_planted_pipeline_end_to_end(tmp_path, capsys):
     with open_project(db) as project:
         ensure_annotator(project, "lea", "lead")
     votes: dict = {}
-    for e in alice + bob + extra:
+    for e in _live(alice + bob + extra):
         if e["kind"] == "tier":
             votes.setdefault((e["source"], e["feature"]), []).append(e["value"])
     majority = {}
@@ -371,7 +375,7 @@ def test_planted_pipeline_end_to_end(tmp_path, capsys):
     assert majority != expected           # carol broke a tie
     ties = sorted(k for k, v in majority.items() if v is None)
     assert ties
-    alice_tier = {(e["source"], e["feature"]): e["value"] for e in alice if e["kind"] == "tier"}
+    alice_tier = {(e["source"], e["feature"]): e["value"] for e in _live(alice) if e["kind"] == "tier"}
     adj = [{"annotator": "lea", "source": k[0], "feature": k[1], "kind": "adj_tier", "value": alice_tier[k],
             "created_at": "2026-11-28T12:00:00Z"} for k in ties]
     cli("import", "judgments", str(_write_jsonl(tmp_path / "lea.jsonl", adj)))
@@ -455,6 +459,12 @@ def test_neuronpedia_path_end_to_end(tmp_path, capsys):
     report = cli.json("bench", "--report", "--json")
     assert {(r["method"], r["benchmark"], r["n"]) for r in report["overall"]} == {
         ("eleuther_acts_top5", b, len(labels)) for b in ("detection", "fuzzing", "embedding")}
+
+
+def _live(events: list[dict]) -> list[dict]:
+    """The events not retracted (retractions themselves left out)."""
+    gone = {e["target_uuid"] for e in events if e["kind"] == "retract"}
+    return [e for e in events if e["kind"] != "retract" and e.get("uuid") not in gone]
 
 
 def _category(i, o, ti, to):
