@@ -20,6 +20,10 @@ def progress_bars(console: Console | None = None) -> Iterator:
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
         TimeElapsedColumn(), TimeRemainingColumn(), console=console,
         disable=not sys.stderr.isatty() and not console.is_terminal, transient=False,
+        # No stdout redirection: Rich would send everything printed meanwhile (an export's
+        # data, too) to its console on stderr, re-wrapped to the terminal width and past the
+        # terminal guard, leaving `saegold export gold > gold.jsonl` empty.
+        redirect_stdout=False, redirect_stderr=False,
     )
     tasks: dict[str, int] = {}
 

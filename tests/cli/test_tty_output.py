@@ -1,0 +1,101 @@
+"""Commands run in a real terminal (a pty): hostile stored text never reaches it raw, and
+data sent to a redirected stdout lands in the file even while a progress bar is drawn on
+the terminal (Rich used to move it to stderr, wrapped to the screen width)."""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pty
+import select
+import struct
+import subprocess
+import sys
+import termios
+from pathlib import Path
+
+import pytest
+
+from store import judgments
+from store.db import open_project
+from store.features import get_or_create_source, put_examples, upsert_feature
+from store.labels import add_label
+
+REPO = Path(__file__).resolve().parents[2]
+HOSTILE = "\x1b[2J\x1b]0;pwned\x07x\x9b31my\u202ez [bold red]markup[/bold red]"
+RAW = [b"\x1b[2J", b"\x1b]0;", "\x9b".encode(), "\u202e".encode(), b"\x07"]
+
+
+@pytest.fixture
+def hostile(tmp_path) -> Path:
+    path = tmp_path / "h.db"
+    with open_project(path, create=True) as p:
+        with p.write() as db:
+            sid = get_or_create_source(db, "m", f"s{HOSTILE}", layer=0, d_sae=4)
+            for i in range(4):
+                fid = upsert_feature(db, sid, i, density=0.1, max_act=1.0)
+                put_examples(db, fid, "top", [{"tokens": [HOSTILE, "b"], "acts": [1.0, 0.0]}], origin="t")
+                add_label(db, fid, "baez", f"label {HOSTILE}", origin="t")
+        for fid in [r["id"] for r in p.query("SELECT id FROM features")]:
+            for who in ("ann", f"bob{HOSTILE}"):
+                judgments.append(p, judgments.make_event(who, fid, "tier", value="input", confidence=2))
+                judgments.append(p, judgments.make_event(who, fid, "gold_label", value=HOSTILE))
+    return path
+
+
+def _in_pty(args: list[str], stdout=None) -> tuple[int, bytes]:
+    """Run ``saegold ARGS`` with a pty as its terminal (stdout too unless given)."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    env = {**os.environ, "TERM": "xterm-256color", "PYTHONPATH": str(REPO)}
+    env.pop("COLUMNS", None)
+    proc = subprocess.Popen([sys.executable, "-m", "tui.cli", *args], stdin=slave,
+                            stdout=stdout if stdout is not None else slave, stderr=slave, env=env, cwd=REPO)
+    os.close(slave)
+    out = b""
+    while True:
+        ready, _, _ = select.select([master], [], [], 120)
+        if not ready:
+            break
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    return proc.wait(timeout=60), out
+
+
+@pytest.mark.parametrize("args", [["export", "gold"], ["export", "gold", "--format", "csv"],
+                                  ["export", "gold", "--format", "neuronpedia"], ["export", "labels"],
+                                  ["status"], ["agreement", "--bootstrap", "5", "--min-items", "1"]],
+                         ids=" ".join)
+def test_terminal_gets_nothing_raw(hostile, args):
+    rc, out = _in_pty(["--db", str(hostile), *args])
+    assert rc == 0, out
+    assert [r for r in RAW if r in out] == [], out
+    assert b"\\x9b" in out or b"\\u009b" in out or b"\\x1b" in out  # shown, escaped
+
+
+def test_export_to_a_redirected_stdout_is_complete(hostile, tmp_path):
+    target = tmp_path / "gold.jsonl"
+    with open(target, "wb") as f:
+        rc, term = _in_pty(["--db", str(hostile), "export", "gold"], stdout=f)
+    assert rc == 0, term
+    records = [json.loads(line) for line in target.read_text(encoding="utf-8").splitlines()]
+    assert len(records) == 4
+    assert any(HOSTILE in v for r in records for v in _strings(r))  # data kept exactly
+    assert b"feature_id" not in term  # none of it went to the terminal
+
+
+def _strings(obj):
+    if isinstance(obj, str):
+        yield obj
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            yield from _strings(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _strings(v)
