@@ -204,6 +204,23 @@ def test_planted_pipeline_end_to_end(tmp_path, capsys):
                               "WHERE b.control = 'true'")
         assert sorted((r[0], r[1]) for r in true_rows) == sorted(
             (lab["uuid"], b) for lab in labels for b in ("detection", "fuzzing", "embedding"))
+        # each shuffled control scored a label of the same method from another feature
+        pairs = _rows(db, "SELECT b.control, l.method, l.feature_id, s.method, s.feature_id, s.id = l.id "
+                          "FROM bench_scores b JOIN labels l ON l.id = b.label_id "
+                          "JOIN labels s ON s.id = b.scored_label_id")
+        assert len(pairs) == n_bench
+        for control, method, fid, s_method, s_fid, same in pairs:
+            assert s_method == method and (same if control == "true" else s_fid != fid)
+        assert sum(p[0] == "shuffled" for p in pairs) == sum(p[0] == "true" for p in pairs)
+        nla = [r.body for r in server.requests if r.path.endswith("/explain")]
+        assert nla and all(b["nlaSourceId"] == "demo-nla" and b["modelId"] == "planted-model" for b in nla)
+        baez_features = sorted(f for f, c in got.items() if "baez" in routing[c])
+        explained = _rows(db, "SELECT f.idx, e.rank FROM nla_explanations n JOIN examples e ON e.id = n.example_id "
+                              "JOIN features f ON f.id = e.feature_id WHERE n.nla_source = 'demo-nla'")
+        assert sorted(map(tuple, explained)) == sorted(tuple(r) for r in _rows(
+            db, "SELECT f.idx, e.rank FROM examples e JOIN features f ON f.id = e.feature_id WHERE e.kind = 'top' "
+                f"AND e.rank < 5 AND f.idx IN ({','.join(map(str, baez_features))})"))
+        assert len({(b["text"], tuple(b["positions"])) for b in nla}) == len(nla) <= len(explained)
         report = cli.json("bench", "--report", "--json")
         assert {r["benchmark"] for r in report["overall"]} == {"detection", "fuzzing", "embedding"}
 
