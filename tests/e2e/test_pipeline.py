@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -182,6 +183,9 @@ def test_planted_pipeline_end_to_end(tmp_path, capsys):
         # label --by-tier
         out = cli("label", "--by-tier", *_endpoint(server), "--nla-url", server.nla_url, "--nla-source", "demo-nla")
         assert "0 failed" in out
+        total = re.search(r"^\s*total\s+([\d,]+)\s+([\d,]+)", out, re.M)
+        assert total and int(total[1].replace(",", "")) == len(server.requests), out   # calls sent, as counted
+        n_label_requests = len(server.requests)
         labels = [json.loads(x) for x in cli("export", "labels").splitlines()]
         st = cli.json("status", "--json")
         methods_of: dict[int, set[str]] = {}
@@ -198,6 +202,8 @@ def test_planted_pipeline_end_to_end(tmp_path, capsys):
 
         # bench
         out = cli(*_bench_args(server))
+        sent = re.search(r"LLM: (\d+) requests sent", out)
+        assert sent and int(sent[1]) == len(server.requests) - n_label_requests > 0, out
         n_bench = _rows(db, "SELECT COUNT(*) FROM bench_scores")[0][0]
         assert n_bench > 0 and f"stored {n_bench} results" in out
         true_rows = _rows(db, "SELECT l.uuid, b.benchmark FROM bench_scores b JOIN labels l ON l.id = b.label_id "
