@@ -53,7 +53,15 @@ def assign_more(project: Project, annotator: str, n: int | None = None) -> int:
             f"""
             WITH cand AS (
                 SELECT f.id AS fid, COALESCE(t.category, 'unscored') AS cat,
-                       (SELECT COUNT(*) FROM assignments a WHERE a.feature_id = f.id) AS taken,
+                       -- others who hold the feature: assigned, or judged it without an
+                       -- assignment (judgments imported or merged from elsewhere)
+                       (SELECT COUNT(*) FROM (
+                            SELECT a.annotator FROM assignments a WHERE a.feature_id = f.id
+                            UNION
+                            SELECT j.annotator FROM judgments j
+                            WHERE j.feature_id = f.id AND j.annotator != :who
+                              AND j.kind NOT IN ('retract', 'adj_tier', 'adj_verdict', 'adj_gold_label')
+                       )) AS taken,
                        {_KEY} AS k
                 FROM features f LEFT JOIN taxonomy_scores t ON t.feature_id = f.id
                 WHERE NOT EXISTS (SELECT 1 FROM assignments a

@@ -163,3 +163,28 @@ def test_lead_review_queue_takes_in_new_disagreements(project):
     _judge(project, "b", ids[4], "cross", {})
     app.session.next()  # at the end of the review queue: look again
     assert app.session.order == [ids[0], ids[4]] and app.session.view.feature_id == ids[4]
+
+
+def test_judgments_made_without_an_assignment_count_towards_overlap(project):
+    """Judgments imported (``saegold import judgments``) or merged arrive without assignments:
+    the queue still counts their authors, so a feature already judged by ``overlap`` people
+    goes to nobody else, and one judged once comes first to complete the pair."""
+    fill(project, 12)
+    fids = [r["id"] for r in project.query("SELECT id FROM features ORDER BY id")]
+    full, half = fids[:3], fids[3:6]
+    for who, feats in (("x", full + half), ("y", full)):
+        for fid in feats:
+            sj.append(project, sj.make_event(who, fid, "tier", value="input", confidence=2))
+    sj.append(project, sj.make_event("y", half[0], "note", value="a note is no judgment of tier, but y saw it"))
+    sj.ensure_annotator(project, "z")
+    sq.assign_more(project, "z", n=100)
+    z = sq.queue(project, "z")
+    assert not set(full) & set(z) and half[0] not in z
+    assert set(z) == set(fids) - set(full) - {half[0]}
+    cats = {r["feature_id"]: r["category"] for r in project.query("SELECT feature_id, category FROM taxonomy_scores")}
+    for c in set(cats.values()):
+        started = [f in half for f in z if cats[f] == c]
+        assert started == sorted(started, reverse=True)
+    # x gets the features x judged (shown as done in the app), y's full ones included
+    sq.assign_more(project, "x", n=100)
+    assert set(full + half) <= set(sq.queue(project, "x"))

@@ -270,6 +270,25 @@ def test_planted_pipeline_end_to_end(tmp_path, capsys):
     tiers = {(e["annotator"], e["source"], e["feature"]): e["value"] for e in _live(alice + bob) if e["kind"] == "tier"}
     assert len(tiers) < sum(e["kind"] == "tier" for e in alice + bob)     # one was retracted
     agreeing = sum(tiers[("alice", *k)] == tiers[("bob", *k)] for k in both)
+    # the annotation queue (what `saegold annotate` hands out) counts the imported judgments:
+    # a feature already judged by `overlap` (2) people goes to nobody else, and features one
+    # person judged come first in each category, so pairs complete early
+    from store import queue as store_queue
+    judged_by: dict[int, set[str]] = {}
+    for e in alice + bob:
+        judged_by.setdefault(e["feature"], set()).add(e["annotator"])
+    cli("backup", str(tmp_path / "queue.db"))                  # on a snapshot: the project stays as it is
+    with open_project(tmp_path / "queue.db") as project:
+        store_queue.assign_more(project, "dave", 1000)
+        idx_of = {r["id"]: r["idx"] for r in project.query("SELECT id, idx FROM features")}
+        dave = [idx_of[f] for f in store_queue.queue(project, "dave")]
+        store_queue.assign_more(project, "alice", 1000)
+        alice_queue = [idx_of[f] for f in store_queue.queue(project, "alice")]
+    assert dave and not [f for f in dave if len(judged_by.get(f, ())) >= 2]
+    for c in cats:
+        taken = [len(judged_by.get(f, ())) > 0 for f in dave if got[f] == c]
+        assert taken == sorted(taken, reverse=True), (c, taken)
+    assert {f for f, who in judged_by.items() if "alice" in who} <= set(alice_queue)
     agr = cli.json("agreement", "--json")
     assert agr["n_features_judged"] == len(expected) and agr["annotators"] == ["alice", "bob"]
     assert agr["raters_per_feature"] == {"1": len(expected) - len(both), "2": len(both)}
