@@ -99,3 +99,13 @@ def _strings(obj):
     elif isinstance(obj, list):
         for v in obj:
             yield from _strings(v)
+
+
+def test_annotate_messages_show_the_annotator_name_inert(hostile, capsys):
+    """The queue-finished line names the annotator: a hostile --annotator stays inert."""
+    from tui.cli import main
+
+    assert main(["--db", str(hostile), "annotate", "--annotator", f"eve{HOSTILE}"]) == 0
+    out, err = capsys.readouterr()
+    assert "nothing left to assign to eve\\x1b[2J" in out, out
+    assert [r for r in RAW if r in (out + err).encode()] == [], out + err

@@ -7,6 +7,8 @@ from store.db import default_path, open_project
 from store.errors import SaegoldError
 from store.judgments import login_user
 
+from ..safe import inert_line
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -36,11 +38,11 @@ def run(args: argparse.Namespace) -> int:
         try:
             app = AnnotateApp(project, annotator, lead=args.lead, intro=args.intro)
         except QueueFinished as exc:
-            print(f"saegold annotate: {exc}")
+            print(f"saegold annotate: {inert_line(exc)}")
             return 0
         app.run(mouse=False)
         s = app.session
-        print(f"saegold annotate: {s.annotator}: {s.done_count}/{s.assigned_count} features done; "
+        print(f"saegold annotate: {inert_line(s.annotator)}: {s.done_count}/{s.assigned_count} features done; "
               "every saved judgment is in the project")
     finally:
         project.close()
