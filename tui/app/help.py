@@ -16,7 +16,8 @@ INTRO = (
     "Welcome to saegold. Each screen shows one SAE feature: where it fires (top examples, the "
     "strongest token marked ▶) and what it makes the model say (output evidence). You give it a "
     "tier (i input · o output · c cross · u obscure, confidence 1-3) and judge each candidate "
-    "label (tab selects, y correct · p partly · w wrong). Everything is saved as you press it; "
+    "label (tab selects; y correct · p partly · w wrong judge the selected label, then select the "
+    "next unjudged one). Everything is saved as you press it; "
     "the machine's own answer is revealed when you finish a feature. n: next, ?: help, q: quit."
 )
 
