@@ -10,9 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -25,6 +23,9 @@ from store.settings import all_settings
 from tui.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
+_VENV_SAEGOLD = REPO / ".venv" / "bin" / "saegold"
+# the installed command line where there is one, else the same entry point by module
+SAEGOLD = [str(_VENV_SAEGOLD)] if _VENV_SAEGOLD.exists() else [sys.executable, "-m", "tui.cli"]
 SEED = 0
 
 
@@ -157,7 +158,7 @@ def test_planted_pipeline_end_to_end(tmp_path, capsys):
     db = tmp_path / "project.db"
     cli = Cli(db, capsys)
 
-    # init, through a real subprocess of the installed command line
+    # init, in a real subprocess (python -m tui.cli)
     proc = subprocess.run([sys.executable, "-m", "tui.cli", "--db", str(db), "init"], cwd=REPO,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -171,7 +172,7 @@ def test_planted_pipeline_end_to_end(tmp_path, capsys):
     assert "48 features in scope" in out
     scores = [json.loads(x) for x in cli("export", "scores").splitlines()]
     assert len(scores) == 48
-    source = scores[0]["source"]
+    assert {s["source"] for s in scores} == {"planted-model/planted-sae"}
     got = {s["feature"]: s["category"] for s in scores}
     assert {j: got[j] for j in planted} == planted
     cats = {c: sum(v == c for v in got.values()) for c in ("input", "output", "cross", "obscure")}
@@ -247,9 +248,8 @@ def test_planted_pipeline_end_to_end(tmp_path, capsys):
     st = cli.json("status", "--json")
     imports = [(Path(i["path"]).name, i["kind"], i["records"], i["rejected"]) for i in st["imports"]]
     assert sorted(imports) == [("alice.jsonl", "judgments", len(alice), 0), ("bob.jsonl", "judgments", len(bob), 0)]
-    proc = subprocess.run([str(REPO / ".venv" / "bin" / "saegold") if (REPO / ".venv" / "bin" / "saegold").exists()
-                           else sys.executable, *([] if (REPO / ".venv" / "bin" / "saegold").exists() else ["-m", "tui.cli"]),
-                           "--db", str(db), "status", "--json"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([*SAEGOLD, "--db", str(db), "status", "--json"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)          # a second process, stdout a pipe
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == st
     for table, n in st["tables"].items():
@@ -289,6 +289,19 @@ def test_planted_pipeline_end_to_end(tmp_path, capsys):
         taken = [len(judged_by.get(f, ())) > 0 for f in dave if got[f] == c]
         assert taken == sorted(taken, reverse=True), (c, taken)
     assert {f for f, who in judged_by.items() if "alice" in who} <= set(alice_queue)
+    # ... and the lead's review queue holds exactly the features where alice and bob differ
+    uuid_of = {(lab["feature"], lab["method"]): lab["uuid"] for lab in labels}
+    said: dict[tuple[str, int], set] = {}
+    for e in _live(alice + bob):
+        if e["kind"] in ("tier", "verdict"):
+            target = "tier" if e["kind"] == "tier" else e.get("label_uuid") or uuid_of[(e["feature"], e["method"])]
+            said.setdefault((e["annotator"], e["feature"]), set()).add((target, e["value"]))
+    differ = {f for (who, f), mine in said.items() if who == "alice" and ("bob", f) in said
+              and {t for t, _ in mine} & {t for t, _ in said[("bob", f)]}
+              and any(t == u and v != w for t, v in mine for u, w in said[("bob", f)])}
+    with open_project(tmp_path / "queue.db") as project:
+        review = sorted(idx_of[f] for f in store_queue.disagreements(project))
+    assert review == sorted(differ) and differ
     agr = cli.json("agreement", "--json")
     assert agr["n_features_judged"] == len(expected) and agr["annotators"] == ["alice", "bob"]
     assert agr["raters_per_feature"] == {"1": len(expected) - len(both), "2": len(both)}
