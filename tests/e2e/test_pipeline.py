@@ -515,6 +515,27 @@ def test_neuronpedia_path_end_to_end(tmp_path, capsys):
     assert {(r["method"], r["benchmark"], r["n"]) for r in report["overall"]} == {
         ("eleuther_acts_top5", b, len(labels)) for b in ("detection", "fuzzing", "embedding")}
 
+    # two annotators judge Neuronpedia's own explanation; the gold goes back out in
+    # Neuronpedia's shape (which `import neuronpedia` reads) and as graph node labels
+    np_labels = {lab["feature"]: lab for lab in theirs if lab["origin"] == "neuronpedia"}
+    events = [{"annotator": who, "source": NP_SOURCE, "feature": f, "kind": kind, "value": value,
+               "created_at": "2026-11-26T10:00:00Z", **extra}
+              for who in ("ann", "ben") for f in (5, 19)
+              for kind, value, extra in (("tier", "input", {"confidence": 2}),
+                                         ("verdict", "correct", {"label_uuid": np_labels[f]["uuid"]}))]
+    cli("import", "judgments", str(_write_jsonl(tmp_path / "np-judgments.jsonl", events)))
+    gold_np = tmp_path / "gold-np.json"
+    cli("export", "gold", "--format", "neuronpedia", "--output", str(gold_np))
+    model, sae = NP_SOURCE.split("/")
+    assert sorted((r["modelId"], r["layer"], r["index"], r["description"]) for r in json.loads(gold_np.read_text())) \
+        == sorted((model, sae, str(f), np_labels[f]["text"]) for f in (5, 19))
+    graph = json.loads(cli("export", "gold", "--format", "graph-labels"))
+    layer = _rows(db, "SELECT layer FROM sources WHERE name = ?", [NP_SOURCE])[0][0]
+    assert sorted(map(tuple, graph)) == sorted((f"{layer if layer is not None else sae}_{f}", np_labels[f]["text"])
+                                               for f in (5, 19))
+    out = cli("import", "neuronpedia", str(gold_np))
+    assert "features: 0 new" in out and "labels:   2 new" in out, out
+
 
 def _live(events: list[dict]) -> list[dict]:
     """The events not retracted (retractions themselves left out)."""
