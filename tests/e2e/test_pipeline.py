@@ -322,6 +322,7 @@ def test_planted_pipeline_end_to_end(tmp_path, capsys):
     assert cal["n_verdicts"] == len(verdicts)
     rate = {}
     uuid_method = {lab["uuid"]: lab["method"] for lab in labels}
+    uuid_of_method = {(lab["feature"], lab["method"]): lab["uuid"] for lab in labels}
     for e in verdicts:
         m = e.get("method") or uuid_method[e["label_uuid"]]
         rate.setdefault(m, []).append(e["value"] == "correct")
@@ -330,6 +331,18 @@ def test_planted_pipeline_end_to_end(tmp_path, capsys):
         assert row["correct"]["value"] == pytest.approx(sum(rate[row["method"]]) / len(rate[row["method"]]))
     assert {b["benchmark"]: b["n_true_scores"] for b in cal["benchmarks"]} == {
         b: len(labels) for b in ("detection", "fuzzing", "embedding")}
+    # the AUROC of each benchmark against human "correct", recomputed from the exported pieces
+    from sklearn.metrics import roc_auc_score
+    value_of = {(r[0], r[1]): r[2] for r in _rows(
+        db, "SELECT l.uuid, b.benchmark, b.value FROM bench_scores b JOIN labels l ON l.id = b.label_id "
+            "WHERE b.control = 'true' AND b.value IS NOT NULL")}
+    verdict_rows = [(e.get("label_uuid") or uuid_of_method[(e["feature"], e["method"])], e["value"])
+                    for e in _live(verdicts)]
+    for cell in (c for c in cal["cells"] if c["category"] == "all"):
+        rows = [(value_of[(u, cell["benchmark"])], v) for u, v in verdict_rows if (u, cell["benchmark"]) in value_of]
+        assert cell["n_rows"] == len(rows)
+        assert cell["auroc_correct"]["value"] == pytest.approx(
+            roc_auc_score([v == "correct" for _, v in rows], [x for x, _ in rows]))
     assert cal["thresholds"]["n_rows"] == len(tiers) and cal["thresholds"]["confusion"] == matrix
 
     # gold
