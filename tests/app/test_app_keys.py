@@ -278,3 +278,16 @@ def test_page_keys_reach_the_output_evidence_on_a_small_terminal(filled):
     assert down > 0
     assert drive(make_app(filled), ["pagedown", "pageup"], size=(80, 24), after=scroll_y) == 0
     assert my_events(filled) == []  # scrolling writes nothing
+
+
+def test_jump_with_no_number_says_so(filled):
+    """Letters cannot be typed in the jump box; enter on it empty keeps it open; escape
+    closes it visibly."""
+    app = make_app(filled)
+    first = app.session.view.feature_id
+    assert drive(app, ["g", "type:abc", "enter"], after=lambda a: type(a.screen).__name__) == "TextPrompt"
+    got = drive(make_app(filled), ["g", "type:abc", "enter", "escape"],
+                after=lambda a: (a.session.view.feature_id, str(a.screen.status)))
+    assert got == (first, "jump cancelled")
+    hint = drive(make_app(filled), ["g"], after=lambda a: screen_text(a))
+    assert "enter: go" in hint and "enter: save" not in hint

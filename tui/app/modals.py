@@ -34,7 +34,8 @@ class TextPrompt(ModalScreen[str | None]):
             yield Input(value=self.value, id="prompt-input",
                         validators=[Integer(minimum=0)] if self.integer else [],
                         type="integer" if self.integer else "text")
-            yield Static(Text(self.hint + "  enter: save · escape: cancel", style="dim"))
+            enter = "go" if self.integer else "save"
+            yield Static(Text(f"{self.hint}  enter: {enter} · escape: cancel", style="dim"))
 
     def on_mount(self) -> None:
         self.query_one(Input).focus()

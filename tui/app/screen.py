@@ -248,6 +248,8 @@ class FeatureScreen(Screen[None]):
         def done(text: str | None) -> None:
             if text:
                 self._navigate(lambda: self.session.jump(int(text)))
+            else:
+                self._say("jump cancelled", error=False)
         self.app.push_screen(TextPrompt("Jump to feature index", "The feature's index in its SAE.",
                                         integer=True), done)
 
