@@ -47,6 +47,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+# The one source a demo project holds (engine.planted saves planted-model/ and planted-sae/).
+DEMO_SOURCE = "planted-model/planted-sae"
+
+
+def _check_is_demo(path: Path) -> None:
+    """Refuse to let --rebuild delete a file that is not a demo project (e.g. --db pointing
+    at real work)."""
+    with open_project(path) as project:   # not a saegold project at all: one error line
+        others = [r["name"] for r in project.query("SELECT name FROM sources WHERE name != ?", [DEMO_SOURCE])]
+    if others:
+        raise SaegoldError(f"{path} is not a demo project (it holds {', '.join(others[:3])}"
+                           f"{' ...' if len(others) > 3 else ''}); --rebuild deletes only a demo project, "
+                           "nothing was deleted")
+
+
 def _remove(path: Path) -> None:
     for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
         p.unlink(missing_ok=True)
@@ -85,6 +100,8 @@ def run(args: argparse.Namespace) -> int:
     if args.max_contexts is not None and args.max_contexts < 1:
         raise SaegoldError("--max-contexts must be at least 1")
     if args.rebuild:
+        if path.exists():
+            _check_is_demo(path)
         _remove(path)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
