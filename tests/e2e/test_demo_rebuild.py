@@ -26,3 +26,14 @@ def test_demo_rebuild_refuses_to_delete_a_real_project(tmp_path, capsys):
     other.write_text("my notes")
     assert main(["--db", str(other), "demo", "--rebuild", "--no-open"]) == 2
     assert other.read_text() == "my notes"
+
+
+def test_demo_leaves_a_foreign_planted_folder_alone(tmp_path, capsys):
+    """The demo saves its model in a folder `planted` beside the project (and clears it
+    first): a folder of that name holding other files is not emptied."""
+    mine = tmp_path / "planted" / "my-results.csv"
+    mine.parent.mkdir()
+    mine.write_text("a,b\n")
+    assert main(["--db", str(tmp_path / "demo.db"), "demo", "--no-open", "--max-contexts", "5"]) == 2
+    assert "holds files the demo did not make" in capsys.readouterr().err
+    assert mine.read_text() == "a,b\n" and not (tmp_path / "demo.db").exists()

@@ -78,6 +78,9 @@ def build(path: Path, *, max_contexts: int | None = None) -> None:
     partial = path.with_name(path.name + ".building")
     _remove(partial)
     workdir = path.parent / "planted"
+    if workdir.is_dir() and {p.name for p in workdir.iterdir()} - {"planted-model", "planted-sae"}:
+        raise SaegoldError(f"{workdir} holds files the demo did not make; the demo writes its model there: "
+                           "move them, or give another --db folder")
     shutil.rmtree(workdir, ignore_errors=True)
     project = open_project(partial, create=True)
     try:
