@@ -291,3 +291,12 @@ def test_jump_with_no_number_says_so(filled):
     assert got == (first, "jump cancelled")
     hint = drive(make_app(filled), ["g"], after=lambda a: screen_text(a))
     assert "enter: go" in hint and "enter: save" not in hint
+
+
+def test_header_keeps_progress_and_name_at_80_columns_with_a_long_source(filled):
+    """A real source name (30+ characters) is what the 80-column header cuts, not the
+    done counter, the position or the annotator's name."""
+    with filled.write() as db:
+        db.execute("UPDATE sources SET name = 'gemma-2-2b/20-gemmascope-res-16k-canonical-long'")
+    head = drive(make_app(filled), [], size=(80, 24), after=lambda a: screen_text(a).splitlines()[0])
+    assert "done 0/" in head and "(at 1)" in head and "alice" in head, head

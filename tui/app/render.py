@@ -34,8 +34,9 @@ def header(session) -> Text:
     if session.lead:
         t.append("[review] ", theme.STYLE_ERROR)
     if v is not None:
-        t.append(inert_line(v.source), theme.STYLE_DIM)
-        t.append("  #", theme.STYLE_HEAD)
+        # The source (often 30+ characters) goes last: at 80 columns it, not the progress
+        # counter or the annotator's name, is what the ellipsis cuts.
+        t.append("#", theme.STYLE_HEAD)
         t.append(str(v.idx), theme.STYLE_HEAD)
         t.append(f"  {density_text(v.density)}")
     pos = "—" if session.pos is None else str(session.pos + 1)
@@ -45,6 +46,9 @@ def header(session) -> Text:
              + (f" ({skipped} skipped)" if skipped else "") + f"  (at {pos})")
     t.append(f"  {'—' if rate is None else f'{rate:.0f}'}/h  ", theme.STYLE_DIM)
     t.append(inert_line(session.annotator), theme.STYLE_DIM)
+    if v is not None:
+        t.append("  ")
+        t.append(inert_line(v.source), theme.STYLE_DIM)
     return t
 
 
