@@ -35,6 +35,7 @@ from . import settings as _settings
 from .backup import read_only_uri
 from .db import Project, dumps, loads
 from .errors import BadInput, SchemaTooNew, StoreError
+from .features import categorize
 from .judgments import COLUMNS as JUDGMENT_COLUMNS
 from .judgments import LEAD_KINDS
 from .schema import known_migrations
@@ -331,13 +332,24 @@ class _Merger:
                                      "the lists differ: kept ours")
             self.step("logit_tokens", n, len(groups))
 
+    def thresholds(self) -> tuple[float, float]:
+        """This project's (input, output) thresholds."""
+        stored = {k: loads(v) for k, v in self.db.execute(
+            "SELECT key, value FROM settings WHERE key IN ('input_threshold', 'output_threshold')").fetchall()}
+        return tuple(float(stored.get(k, _settings.DEFAULTS[k])) for k in ("input_threshold", "output_threshold"))
+
     def taxonomy_scores(self) -> None:
         rows = self.rows("taxonomy_scores", "feature_id")
         for n, r in enumerate(rows, 1):
             fid = self.ref(self.feature_ids, r, "taxonomy_scores", "feature_id")
             ours = self.one("SELECT * FROM taxonomy_scores WHERE feature_id = ?", [fid])
             if ours is None:
-                self.insert("taxonomy_scores", {**r, "feature_id": fid}, skip=())
+                # The category follows this project's thresholds, as every other one here
+                # (OTHER may have fitted and stored its own).
+                t_in, t_out = self.thresholds()
+                self.insert("taxonomy_scores", {
+                    **r, "feature_id": fid, "input_threshold": t_in, "output_threshold": t_out,
+                    "category": categorize(r["input_score"], r["output_score"], t_in, t_out)}, skip=())
             else:
                 self.report.present["taxonomy_scores"] += 1
                 mine = (ours["input_score"], ours["output_score"], ours["category"])

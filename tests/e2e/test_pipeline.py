@@ -27,6 +27,7 @@ _VENV_SAEGOLD = REPO / ".venv" / "bin" / "saegold"
 # the installed command line where there is one, else the same entry point by module
 SAEGOLD = [str(_VENV_SAEGOLD)] if _VENV_SAEGOLD.exists() else [sys.executable, "-m", "tui.cli"]
 SEED = 0
+N_FIRST = 44         # features scored in the project itself; the planted SAE has 48
 
 
 def _shared() -> Path | None:
@@ -167,11 +168,12 @@ def test_planted_pipeline_end_to_end(tmp_path, capsys):
         routing = all_settings(project)["label_routing"]
 
     # score
-    out = cli("score", "--model", str(model_dir), "--sae", str(sae_dir), "--corpus", str(demo_corpus_path()),
-              "--ctx-len", "32", "--max-contexts", "300", "--device", "cpu")
-    assert "48 features in scope" in out
+    score_args = ["score", "--model", str(model_dir), "--sae", str(sae_dir), "--corpus", str(demo_corpus_path()),
+                  "--ctx-len", "32", "--max-contexts", "300", "--device", "cpu"]
+    out = cli(*score_args, "--features", f"0-{N_FIRST - 1}")     # the rest come later, by a merge
+    assert f"{N_FIRST} features in scope" in out
     scores = [json.loads(x) for x in cli("export", "scores").splitlines()]
-    assert len(scores) == 48
+    assert len(scores) == N_FIRST
     assert {s["source"] for s in scores} == {"planted-model/planted-sae"}
     got = {s["feature"]: s["category"] for s in scores}
     assert {j: got[j] for j in planted} == planted
@@ -255,7 +257,7 @@ def test_planted_pipeline_end_to_end(tmp_path, capsys):
     for table, n in st["tables"].items():
         assert _rows(db, f"SELECT COUNT(*) FROM {table}")[0][0] == n, table
     assert st["tables"]["judgments"] == n_events
-    assert sum(st["categories"].values()) == 48 and {k: st["categories"][k] for k in cats} == cats
+    assert sum(st["categories"].values()) == N_FIRST and {k: st["categories"][k] for k in cats} == cats
     who = {a["annotator"]: a for a in st["annotators"]}
     assert set(who) == {"alice", "bob"}
     for name, events in (("alice", alice), ("bob", bob)):
@@ -385,7 +387,7 @@ def test_planted_pipeline_end_to_end(tmp_path, capsys):
     for kind in ("scores", "labels"):
         for fmt in ("jsonl", "csv"):
             cli("export", kind, "--format", fmt, "--output", str(tmp_path / f"{kind}.{fmt}"))
-    assert len(list(csv.DictReader((tmp_path / "scores.csv").open()))) == 48
+    assert len(list(csv.DictReader((tmp_path / "scores.csv").open()))) == N_FIRST
     assert len(list(csv.DictReader((tmp_path / "labels.csv").open()))) == len(labels)
     assert _read_jsonl(tmp_path / "labels.jsonl") == labels
 
@@ -426,6 +428,19 @@ def test_planted_pipeline_end_to_end(tmp_path, capsys):
         out = cli("label", "--by-tier", *_endpoint(server), "--dry-run")
         assert f"{len(todo)} (feature, method) pairs to label" in out, out
         assert not server.requests
+
+    # a project scored elsewhere under the default thresholds brings the last features in by a
+    # merge: their categories follow this project's thresholds, as every other category here
+    elsewhere = Cli(tmp_path / "elsewhere.db", capsys)
+    elsewhere("init")
+    elsewhere(*score_args)
+    cli("merge", str(tmp_path / "elsewhere.db"))
+    scores3 = [json.loads(x) for x in cli("export", "scores").splitlines()]
+    assert len(scores3) == 48
+    for s in scores3:
+        assert (s["input_threshold"], s["output_threshold"]) == (cfg["input_threshold"], cfg["output_threshold"]), s
+        assert s["category"] == _category(s["input_score"], s["output_score"], cfg["input_threshold"],
+                                          cfg["output_threshold"])
 
     # a lead (registered as `saegold annotate --lead` does) adjudicates every tied tier
     from store.judgments import ensure_annotator
