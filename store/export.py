@@ -89,6 +89,10 @@ def records(project: Project, kind: str, *, source: str | None = None,
         where.append("s.name = ?")
         params.append(source)
     if kind == "labels":
+        if method is not None and not project.scalar("SELECT 1 FROM labels WHERE method = ?", [method]):
+            known = [r["method"] for r in project.query("SELECT DISTINCT method FROM labels ORDER BY method")]
+            raise StoreError(f"no labels by method {method!r} in this project "
+                             f"(methods: {', '.join(known) or 'none'})")
         if method is not None:
             where.append("l.method = ?")
             params.append(method)

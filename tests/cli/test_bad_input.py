@@ -100,6 +100,8 @@ CASES = [
     (["bench", "--n-negatives", "0"], "--n-negatives must be at least 1"),
     (["bench", "--json"], "--json goes with --report"),
     (["bench", "--features", "99"], "no feature 99"),
+    (["bench", "--report", "--source", "no/such"], "--source: not used by --report"),
+    (["bench", "--report", "--methods", "baez", "--json"], "--methods: not used by --report"),
     # import
     (["import", "judgments", "{tmp}/none.jsonl"], "none.jsonl: no such file"),
     (["import", "judgments", "{tmp}/empty.txt"], "empty.txt: is empty"),
@@ -109,6 +111,8 @@ CASES = [
     (["import", "neuronpedia", "{tmp}/folder"], "no importable files"),
     # export, calibrate --html, backup, merge
     (["export", "features", "-o", "{tmp}/folder"], "folder: cannot write"),
+    (["export", "labels", "--method", "nosuch"], "no labels by method 'nosuch'"),
+    (["export", "labels", "--source", "no/such"], "no source named 'no/such'"),
     (["export", "gold", "--format", "parquet"], "give --output"),
     (["export", "gold", "--format", "parquet", "-o", "{tmp}/folder"], "folder: cannot write"),
     (["calibrate", "--html", "{tmp}/folder"], "folder: cannot write the HTML report"),

@@ -63,6 +63,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     with open_project(args.db) as project:
         if args.report:
+            given = [flag for flag, value in (("--source", args.source), ("--methods", args.methods),
+                                              ("--features", args.features),
+                                              ("--benchmarks", args.benchmarks)) if value]
+            if given:  # the report covers every stored result: a silently ignored filter misleads
+                raise SaegoldError(f"{', '.join(given)}: not used by --report, which reports every "
+                                   "stored result (filter the --json output instead)")
             return _report(project, as_json=args.json)
         if args.json:
             raise SaegoldError("--json goes with --report")
