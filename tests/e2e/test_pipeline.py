@@ -232,6 +232,12 @@ def test_planted_pipeline_end_to_end(tmp_path, capsys):
         assert len({(b["text"], tuple(b["positions"])) for b in nla}) == len(nla) <= len(explained)
         report = cli.json("bench", "--report", "--json")
         assert {r["benchmark"] for r in report["overall"]} == {"detection", "fuzzing", "embedding"}
+        for r in report["overall"]:
+            assert r["n"] == sum(lab["method"] == r["method"] for lab in labels), r
+        for r in report["by_category"]:
+            assert r["n"] == sum(lab["method"] == r["method"] and got[lab["feature"]] == r["category"]
+                                 for lab in labels), r
+        assert sum(r["n"] for r in report["by_category"]) == sum(r["n"] for r in report["overall"])
 
         # re-running label and bench sends nothing
         before = len(server.requests)
