@@ -188,3 +188,19 @@ def test_judgments_made_without_an_assignment_count_towards_overlap(project):
     # x gets the features x judged (shown as done in the app), y's full ones included
     sq.assign_more(project, "x", n=100)
     assert set(full + half) <= set(sq.queue(project, "x"))
+
+
+def test_lead_review_tells_a_flag_from_a_note(project):
+    """In the review, an annotator's flag (the feature is broken) is labelled a flag."""
+    from apphelp import drive, make_app, screen_text
+    ids = fill(project, 8)
+    fid = ids[1]
+    labels = [r["uuid"] for r in project.query("SELECT uuid FROM labels WHERE feature_id = ?", [fid])]
+    for who in ("a", "b"):
+        sj.ensure_annotator(project, who)
+    _judge(project, "a", fid, "input", {labels[0]: "correct"})
+    _judge(project, "b", fid, "output", {labels[0]: "wrong"})
+    sj.append(project, sj.make_event("a", fid, "flag", value="tokenizer junk"))
+    sj.append(project, sj.make_event("b", fid, "note", value="looks French"))
+    text = drive(make_app(project, "boss", lead=True), [], after=screen_text, size=(120, 40))
+    assert "flag: tokenizer junk" in text and "note: looks French" in text

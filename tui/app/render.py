@@ -246,8 +246,9 @@ def others(session) -> Text:
         if j.gold_label:
             t.append(" label: ", theme.STYLE_DIM)
             t.append(inert_line(j.gold_label))
-        for note in j.flags + j.notes:
-            t.append("\n    note: ", theme.STYLE_DIM)
-            t.append(inert_line(note))
+        for what, text in [("flag", f) for f in j.flags] + [("note", n) for n in j.notes]:
+            # A flag (something is wrong with the feature) is not a free note: say which.
+            t.append(f"\n    {what}: ", theme.STYLE_ERROR if what == "flag" else theme.STYLE_DIM)
+            t.append(inert_line(text))
         t.append("\n")
     return t
