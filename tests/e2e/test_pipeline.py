@@ -1,10 +1,13 @@
 """End to end, as a researcher runs it: the real ``saegold`` CLI through the whole pipeline.
 
 planted model -> init -> score -> label --by-tier -> bench -> two annotators' judgments
-(imported) -> status / agreement / calibrate / export -> backup -> merge; and the
-Neuronpedia path: import -> score --from-stored -> label -> bench.  LLM calls go over real
-HTTP to the rule-based stand-in server on 127.0.0.1 (the demo's responders).  Every step
-is checked against the others (counts, routing, idempotence, resolved gold)."""
+(imported, with disagreements, a retraction, a skip and a flag) -> the annotation queue ->
+status / agreement / calibrate / export -> backup -> merge (a third annotator; features
+scored elsewhere) -> stored thresholds -> a lead's adjudications -> gold under each policy;
+and the Neuronpedia path: import -> score --from-stored -> label -> bench -> gold back out
+in Neuronpedia's shape.  LLM calls go over real HTTP to the rule-based stand-in server on
+127.0.0.1 (the demo's responders).  Every step is checked against the others (counts,
+routing, requests sent, idempotence, recomputed statistics, resolved gold)."""
 from __future__ import annotations
 
 import csv
