@@ -179,3 +179,11 @@ def test_ctrl_c_during_label_is_130_and_one_line(files, llm_server):
     assert "Traceback" not in err
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_annotate_without_a_terminal_is_one_line(files, capsys):
+    """`ssh HOST saegold annotate` (no -t): a clear line, not an app drawing into a pipe."""
+    rc = main(["--db", str(files["db"]), "annotate", "--annotator", "ann"])
+    out, err = capsys.readouterr()
+    assert rc == 2 and len(err.strip().splitlines()) == 1, (out, err)
+    assert "annotate needs a terminal" in err and "ssh -t" in err

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from store.db import default_path, open_project
 from store.errors import SaegoldError
@@ -40,6 +41,9 @@ def run(args: argparse.Namespace) -> int:
         except QueueFinished as exc:
             print(f"saegold annotate: {inert_line(exc)}")
             return 0
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            # Without a terminal the app would draw escape codes into a pipe and wait forever.
+            raise SaegoldError("annotate needs a terminal; over SSH run `ssh -t HOST saegold annotate`")
         app.run(mouse=False)
         s = app.session
         print(f"saegold annotate: {inert_line(s.annotator)}: {s.done_count}/{s.assigned_count} features done; "
