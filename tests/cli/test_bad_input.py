@@ -124,6 +124,7 @@ CASES = [
     (["merge", "{db}"], "this project's own database"),
     # demo
     (["demo", "--no-open", "--max-contexts", "0"], "--max-contexts must be at least 1"),
+    (["--db", "{tmp}/demo/d.db", "demo"], "demo opens the app, which needs a terminal"),
 ]
 
 

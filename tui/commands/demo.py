@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 from pathlib import Path
 
 from store.db import open_project
@@ -102,6 +103,10 @@ def run(args: argparse.Namespace) -> int:
     path = Path(args.db) if args.db else DEFAULT
     if args.max_contexts is not None and args.max_contexts < 1:
         raise SaegoldError("--max-contexts must be at least 1")
+    if not args.no_open and not (sys.stdin.isatty() and sys.stdout.isatty()):
+        # Checked before the minute of building: the app would draw into a pipe and hang.
+        raise SaegoldError("demo opens the app, which needs a terminal; build only with --no-open, "
+                           "or over SSH run `ssh -t HOST saegold demo`")
     if args.rebuild:
         if path.exists():
             _check_is_demo(path)
