@@ -109,3 +109,18 @@ def test_annotate_messages_show_the_annotator_name_inert(hostile, capsys):
     out, err = capsys.readouterr()
     assert "nothing left to assign to eve\\x1b[2J" in out, out
     assert [r for r in RAW if r in (out + err).encode()] == [], out + err
+
+
+def test_annotate_on_the_demo_project_carries_the_demo_notice(tmp_path):
+    """`saegold annotate` on the demo project (a second annotator) says it is the demo too."""
+    from tui.commands.annotate import demo_notice
+    from tui.commands.demo import DEMO_SOURCE, NOTICE
+
+    model, sae = DEMO_SOURCE.split("/")
+    with open_project(tmp_path / "d.db", create=True) as p:
+        with p.write() as db:
+            get_or_create_source(db, model, sae, layer=0, d_sae=1)
+        assert demo_notice(p) == NOTICE
+        with p.write() as db:
+            get_or_create_source(db, "gemma-2-2b", "20-res", layer=0, d_sae=1)
+        assert demo_notice(p) is None

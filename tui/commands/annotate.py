@@ -28,6 +28,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def demo_notice(project) -> str | None:
+    """The demo's notice (stand-in labels, NOT a model) when this is the demo project, so
+    a second annotator opening it with `annotate` is told too, not only `saegold demo`."""
+    from .demo import DEMO_SOURCE, NOTICE
+
+    names = [r["name"] for r in project.query("SELECT name FROM sources")]
+    return NOTICE if names == [DEMO_SOURCE] else None
+
+
 def run(args: argparse.Namespace) -> int:
     from tui.app.app import AnnotateApp, QueueFinished
 
@@ -37,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     project = open_project(args.db or default_path())
     try:
         try:
-            app = AnnotateApp(project, annotator, lead=args.lead, intro=args.intro)
+            app = AnnotateApp(project, annotator, lead=args.lead, intro=args.intro,
+                              notice=demo_notice(project))
         except QueueFinished as exc:
             print(f"saegold annotate: {inert_line(exc)}")
             return 0
