@@ -114,8 +114,11 @@ def _dataset_docs(corpus: CorpusSpec) -> Iterator[str]:
         import datasets
     except ImportError as exc:  # pragma: no cover - datasets ships with sae-lens
         raise CorpusError("reading a Hugging Face dataset needs the `datasets` package") from exc
+    from .models import _quiet_hub
+
     try:
-        ds = datasets.load_dataset(corpus.dataset, split=corpus.split, streaming=True)
+        with _quiet_hub():  # the hub client's retry warnings: a failure is one line
+            ds = datasets.load_dataset(corpus.dataset, split=corpus.split, streaming=True)
     except Exception as exc:  # noqa: BLE001 - datasets raises many types; one line for the user
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CorpusError(f"cannot open dataset {corpus.dataset!r} (split {corpus.split!r}): {first}") from exc
