@@ -188,3 +188,25 @@ def test_annotate_without_a_terminal_is_one_line(files, capsys):
     out, err = capsys.readouterr()
     assert rc == 2 and len(err.strip().splitlines()) == 1, (out, err)
     assert "annotate needs a terminal" in err and "ssh -t" in err
+
+
+@pytest.mark.parametrize("command", [
+    ["label", "--methods", "eleuther_acts_top5", "--features", "0"],
+    ["bench", "--benchmarks", "detection", "--features", "0", "--negatives", "other-features",
+     "--positive-ranks", "1-1"],
+], ids=lambda c: c[0])
+def test_requests_failing_for_good_exit_1(files, capsys, monkeypatch, command):
+    """An unreachable endpoint: the run reports the failure and exits 1 (not 0), so a script
+    notices; nothing is half-written."""
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("SAEGOLD_TEST_KEY", "k")
+    rc = main(["--db", str(files["db"]), *command, "--redo", "--base-url", f"http://127.0.0.1:{port}/v1",
+               "--model", "m", "--api-key-env", "SAEGOLD_TEST_KEY", "--max-retries", "0", "--timeout", "2"])
+    out, err = capsys.readouterr()
+    assert rc == 1, (out, err)
+    assert "connection error" in out + err
+    assert "Traceback" not in out + err

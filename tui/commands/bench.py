@@ -26,6 +26,7 @@ Positives are held-out activating examples (top ranks 6-15 by default; labelers 
 negatives the scoring pass's non-activating contexts (or --negatives other-features).
 Results are written as they complete; a re-run skips finished ones (--redo to redo), and
 judge answers are cached, so re-running sends no requests. Seeded: --seed reproduces a run.
+Exit status 1 when requests failed for good (a re-run retries them).
 
   saegold bench --benchmarks detection,fuzzing,embedding --model gpt-4o-mini \\
                 --embedding-model text-embedding-3-small
@@ -155,7 +156,7 @@ def _score(project, args: argparse.Namespace) -> int:
 
     summary, usage = asyncio.run(go())
     _print_summary(summary, usage, config)
-    return 0
+    return 1 if summary.failed else 0  # requests failed for good: scripts notice; a re-run retries
 
 
 def _print_summary(summary, usage, config) -> None:

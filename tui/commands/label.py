@@ -29,7 +29,7 @@ baez / baez_last need NLA explanations: from an NLA service (--nla-url, Neuronpe
 explain shape) or a JSONL file of precomputed ones (--nla-jsonl; one record a line:
 {{"source": "MODEL/SOURCE", "feature": 12, "rank": 0, "token_index": 17, "explanation": "..."}}).
 Every run ends with what it spent per category and what labeling every feature with every
-method would cost."""
+method would cost. Exit status 1 when requests failed for good (a re-run retries them)."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -129,7 +129,9 @@ def run(args: argparse.Namespace) -> int:
         for line in report_lines(report, model=endpoint.model,
                                  endpoint=(endpoint.base_url or "https://api.openai.com/v1").rstrip("/")):
             print(line)
-    return 0
+    # Requests that failed for good (an unreachable endpoint...): exit 1 so scripts notice;
+    # everything finished is kept and a re-run retries only what failed.
+    return 1 if report.errors and not report.dry_run else 0
 
 
 def report_lines(report, *, model: str, endpoint: str) -> list[str]:
