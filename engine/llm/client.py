@@ -69,6 +69,8 @@ class LLMClient:
             raise LLMError(f"concurrency must be at least 1 (got {concurrency})")
         if timeout <= 0:
             raise LLMError(f"timeout must be positive (got {timeout})")
+        if base_url and (urlparse(base_url).scheme not in ("http", "https") or not urlparse(base_url).netloc):
+            raise LLMError(f"endpoint {base_url!r} is not an http:// or https:// URL")
         self.project = project
         self.endpoint = (base_url or OPENAI_DEFAULT_URL).rstrip("/")
         self.model = model
