@@ -101,14 +101,29 @@ def _strings(obj):
             yield from _strings(v)
 
 
-def test_annotate_messages_show_the_annotator_name_inert(hostile, capsys):
-    """The queue-finished line names the annotator: a hostile --annotator stays inert."""
+def test_annotate_refuses_a_name_with_control_characters_inert(hostile, capsys):
+    """A hostile --annotator is refused (as `annotators --add` does), in one inert line,
+    before anything is written."""
     from tui.cli import main
 
-    assert main(["--db", str(hostile), "annotate", "--annotator", f"eve{HOSTILE}"]) == 0
+    with open_project(hostile) as p:
+        before = p.scalar("SELECT COUNT(*) FROM annotators")
+    assert main(["--db", str(hostile), "annotate", "--annotator", f"eve{HOSTILE}"]) == 2
     out, err = capsys.readouterr()
-    assert "nothing left to assign to eve\\x1b[2J" in out, out
+    assert len(err.strip().splitlines()) == 1 and "a name must be printable text" in err
+    assert "eve\\x1b[2J" in err, err
     assert [r for r in RAW if r in (out + err).encode()] == [], out + err
+    with open_project(hostile) as p:
+        assert p.scalar("SELECT COUNT(*) FROM annotators") == before
+
+
+def test_annotate_messages_show_the_annotator_name_inert(hostile, capsys):
+    """The queue-finished line names the annotator, made inert (Rich markup stays literal)."""
+    from tui.cli import main
+
+    assert main(["--db", str(hostile), "annotate", "--annotator", "eve [bold]x[/bold]"]) == 0
+    out, err = capsys.readouterr()
+    assert "nothing left to assign to eve [bold]x[/bold]" in out, out
 
 
 def test_annotate_on_the_demo_project_carries_the_demo_notice(tmp_path):

@@ -43,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
     annotator = (args.annotator or login_user()).strip()
     if not annotator:
         raise SaegoldError("--annotator: the name is empty")
+    if not annotator.isprintable():  # as `saegold annotators --add`: no control characters
+        raise SaegoldError(f"--annotator {annotator!r}: a name must be printable text")
     project = open_project(args.db or default_path())
     try:
         try:
