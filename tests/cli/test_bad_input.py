@@ -126,6 +126,10 @@ CASES = [
     (["merge", "{tmp}/other.db"], "not a saegold project"),
     (["merge", "{tmp}/none.db"], "none.db: no such project database"),
     (["merge", "{db}"], "this project's own database"),
+    # annotators, annotate
+    (["annotators", "--lead"], "--lead goes with --add NAME"),
+    (["annotators", "--add", "ev\x1b[2Jil"], "must be non-empty printable text"),
+    (["annotate", "--annotator", "ev\x1b]0;t\x07il"], "a name must be printable text"),
     # demo
     (["demo", "--no-open", "--max-contexts", "0"], "--max-contexts must be at least 1"),
     (["--db", "{tmp}/demo/d.db", "demo"], "demo opens the app, which needs a terminal"),
