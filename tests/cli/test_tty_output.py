@@ -70,6 +70,7 @@ def _in_pty(args: list[str], stdout=None) -> tuple[int, bytes]:
 
 @pytest.mark.parametrize("args", [["export", "gold"], ["export", "gold", "--format", "csv"],
                                   ["export", "gold", "--format", "neuronpedia"], ["export", "labels"],
+                                  ["export", "labels", "--format", "csv"],
                                   ["status"], ["agreement", "--bootstrap", "5", "--min-items", "1"]],
                          ids=" ".join)
 def test_terminal_gets_nothing_raw(hostile, args):
