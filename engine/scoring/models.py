@@ -112,11 +112,23 @@ class LoadedModel:
         params = inspect.signature(self.model.forward).parameters
         return "cache" if "cache" in params else "past_key_values"
 
-    def logits_from_normed(self, normed: torch.Tensor) -> torch.Tensor:
-        """Unembed an already normalised residual; final logit soft-capping honoured."""
-        logits = self.unembed(normed)
+    def logits_from_normed(self, normed: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Unembed an already normalised residual [b, d]; final logit soft-capping honoured.
+
+        ``out`` (float32, at least ``b`` rows) receives the float32 logits when the head is a
+        plain linear layer of the same dtype, which spares an allocation per call."""
+        lin = self.unembed
+        if out is None or not isinstance(lin, nn.Linear) or normed.dim() != 2 or normed.dtype != out.dtype \
+                or lin.weight.dtype != out.dtype:
+            logits = self.unembed(normed)
+            if self.softcap:
+                logits = torch.tanh(logits / self.softcap) * self.softcap
+            return logits
+        logits = torch.mm(normed, lin.weight.T, out=out[: len(normed)])   # mm: no copy into out
+        if lin.bias is not None:
+            logits.add_(lin.bias)
         if self.softcap:
-            logits = torch.tanh(logits / self.softcap) * self.softcap
+            logits.div_(self.softcap).tanh_().mul_(self.softcap)
         return logits
 
     def encode_prompt(self, text: str) -> torch.Tensor:
@@ -326,6 +338,26 @@ def edit_site(lm: LoadedModel, site: HookSite, fn: Callable[[torch.Tensor], torc
 
 class _StopForward(Exception):
     pass
+
+
+def stop_at(lm: LoadedModel, module: nn.Module, run: Callable[[], Any]) -> torch.Tensor:
+    """``module``'s output during ``run()``, which is cut short there (nothing after it runs)."""
+    captured: list[torch.Tensor] = []
+
+    def grab(mod, args, output):
+        captured.append(output[0] if isinstance(output, tuple) else output)
+        raise _StopForward
+
+    handle = module.register_forward_hook(grab)
+    try:
+        run()
+    except _StopForward:
+        pass
+    finally:
+        handle.remove()
+    if not captured:
+        raise ModelLoadError(f"{type(module).__name__} was never reached in a forward pass of {lm.name}")
+    return captured[0]
 
 
 def run_to_site(lm: LoadedModel, site: HookSite, input_ids: torch.Tensor) -> torch.Tensor:

@@ -7,8 +7,11 @@ forward pass, ``p = softmax(logits[last])`` and
 
 The fast path runs the clean prefix once into a KV cache and then, batched over features,
 only the last position and only the layers after the site (earlier layers are skipped: the
-modified residual replaces whatever they would give).  :meth:`OutputScorer.naive` is the
-reference: one full forward pass of the whole prompt per feature.
+modified residual replaces whatever they would give).  It stops at the final norm and does
+the unembedding itself, a block of rows at a time, reducing each block of logits to the
+score, the rank and the top next tokens while it is still in cache: the ``[features, V]``
+probability matrix is never materialised.  :meth:`OutputScorer.naive` is the reference:
+one full forward pass of the whole prompt per feature, through the model's own head.
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ import torch
 from engine.progress import Progress, null_progress
 
 from .errors import ScoringError
-from .models import HookSite, LoadedModel, edit_site, start_at_site
+from .models import HookSite, LoadedModel, edit_site, start_at_site, stop_at
 
 
 @dataclass
@@ -34,15 +37,65 @@ class OutputScores:
     next_ids: torch.Tensor    # [n, top] most probable next tokens
     next_p: torch.Tensor      # [n, top]
 
+    @staticmethod
+    def cat(parts: list["OutputScores"], top: int) -> "OutputScores":
+        if not parts:
+            z = torch.empty(0)
+            return OutputScores(z.double(), z.long(), z.double(), torch.empty(0, top, dtype=torch.long),
+                                torch.empty(0, top))
+        return OutputScores(*(torch.cat(x) for x in zip(*(
+            (o.scores, o.min_rank, o.max_p, o.next_ids, o.next_p) for o in parts))))
 
-def score_from_probs(p: torch.Tensor, lens_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``S_out`` from next-token probabilities ``p`` [b, V] and logit-lens ids [b, k]."""
-    pl = p.gather(1, lens_ids.to(p.device))
-    max_p = pl.max(dim=1).values
-    min_rank = (p > max_p[:, None]).sum(dim=1)      # the best-ranked lens token's rank
-    max_p = max_p.double()
-    scores = (1.0 - min_rank.double() / p.shape[1]) * max_p
-    return scores, min_rank, max_p
+
+def top_logits(logits: torch.Tensor, k: int, block: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """``logits.topk(k)`` [b, V] -> ([b, k] values, [b, k] ids), found in two short steps.
+
+    The vocabulary is cut into blocks of ``block`` logits; the ``k`` largest logits all lie in
+    the ``k`` blocks with the largest maxima (a logit in any other block has ``k`` blocks'
+    maxima, ``k`` distinct logits, above or level with it), plus the ragged end, so only those
+    are searched.  One pass for the block maxima replaces a ``k``-selection over all of ``V``."""
+    b, v = logits.shape
+    n_blocks = v // block
+    if k <= 0 or n_blocks <= k or not logits.is_contiguous():
+        return logits.topk(min(k, v), dim=-1)
+    body = logits[:, : n_blocks * block].view(b, n_blocks, block)
+    blocks = body.amax(dim=-1).topk(k, dim=-1).indices                                   # [b, k]
+    offsets = torch.arange(block, device=logits.device)
+    cand = body.gather(1, blocks[..., None].expand(b, k, block)).reshape(b, k * block)
+    cand_ids = (blocks[..., None] * block + offsets).reshape(b, k * block)
+    if v > n_blocks * block:
+        rest = torch.arange(n_blocks * block, v, device=logits.device)
+        cand = torch.cat([cand, logits[:, n_blocks * block:]], dim=1)
+        cand_ids = torch.cat([cand_ids, rest.expand(b, -1)], dim=1)
+    vals, at = cand.topk(k, dim=-1)
+    return vals, cand_ids.gather(1, at)
+
+
+def score_from_logits(logits: torch.Tensor, lens_ids: torch.Tensor, top: int = 10,
+                      overwrite: bool = False) -> OutputScores:
+    """``S_out`` and the ``top`` most probable next tokens from next-token logits [b, V].
+
+    ``p = softmax(logits)`` is never formed: ``max p`` over the lens tokens is
+    ``exp(max lens logit - logsumexp)`` and the rank of the best lens token is the number of
+    logits above its logit (softmax is monotone, so this is its rank under ``p``).
+    ``overwrite`` lets the float32 ``logits`` be used as scratch space (they are destroyed)."""
+    logits = logits.float()
+    best = logits.gather(1, lens_ids.to(logits.device)).amax(dim=1)
+    min_rank = (logits > best[:, None]).sum(dim=1, dtype=torch.int32).long()
+    nv, ni = top_logits(logits, top)
+    peak = logits.amax(dim=1, keepdim=True)
+    shifted = logits.sub_(peak) if overwrite else logits - peak
+    lse = peak[:, 0] + shifted.exp_().sum(dim=1).log()
+    max_p = torch.exp(best.double() - lse.double())
+    scores = (1.0 - min_rank.double() / logits.shape[1]) * max_p
+    return OutputScores(scores.cpu(), min_rank.cpu(), max_p.cpu(), ni.cpu(), torch.exp(nv - lse[:, None]).cpu())
+
+
+def tail_rows(vocab: int, device: torch.device) -> int:
+    """Rows of logits reduced at a time: about 16 MiB of them on the CPU (they stay in
+    cache between the unembedding and the reductions), 512 MiB on an accelerator."""
+    budget = (512 if device.type != "cpu" else 16) * 2**20
+    return max(1, budget // (4 * vocab))
 
 
 class OutputScorer:
@@ -60,25 +113,36 @@ class OutputScorer:
         ids = self.prompt_ids
         self.prefix_cache = None
         captured: list[torch.Tensor] = []
+        normed: list[torch.Tensor] = []
         with torch.inference_mode():
             if len(ids) > 1:
                 self.prefix_cache = DynamicCache(config=lm.model.config)
                 lm.forward(ids[None, :-1], self.prefix_cache, use_cache=True)
             tuples: list[bool] = []
             probe = lm.layers[0].register_forward_hook(lambda m, a, o: tuples.append(isinstance(o, tuple)))
+            grab = lm.final_norm.register_forward_hook(lambda m, a, o: normed.append(o))
             try:
                 with edit_site(lm, site, lambda h: captured.append(h[:, -1]) and None):
                     out = lm.forward(ids[None, -1:], self._cache(1), use_cache=self.prefix_cache is not None)
             finally:
                 probe.remove()
+                grab.remove()
             if any(tuples):
                 raise ScoringError("this transformers version returns tuples from decoder layers; "
                                    "saegold needs transformers >= 5")
-            self.clean_p = torch.softmax(out.logits[0, -1].float(), dim=-1)
+            logits = out.logits[0, -1].float()
+            self.clean_p = torch.softmax(logits, dim=-1)
             self.h = captured[0][0].to(self.sae_dtype)
             self.f = sae.encode(self.h[None])[0]
             self.err = self.h - sae.decode(self.f[None])[0]
             self.f_max = float(self.f.max())
+            # The fast path unembeds the final norm's output itself, a block of rows at a
+            # time; that needs ``logits_from_normed`` to reproduce the model's own head.
+            # Where it does not (a head with extra scaling, say), the model's logits are used.
+            own = lm.logits_from_normed(normed[-1][:, -1]).float()[0] if normed else None
+            tol = 1e-4 if lm.dtype == torch.float32 else 2e-2
+            self.own_head = own is not None and own.shape == logits.shape and bool(
+                ((own - logits).abs().max() <= tol * logits.abs().max().clamp_min(1.0)))
 
     def _cache(self, batch: int):
         if self.prefix_cache is None:
@@ -105,8 +169,10 @@ class OutputScorer:
         return self.sae.decode(f) + self.err
 
     @torch.inference_mode()
-    def fast_probs(self, features: torch.Tensor) -> torch.Tensor:
-        """Next-token probabilities [b, V] with each feature amplified, via the cached prefix."""
+    def fast_head_input(self, features: torch.Tensor) -> torch.Tensor:
+        """What the head turns into next-token logits, each feature amplified, via the cached
+        prefix: the final norm's output [b, d], or the model's own logits [b, V] where
+        :attr:`own_head` is false.  :meth:`head` finishes the job."""
         lm = self.lm
         b = len(features)
         h_new = self._steered_last(features).to(lm.dtype)[:, None, :]
@@ -115,9 +181,22 @@ class OutputScorer:
         # their own KV cache; :meth:`self_check` falls back to running them otherwise.
         swap = start_at_site(lm, self.site, lambda _: h_new) if self.skip_layers \
             else edit_site(lm, self.site, lambda _: h_new)
+        use_cache = self.prefix_cache is not None
         with swap:
-            out = lm.forward(ids, self._cache(b), use_cache=self.prefix_cache is not None)
-        return torch.softmax(out.logits[:, -1].float(), dim=-1)
+            if not self.own_head:
+                return lm.forward(ids, self._cache(b), use_cache=use_cache).logits[:, -1].float()
+            normed = stop_at(lm, lm.final_norm, lambda: lm.forward(ids, self._cache(b), use_cache=use_cache))
+        return normed[:, -1]
+
+    def head(self, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Float32 next-token logits from rows of :meth:`fast_head_input` (into ``out`` if
+        given and possible)."""
+        return self.lm.logits_from_normed(x, out).float() if self.own_head else x
+
+    def fast_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """Next-token logits [b, V] with each feature amplified (the fast path, unreduced)."""
+        with torch.inference_mode():
+            return self.head(self.fast_head_input(features))
 
     def self_check(self, features: torch.Tensor, lens_ids: torch.Tensor) -> float:
         """Check the fast path on a few features; returns its largest relative difference
@@ -148,8 +227,9 @@ class OutputScorer:
         return err
 
     @torch.inference_mode()
-    def naive_probs(self, feature: int) -> torch.Tensor:
-        """Reference: one full forward pass of the whole prompt with feature amplified [V]."""
+    def naive_logits(self, feature: int) -> torch.Tensor:
+        """Reference: one full forward pass of the whole prompt with ``feature`` amplified;
+        the model's own next-token logits [V], in float32."""
         lm = self.lm
         feat = torch.tensor([feature])
 
@@ -160,7 +240,7 @@ class OutputScorer:
 
         with edit_site(lm, self.site, edit):
             out = lm.forward(self.prompt_ids[None])
-        return torch.softmax(out.logits[0, -1].float(), dim=-1)
+        return out.logits[0, -1].float()
 
     def score(self, features: torch.Tensor, lens_ids: torch.Tensor, batch_size: int = 256, top: int = 10,
               progress: Progress = null_progress, stage: str = "output scores") -> OutputScores:
@@ -168,25 +248,24 @@ class OutputScorer:
         n = len(features)
         parts = []
         for start in range(0, n, batch_size):
-            feats = features[start:start + batch_size]
-            p = self.fast_probs(feats)
-            s, r, m = score_from_probs(p, lens_ids[start:start + batch_size])
-            nv, ni = p.topk(min(top, p.shape[1]), dim=-1)
-            parts.append((s.cpu(), r.cpu(), m.cpu(), ni.cpu(), nv.cpu()))
+            x = self.fast_head_input(features[start:start + batch_size])
+            ids = lens_ids[start:start + batch_size]
+            rows = tail_rows(self.lm.vocab_size, x.device)
+            with torch.inference_mode():
+                buf = torch.empty(min(rows, len(x)), self.lm.vocab_size, device=x.device) \
+                    if self.own_head else None
+                for r in range(0, len(x), rows):
+                    logits = self.head(x[r:r + rows], buf)
+                    parts.append(score_from_logits(logits, ids[r:r + rows], top, overwrite=self.own_head))
             progress(stage, min(start + batch_size, n), n)
-        if not parts:
-            z = torch.empty(0)
-            return OutputScores(z.double(), z.long(), z.double(), torch.empty(0, top, dtype=torch.long), torch.empty(0, top))
-        s, r, m, ni, nv = (torch.cat(x) for x in zip(*parts))
-        return OutputScores(s, r, m, ni, nv)
+        return OutputScores.cat(parts, top)
 
     def score_naive(self, features: torch.Tensor, lens_ids: torch.Tensor,
                     progress: Progress = null_progress) -> torch.Tensor:
         """Reference output scores, one full forward pass per feature."""
         out = []
         for i, j in enumerate(features.tolist()):
-            p = self.naive_probs(j)[None]
-            out.append(score_from_probs(p, lens_ids[i:i + 1])[0].cpu())
+            out.append(score_from_logits(self.naive_logits(j)[None], lens_ids[i:i + 1], top=0).scores)
             progress("output scores (naive)", i + 1, len(features))
         return torch.cat(out) if out else torch.empty(0, dtype=torch.float64)
 

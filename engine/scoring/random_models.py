@@ -26,8 +26,9 @@ def random_sae(d_in: int, d_sae: int, hook: str, seed: int = 0, bias: float = -0
 
 def random_model(arch: str = "llama", *, vocab_size: int, d_model: int = 32, n_layers: int = 3,
                  seed: int = 0, init: float = 0.2, **overrides: Any) -> Any:
-    """A random causal LM: ``llama``, ``gpt2``, ``gemma2`` (sliding window, soft-capping) or
-    ``gemma2-2b`` (Gemma-2-2B's exact shape; ``vocab_size`` ignored)."""
+    """A random causal LM: ``llama``, ``gpt2``, ``gemma2`` (sliding window, soft-capping), or one
+    of two real models' exact shapes, ``gpt2-small`` and ``gemma2-2b`` (``vocab_size``,
+    ``d_model`` and ``n_layers`` ignored)."""
     from transformers import (Gemma2Config, Gemma2ForCausalLM, GPT2Config, GPT2LMHeadModel, LlamaConfig,
                               LlamaForCausalLM)
 
@@ -40,6 +41,11 @@ def random_model(arch: str = "llama", *, vocab_size: int, d_model: int = 32, n_l
     if arch == "gpt2":
         cfg = GPT2Config(vocab_size=vocab_size, n_embd=d_model, n_layer=n_layers, n_head=4, bos_token_id=0,
                          eos_token_id=1, initializer_range=init, **overrides)
+        return GPT2LMHeadModel(cfg).eval()
+    if arch == "gpt2-small":
+        # openai-community/gpt2's config.json shape, written out (no download).
+        cfg = GPT2Config(vocab_size=50257, n_embd=768, n_layer=12, n_head=12, n_positions=1024,
+                         bos_token_id=50256, eos_token_id=50256, initializer_range=0.02, **overrides)
         return GPT2LMHeadModel(cfg).eval()
     if arch == "gemma2":
         cfg = Gemma2Config(vocab_size=vocab_size, hidden_size=d_model, intermediate_size=2 * d_model,

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from transformers import DynamicCache
 
 from engine.scoring.lens import lens_logits, logit_lens
 from engine.scoring.models import edit_site, load_model, resolve_hook
-from engine.scoring.output import OutputScorer, score_from_probs
+from engine.scoring.output import OutputScorer, score_from_logits, top_logits
 from engine.scoring.random_models import random_sae, save_random_model
 
 CASES = [
@@ -39,18 +41,41 @@ def test_fast_equals_naive_for_every_feature(arch, hook, prompt, tmp_path):
     assert _rel_err(fast.scores, naive) <= 1e-4
     assert fast.scores.min() > 0 and fast.scores.max() <= 1
     # The amplification changes the output (else fast == naive would prove nothing).
-    clean = score_from_probs(scorer.clean_p[None].expand(64, -1), lens.top_ids)[0]
+    clean = score_from_logits(scorer.clean_p.log()[None].expand(64, -1), lens.top_ids).scores
     assert _rel_err(clean, naive) > 1e-2
+    # The fast path did its own unembedding (not the model's head) and still agrees.
+    assert scorer.own_head
 
 
 def test_score_formula_on_known_probabilities():
-    p = torch.tensor([[0.5, 0.3, 0.15, 0.05], [0.1, 0.2, 0.3, 0.4]])
+    p = torch.tensor([[0.5, 0.3, 0.15, 0.05], [0.1, 0.2, 0.3, 0.4]], dtype=torch.float64)
     ids = torch.tensor([[2, 3], [0, 1]])
-    s, rank, max_p = score_from_probs(p, ids)
+    logits = (p.log() + torch.tensor([[3.0], [-7.0]], dtype=torch.float64)).float()   # softmax-invariant shift
+    out = score_from_logits(logits, ids, top=3)
     # row 0: best lens token is 2 (p .15, rank 2); row 1: token 1 (p .2, rank 2)
-    assert rank.tolist() == [2, 2]
-    assert torch.allclose(s, torch.tensor([(1 - 2 / 4) * 0.15, (1 - 2 / 4) * 0.2], dtype=torch.float64))
-    assert torch.allclose(max_p, torch.tensor([0.15, 0.2], dtype=torch.float64))
+    assert out.min_rank.tolist() == [2, 2]
+    assert torch.allclose(out.scores, torch.tensor([(1 - 2 / 4) * 0.15, (1 - 2 / 4) * 0.2], dtype=torch.float64))
+    assert torch.allclose(out.max_p, torch.tensor([0.15, 0.2], dtype=torch.float64))
+    assert out.next_ids.tolist() == [[0, 1, 2], [3, 2, 1]]
+    assert torch.allclose(out.next_p, p.float().topk(3).values)
+
+
+def test_blocks_of_rows_equal_one_block(tmp_path, monkeypatch):
+    """Reducing the logits a few rows at a time gives what one block gives, to the bit."""
+    import engine.scoring.output as output_mod
+
+    model_dir = save_random_model(tmp_path, "gpt2", d_model=32, n_layers=2, seed=11)
+    lm = load_model(str(model_dir), "cpu", "float32")
+    sae = random_sae(32, 50, "blocks.0.hook_resid_post", seed=12, bias=0.0)
+    scorer = OutputScorer(lm, sae, resolve_hook(lm, sae), "From my experience,", 10.0)
+    feats = torch.arange(50)
+    lens = logit_lens(lm, sae, feats, k=2)
+    whole = scorer.score(feats, lens.top_ids, batch_size=50)
+    monkeypatch.setattr(output_mod, "tail_rows", lambda vocab, device: 7)
+    parts = scorer.score(feats, lens.top_ids, batch_size=50)
+    for a, b in zip((whole.scores, whole.min_rank, whole.next_ids), (parts.scores, parts.min_rank, parts.next_ids)):
+        assert torch.equal(a, b)
+    assert len(set(whole.min_rank.tolist())) > 1
 
 
 def test_logit_lens_matches_definition_with_softcap(tmp_path):
@@ -81,7 +106,7 @@ def test_continuations_equal_one_feature_at_a_time(tmp_path):
     feats = torch.arange(40)
     conts = scorer.continuations(feats, n_tokens=8, batch_size=16)
     assert all(len(c) == 8 for c in conts)
-    assert [c[0] for c in conts] == scorer.fast_probs(feats).argmax(dim=-1).tolist()
+    assert [c[0] for c in conts] == scorer.fast_logits(feats).argmax(dim=-1).tolist()
     assert len({tuple(c) for c in conts}) > 1
     for j in (5, 33):
         def edit(h, j=j):
@@ -131,12 +156,43 @@ def test_self_check_falls_back_to_running_all_layers(tmp_path, monkeypatch):
     assert _rel_err(full, scorer.score_naive(feats, lens.top_ids)) <= 1e-4
 
     scorer = OutputScorer(lm, sae, site, "From my experience,", 10.0)
-    real_fast = scorer.fast_probs
+    real_head = scorer.head
 
-    def wrong(features):                              # both batched paths now disagree
-        p = real_fast(features) ** 2
-        return p / p.sum(dim=-1, keepdim=True)
+    def wrong(x, out=None):                           # both batched paths now disagree
+        return real_head(x, out) * 2
 
-    monkeypatch.setattr(scorer, "fast_probs", wrong)
+    monkeypatch.setattr(scorer, "head", wrong)
     with pytest.raises(ScoringError, match="disagrees with the per-feature reference"):
         scorer.self_check(feats[:4], lens.top_ids[:4])
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.integers(1, 6), vocab=st.integers(1, 700), k=st.integers(0, 12), block=st.sampled_from([1, 4, 64]),
+       levels=st.integers(2, 1000), seed=st.integers(0, 2**31 - 1))
+def test_top_logits_equals_topk(rows, vocab, k, block, levels, seed):
+    """The block search returns the same top values as a full top-k (ties included: coarse
+    integer logits make many), with ids that hold those values and never repeat."""
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randint(0, levels, (rows, vocab), generator=g).float()
+    vals, ids = top_logits(logits, k, block)
+    ref = logits.topk(min(k, vocab), dim=-1).values
+    assert torch.equal(vals, ref)
+    assert torch.equal(logits.gather(1, ids), vals)
+    assert all(len(set(r)) == len(r) for r in ids.tolist())
+
+
+def test_model_head_is_used_where_saegold_cannot_reproduce_it(tmp_path, monkeypatch):
+    """A head that the final norm plus the unembedding does not reproduce (extra scaling,
+    say) is noticed at start, and the fast path then reduces the model's own logits."""
+    model_dir = save_random_model(tmp_path, "llama", d_model=32, n_layers=3, seed=13)
+    lm = load_model(str(model_dir), "cpu", "float32")
+    sae = random_sae(32, 30, "blocks.1.hook_resid_post", seed=14, bias=0.0)
+    feats = torch.arange(30)
+    lens = logit_lens(lm, sae, feats)
+    real = type(lm).logits_from_normed
+    monkeypatch.setattr(type(lm), "logits_from_normed", lambda self, x, out=None: real(self, x, out) * 1.01)
+    scorer = OutputScorer(lm, sae, resolve_hook(lm, sae), "From my experience,", 10.0)
+    assert not scorer.own_head
+    fast = scorer.score(feats, lens.top_ids, batch_size=11)
+    assert _rel_err(fast.scores, scorer.score_naive(feats, lens.top_ids)) <= 1e-4
+    assert scorer.fast_logits(feats[:3]).shape == (3, lm.vocab_size)
