@@ -136,6 +136,7 @@ class OutputScorer:
             self.f = sae.encode(self.h[None])[0]
             self.err = self.h - sae.decode(self.f[None])[0]
             self.f_max = float(self.f.max())
+            self.linear_decode = self._decode_is_affine()
             # The fast path unembeds the final norm's output itself, a block of rows at a
             # time; that needs ``logits_from_normed`` to reproduce the model's own head.
             # Where it does not (a head with extra scaling, say), the model's logits are used.
@@ -161,12 +162,32 @@ class OutputScorer:
         f[rows, features.to(f.device)] += self.amp * f.max(dim=-1).values
         return self.sae.decode(f) + err
 
-    def _steered_last(self, features: torch.Tensor) -> torch.Tensor:
-        """``h'`` [b, d] for the prompt's last position, from the stored clean ``f``/``err``."""
+    def _steered_full(self, features: torch.Tensor) -> torch.Tensor:
         f = self.f.expand(len(features), -1).clone()
         rows = torch.arange(len(features), device=f.device)
         f[rows, features.to(f.device)] += self.amp * self.f_max
         return self.sae.decode(f) + self.err
+
+    def _decode_is_affine(self) -> bool:
+        """Whether ``decode(f + d e_j) - decode(f) = d W_dec[j]`` for this SAE (sae-lens's
+        decoders are affine in ``f``; one that rescales or thresholds its input is not)."""
+        w = getattr(self.sae, "W_dec", None)
+        if not isinstance(w, torch.Tensor) or w.dim() != 2 or w.shape[1] != self.h.shape[-1]:
+            return False
+        n = w.shape[0]
+        probe = torch.tensor(sorted({0, n - 1, n // 2, int(self.f.argmax())}), device=w.device)
+        full = self._steered_full(probe)
+        short = self.h + (self.amp * self.f_max) * w[probe]
+        tol = 1e-5 if full.dtype == torch.float32 else 1e-2
+        return bool((full - short).abs().max() <= tol * full.abs().max().clamp_min(1.0))
+
+    def _steered_last(self, features: torch.Tensor) -> torch.Tensor:
+        """``h'`` [b, d] for the prompt's last position: ``decode(f') + err`` from the stored
+        clean ``f``/``err``.  For an affine decoder that is ``h + amp max(f) W_dec[j]``
+        (``decode(f) + err = h``), which spares a [b, d_sae] x [d_sae, d] product."""
+        if self.linear_decode:
+            return self.h + (self.amp * self.f_max) * self.sae.W_dec[features.to(self.h.device)]
+        return self._steered_full(features)
 
     @torch.inference_mode()
     def fast_head_input(self, features: torch.Tensor) -> torch.Tensor:
@@ -251,6 +272,7 @@ class OutputScorer:
             x = self.fast_head_input(features[start:start + batch_size])
             ids = lens_ids[start:start + batch_size]
             rows = tail_rows(self.lm.vocab_size, x.device)
+            rows = -(-len(x) // -(-len(x) // rows))          # even blocks: no thin last one
             with torch.inference_mode():
                 buf = torch.empty(min(rows, len(x)), self.lm.vocab_size, device=x.device) \
                     if self.own_head else None

@@ -1,16 +1,18 @@
 """Output scores per second: the fast shared-prefix path vs the naive reference, same model.
 
-    .venv/bin/python tests/perf/perf_output_score.py                      # CPU, random Llama
-    .venv/bin/python tests/perf/perf_output_score.py --shape gpt2-small   # GPT-2 small's shape
+    .venv/bin/python tests/perf/perf_output_score.py                      # CPU, GPT-2 small's shape
+    .venv/bin/python tests/perf/perf_output_score.py --shape llama        # CPU, a small random Llama
     .venv/bin/python tests/perf/perf_output_score.py --shape gemma2-2b --device cuda
 
 Shapes (random weights, built from a config, no download):
 
-* ``llama`` (default): 8 layers, d_model 512, 32k vocabulary, 1,024-feature SAE at layer 4.
-  The vocabulary is large for the width, so the unembedding is most of the fast path's work.
-* ``gpt2-small``: GPT-2 small's exact shape (12 layers, d_model 768, vocabulary 50,257),
-  the model most public SAEs were trained on; a 24,576-feature SAE at ``blocks.8.hook_resid_pre``
-  of which ``--features`` (default 1,024) are scored.
+* ``gpt2-small`` (default): GPT-2 small's exact shape (12 layers, d_model 768, vocabulary
+  50,257), the model most public SAEs were trained on, with a 24,576-feature SAE (the width of
+  the public ``gpt2-small-res-jb`` SAEs) at the middle layer, ``blocks.6.hook_resid_pre``;
+  ``--features`` of them (default 1,024) are scored both ways.
+* ``llama``: an invented small shape, 8 layers, d_model 512, 32k vocabulary, MLP 2x, with a
+  1,024-feature SAE at layer 4.  Its vocabulary is large for its width, so the unembedding,
+  which no sharing of the prefix can skip, is about two thirds of the fast path's work.
 * ``gemma2-2b``: Gemma-2-2B's shape (26 layers, d_model 2304, vocabulary 256,000) with a
   16,384-feature SAE at layer 12; all 16,384 are scored, the naive path on
   ``--naive-features`` of them (default 64).  Peak GPU memory is reported on CUDA.
@@ -46,7 +48,7 @@ def _sync(device: torch.device) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--shape", default="llama", choices=["llama", "gpt2-small", "gemma2-2b"])
+    ap.add_argument("--shape", default="gpt2-small", choices=["gpt2-small", "llama", "gemma2-2b"])
     ap.add_argument("--gemma2-shape", action="store_true", help="the same as --shape gemma2-2b")
     ap.add_argument("--repeats", type=int, default=5, help="fast-path timings; the median is reported")
     ap.add_argument("--device", default="cpu")
@@ -69,8 +71,8 @@ def main(argv: list[str] | None = None) -> int:
             label = "random Gemma-2-2B shape (26 layers, d 2304, vocab 256000), 16k SAE at layer 12"
         elif shape == "gpt2-small":
             model = random_model("gpt2-small", vocab_size=0, seed=0).to(dtype)
-            sae = random_sae(768, 24576, "blocks.8.hook_resid_pre", seed=1, bias=0.0)
-            label = "random GPT-2 small shape (12 layers, d 768, vocab 50257), 24,576-feature SAE at layer 8 (resid_pre)"
+            sae = random_sae(768, 24576, "blocks.6.hook_resid_pre", seed=1, bias=0.0)
+            label = "random GPT-2 small shape (12 layers, d 768, vocab 50257), 24,576-feature SAE at layer 6 (resid_pre)"
         else:
             model = random_model("llama", vocab_size=32000, d_model=512, n_layers=8, seed=0, init=0.05).to(dtype)
             sae = random_sae(512, args.features or 1024, "blocks.4.hook_resid_post", seed=1, bias=0.0)

@@ -43,8 +43,9 @@ def test_fast_equals_naive_for_every_feature(arch, hook, prompt, tmp_path):
     # The amplification changes the output (else fast == naive would prove nothing).
     clean = score_from_logits(scorer.clean_p.log()[None].expand(64, -1), lens.top_ids).scores
     assert _rel_err(clean, naive) > 1e-2
-    # The fast path did its own unembedding (not the model's head) and still agrees.
-    assert scorer.own_head
+    # The fast path did its own unembedding (not the model's head) and steered by adding the
+    # decoder row (sae-lens decoders are affine), and still agrees.
+    assert scorer.own_head and scorer.linear_decode
 
 
 def test_score_formula_on_known_probabilities():
@@ -196,3 +197,19 @@ def test_model_head_is_used_where_saegold_cannot_reproduce_it(tmp_path, monkeypa
     fast = scorer.score(feats, lens.top_ids, batch_size=11)
     assert _rel_err(fast.scores, scorer.score_naive(feats, lens.top_ids)) <= 1e-4
     assert scorer.fast_logits(feats[:3]).shape == (3, lm.vocab_size)
+
+
+def test_full_decode_where_the_decoder_is_not_affine(tmp_path):
+    """An SAE whose decode is not affine in f (here: clipped) is noticed at start; the fast
+    path then decodes the whole amplified code, as the definition says, and still agrees."""
+    model_dir = save_random_model(tmp_path, "llama", d_model=32, n_layers=3, seed=15)
+    lm = load_model(str(model_dir), "cpu", "float32")
+    sae = random_sae(32, 30, "blocks.1.hook_resid_post", seed=16, bias=0.0)
+    plain = sae.decode
+    sae.decode = lambda f: plain(f).clamp(-0.2, 0.2)
+    feats = torch.arange(30)
+    lens = logit_lens(lm, sae, feats)
+    scorer = OutputScorer(lm, sae, resolve_hook(lm, sae), "From my experience,", 10.0)
+    assert not scorer.linear_decode
+    fast = scorer.score(feats, lens.top_ids, batch_size=11)
+    assert _rel_err(fast.scores, scorer.score_naive(feats, lens.top_ids)) <= 1e-4
