@@ -131,7 +131,7 @@ def feature_record(feature: data.FeatureInfo, own: list[FeatureJudgment], adj: l
 
     own_labels = [j.gold_label for j in own if j.gold_label]
     gold, gold_source, gold_reason = _gold_label(policy, latest_first, candidates, own_labels)
-    judged = [j for j in own if _judged(j)]   # a skip, flag or note alone judges nothing
+    judged = [j for j in own if j.judged]   # a skip, flag or note alone judges nothing
     times = [t for j in judged + adj for t in (j.first_at, j.last_at) if t]
     return {
         "feature_id": feature.id, "source": feature.source, "model_id": feature.model_id,
@@ -153,12 +153,6 @@ def feature_record(feature: data.FeatureInfo, own: list[FeatureJudgment], adj: l
         "first_at": min(times) if times else None, "last_at": max(times) if times else None,
         "policy": policy,
     }
-
-
-def _judged(j: FeatureJudgment) -> bool:
-    """Whether ``j`` holds a judgment (tier, verdict, preference or own label), not only a
-    skip, flag or note."""
-    return j.tier is not None or bool(j.verdicts) or j.preference is not None or bool(j.gold_label)
 
 
 def _gold_label(policy: str, latest_first: list[FeatureJudgment], candidates: list[dict[str, Any]],
@@ -216,7 +210,7 @@ def gold_records(project: Project, *, policy: str = "majority",
     for j in adj:
         by_feature.setdefault(j.feature_id, ([], []))[1].append(j)
     # One record per judged feature: one only skipped, flagged or noted is not in the gold data.
-    fids = sorted(fid for fid, (o, a) in by_feature.items() if a or any(_judged(j) for j in o))
+    fids = sorted(fid for fid, (o, a) in by_feature.items() if a or any(j.judged for j in o))
     decided = latest_adjudications(project) if adj else {}
     records = []
     for n, fid in enumerate(fids):

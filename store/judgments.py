@@ -166,6 +166,12 @@ class FeatureJudgment:
     last_at: str | None = None
     is_adjudication: bool = False
 
+    @property
+    def judged(self) -> bool:
+        """Whether this holds a judgment (a tier, a verdict, a preference or an own label),
+        not only a skip, a flag or a note.  Every count of "judged" uses this."""
+        return self.tier is not None or bool(self.verdicts) or self.preference is not None or bool(self.gold_label)
+
     def done(self, candidate_uuids: list[str]) -> bool:
         """Tier and a verdict for every candidate are in."""
         return self.tier is not None and all(u in self.verdicts for u in candidate_uuids)

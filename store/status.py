@@ -46,8 +46,9 @@ def label_methods(project: Project) -> list[dict[str, Any]]:
 
 
 def annotation_progress(project: Project) -> list[dict[str, Any]]:
-    """Per annotator: assigned, judged (any current judgment), done (tier and a verdict on
-    every usable candidate), skipped, flagged, events written, last activity."""
+    """Per annotator: assigned, judged (a tier, verdict, preference or own label: skips,
+    flags and notes alone do not count), done (tier and a verdict on every usable
+    candidate), skipped, flagged, events written, last activity."""
     view = current(project)
     judged_fids = {fid for fid, _ in view}
     cands: dict[int, list[str]] = defaultdict(list)
@@ -69,7 +70,7 @@ def annotation_progress(project: Project) -> list[dict[str, Any]]:
         if j.is_adjudication:
             adjudicated[j.annotator] += 1
             continue
-        judged[name] += 1
+        judged[name] += j.judged
         done[name] += j.done(cands.get(fid, []))
         skipped[name] += j.skipped
         flagged[name] += bool(j.flags)

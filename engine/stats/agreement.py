@@ -287,7 +287,7 @@ def annotator_stats(judged: list[FeatureJudgment], tiers: Ratings, verdicts: Rat
         by_name.setdefault(j.annotator, []).append(j)
     stats = []
     for name, js in sorted(by_name.items()):
-        done = [j for j in js if j.tier is not None or j.verdicts]
+        done = [j for j in js if j.judged]
         times = [j.seconds_spent for j in done if j.seconds_spent and j.seconds_spent > 0]
         t_est, t_rest = _agreement_with_rest(tiers, name, min_items)
         v_est, v_rest = _agreement_with_rest(verdicts, name, min_items)
@@ -367,7 +367,7 @@ def agreement_from(judged: list[FeatureJudgment], feats: dict[int, data.FeatureI
     progress(stage, 3, 4)
     vs = tier_vs_category(judged, feats, n_boot=n_boot, seed=seed, min_items=min_items)
     progress(stage, 4, 4)
-    raters = Counter(Counter(j.feature_id for j in judged if j.tier is not None or j.verdicts).values())
+    raters = Counter(Counter(j.feature_id for j in judged if j.judged).values())
     annotators = sorted({j.annotator for j in judged})
     notes = []
     if n_adjudications:
@@ -375,7 +375,7 @@ def agreement_from(judged: list[FeatureJudgment], feats: dict[int, data.FeatureI
     if len(annotators) < 2:
         notes.append(f"only {len(annotators)} annotator(s): agreement between annotators needs two or more")
     return AgreementReport(
-        n_features_judged=len({j.feature_id for j in judged if j.tier is not None or j.verdicts}),
+        n_features_judged=len({j.feature_id for j in judged if j.judged}),
         n_annotators=len(annotators), annotators=annotators,
         raters_per_feature={str(k): v for k, v in sorted(raters.items())},
         n_adjudications=n_adjudications, tier=tier, verdict=verdict, per_annotator=per,
