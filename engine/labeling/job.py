@@ -27,6 +27,7 @@ from engine.progress import Progress, null_progress
 from store import settings
 from store.db import Project
 from store.errors import SaegoldError
+from store.feature_spec import check_stored
 from store.labels import add_label, content_uuid
 
 from . import inputs
@@ -310,11 +311,7 @@ def _check_selection(project: Project, opts: LabelOptions, rows: list[dict]) -> 
         raise SaegoldError(f"no source {opts.source!r} in the project"
                            + (f" (sources: {', '.join(known[:5])})" if known else ""))
     if opts.features is not None:
-        found = {r["idx"] for r in rows}
-        missing = [i for i in opts.features if i not in found]
-        if missing:
-            raise SaegoldError(f"no feature {missing[0]} in {opts.source or 'the project'}"
-                               + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+        check_stored(opts.features, {r["idx"] for r in rows}, opts.source)
         sources = {r["source"] for r in rows}
         if opts.source is None and len(sources) > 1:
             raise SaegoldError("--features matches features of several sources; add --source MODEL/SOURCE")

@@ -24,6 +24,7 @@ import torch
 from engine.progress import Progress, null_progress
 from store import settings
 from store.db import Project, loads
+from store.feature_spec import check_width, parse_feature_spec
 from store.features import (get_or_create_source, put_examples, put_logit_tokens, put_score, source_name,
                             upsert_feature)
 
@@ -58,31 +59,24 @@ class ScoreReport:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def parse_features(spec: str | Sequence[int] | None, d_sae: int, *, of: str | None = None) -> list[int]:
-    """``"0-999,1500"`` (inclusive ranges) or a list of indices; None means all.  ``of``
-    names the ``d_sae`` indices in errors (default: the SAE's features)."""
-    of = of or f"the SAE's {d_sae} features"
+def requested_features(spec: str | Sequence[int] | None) -> list[int] | None:
+    """The indices ``--features`` names (the grammar of :mod:`store.feature_spec`), or a list of
+    indices sorted and de-duplicated; None means all.  Checked before anything loads."""
     if spec is None:
-        return list(range(d_sae))
+        return None
     if isinstance(spec, str):
-        out: list[int] = []
-        for part in filter(None, (p.strip() for p in spec.split(","))):
-            m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
-            if not m:
-                raise ScoringError(f"--features {spec!r}: expected ranges like 0-999,1500")
-            lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
-            if hi < lo:
-                raise ScoringError(f"--features {spec!r}: range {part} runs backwards")
-            if hi >= d_sae:  # checked before the range is built: 0-10**14 is not a list
-                raise ScoringError(f"--features: index {max(lo, d_sae)} is outside {of}")
-            out.extend(range(lo, hi + 1))
-    else:
-        out = [int(i) for i in spec]
-    out = sorted(set(out))
-    bad = [i for i in out if not 0 <= i < d_sae]
-    if bad:
-        raise ScoringError(f"--features: index {bad[0]} is outside {of}")
-    return out
+        return parse_feature_spec(spec)
+    return sorted({int(i) for i in spec})
+
+
+def parse_features(spec: str | Sequence[int] | None, d_sae: int) -> list[int]:
+    """``"0-999,1500"`` (inclusive ranges) or a list of indices, each within the SAE's width
+    ``d_sae``; None means all."""
+    wanted = requested_features(spec)
+    if wanted is None:
+        return list(range(d_sae))
+    check_width(wanted, d_sae)
+    return wanted
 
 
 def parse_shard(spec: str | tuple[int, int] | None) -> tuple[int, int] | None:
@@ -129,6 +123,7 @@ def score(project: Project, *, model: str, sae: str, corpus: str | None = None, 
     """Score an SAE's features on a model (and corpus) into ``project``; see the module doc."""
     t0 = time.perf_counter()
     shard_t = parse_shard(shard)
+    wanted = requested_features(features)
     corpus_spec = None
     if corpus is not None:
         corpus_spec = corpus_mod.resolve(corpus, text_field)
@@ -141,7 +136,7 @@ def score(project: Project, *, model: str, sae: str, corpus: str | None = None, 
     site = resolve_hook(lm, the_sae)
     progress("load model and SAE", 2, 2)
     d_sae = int(the_sae.cfg.d_sae)
-    scope = shard_of(parse_features(features, d_sae), shard_t)
+    scope = shard_of(parse_features(wanted, d_sae), shard_t)
     prompt = settings.get(project, "neutral_prompt")
     amp = float(settings.get(project, "amplification"))
     k_lens = int(settings.get(project, "logit_lens_k"))

@@ -91,8 +91,9 @@ def test_untrusted_method_names_stay_inert(cli, capsys):
 @pytest.mark.parametrize("args, message", [
     (["--benchmarks", "detection,nope"], "--benchmarks: unknown nope"),
     (["--benchmarks", "embedding"], "needs --embedding-model"),
-    (["--features", "99"], "--features: no feature 99"),
-    (["--features", "a-b"], "not an index or a range"),
+    (["--features", "99"], "--features: index 99 is not stored in this project"),
+    (["--features", "5-9"], "--features: 2 of the 5 requested indices are not stored in this project: 8, 9"),
+    (["--features", "a-b"], "--features: 'a-b' is not an index or a range like 40-49"),
     (["--source", "nope/sae"], "no such source"),
     (["--positive-ranks", "9-3"], "--positive-ranks"),
     (["--json"], "--json goes with --report"),

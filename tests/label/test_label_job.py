@@ -248,3 +248,17 @@ def test_redo_without_cache_keeps_a_fresh_answer(project, llm_server):
     assert [r["text"] for r in labels(project)] == ["Dogs", "Canines"] and server.count == 2
     label(project, server, LabelOptions(methods=["eleuther_acts_top5"], redo=True))  # cached: Canines again
     assert len(labels(project)) == 2 and server.count == 2
+
+
+def test_job_refuses_unstored_indices_in_the_cli_wording(project, llm_server):
+    """The job checks its own selection (callers other than the CLI) with --features' one wording."""
+    from label_builders import SOURCE
+
+    from store.feature_spec import FeatureSpecError
+
+    four_features(project)
+    server = llm_server(demo_label_answer)
+    with pytest.raises(FeatureSpecError) as exc:
+        label(project, server, LabelOptions(methods=["eleuther_acts_top5"], source=SOURCE, features=[2, 3, 4, 9]))
+    assert str(exc.value) == f"--features: 2 of the 4 requested indices are not stored for source {SOURCE}: 4, 9"
+    assert server.count == 0 and labels(project) == []

@@ -138,7 +138,8 @@ def test_cli_errors_are_one_line(project, capsys, monkeypatch):
     assert main(["--db", db, "label", "--methods", "eleuther_acts_top5,nope"]) == 2
     assert "unknown label method 'nope'" in capsys.readouterr().err
     assert main(["--db", db, "label", "--methods", "baez", "--features", "0,5-6"]) == 2
-    assert "no feature 5" in capsys.readouterr().err
+    assert ("--features: 2 of the 3 requested indices are not stored in this project: 5, 6"
+            in capsys.readouterr().err)
     monkeypatch.delenv("UNSET_KEY_VAR", raising=False)
     assert main(["--db", db, "label", "--methods", "eleuther_acts_top5", "--base-url", "https://llm.invalid/v1",
                  "--api-key-env", "UNSET_KEY_VAR"]) == 2

@@ -13,6 +13,7 @@ from rich.text import Text
 from store import settings
 from store.db import open_project
 from store.errors import SaegoldError
+from store.feature_spec import parse_feature_spec, stored_feature_ids
 
 from ..cli_args import add_endpoint_args, parse_temperature
 from ..progress import progress_bars
@@ -44,7 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "and embedding when --embedding-model is given)")
     p.add_argument("--methods", help="comma-separated label methods to score (default: every method)")
     p.add_argument("--source", help="only features of this source (MODEL/SOURCE)")
-    p.add_argument("--features", help="only these feature indices, e.g. 3,17,40-49 (default: all)")
+    p.add_argument("--features", help="only these feature indices and inclusive ranges, e.g. 3,17,40-49, "
+                                      "each stored (for --source) (default: all)")
     add_endpoint_args(p, role="judge")
     p.add_argument("--embedding-model", help="embedding model at the endpoint, or a local "
                                              "sentence-transformers model directory")
@@ -82,32 +84,17 @@ def _csv(text: str | None) -> list[str] | None:
 
 
 def parse_features(project, spec: str | None, source: str | None = None) -> list[int] | None:
-    """Feature ids named by indices and ranges (``3,17,40-49``), optionally of one source."""
+    """Feature ids named by indices and ranges (``3,17,40-49``), each stored for ``source``
+    (for some source when None); None (every feature) when neither is given."""
+    wanted = parse_feature_spec(spec) if spec is not None else None
     if source and not project.scalar("SELECT 1 FROM sources WHERE name = ?", [source]):
         raise SaegoldError(f"--source {source!r}: no such source in this project")
-    if not spec:
+    if wanted is None:
         if not source:
             return None
         return [r["id"] for r in project.query(
             "SELECT f.id FROM features f JOIN sources s ON s.id = f.source_id WHERE s.name = ?", [source])]
-    ids: list[int] = []
-    for item in _csv(spec) or []:
-        lo, _, hi = item.partition("-")
-        try:
-            first, last = int(lo), int(hi or lo)
-        except ValueError:
-            raise SaegoldError(f"--features: {item!r} is not an index or a range like 40-49") from None
-        sql = "SELECT f.id FROM features f JOIN sources s ON s.id = f.source_id WHERE f.idx BETWEEN ? AND ?"
-        params: list = [first, last]
-        if source:
-            sql += " AND s.name = ?"
-            params.append(source)
-        found = [r["id"] for r in project.query(sql, params)]
-        if not found:
-            raise SaegoldError(f"--features: no feature {item} in this project"
-                               + (f" (source {source})" if source else ""))
-        ids += found
-    return sorted(set(ids))
+    return stored_feature_ids(project, wanted, source)
 
 
 def _score(project, args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ from engine.labeling.routing import parse_methods
 from store import settings
 from store.db import default_path, open_project
 from store.errors import SaegoldError
+from store.feature_spec import parse_feature_spec, stored_feature_ids
 
 from ..cli_args import add_endpoint_args, at_least, parse_temperature
 from ..progress import progress_bars
@@ -39,7 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     what.add_argument("--methods", help=f"comma-separated methods ({','.join(METHOD_NAMES)})")
     what.add_argument("--by-tier", action="store_true", help="route methods by category (score-then-label)")
     what.add_argument("--source", help="only features of this source (MODEL/SOURCE)")
-    what.add_argument("--features", help="only these feature indices, e.g. 3,17,40-49")
+    what.add_argument("--features", help="only these feature indices and inclusive ranges, e.g. 3,17,40-49; "
+                                         "each must be stored (for --source)")
     what.add_argument("--redo", action="store_true", help="label pairs that already have a label again")
     llm = p.add_argument_group("LLM endpoint (defaults: project settings)")
     add_endpoint_args(llm)
@@ -63,31 +65,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def parse_indices(text: str, limit: int | None = None, where: str | None = None) -> list[int]:
-    """Indices and ranges (``3,17,40-49``); with ``limit`` (one past the largest stored
-    index), a range reaching past it is refused before it is built."""
-    out: list[int] = []
-    for part in text.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        try:
-            if "-" in part:
-                a, b = (int(x) for x in part.split("-", 1))
-                if b < a:
-                    raise ValueError
-                if limit is not None and b >= limit and a >= 0:
-                    raise SaegoldError(f"no feature {max(a, limit)} in {where or 'the project'}")
-                out.extend(range(a, b + 1))
-            else:
-                out.append(int(part))
-        except ValueError:
-            raise SaegoldError(f"--features: {part!r} is not an index or a range like 40-49") from None
-    if not out or min(out) < 0:
-        raise SaegoldError("--features needs non-negative indices")
-    return list(dict.fromkeys(out))
-
-
 def run(args: argparse.Namespace) -> int:
     from engine.labeling.job import Endpoint, LabelOptions, label
     from engine.labeling.nla import import_jsonl
@@ -100,10 +77,11 @@ def run(args: argparse.Namespace) -> int:
     )
     if not opts.methods and not opts.by_tier:
         raise SaegoldError("say which labels to make: --methods M1,M2 or --by-tier")
+    wanted = parse_feature_spec(args.features) if args.features is not None else None
     with open_project(args.db or default_path()) as project:
-        if args.features:
-            limit = int(project.scalar("SELECT COALESCE(MAX(idx), -1) + 1 FROM features"))
-            opts.features = parse_indices(args.features, limit, args.source)
+        if wanted is not None:
+            stored_feature_ids(project, wanted, args.source)   # every index stored for the source
+            opts.features = wanted
         cfg = settings.all_settings(project)
         opts.nla_source = opts.nla_source or cfg["nla_source_id"]
         if args.nla_jsonl:

@@ -5,6 +5,7 @@ import argparse
 
 from store.db import default_path, open_project
 from store.errors import SaegoldError
+from store.feature_spec import parse_feature_spec, stored_feature_ids
 
 from ..cli_args import at_least
 from ..progress import progress_bars
@@ -43,7 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top-k", type=int, default=100, help="top activating contexts kept per feature (default 100)")
     p.add_argument("--negatives", type=at_least(0), default=20,
                    help="non-activating contexts kept per feature for benchmarks (default 20)")
-    p.add_argument("--features", help="feature indices, e.g. 0-999 or 0-9,42 (default: all)")
+    p.add_argument("--features", help="feature indices and inclusive ranges, e.g. 0-999 or 0-9,42, each "
+                                      "within the SAE's width (--from-stored: stored) (default: all)")
     p.add_argument("--device", default="auto",
                    help="cpu, cuda, cuda:1 ... (default: cuda if available, cuda:LOCAL_RANK under torchrun)")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
@@ -104,12 +106,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _from_stored(args: argparse.Namespace) -> int:
     from engine.scoring.inputscore import score_stored
-    from engine.scoring.job import parse_features
 
+    feats = parse_feature_spec(args.features) if args.features is not None else None
     with open_project(args.db or default_path()) as project, progress_bars() as progress:
-        stored = int(project.scalar("SELECT COALESCE(MAX(idx), -1) + 1 FROM features"))
-        feats = (parse_features(args.features, stored, of=f"the stored features (0-{stored - 1})")
-                 if args.features else None)
+        if feats is not None:   # no SAE here: the bound is what is stored for the source
+            stored_feature_ids(project, feats, args.source)
         n = score_stored(project, source=args.source, features=feats, redo=args.redo, progress=progress)
         print(f"input scores from stored activations: {n} features")
         if args.source:
