@@ -6,6 +6,9 @@ Untrusted strings (tokens, labels, continuations, notes) only ever enter a ``Tex
 """
 from __future__ import annotations
 
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.measure import Measurement
 from rich.text import Text
 
 from store.judgments import FeatureJudgment
@@ -27,15 +30,76 @@ def density_text(d: float | None) -> str:
     return "density ?" if d is None else f"density {d * 100:.3g}%"
 
 
-def header(session) -> Text:
+def shorten_middle(text: str, cells: int) -> str:
+    """``text`` cut to ``cells`` terminal cells with an ellipsis in the middle, so both ends
+    (a model's name and an SAE's id, say) stay readable."""
+    if cell_len(text) <= cells:
+        return text
+    if cells <= 1:
+        return "…"[:cells]
+    keep = cells - 1
+    head, tail = text[: (keep + 1) // 2], text[len(text) - keep // 2:]
+    while cell_len(head) + cell_len(tail) + 1 > cells:   # wide characters take two cells
+        if cell_len(head) >= cell_len(tail) and head:
+            head = head[:-1]
+        else:
+            tail = tail[1:]
+    return head + "…" + tail
+
+
+class Header:
+    """The header line.  The annotator's name and the source go last; when the line is too
+    long for the terminal they are shortened in the middle (the source keeps at least
+    ``MIN_SOURCE`` cells) instead of being cut off."""
+
+    MIN_SOURCE, MIN_NAME = 12, 6
+
+    def __init__(self, fixed: Text, name: str, source: str | None):
+        self.fixed, self.name, self.source = fixed, name, source
+
+    @property
+    def plain(self) -> str:
+        return self.fixed.plain + self.name + (f"  {self.source}" if self.source else "")
+
+    def _fit(self, room: int) -> tuple[str, str | None]:
+        name, src = self.name, self.source
+        if src is None:
+            return shorten_middle(name, max(room, 0)), None
+        n, m = cell_len(name), cell_len(src)
+        if n + 2 + m <= room:
+            return name, src
+        src_room = max(min(m, self.MIN_SOURCE), room - 2 - n)
+        name_room = room - 2 - src_room
+        if name_room < min(n, self.MIN_NAME):
+            name_room = min(n, self.MIN_NAME)
+            src_room = room - 2 - name_room
+        if src_room < 4:
+            return shorten_middle(name, max(room, 0)), None
+        return shorten_middle(name, name_room), shorten_middle(src, src_room)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = options.max_width
+        name, src = self._fit(width - self.fixed.cell_len)
+        t = self.fixed.copy()
+        t.append(name, theme.STYLE_DIM)
+        if src:
+            t.append("  ")
+            t.append(src, theme.STYLE_DIM)
+        t.no_wrap, t.overflow = True, "ellipsis"
+        t.truncate(width, overflow="ellipsis")
+        yield t
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement(1, options.max_width)
+
+
+def header(session) -> Header:
     v = session.view
     t = Text(no_wrap=True, overflow="ellipsis")
     t.append("saegold ", theme.STYLE_HEAD)
     if session.lead:
         t.append("[review] ", theme.STYLE_ERROR)
     if v is not None:
-        # The source (often 30+ characters) goes last: at 80 columns it, not the progress
-        # counter or the annotator's name, is what the ellipsis cuts.
         t.append("#", theme.STYLE_HEAD)
         t.append(str(v.idx), theme.STYLE_HEAD)
         t.append(f"  {density_text(v.density)}")
@@ -45,11 +109,7 @@ def header(session) -> Text:
     t.append(f"  done {session.done_count}/{session.assigned_count}"
              + (f" ({skipped} skipped)" if skipped else "") + f"  (at {pos})")
     t.append(f"  {'—' if rate is None else f'{rate:.0f}'}/h  ", theme.STYLE_DIM)
-    t.append(inert_line(session.annotator), theme.STYLE_DIM)
-    if v is not None:
-        t.append("  ")
-        t.append(inert_line(v.source), theme.STYLE_DIM)
-    return t
+    return Header(t, inert_line(session.annotator), inert_line(v.source) if v is not None else None)
 
 
 def example_line(ex: dict, scale: float, *, full: bool) -> Text:
