@@ -1,6 +1,7 @@
 """What the label methods read about a feature, loaded from the project database."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,8 +53,8 @@ def feature_rows(project: Project, *, source: str | None = None,
         where.append("s.name = ?")
         args.append(source)
     if indices is not None:
-        where.append(f"f.idx IN ({','.join('?' * len(indices))})")
-        args.extend(indices)
+        where.append("f.idx IN (SELECT value FROM json_each(?))")   # one variable, any length
+        args.append(json.dumps([int(i) for i in indices]))
     if where:
         sql += " WHERE " + " AND ".join(where)
     return project.query(sql + " ORDER BY s.name, f.idx", args)

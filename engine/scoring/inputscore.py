@@ -10,6 +10,8 @@ sequences count once.
 """
 from __future__ import annotations
 
+import json
+
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -72,8 +74,8 @@ def score_stored(project: Project, *, source: str | None = None, features: Seque
         if project.scalar("SELECT COUNT(*) FROM sources WHERE name = ?", [source]) == 0:
             raise ScoringError(f"no source named {source!r} in {project.path}")
     if features is not None:
-        where.append(f"f.idx IN ({','.join('?' * len(features))})")
-        args.extend(int(i) for i in features)
+        where.append("f.idx IN (SELECT value FROM json_each(?))")   # one variable, any length
+        args.append(json.dumps([int(i) for i in features]))
     if not redo:
         where.append("NOT EXISTS (SELECT 1 FROM taxonomy_scores t WHERE t.feature_id = f.id "
                      "AND t.input_score IS NOT NULL)")
