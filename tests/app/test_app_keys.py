@@ -108,7 +108,7 @@ def test_next_back_and_arrows(filled):
 def test_next_skips_done_and_skipped_features(filled):
     app = make_app(filled)
     first, second, third = app.session.order[:3]
-    drive(app, ["n", "s", "b", "b"])  # skip the second feature, go back to the first
+    drive(app, ["n", "s", "b", "b"])  # skip the second (on to the third), back to the second, the first
     got = drive(make_app(filled), ["n"], after=lambda a: a.session.view.feature_id)
     assert got == third  # the skipped one is passed over
     assert first != second
@@ -300,3 +300,27 @@ def test_header_keeps_progress_and_name_at_80_columns_with_a_long_source(filled)
         db.execute("UPDATE sources SET name = 'gemma-2-2b/20-gemmascope-res-16k-canonical-long'")
     head = drive(make_app(filled), [], size=(80, 24), after=lambda a: screen_text(a).splitlines()[0])
     assert "done 0/" in head and "(at 1)" in head and "alice" in head, head
+
+
+def test_skip_saves_and_moves_on(filled):
+    """s writes a skip for this feature and opens the next one still to do; b goes back to
+    the skipped one and z there takes the skip back."""
+    app = make_app(filled)
+    first, second = app.session.order[:2]
+    got = drive(app, ["s"], after=lambda a: (a.session.view.feature_id, str(a.screen.status)))
+    assert got[0] == second and "saved" in got[1] and "b goes back" in got[1]
+    assert [(e["feature_id"], e["kind"]) for e in my_events(filled)] == [(first, "skip")]
+    app = make_app(filled)
+    assert app.session.view.feature_id == second                # the skipped one is passed over
+    drive(app, ["b", "z"])
+    assert app.session.view.feature_id == first
+    assert app.session.judgment is None or not app.session.judgment.skipped
+
+
+def test_skip_on_the_last_feature_to_do_stays_and_says_so(filled):
+    app = make_app(filled)
+    n = len(app.session.order)
+    last, status = drive(app, ["s"] * n, after=lambda a: (a.session.view.feature_id, str(a.screen.status)))
+    assert last == app.session.order[-1]
+    assert "skipped" in status and "saved" in status and "end of your queue" in status
+    assert sum(e["kind"] == "skip" for e in my_events(filled)) == n

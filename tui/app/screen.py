@@ -205,7 +205,21 @@ class FeatureScreen(Screen[None]):
         self._write(self.session.prefer_neither)
 
     def action_skip(self) -> None:
+        """Skip this feature (saved) and go on to the next one still to do."""
+        idx = self.session.view.idx if self.session.view is not None else None
         self._write(self.session.skip)
+        if self.session.judgment is None or not self.session.judgment.skipped:
+            return                                   # not saved: stay, the error is shown
+        saved = self.status
+        try:
+            self.session.next()
+        except (QueueFinished, LookupError) as exc:
+            self._say(f"skipped #{idx} (saved); {str(exc).strip(chr(39) + chr(34))}", error=False)
+            return
+        self._moved()
+        self.status = saved.copy()
+        self.status.append(f"  (#{idx}; b goes back to it, z there undoes)", theme.STYLE_DIM)
+        self.refresh_judgment()
 
     def action_undo(self) -> None:
         self._write(self.session.undo, "nothing of yours to undo on this feature")
