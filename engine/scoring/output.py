@@ -275,7 +275,7 @@ class OutputScorer:
             rows = -(-len(x) // -(-len(x) // rows))          # even blocks: no thin last one
             with torch.inference_mode():
                 buf = torch.empty(min(rows, len(x)), self.lm.vocab_size, device=x.device) \
-                    if self.own_head else None
+                    if self.own_head and x.dtype == torch.float32 else None    # float32 logits land here
                 for r in range(0, len(x), rows):
                     logits = self.head(x[r:r + rows], buf)
                     parts.append(score_from_logits(logits, ids[r:r + rows], top, overwrite=self.own_head))
