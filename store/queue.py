@@ -7,23 +7,24 @@ pairs complete early.  The order is stratified by predicted category: round-robi
 input / output / cross / obscure / unscored, each category in a seeded per-annotator
 pseudo-random order, so gold data covers every category from the start.
 
-A batch is chosen and written in one ``BEGIN IMMEDIATE`` transaction, so many annotator
-processes starting at once never over-assign a feature.
+A batch is chosen from indexes in a read transaction, holding up no writer, and written in
+a short ``BEGIN IMMEDIATE`` transaction that first checks the choice still holds (see
+:func:`assign_more`), so many annotator processes starting at once never over-assign a
+feature.
 """
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import settings
-from .db import Project, now
+from .db import Project, dumps, explain_db_error, now
 from .judgments import FeatureJudgment, derive, ensure_annotator
 
 QUEUE_CATEGORIES = ("input", "output", "cross", "obscure", "unscored")
 BATCH = 100
-
-_CAT_ORDER = " ".join(f"WHEN '{c}' THEN {i}" for i, c in enumerate(QUEUE_CATEGORIES))
 
 
 def annotator_seed(annotator: str) -> int:
@@ -31,58 +32,208 @@ def annotator_seed(annotator: str) -> int:
     return int.from_bytes(hashlib.sha256(annotator.encode()).digest()[:4], "big")
 
 
-# Seeded pseudo-random key in SQL: multiply (mod 2^32), xor the seed, multiply again.
-# SQLite has no xor operator: a ^ b == (a | b) - (a & b).
-_KEY = (
-    "((((f.id * 2654435761) % 4294967296) | :seed) - (((f.id * 2654435761) % 4294967296) & :seed))"
-    " * 2246822519 % 4294967296"
+def _key(col: str) -> str:
+    """Seeded pseudo-random sort key of feature id ``col``, in SQL: multiply (mod 2^32),
+    xor the seed, multiply again.  SQLite has no xor operator: a ^ b == (a | b) - (a & b)."""
+    h = f"(({col} * 2654435761) % 4294967296)"
+    return f"(({h} | :seed) - ({h} & :seed)) * 2246822519 % 4294967296"
+
+
+# Event kinds that make their author one of a feature's annotators (imported or merged
+# judgments arrive without an assignment); a retraction or a lead's adjudication does not.
+# Written exactly as in the partial index judgments_holders (schema m003), so it is used.
+_NOT_HOLDING = "('retract', 'adj_tier', 'adj_verdict', 'adj_gold_label')"
+
+# Features annotators other than :who hold (assigned, or judged without an assignment), with
+# how many of them hold each, and of those the first :n per category in :who's order that
+# still have room, are not :who's already and have examples.  The union merges two index
+# scans (assignments' key, schema m003's judgments_holders) in (feature, annotator) order.
+_STARTED = f"""
+WITH held(fid, taken) AS (
+    SELECT fid, COUNT(*) FROM (
+        SELECT feature_id AS fid, annotator FROM assignments WHERE annotator != :who
+        UNION
+        SELECT feature_id, annotator FROM judgments
+        WHERE annotator != :who AND kind NOT IN {_NOT_HOLDING}
+        ORDER BY 1, 2
+    ) GROUP BY fid
+), cand AS (
+    SELECT h.fid, COALESCE(t.category, 'unscored') AS cat, {_key('h.fid')} AS k
+    FROM held h LEFT JOIN taxonomy_scores t ON t.feature_id = h.fid
+    WHERE h.taken < :overlap
+      AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.feature_id = h.fid AND a.annotator = :who)
+      AND EXISTS (SELECT 1 FROM examples e WHERE e.feature_id = h.fid AND e.kind = 'top')
 )
+SELECT fid, cat FROM (
+    SELECT fid, cat, ROW_NUMBER() OVER (PARTITION BY cat ORDER BY k, fid) AS rn FROM cand
+) WHERE rn <= :n ORDER BY cat, rn
+"""
+
+# A feature nobody holds yet: no assignment at all (:who's included) and no judgment by
+# another annotator; and it has examples to show.
+_FRESH = f"""
+    NOT EXISTS (SELECT 1 FROM assignments a WHERE a.feature_id = s.fid)
+    AND NOT EXISTS (SELECT 1 FROM judgments j WHERE j.feature_id = s.fid AND j.annotator != :who
+                    AND j.kind NOT IN {_NOT_HOLDING})
+    AND EXISTS (SELECT 1 FROM examples e WHERE e.feature_id = s.fid AND e.kind = 'top')
+"""
+
+# The first :m features of one category in the annotator's order (from the category index,
+# without looking at anything else), of which the first :need nobody holds.  The inner LIMIT
+# keeps the per-feature checks to those :m features.
+_FRESH_SCORED = f"""
+SELECT fid FROM (
+    SELECT feature_id AS fid, {_key('feature_id')} AS k FROM taxonomy_scores
+    WHERE category = :cat ORDER BY k, fid LIMIT :m
+) s WHERE {_FRESH} ORDER BY k, fid LIMIT :need
+"""
+_FRESH_UNSCORED = f"""
+SELECT fid FROM (
+    SELECT f.id AS fid, {_key('f.id')} AS k FROM features f
+    WHERE NOT EXISTS (SELECT 1 FROM taxonomy_scores t
+                      WHERE t.feature_id = f.id AND t.category IS NOT NULL)
+    ORDER BY k, fid LIMIT :m
+) s WHERE {_FRESH} ORDER BY k, fid LIMIT :need
+"""
+
+
+def _category_size(db: sqlite3.Connection, cat: str) -> int:
+    """How many features the category holds (every score row has its feature: foreign key)."""
+    if cat != "unscored":
+        return db.execute("SELECT COUNT(*) FROM taxonomy_scores WHERE category = ?", [cat]).fetchone()[0]
+    return db.execute(
+        "SELECT (SELECT COUNT(*) FROM features) - (SELECT COUNT(*) FROM taxonomy_scores)"
+        " + (SELECT COUNT(*) FROM taxonomy_scores WHERE category IS NULL)"
+    ).fetchone()[0]
+
+
+def _pick(project: Project, annotator: str, n: int) -> list[int]:
+    """The next ``n`` features for ``annotator``, in queue order (reads only).
+
+    Each feature goes to ``overlap`` annotators: those assigned it, and those who judged it
+    without an assignment.  Per category, features others already hold come first (so pairs
+    complete early), then features nobody holds, each part in the annotator's seeded order;
+    the categories take turns (input, output, cross, obscure, unscored).  Only features with
+    top examples are handed out.
+    """
+    db = project.db.conn
+    overlap = int(settings.get(project, "overlap"))
+    if n <= 0 or overlap <= 0:
+        return []
+    params = {"seed": annotator_seed(annotator), "who": annotator, "overlap": overlap, "n": n}
+    per_cat: dict[str, list[int]] = {c: [] for c in QUEUE_CATEGORIES}
+    for fid, cat in db.execute(_STARTED, params).fetchall():
+        per_cat[cat].append(fid)
+    mine = db.execute("SELECT COUNT(*) FROM assignments WHERE annotator = ?", [annotator]).fetchone()[0]
+    for cat in QUEUE_CATEGORIES:
+        need = n - len(per_cat[cat])
+        if need <= 0:
+            continue
+        size = _category_size(db, cat)
+        sql = _FRESH_UNSCORED if cat == "unscored" else _FRESH_SCORED
+        # Look at the first m features of the category in the annotator's order; those they
+        # already have or others hold are passed over, so look further when too few were free.
+        m = 2 * n + mine
+        while size:
+            fresh = [r[0] for r in db.execute(sql, {**params, "cat": cat, "m": m, "need": need})]
+            if len(fresh) == need or m >= size:
+                per_cat[cat] += fresh
+                break
+            m *= 4
+    order = [per_cat[c][rn] for rn in range(n) for c in QUEUE_CATEGORIES if rn < len(per_cat[c])]
+    return order[:n]
+
+
+# Tries at choosing outside the write lock before choosing under it (see assign_more).
+_TRIES = 2
 
 
 def assign_more(project: Project, annotator: str, n: int | None = None) -> int:
     """Hand ``annotator`` up to ``n`` (default :data:`BATCH`) more features; return how many
-    were assigned."""
+    were assigned.
+
+    The batch is chosen in a read transaction, so no writer (the annotator's own judgments
+    included) waits while it is chosen, and written in a short ``BEGIN IMMEDIATE``
+    transaction.  That transaction takes the batch as chosen if nothing was committed in
+    between (``PRAGMA data_version``), or if the batch is full and every feature in it still
+    goes to this annotator under the rules (not theirs yet, fewer than ``overlap`` holders,
+    top examples).  Otherwise the batch is chosen again; after :data:`_TRIES` tries, inside
+    the write transaction.  So many annotator processes starting at once never over-assign
+    a feature.
+    """
     n = BATCH if n is None else n
-    with project.write() as db:
-        ensure_annotator(project, annotator)
-        overlap = int(settings.get(project, "overlap"))
-        start = db.execute(
-            "SELECT COALESCE(MAX(position), -1) + 1 FROM assignments WHERE annotator = ?", [annotator]
-        ).fetchone()[0]
-        rows = db.execute(
-            f"""
-            WITH cand AS (
-                SELECT f.id AS fid, COALESCE(t.category, 'unscored') AS cat,
-                       -- others who hold the feature: assigned, or judged it without an
-                       -- assignment (judgments imported or merged from elsewhere)
-                       (SELECT COUNT(*) FROM (
-                            SELECT a.annotator FROM assignments a WHERE a.feature_id = f.id
-                            UNION
-                            SELECT j.annotator FROM judgments j
-                            WHERE j.feature_id = f.id AND j.annotator != :who
-                              AND j.kind NOT IN ('retract', 'adj_tier', 'adj_verdict', 'adj_gold_label')
-                       )) AS taken,
-                       {_KEY} AS k
-                FROM features f LEFT JOIN taxonomy_scores t ON t.feature_id = f.id
-                WHERE NOT EXISTS (SELECT 1 FROM assignments a
-                                  WHERE a.feature_id = f.id AND a.annotator = :who)
-                  AND EXISTS (SELECT 1 FROM examples e WHERE e.feature_id = f.id AND e.kind = 'top')
-            ), ranked AS (
-                SELECT fid, cat,
-                       ROW_NUMBER() OVER (PARTITION BY cat ORDER BY (taken > 0) DESC, k, fid) AS rn
-                FROM cand WHERE taken < :overlap
-            )
-            SELECT fid FROM ranked ORDER BY rn, CASE cat {_CAT_ORDER} ELSE 9 END LIMIT :n
-            """,
-            {"seed": annotator_seed(annotator), "who": annotator, "overlap": overlap, "n": n},
-        ).fetchall()
-        stamp = now()
-        db.conn.executemany(
-            "INSERT OR IGNORE INTO assignments(feature_id, annotator, position, created_at) "
-            "VALUES (?, ?, ?, ?)",
-            [(fid, annotator, start + i, stamp) for i, (fid,) in enumerate(rows)],
-        )
-    return len(rows)
+    if project.db.conn.in_transaction:  # inside a caller's transaction: choose and write in it
+        with project.write():
+            return _insert(project, annotator, _pick(project, annotator, n))
+    for _ in range(_TRIES):
+        chosen, version = _pick_snapshot(project, annotator, n)
+        with project.write() as db:
+            if _data_version(db.conn) == version or (
+                    len(chosen) == n and _still_free(project, annotator, chosen)):
+                return _insert(project, annotator, chosen)
+    with project.write():
+        return _insert(project, annotator, _pick(project, annotator, n))
+
+
+# How many of the features :ids (a JSON list) still go to :who: not theirs yet, fewer than
+# :overlap holders, top examples.
+_STILL_FREE = f"""
+SELECT COUNT(*) FROM json_each(:ids) c
+WHERE NOT EXISTS (SELECT 1 FROM assignments a WHERE a.feature_id = c.value AND a.annotator = :who)
+  AND EXISTS (SELECT 1 FROM examples e WHERE e.feature_id = c.value AND e.kind = 'top')
+  AND (SELECT COUNT(*) FROM (
+           SELECT annotator FROM assignments WHERE feature_id = c.value
+           UNION
+           SELECT annotator FROM judgments
+           WHERE feature_id = c.value AND annotator != :who AND kind NOT IN {_NOT_HOLDING}
+      )) < :overlap
+"""
+
+
+def _still_free(project: Project, annotator: str, chosen: list[int]) -> bool:
+    """Does every feature in ``chosen`` still go to ``annotator`` (read inside the write
+    transaction)?"""
+    overlap = int(settings.get(project, "overlap"))
+    free = project.db.conn.execute(
+        _STILL_FREE, {"ids": dumps(chosen), "who": annotator, "overlap": overlap}).fetchone()[0]
+    return free == len(set(chosen))
+
+
+def _data_version(conn: sqlite3.Connection) -> int:
+    """Changes when another connection (any process) commits to the database."""
+    return conn.execute("PRAGMA data_version").fetchone()[0]
+
+
+def _pick_snapshot(project: Project, annotator: str, n: int) -> tuple[list[int], int]:
+    """:func:`_pick` on one consistent snapshot, and the data version it saw."""
+    conn = project.db.conn
+    try:
+        conn.execute("BEGIN")
+        try:
+            return _pick(project, annotator, n), _data_version(conn)
+        finally:
+            conn.execute("COMMIT")
+    except sqlite3.DatabaseError as exc:
+        err = explain_db_error(project.path, exc)
+        if err is None:
+            raise
+        raise err from exc
+
+
+def _insert(project: Project, annotator: str, chosen: list[int]) -> int:
+    """Append ``chosen`` to the annotator's queue (inside a write transaction)."""
+    ensure_annotator(project, annotator)
+    conn = project.db.conn
+    start = conn.execute(
+        "SELECT COALESCE(MAX(position), -1) + 1 FROM assignments WHERE annotator = ?", [annotator]
+    ).fetchone()[0]
+    stamp = now()
+    conn.executemany(
+        "INSERT OR IGNORE INTO assignments(feature_id, annotator, position, created_at) "
+        "VALUES (?, ?, ?, ?)",
+        [(fid, annotator, start + i, stamp) for i, fid in enumerate(chosen)],
+    )
+    return len(chosen)
 
 
 def queue(project: Project, annotator: str) -> list[int]:

@@ -188,6 +188,21 @@ def m002_import_log(db: Database) -> None:
     )
 
 
+@migrations()
+def m003_queue_indexes(db: Database) -> None:
+    """Indexes for choosing an annotator's next batch (store.queue) without a scan of every
+    feature: each category's features by category, and who holds a feature through a judgment
+    (every event kind but retractions and adjudications: a narrow index, also read on its own)."""
+    _run_script(
+        db,
+        """
+        CREATE INDEX taxonomy_category ON taxonomy_scores(category);
+        CREATE INDEX judgments_holders ON judgments(feature_id, annotator, kind)
+            WHERE kind NOT IN ('retract', 'adj_tier', 'adj_verdict', 'adj_gold_label');
+        """,
+    )
+
+
 def _run_script(db: Database, script: str) -> None:
     """Run statements one by one: ``executescript`` would commit the migration's transaction."""
     import sqlite3

@@ -1,10 +1,14 @@
 """Assignments: overlap, stratified order, lazy batches, concurrency; the lead's review queue."""
 from __future__ import annotations
 
+import random
+import sqlite3
 import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+
+import pytest
 
 from appdata import fill
 
@@ -204,3 +208,254 @@ def test_lead_review_tells_a_flag_from_a_note(project):
     sj.append(project, sj.make_event("b", fid, "note", value="looks French"))
     text = drive(make_app(project, "boss", lead=True), [], after=screen_text, size=(120, 40))
     assert "flag: tokenizer junk" in text and "note: looks French" in text
+
+
+# The rule as one SQL statement: what assign_more chose, inside its write transaction, before
+# choosing moved to indexed steps outside it.  Every batch must still be exactly this.
+_NOT_HOLDING = "('retract', 'adj_tier', 'adj_verdict', 'adj_gold_label')"
+_REFERENCE = f"""
+WITH cand AS (
+    SELECT f.id AS fid, COALESCE(t.category, 'unscored') AS cat,
+           (SELECT COUNT(*) FROM (
+                SELECT a.annotator FROM assignments a WHERE a.feature_id = f.id
+                UNION
+                SELECT j.annotator FROM judgments j
+                WHERE j.feature_id = f.id AND j.annotator != :who AND j.kind NOT IN {_NOT_HOLDING}
+           )) AS taken,
+           ((((f.id * 2654435761) % 4294967296) | :seed) - (((f.id * 2654435761) % 4294967296) & :seed))
+             * 2246822519 % 4294967296 AS k
+    FROM features f LEFT JOIN taxonomy_scores t ON t.feature_id = f.id
+    WHERE NOT EXISTS (SELECT 1 FROM assignments a WHERE a.feature_id = f.id AND a.annotator = :who)
+      AND EXISTS (SELECT 1 FROM examples e WHERE e.feature_id = f.id AND e.kind = 'top')
+), ranked AS (
+    SELECT fid, cat, ROW_NUMBER() OVER (PARTITION BY cat ORDER BY (taken > 0) DESC, k, fid) AS rn
+    FROM cand WHERE taken < :overlap
+)
+SELECT fid FROM ranked ORDER BY rn,
+    CASE cat WHEN 'input' THEN 0 WHEN 'output' THEN 1 WHEN 'cross' THEN 2 WHEN 'obscure' THEN 3
+    ELSE 4 END
+LIMIT :n
+"""
+
+
+def _reference_batch(project, who: str, n: int) -> list[int]:
+    params = {"seed": sq.annotator_seed(who), "who": who, "n": n,
+              "overlap": int(settings.get(project, "overlap"))}
+    return [r[0] for r in project.db.execute(_REFERENCE, params).fetchall()]
+
+
+def _assign_checked(project, who: str, n: int) -> None:
+    """assign_more appends exactly the reference batch to ``who``'s queue."""
+    before = sq.queue(project, who)
+    expected = _reference_batch(project, who, n)
+    assert sq.assign_more(project, who, n=n) == len(expected)
+    assert sq.queue(project, who) == before + expected
+
+
+KINDS = ("tier", "verdict", "preference", "gold_label", "skip", "flag", "note",
+         "retract", "adj_tier", "adj_verdict", "adj_gold_label")
+
+
+def _random_project(project, rng, n_features: int,
+                    cats=("input", "output", "cross", "obscure", "input", "output", None, "none")) -> None:
+    """Features in every category, unscored ones (no score, or a score without a category),
+    features without top examples, assignments by others and judgments without assignments
+    (imported or merged) of every kind."""
+    stamp = "2026-01-01T00:00:00Z"
+    people = [f"p{i}" for i in range(6)]
+    with project.write() as db:
+        c = db.conn
+        c.execute("INSERT INTO sources(id, name, model_id, sae_id, created_at) VALUES (1, 'm/s', 'm', 's', ?)", [stamp])
+        for i in range(n_features):
+            fid = i + 1
+            c.execute("INSERT INTO features(id, source_id, idx) VALUES (?, 1, ?)", [fid, i])
+            kinds = rng.choices([("top",), ("negative",), (), ("top", "negative")], weights=[8, 1, 1, 2])[0]
+            for kind in kinds:
+                c.execute("INSERT INTO examples(feature_id, kind, rank, tokens, acts, max_idx, max_act, origin) "
+                          "VALUES (?, ?, 0, '[\"a\"]', '[1.0]', 0, 1.0, 'test')", [fid, kind])
+            cat = rng.choice(cats)
+            if cat != "none":  # "none": no taxonomy row at all
+                c.execute("INSERT INTO taxonomy_scores(feature_id, category, input_threshold, output_threshold, "
+                          "scorer_version, created_at) VALUES (?, ?, 0.5, 0.01, 't', ?)", [fid, cat, stamp])
+        for who in people:
+            c.execute("INSERT INTO annotators(name, created_at) VALUES (?, ?)", [who, stamp])
+            held = rng.sample(range(1, n_features + 1), rng.randrange(n_features // 3))
+            for pos, fid in enumerate(held):
+                c.execute("INSERT INTO assignments(feature_id, annotator, position, created_at) VALUES (?, ?, ?, ?)",
+                          [fid, who, pos, stamp])
+        for k in range(n_features):
+            who = rng.choice(people + ["imported1", "imported2", "newcomer"])
+            c.execute("INSERT INTO judgments(uuid, annotator, feature_id, kind, value, created_at) "
+                      "VALUES (?, ?, ?, ?, 'x', ?)", [f"r{k}", who, rng.randrange(1, n_features + 1),
+                                                      rng.choice(KINDS), stamp])
+
+
+def test_batches_follow_the_rule_exactly(tmp_path):
+    """Overlap (assignments, and judgments without one), features others hold first, the
+    seeded stratified order, top examples only: on random projects every batch equals the
+    single-statement rule, for batch sizes and overlaps of every kind, until none is left."""
+    for seed in range(5):
+        rng = random.Random(seed)
+        project = open_project(tmp_path / f"r{seed}.db", create=True)
+        _random_project(project, rng, n_features=rng.choice([40, 90, 160]))
+        for cat in sq.QUEUE_CATEGORIES:  # how far a category's order can be looked through
+            assert sq._category_size(project.db.conn, cat) == project.scalar(
+                "SELECT COUNT(*) FROM features f LEFT JOIN taxonomy_scores t ON t.feature_id = f.id "
+                "WHERE COALESCE(t.category, 'unscored') = ?", [cat])
+        names = ["p0", "p3", "imported1", "newcomer", "fresh"]
+        for round_ in range(14):
+            if round_ % 5 == 4:
+                settings.set(project, "overlap", rng.choice([1, 2, 3]))
+            _assign_checked(project, rng.choice(names), rng.choice([1, 3, 7, 25, 100]))
+        for who in names:  # run every queue dry
+            while True:
+                had = len(sq.queue(project, who))
+                _assign_checked(project, who, 30)
+                if len(sq.queue(project, who)) == had:
+                    break
+        project.close()
+
+
+def test_a_batch_looks_past_the_features_others_hold(tmp_path):
+    """With most features held, the free ones lie far down an annotator's order (scored or
+    unscored: without a score, or with a score but no category)."""
+    for seed, cats in ((7, None), (8, (None, "none", None, "obscure"))):
+        project = open_project(tmp_path / f"p{seed}.db", create=True)
+        _random_project(project, random.Random(seed), 400, *([cats] if cats else []))
+        settings.set(project, "overlap", 1)
+        _assign_checked(project, "fresh", 40)
+        for who, n in (("newcomer", 1), ("newcomer", 3), ("solo", 2), ("solo", 20)):
+            _assign_checked(project, who, n)
+        assert len(sq.queue(project, "solo")) == 22
+        project.close()
+
+
+@pytest.mark.parametrize("every_try", [False, True])
+def test_features_handed_out_while_a_batch_is_chosen_are_respected(project, monkeypatch, every_try):
+    """A batch is chosen on a snapshot, outside the write lock.  When another annotator is
+    handed features before it is written, it is chosen again (after the last try, under the
+    lock): no feature goes to more than ``overlap`` annotators, and the batch is what the
+    rule gives at the moment it is written."""
+    fill(project, 12)
+    sj.ensure_annotator(project, "carol")
+    sq.assign_more(project, "carol", n=12)  # every feature has one annotator of two
+    real = sq._pick_snapshot
+    expected: list[list[int]] = []
+
+    def meanwhile(p, who, n):
+        got = real(p, who, n)
+        if who == "alice" and (every_try or not expected):
+            other = open_project(project.path)  # another process
+            sj.ensure_annotator(other, "bob")
+            sq.assign_more(other, "bob", n=5)   # five more features are now full
+            expected.append(_reference_batch(other, "alice", 100))
+            other.close()
+        return got
+
+    monkeypatch.setattr(sq, "_pick_snapshot", meanwhile)
+    sj.ensure_annotator(project, "alice")
+    got = sq.assign_more(project, "alice")
+    assert sq.queue(project, "alice") == expected[-1]
+    assert got == (12 - 5 * sq._TRIES if every_try else 7)
+    counts = Counter(r["feature_id"] for r in project.query("SELECT feature_id FROM assignments"))
+    assert max(counts.values()) == 2 and len(counts) == 12
+
+
+def _count_picks(monkeypatch, after_first=None):
+    """Count batch choices; run ``after_first(chosen)`` once, after the first choice (as if
+    another process committed while the batch was being chosen)."""
+    real, picks = sq._pick, []
+
+    def counted(p, who, n):
+        got = real(p, who, n)
+        picks.append(got)
+        if after_first and len(picks) == 1:
+            after_first(got)
+        return got
+
+    monkeypatch.setattr(sq, "_pick", counted)
+    return picks
+
+
+def test_a_full_batch_still_free_is_kept_when_others_wrote_meanwhile(project, monkeypatch):
+    """A commit that leaves every chosen feature free for the annotator (their own judgment,
+    another annotator's elsewhere) does not make the batch be chosen again."""
+    fill(project, 12)
+    sj.ensure_annotator(project, "alice")
+
+    def others_write(chosen):
+        other = open_project(project.path)
+        sj.append(other, sj.make_event("alice", chosen[0], "note", value="mine: holds no one up"))
+        other.close()
+
+    picks = _count_picks(monkeypatch, others_write)
+    assert sq.assign_more(project, "alice", n=6) == 6
+    assert len(picks) == 1 and sq.queue(project, "alice") == picks[0]
+
+
+def test_a_chosen_feature_taken_meanwhile_makes_the_batch_be_chosen_again(project, monkeypatch):
+    """Another annotator handed some of the chosen features while the batch was being chosen
+    fills them up: the batch is chosen again, and none of them goes to a third annotator."""
+    fill(project, 12)
+    for who in ("carol", "bob", "alice"):
+        sj.ensure_annotator(project, who)
+    sq.assign_more(project, "carol", n=12)  # every feature has one annotator of two
+    expected = []
+
+    def bob_takes_three(chosen):
+        other = open_project(project.path)
+        with other.write() as db:
+            db.conn.executemany("INSERT INTO assignments(feature_id, annotator, position, created_at) "
+                                "VALUES (?, 'bob', ?, 'now')", [(f, i) for i, f in enumerate(chosen[:3])])
+        expected.append(_reference_batch(other, "alice", 6))
+        other.close()
+
+    picks = _count_picks(monkeypatch, bob_takes_three)
+    assert sq.assign_more(project, "alice", n=6) == 6
+    assert len(picks) == 2 and sq.queue(project, "alice") == expected[0]
+    assert not set(picks[0][:3]) & set(sq.queue(project, "alice"))
+    counts = Counter(r["feature_id"] for r in project.query("SELECT feature_id FROM assignments"))
+    assert max(counts.values()) == 2
+
+
+def test_choosing_a_batch_holds_up_no_writer(project, monkeypatch):
+    """While a batch is being chosen, another connection (the annotator's own keypress in the
+    app, another annotator) writes at once: choosing takes no write lock."""
+    fill(project, 12)
+    real = sq._pick
+    expected: list[list[int]] = []
+
+    def pick_while_another_writes(p, who, n):
+        got = real(p, who, n)
+        if not expected:
+            conn = sqlite3.connect(project.path, timeout=0)  # fails at once if the lock is held
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO judgments(uuid, annotator, feature_id, kind, value, created_at) "
+                         "VALUES ('meanwhile', 'carol', ?, 'note', 'x', '2026-01-01T00:00:00Z')", [got[0]])
+            conn.commit()
+            conn.close()
+            other = open_project(project.path)
+            expected.append(_reference_batch(other, who, n))
+            other.close()
+        return got
+
+    monkeypatch.setattr(sq, "_pick", pick_while_another_writes)
+    sj.ensure_annotator(project, "alice")
+    assert sq.assign_more(project, "alice", n=6) == 6
+    assert project.scalar("SELECT COUNT(*) FROM judgments WHERE uuid = 'meanwhile'") == 1
+    # carol's note made her one of that feature's annotators; the batch is still the rule's
+    assert sq.queue(project, "alice") == expected[0]
+
+
+def test_choosing_a_batch_uses_the_queue_indexes(project):
+    """Each category's features come in the annotator's order from the index on the category,
+    and who holds a feature through a judgment from the narrow judgments_holders (schema
+    m003), not from scans of every feature and every event."""
+    params = {"seed": 1, "who": "a", "cat": "input", "m": 10, "need": 5, "overlap": 2, "n": 5}
+
+    def plan(sql):
+        return " ".join(r["detail"] for r in project.query("EXPLAIN QUERY PLAN " + sql, params))
+
+    assert "USING COVERING INDEX taxonomy_category" in plan(sq._FRESH_SCORED)
+    assert "USING COVERING INDEX judgments_holders" in plan(sq._FRESH_SCORED)
+    assert "SCAN judgments USING COVERING INDEX judgments_holders" in plan(sq._STARTED)
