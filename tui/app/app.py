@@ -1,6 +1,7 @@
 """The Textual annotation app."""
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 
 from textual.app import App
@@ -37,6 +38,10 @@ class AnnotateApp(App[None]):
         if self.intro:
             self.push_screen(HelpScreen(BINDINGS, self.guidelines, intro=True,
                                         warning=self.guidelines_warning, notice=self.notice))
+        # Everything built so far (modules, widgets, styles) lives as long as the app: move it
+        # out of the collector's view, so its full collections, which otherwise land on a
+        # keypress every 30-odd presses at 35-40 ms, only walk what the session creates.
+        gc.freeze()
 
     def action_show_help(self) -> None:
         self.push_screen(HelpScreen(BINDINGS, self.guidelines, warning=self.guidelines_warning))
