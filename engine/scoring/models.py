@@ -134,6 +134,9 @@ class LoadedModel:
     def encode_prompt(self, text: str) -> torch.Tensor:
         """Token ids of ``text`` with BOS prepended (once), as a 1-D tensor on the device."""
         ids = list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        if text.strip() and not ids:
+            raise ModelLoadError(f"the prompt {text!r} tokenizes to no tokens with {self.name}'s tokenizer "
+                                 f"({type(self.tokenizer).__name__}); is it the model's own tokenizer?")
         if self.bos_id is not None and (not ids or ids[0] != self.bos_id):
             ids = [self.bos_id, *ids]
         if not ids:

@@ -26,11 +26,11 @@ def random_sae(d_in: int, d_sae: int, hook: str, seed: int = 0, bias: float = -0
 
 def random_model(arch: str = "llama", *, vocab_size: int, d_model: int = 32, n_layers: int = 3,
                  seed: int = 0, init: float = 0.2, **overrides: Any) -> Any:
-    """A random causal LM: ``llama``, ``gpt2``, ``gemma2`` (sliding window, soft-capping), or one
-    of two real models' exact shapes, ``gpt2-small`` and ``gemma2-2b`` (``vocab_size``,
-    ``d_model`` and ``n_layers`` ignored)."""
-    from transformers import (Gemma2Config, Gemma2ForCausalLM, GPT2Config, GPT2LMHeadModel, LlamaConfig,
-                              LlamaForCausalLM)
+    """A random causal LM: ``llama``, ``gpt2``, ``qwen2``, ``gemma2`` / ``gemma3`` (sliding window,
+    soft-capping), or one of two real models' exact shapes, ``gpt2-small`` and ``gemma2-2b``
+    (``vocab_size``, ``d_model`` and ``n_layers`` ignored)."""
+    from transformers import (Gemma2Config, Gemma2ForCausalLM, Gemma3ForCausalLM, Gemma3TextConfig, GPT2Config,
+                              GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM)
 
     torch.manual_seed(seed)
     if arch == "llama":
@@ -42,6 +42,17 @@ def random_model(arch: str = "llama", *, vocab_size: int, d_model: int = 32, n_l
         cfg = GPT2Config(vocab_size=vocab_size, n_embd=d_model, n_layer=n_layers, n_head=4, bos_token_id=0,
                          eos_token_id=1, initializer_range=init, **overrides)
         return GPT2LMHeadModel(cfg).eval()
+    if arch == "qwen2":
+        cfg = Qwen2Config(vocab_size=vocab_size, hidden_size=d_model, intermediate_size=2 * d_model,
+                          num_hidden_layers=n_layers, num_attention_heads=4, num_key_value_heads=2,
+                          bos_token_id=0, eos_token_id=1, pad_token_id=2, initializer_range=init, **overrides)
+        return Qwen2ForCausalLM(cfg).eval()
+    if arch == "gemma3":
+        cfg = Gemma3TextConfig(vocab_size=vocab_size, hidden_size=d_model, intermediate_size=2 * d_model,
+                               num_hidden_layers=n_layers, num_attention_heads=4, num_key_value_heads=2, head_dim=8,
+                               bos_token_id=0, eos_token_id=1, pad_token_id=2, sliding_window=3,
+                               final_logit_softcapping=5.0, initializer_range=init, **overrides)
+        return Gemma3ForCausalLM(cfg).eval()
     if arch == "gpt2-small":
         # openai-community/gpt2's config.json shape, written out (no download).
         cfg = GPT2Config(vocab_size=50257, n_embd=768, n_layer=12, n_head=12, n_positions=1024,

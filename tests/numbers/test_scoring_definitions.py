@@ -95,7 +95,7 @@ def _lens_top(model, sae, j: int) -> list[int]:
 
 # amp 10 is the default; a small amp leaves the lens tokens below the top (min_rank > 0).
 CASES = [("llama", "blocks.1.hook_resid_post", 10.0), ("gemma2", "blocks.1.hook_resid_pre", 10.0),
-         ("gpt2", "blocks.0.hook_resid_post", 0.2)]
+         ("gpt2", "blocks.0.hook_resid_post", 0.2), ("gemma3", "blocks.1.hook_resid_post", 10.0)]
 
 
 @pytest.mark.parametrize("arch,hook,amp", CASES)

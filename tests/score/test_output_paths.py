@@ -8,9 +8,10 @@ from hypothesis import strategies as st
 from transformers import DynamicCache
 
 from engine.scoring.lens import lens_logits, logit_lens
-from engine.scoring.models import edit_site, load_model, resolve_hook
+from engine.planted import build_tokenizer, vocabulary
+from engine.scoring.models import edit_site, load_model, resolve_hook, wrap_model
 from engine.scoring.output import OutputScorer, score_from_logits, top_logits
-from engine.scoring.random_models import random_sae, save_random_model
+from engine.scoring.random_models import random_model, random_sae, save_random_model
 
 CASES = [
     ("llama", "blocks.1.hook_resid_post", "From my experience,"),
@@ -19,6 +20,8 @@ CASES = [
     ("gpt2", "blocks.1.hook_resid_post", "From my experience,"),
     ("gemma2", "blocks.1.hook_resid_post", "we ate bread and cheese at the market after the storm ,"),
     ("gemma2", "blocks.1.hook_resid_pre", "ocean"),               # BOS + one token
+    ("qwen2", "blocks.1.hook_resid_post", "From my experience,"),
+    ("gemma3", "blocks.0.hook_resid_pre", "From my experience,"),
 ]
 
 
@@ -26,15 +29,25 @@ def _rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(((a - b).abs() / b.abs().clamp_min(1e-30)).max())
 
 
+def _lm(arch, tmp_path, seed):
+    """The model through the real loader, from a saved directory; Qwen2 in code, because
+    transformers gives a saved qwen2 directory its own BPE tokenizer class, which cannot read
+    the planted word-level vocabulary."""
+    if arch == "qwen2":
+        model = random_model(arch, vocab_size=len(vocabulary()), d_model=32, n_layers=3, seed=seed)
+        return wrap_model(model, build_tokenizer(), arch, torch.device("cpu"), torch.float32)
+    return load_model(str(save_random_model(tmp_path, arch, d_model=32, n_layers=3, seed=seed)), "cpu", "float32")
+
+
 @pytest.mark.parametrize("arch,hook,prompt", CASES)
 def test_fast_equals_naive_for_every_feature(arch, hook, prompt, tmp_path):
-    model_dir = save_random_model(tmp_path, arch, d_model=32, n_layers=3, seed=3)
-    lm = load_model(str(model_dir), "cpu", "float32")
+    lm = _lm(arch, tmp_path, seed=3)
     sae = random_sae(32, 64, hook, seed=4, bias=0.0)
     site = resolve_hook(lm, sae)
     feats = torch.arange(64)
     lens = logit_lens(lm, sae, feats, k=20, chunk=40)
     scorer = OutputScorer(lm, sae, site, prompt, amplification=10.0)
+    assert len(scorer.prompt_ids) >= 1 + len(prompt.split())     # BOS + at least a token per word
     assert scorer.f_max > 0
     fast = scorer.score(feats, lens.top_ids, batch_size=37)
     naive = scorer.score_naive(feats, lens.top_ids)
@@ -213,3 +226,14 @@ def test_full_decode_where_the_decoder_is_not_affine(tmp_path):
     assert not scorer.linear_decode
     fast = scorer.score(feats, lens.top_ids, batch_size=11)
     assert _rel_err(fast.scores, scorer.score_naive(feats, lens.top_ids)) <= 1e-4
+
+
+def test_a_prompt_the_tokenizer_drops_is_refused(tmp_path):
+    """A saved qwen2 directory gets transformers' Qwen2 BPE tokenizer class, which reads the
+    planted word-level vocabulary as nothing: scoring on a BOS-only prompt would be silently
+    wrong, so it is one clear error instead."""
+    from engine.scoring.errors import ModelLoadError
+
+    lm = load_model(str(save_random_model(tmp_path, "qwen2", d_model=32, n_layers=2, seed=1)), "cpu", "float32")
+    with pytest.raises(ModelLoadError, match="tokenizes to no tokens"):
+        lm.encode_prompt("From my experience,")
