@@ -73,8 +73,10 @@ def _quote(text: str, most: int = 40) -> str:
 
 
 def _number(digits: str, piece: str, option: str) -> int:
-    # Length first: int() of thousands of digits is slow, or refused outright.
-    if len(digits.lstrip("0")) > len(str(MAX_INDEX)) or int(digits) > MAX_INDEX:
+    # Length first: int() of thousands of digits is slow, or refused outright; leading zeros
+    # are dropped before int() for the same reason (0000...05 is 5, however many zeros).
+    digits = digits.lstrip("0") or "0"
+    if len(digits) > len(str(MAX_INDEX)) or int(digits) > MAX_INDEX:
         raise FeatureSpecError(f"{option}: {_quote(piece)} is past the largest possible index ({MAX_INDEX:,})")
     return int(digits)
 

@@ -23,6 +23,8 @@ from store.features import get_or_create_source, upsert_feature
     ("4-6,0-9", list(range(10))),                 # a range inside another
     (" 3 , 17 ,\t40 - 42 ", [3, 17, 40, 41, 42]),  # whitespace around pieces and the dash
     ("007,08-9", [7, 8, 9]),                      # leading zeros are the same numbers
+    pytest.param("0" * 5000 + "5", [5], id="5000-leading-zeros"),   # int() refuses 4300+ digits
+    pytest.param("0" * 5000 + "-0" + "0" * 5000 + "2", [0, 1, 2], id="5000-leading-zeros-range"),
 ])
 def test_parses(spec, expected):
     assert parse_feature_spec(spec) == expected
