@@ -67,8 +67,10 @@ def parse_feature_spec(spec: str, *, option: str = OPTION) -> list[int]:
 
 
 def _quote(text: str, most: int = 40) -> str:
-    """The offending text as it was typed (repr, so nothing in it is interpreted), cut short."""
-    text = text.strip()
+    """The offending text as it was typed (repr, so nothing in it is interpreted), cut short.
+    Only the whitespace the grammar ignores (ASCII) is stripped: a no-break space stays
+    visible, so ``'\\xa03'`` is not shown as a bare ``'3'``."""
+    text = text.strip(" \t\n\r\f\v")
     return repr(text if len(text) <= most else text[:most - 3] + "...")
 
 

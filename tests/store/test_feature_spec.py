@@ -95,6 +95,8 @@ def test_any_text_parses_to_sorted_indices_or_one_line_error(text):
     ("1-" + "9" * 5000, "is past the largest possible index"),      # no 5000-digit int() on the way
     ("x" * 100, "--features: '" + "x" * 37 + "...' is not an index"),   # the echo is cut short
     ("a\x1b[2Jb", "--features: 'a\\x1b[2Jb' is not an index"),        # shown, never interpreted
+    ("\u00a03", "--features: '\\xa03' is not an index"),   # a no-break space is shown, not dropped
+    ("1,3\u2003", "--features: '3\\u2003' is not an index"),
 ])
 def test_refused(spec, message):
     with pytest.raises(FeatureSpecError) as exc:
