@@ -324,3 +324,19 @@ def test_skip_on_the_last_feature_to_do_stays_and_says_so(filled):
     assert last == app.session.order[-1]
     assert "skipped" in status and "saved" in status and "end of your queue" in status
     assert sum(e["kind"] == "skip" for e in my_events(filled)) == n
+
+
+def test_a_skip_that_is_not_saved_stays_on_the_feature(filled, monkeypatch):
+    """A failed write of s stays put and says NOT saved, also on a feature skipped before
+    (its earlier skip must not pass for this one)."""
+    first = make_app(filled).session.order[0]
+    sj.append(filled, sj.make_event("alice", first, "skip"))       # skipped in an earlier session
+    app = make_app(filled)
+    assert app.session.view.feature_id != first
+
+    def fail(project, event):
+        raise StoreError("the database is locked by another process (timed out)")
+    monkeypatch.setattr(sj, "append", fail)
+    got = drive(app, ["b", "s"], after=lambda a: (a.session.view.feature_id, str(a.screen.status)))
+    assert got[0] == first and got[1].startswith("NOT saved") and "b goes back" not in got[1]
+    assert [e["kind"] for e in my_events(filled)] == ["skip"]

@@ -207,9 +207,12 @@ class FeatureScreen(Screen[None]):
     def action_skip(self) -> None:
         """Skip this feature (saved) and go on to the next one still to do."""
         idx = self.session.view.idx if self.session.view is not None else None
+        written = self.session.saved_count
         self._write(self.session.skip)
-        if self.session.judgment is None or not self.session.judgment.skipped:
-            return                                   # not saved: stay, the error is shown
+        if self.session.saved_count == written:
+            # Not saved: stay, the error is shown.  (Not read off the judgment: a feature
+            # skipped before is still skipped after a failed write.)
+            return
         saved = self.status
         try:
             self.session.next()
