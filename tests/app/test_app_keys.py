@@ -340,3 +340,18 @@ def test_a_skip_that_is_not_saved_stays_on_the_feature(filled, monkeypatch):
     got = drive(app, ["b", "s"], after=lambda a: (a.session.view.feature_id, str(a.screen.status)))
     assert got[0] == first and got[1].startswith("NOT saved") and "b goes back" not in got[1]
     assert [e["kind"] for e in my_events(filled)] == ["skip"]
+
+
+def test_after_a_skip_the_status_names_the_key_that_reaches_the_skipped_feature(filled):
+    """b opens the feature before the one s moved on to; when a feature skipped before lies
+    between, that is not the one just skipped, so the status names g with its index."""
+    app = make_app(filled)
+    first, second = app.session.order[:2]
+    idx = app.session.view.idx
+    status = drive(app, ["n", "s", "b", "b", "s"], after=lambda a: str(a.screen.status))
+    assert f"(#{idx}; g {idx} goes back to it" in status and "b goes back" not in status
+    app = make_app(filled, "bob")
+    status = drive(app, ["s"], after=lambda a: str(a.screen.status))
+    assert "b goes back to it" in status
+    got = drive(make_app(filled, "bob"), ["b"], after=lambda a: a.session.view.feature_id)
+    assert got == app.session.order[0]

@@ -213,15 +213,18 @@ class FeatureScreen(Screen[None]):
             # Not saved: stay, the error is shown.  (Not read off the judgment: a feature
             # skipped before is still skipped after a failed write.)
             return
-        saved = self.status
+        saved, pos = self.status, self.session.pos
         try:
             self.session.next()
         except (QueueFinished, LookupError) as exc:
             self._say(f"skipped #{idx} (saved); {str(exc).strip(chr(39) + chr(34))}", error=False)
             return
         self._moved()
+        # b opens the feature before this one: the skipped one only when nothing (done or
+        # skipped before) lay between them; else name the key that does reach it.
+        back = "b goes back" if pos is not None and self.session.pos == pos + 1 else f"g {idx} goes back"
         self.status = saved.copy()
-        self.status.append(f"  (#{idx}; b goes back to it, z there undoes)", theme.STYLE_DIM)
+        self.status.append(f"  (#{idx}; {back} to it, z there undoes)", theme.STYLE_DIM)
         self.refresh_judgment()
 
     def action_undo(self) -> None:
