@@ -140,7 +140,13 @@ class OutputScorer:
             # The fast path unembeds the final norm's output itself, a block of rows at a
             # time; that needs ``logits_from_normed`` to reproduce the model's own head.
             # Where it does not (a head with extra scaling, say), the model's logits are used.
-            own = lm.logits_from_normed(normed[-1][:, -1]).float()[0] if normed else None
+            # Checked through the call :meth:`score` makes (into a float32 buffer where it can:
+            # a plain product, which an ``nn.Linear`` subclass's own forward may not be).
+            own = None
+            if normed:
+                x = normed[-1][:, -1]
+                buf = torch.empty(1, lm.vocab_size, device=x.device) if x.dtype == torch.float32 else None
+                own = lm.logits_from_normed(x, buf).float()[0]
             tol = 1e-4 if lm.dtype == torch.float32 else 2e-2
             self.own_head = own is not None and own.shape == logits.shape and bool(
                 ((own - logits).abs().max() <= tol * logits.abs().max().clamp_min(1.0)))

@@ -212,6 +212,32 @@ def test_model_head_is_used_where_saegold_cannot_reproduce_it(tmp_path, monkeypa
     assert scorer.fast_logits(feats[:3]).shape == (3, lm.vocab_size)
 
 
+def test_a_head_with_its_own_forward_is_noticed_through_the_fast_paths_product(tmp_path):
+    """An output embedding that is an ``nn.Linear`` subclass with its own forward (here: a
+    scale) is what the model runs; the fast path's plain product into its float32 buffer
+    does not reproduce it.  The start-up check goes through that product, so the model's own
+    logits are used, and the model is scored (not refused by the self-check)."""
+    from torch import nn
+
+    class ScaledHead(nn.Linear):
+        def forward(self, x):
+            return super().forward(x) * 1.5
+
+    model = random_model("llama", vocab_size=len(vocabulary()), d_model=32, n_layers=3, seed=17)
+    head = ScaledHead(32, model.lm_head.out_features, bias=False)
+    head.weight = model.lm_head.weight
+    model.lm_head = head
+    lm = wrap_model(model, build_tokenizer(), "llama", torch.device("cpu"), torch.float32)
+    sae = random_sae(32, 30, "blocks.1.hook_resid_post", seed=18, bias=0.0)
+    feats = torch.arange(30)
+    lens = logit_lens(lm, sae, feats)
+    scorer = OutputScorer(lm, sae, resolve_hook(lm, sae), "From my experience,", 10.0)
+    assert not scorer.own_head
+    assert scorer.self_check(feats[:4], lens.top_ids[:4]) <= 1e-4
+    fast = scorer.score(feats, lens.top_ids, batch_size=11)
+    assert _rel_err(fast.scores, scorer.score_naive(feats, lens.top_ids)) <= 1e-4
+
+
 def test_full_decode_where_the_decoder_is_not_affine(tmp_path):
     """An SAE whose decode is not affine in f (here: clipped) is noticed at start; the fast
     path then decodes the whole amplified code, as the definition says, and still agrees."""
