@@ -129,6 +129,18 @@ class Project:
             db = self._local.db = self._connect()
         return db
 
+    def close_thread(self) -> None:
+        """Close this thread's connection, if it has one (a worker thread done with the
+        project); the next use from this thread opens a new one."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            return
+        self._local.db = None
+        with self._lock:
+            self._all = [d for d in self._all if d is not db]
+        with contextlib.suppress(Exception):
+            db.conn.close()
+
     def close(self) -> None:
         with self._lock:
             for db in self._all:

@@ -355,3 +355,18 @@ def test_after_a_skip_the_status_names_the_key_that_reaches_the_skipped_feature(
     assert "b goes back to it" in status
     got = drive(make_app(filled, "bob"), ["b"], after=lambda a: a.session.view.feature_id)
     assert got == app.session.order[0]
+
+
+@pytest.mark.parametrize("key", ["n", "s"])
+def test_a_store_error_while_moving_on_is_shown_not_a_crash(filled, monkeypatch, key):
+    """The next feature cannot be opened (the project stayed locked while the queue was
+    topped up, say): the app says so and stays up on the same feature."""
+    app = make_app(filled)
+    here = app.session.view.feature_id
+
+    def locked():
+        raise StoreError("the project is busy (database is locked)")
+
+    monkeypatch.setattr(app.session, "next", locked)
+    fid, status = drive(app, [key], after=lambda a: (a.session.view.feature_id, str(a.screen.status)))
+    assert fid == here and "could not open" in status and "database is locked" in status

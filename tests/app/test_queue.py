@@ -149,9 +149,11 @@ def test_app_assigns_the_next_batch_in_the_background(project, monkeypatch):
     app = make_app(project, "alice")
     assert app.session.assigned_count == 4
     # Two skips leave fewer than REFILL_AHEAD to do: a thread worker tops the queue up.
+    before = len(project._all)
     got = drive(app, ["s", "n", "s"], after=lambda a: a.session.assigned_count)
     assert got > 4
     assert project.scalar("SELECT COUNT(*) FROM assignments WHERE annotator = 'alice'") == got
+    assert len(project._all) == before       # the worker thread closed the connection it opened
 
 
 def test_lead_review_queue_takes_in_new_disagreements(project):

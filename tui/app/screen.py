@@ -162,6 +162,8 @@ class FeatureScreen(Screen[None]):
             n = self.session.assign_batch()
         except SaegoldError:
             n = None  # the synchronous path at the end of the queue will try again and say why
+        finally:
+            self.session.project.close_thread()   # each top-up is a new thread: no connection left behind
         self.app.call_from_thread(self._absorb, n)
 
     def _absorb(self, n: int | None) -> None:
@@ -219,6 +221,9 @@ class FeatureScreen(Screen[None]):
         except (QueueFinished, LookupError) as exc:
             self._say(f"skipped #{idx} (saved); {str(exc).strip(chr(39) + chr(34))}", error=False)
             return
+        except SaegoldError as exc:       # e.g. the project stayed locked while the queue was topped up
+            self._say(f"skipped #{idx} (saved); could not open the next feature: {exc}", error=True)
+            return
         self._moved()
         # b opens the feature before this one: the skipped one only when nothing (done or
         # skipped before) lay between them; else name the key that does reach it.
@@ -255,6 +260,9 @@ class FeatureScreen(Screen[None]):
             fn()
         except (QueueFinished, LookupError) as exc:
             self._say(str(exc).strip("'\""), error=False)
+            return
+        except SaegoldError as exc:       # e.g. the project stayed locked while the queue was topped up
+            self._say(f"could not open the feature: {exc}", error=True)
             return
         self._moved()
 
