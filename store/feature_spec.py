@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 OPTION = "--features"
 MAX_INDEX = 2**63 - 1        # SQLite's largest integer: no stored index can be larger
-MAX_INDICES = 2**24          # 16,777,216: as wide as the widest published SAEs
+MAX_INDICES = 2**21          # 2,097,152: twice the widest public SAEs (1M); as a list, ~75 MB
 SHOWN = 5                    # offending indices listed in a bound error
 
 _PIECE = re.compile(r"\s*([0-9]+)\s*(?:-\s*([0-9]+)\s*)?", re.ASCII)

@@ -81,7 +81,7 @@ CASES = [
     (["score", "--from-stored", "--features", "abc"], "--features: 'abc' is not an index or a range like 40-49"),
     (["score", "--from-stored", "--features", ""], "--features: no indices given"),
     (["score", "--from-stored", "--features", "0-99999999999999"],
-     "--features: '0-99999999999999' makes 100,000,000,000,000 indices in all; at most 16,777,216"),
+     "--features: '0-99999999999999' makes 100,000,000,000,000 indices in all; at most 2,097,152"),
     (["score", "--from-stored", "--features", "2-9"],
      "--features: 6 of the 8 requested indices are not stored in this project: 4, 5, 6, 7, 8 and 1 more"),
     (["score", "--from-stored", "--source", "tiny-model/0-res", "--features", "3,99"],

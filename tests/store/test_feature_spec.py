@@ -89,7 +89,7 @@ def test_any_text_parses_to_sorted_indices_or_one_line_error(text):
     ("3--5", "--features: '3--5' is negative; indices start at 0"),
     ("49-40", "--features: '49-40' runs backwards (write 40-49)"),
     ("0-99999999999999", "--features: '0-99999999999999' makes 100,000,000,000,000 indices in all; "
-                         "at most 16,777,216 are accepted"),
+                         "at most 2,097,152 are accepted"),
     ("99999999999999999999", "--features: '99999999999999999999' is past the largest possible index "
                              "(9,223,372,036,854,775,807)"),
     ("1-" + "9" * 5000, "is past the largest possible index"),      # no 5000-digit int() on the way
