@@ -33,37 +33,25 @@ def random_model(arch: str = "llama", *, vocab_size: int, d_model: int = 32, n_l
                               GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM)
 
     torch.manual_seed(seed)
-    if arch == "llama":
-        cfg = LlamaConfig(vocab_size=vocab_size, hidden_size=d_model, intermediate_size=2 * d_model,
-                          num_hidden_layers=n_layers, num_attention_heads=4, num_key_value_heads=2,
-                          bos_token_id=0, eos_token_id=1, pad_token_id=2, initializer_range=init, **overrides)
-        return LlamaForCausalLM(cfg).eval()
+    small = dict(vocab_size=vocab_size, hidden_size=d_model, intermediate_size=2 * d_model,
+                 num_hidden_layers=n_layers, num_attention_heads=4, num_key_value_heads=2,
+                 bos_token_id=0, eos_token_id=1, pad_token_id=2, initializer_range=init)
+    gemma = dict(head_dim=8, sliding_window=3, final_logit_softcapping=5.0)
+    decoders = {"llama": (LlamaConfig, LlamaForCausalLM, {}), "qwen2": (Qwen2Config, Qwen2ForCausalLM, {}),
+                "gemma2": (Gemma2Config, Gemma2ForCausalLM, gemma),
+                "gemma3": (Gemma3TextConfig, Gemma3ForCausalLM, gemma)}
+    if arch in decoders:
+        config, model, extra = decoders[arch]
+        return model(config(**{**small, **extra, **overrides})).eval()
     if arch == "gpt2":
         cfg = GPT2Config(vocab_size=vocab_size, n_embd=d_model, n_layer=n_layers, n_head=4, bos_token_id=0,
                          eos_token_id=1, initializer_range=init, **overrides)
         return GPT2LMHeadModel(cfg).eval()
-    if arch == "qwen2":
-        cfg = Qwen2Config(vocab_size=vocab_size, hidden_size=d_model, intermediate_size=2 * d_model,
-                          num_hidden_layers=n_layers, num_attention_heads=4, num_key_value_heads=2,
-                          bos_token_id=0, eos_token_id=1, pad_token_id=2, initializer_range=init, **overrides)
-        return Qwen2ForCausalLM(cfg).eval()
-    if arch == "gemma3":
-        cfg = Gemma3TextConfig(vocab_size=vocab_size, hidden_size=d_model, intermediate_size=2 * d_model,
-                               num_hidden_layers=n_layers, num_attention_heads=4, num_key_value_heads=2, head_dim=8,
-                               bos_token_id=0, eos_token_id=1, pad_token_id=2, sliding_window=3,
-                               final_logit_softcapping=5.0, initializer_range=init, **overrides)
-        return Gemma3ForCausalLM(cfg).eval()
     if arch == "gpt2-small":
         # openai-community/gpt2's config.json shape, written out (no download).
         cfg = GPT2Config(vocab_size=50257, n_embd=768, n_layer=12, n_head=12, n_positions=1024,
                          bos_token_id=50256, eos_token_id=50256, initializer_range=0.02, **overrides)
         return GPT2LMHeadModel(cfg).eval()
-    if arch == "gemma2":
-        cfg = Gemma2Config(vocab_size=vocab_size, hidden_size=d_model, intermediate_size=2 * d_model,
-                           num_hidden_layers=n_layers, num_attention_heads=4, num_key_value_heads=2, head_dim=8,
-                           bos_token_id=0, eos_token_id=1, pad_token_id=2, sliding_window=3,
-                           final_logit_softcapping=5.0, initializer_range=init, **overrides)
-        return Gemma2ForCausalLM(cfg).eval()
     if arch == "gemma2-2b":
         # google/gemma-2-2b's config.json, written out (no download).
         cfg = Gemma2Config(vocab_size=256000, hidden_size=2304, intermediate_size=9216, num_hidden_layers=26,
