@@ -10,7 +10,7 @@ only the last position and only the layers after the site (earlier layers are sk
 modified residual replaces whatever they would give).  It stops at the final norm and does
 the unembedding itself, a block of rows at a time, reducing each block of logits to the
 score, the rank and the top next tokens while it is still in cache: the ``[features, V]``
-probability matrix is never materialised.  :meth:`OutputScorer.naive` is the reference:
+probability matrix is never materialised.  :meth:`OutputScorer.score_naive` is the reference:
 one full forward pass of the whole prompt per feature, through the model's own head.
 """
 from __future__ import annotations

@@ -21,6 +21,7 @@ from .keybar import KeyBar
 from .modals import TextPrompt
 from .session import QueueFinished, Saved, Session
 
+QUOTES = "'\""   # a LookupError's message comes quoted (KeyError's repr)
 TIER = Binding.Group("tier", compact=False)
 CONF = Binding.Group("confidence", compact=False)
 SELECT = Binding.Group("label", compact=False)
@@ -219,7 +220,7 @@ class FeatureScreen(Screen[None]):
         try:
             self.session.next()
         except (QueueFinished, LookupError) as exc:
-            self._say(f"skipped #{idx} (saved); {str(exc).strip(chr(39) + chr(34))}", error=False)
+            self._say(f"skipped #{idx} (saved); {str(exc).strip(QUOTES)}", error=False)
             return
         except SaegoldError as exc:       # e.g. the project stayed locked while the queue was topped up
             self._say(f"skipped #{idx} (saved); could not open the next feature: {exc}", error=True)
@@ -259,7 +260,7 @@ class FeatureScreen(Screen[None]):
         try:
             fn()
         except (QueueFinished, LookupError) as exc:
-            self._say(str(exc).strip("'\""), error=False)
+            self._say(str(exc).strip(QUOTES), error=False)
             return
         except SaegoldError as exc:       # e.g. the project stayed locked while the queue was topped up
             self._say(f"could not open the feature: {exc}", error=True)
