@@ -116,8 +116,8 @@ def test_disagreements_and_states(project):
     assert st[agree].done and not st[tier_diff].done  # tier_diff has unjudged candidates
 
 
-def test_lead_adjudicates_with_separate_event_kinds(project):
-    from apphelp import drive, make_app
+def _disputed(project) -> tuple[int, list[str]]:
+    """Eight features; a and b disagree on the second one's tier and its first label."""
     ids = fill(project, 8)
     fid = ids[1]
     labels = [r["uuid"] for r in project.query("SELECT uuid FROM labels WHERE feature_id = ?", [fid])]
@@ -125,6 +125,12 @@ def test_lead_adjudicates_with_separate_event_kinds(project):
         sj.ensure_annotator(project, who)
     _judge(project, "a", fid, "input", {labels[0]: "correct"})
     _judge(project, "b", fid, "output", {labels[0]: "wrong"})
+    return fid, labels
+
+
+def test_lead_adjudicates_with_separate_event_kinds(project):
+    from apphelp import drive, make_app
+    fid, labels = _disputed(project)
     app = make_app(project, "boss", lead=True)
     assert app.session.order == [fid] and not app.session.blind
     from apphelp import screen_text
@@ -199,13 +205,7 @@ def test_judgments_made_without_an_assignment_count_towards_overlap(project):
 def test_lead_review_tells_a_flag_from_a_note(project):
     """In the review, an annotator's flag (the feature is broken) is labelled a flag."""
     from apphelp import drive, make_app, screen_text
-    ids = fill(project, 8)
-    fid = ids[1]
-    labels = [r["uuid"] for r in project.query("SELECT uuid FROM labels WHERE feature_id = ?", [fid])]
-    for who in ("a", "b"):
-        sj.ensure_annotator(project, who)
-    _judge(project, "a", fid, "input", {labels[0]: "correct"})
-    _judge(project, "b", fid, "output", {labels[0]: "wrong"})
+    fid, _ = _disputed(project)
     sj.append(project, sj.make_event("a", fid, "flag", value="tokenizer junk"))
     sj.append(project, sj.make_event("b", fid, "note", value="looks French"))
     text = drive(make_app(project, "boss", lead=True), [], after=screen_text, size=(120, 40))
