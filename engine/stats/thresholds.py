@@ -1,9 +1,13 @@
 """Fit the taxonomy thresholds (input, output) that best reproduce the human tiers.
 
-Grid search over candidate thresholds (midpoints between observed scores, thinned to
-quantiles), maximising Cohen's kappa between the derived category and the human tier.
-Each (feature, annotator) tier is one row; grouped K-fold cross-validation over features
-estimates the kappa a fitted pair gets on features it was not fitted to.
+Grid search over candidate thresholds, maximising Cohen's kappa between the derived category
+and the human tier.  The candidates for each threshold are exact midpoints between
+consecutive observed scores (every one of them up to ``grid``; beyond that, evenly spaced
+by rank among them), one value below and one above every score, and always the current
+threshold, so the current pair is on the grid and a fit is never worse on the data than the
+pair it would replace; on a tie the current pair is kept.  Each (feature, annotator) tier is
+one row; grouped K-fold cross-validation over features estimates the kappa a fitted pair
+gets on features it was not fitted to.
 """
 from __future__ import annotations
 
@@ -41,6 +45,7 @@ class ThresholdFit:
     grid: list[int] = field(default_factory=list)  # candidates per threshold
     confusion: list[list[int]] = field(default_factory=list)  # human rows x fitted columns
     improves: bool = False
+    fitted_is_current: bool = False  # the best pair on the data splits the rows as the current one does
     reason: str | None = None
 
 
@@ -49,15 +54,18 @@ def categories(inp: np.ndarray, out: np.ndarray, t_in: float, t_out: float) -> n
     return _CODE[(inp >= t_in).astype(int), (out >= t_out).astype(int)]
 
 
-def candidates(values: np.ndarray, n: int = GRID) -> np.ndarray:
-    """Thresholds that split the observed values differently: midpoints (thinned to ``n``
-    quantiles) plus one below and one above every value."""
+def candidates(values: np.ndarray, n: int = GRID, include: tuple[float, ...] = ()) -> np.ndarray:
+    """Thresholds that split the observed values differently, sorted: exact midpoints between
+    consecutive distinct values (all of them, or ``n`` picked evenly by rank when there are
+    more), one value below and one above every value, and the values in ``include`` (the
+    current threshold)."""
     u = np.unique(values)
     mids = (u[:-1] + u[1:]) / 2 if len(u) > 1 else np.zeros(0)
     if len(mids) > n:
-        mids = np.unique(np.quantile(mids, np.linspace(0, 1, n)))
+        mids = mids[np.unique(np.round(np.linspace(0, len(mids) - 1, n)).astype(int))]
     span = float(u[-1] - u[0]) or 1.0
-    return np.concatenate([[u[0] - 0.01 * span], mids, [u[-1] + 0.01 * span]])
+    extra = [float(v) for v in include if np.isfinite(v)]
+    return np.unique(np.concatenate([[u[0] - 0.01 * span], mids, [u[-1] + 0.01 * span], extra]))
 
 
 def _grid_kappas(inp, out, human, c_in, c_out) -> np.ndarray:
@@ -74,9 +82,16 @@ def _grid_kappas(inp, out, human, c_in, c_out) -> np.ndarray:
     return result
 
 
-def _best(inp, out, human, c_in, c_out) -> tuple[float, float, float]:
+def _best(inp, out, human, c_in, c_out, current: tuple[float, float]) -> tuple[float, float, float]:
+    """The pair of candidates with the highest kappa; the current pair (always a candidate)
+    wins every tie, so a fit moves only for a strictly better kappa on these rows."""
     grid = _grid_kappas(inp, out, human, c_in, c_out)
     i, o = np.unravel_index(int(np.argmax(grid)), grid.shape)
+    ci, co = np.searchsorted(c_in, current[0]), np.searchsorted(c_out, current[1])
+    # Same rows, same split -> the very same confusion matrix and float: an exact tie test is right.
+    if ci < len(c_in) and co < len(c_out) and c_in[ci] == current[0] and c_out[co] == current[1] \
+            and grid[ci, co] >= grid[i, o]:
+        i, o = ci, co
     return float(c_in[i]), float(c_out[o]), float(grid[i, o])
 
 
@@ -97,21 +112,22 @@ def fit_thresholds(rows: list[tuple[int, float, float, int]], current: tuple[flo
     if len(np.unique(human)) < 2:
         return ThresholdFit(n, feats, cur, cur_kappa,
                             reason=f"one tier only among the human judgments (n={n}): nothing to fit")
-    c_in, c_out = candidates(inp, grid), candidates(out, grid)
-    t_in, t_out, k_in = _best(inp, out, human, c_in, c_out)
+    c_in, c_out = candidates(inp, grid, (cur[0],)), candidates(out, grid, (cur[1],))
+    t_in, t_out, k_in = _best(inp, out, human, c_in, c_out, cur)
     fitted = categories(inp, out, t_in, t_out)
     conf = np.zeros((len(TIERS), len(TIERS)), dtype=int)
     np.add.at(conf, (human, fitted), 1)
     fit = ThresholdFit(n, feats, cur, cur_kappa, [t_in, t_out], k_in, grid=[len(c_in), len(c_out)],
-                       confusion=conf.tolist())
+                       confusion=conf.tolist(),
+                       fitted_is_current=bool(np.array_equal(fitted, categories(inp, out, *cur))))
     folds = min(MAX_FOLDS, feats)
     if folds < 2:
         fit.reason = f"not enough features to cross-validate (n={feats})"
         return fit
     oof = np.empty(n, dtype=int)
     for train, test in GroupKFold(n_splits=folds).split(inp, human, g):
-        a, b, _ = _best(inp[train], out[train], human[train], candidates(inp[train], grid),
-                        candidates(out[train], grid))
+        a, b, _ = _best(inp[train], out[train], human[train], candidates(inp[train], grid, (cur[0],)),
+                        candidates(out[train], grid, (cur[1],)), cur)
         oof[test] = categories(inp[test], out[test], a, b)
         k_fold, _ = kappa(human[test], oof[test], len(TIERS))
         if k_fold is not None:
@@ -120,8 +136,27 @@ def fit_thresholds(rows: list[tuple[int, float, float, int]], current: tuple[flo
     fit.cv_kappa, why = kappa(human, oof, len(TIERS))
     if fit.cv_kappa is None:
         fit.reason = f"cross-validated kappa undefined ({why})"
-    fit.improves = fit.cv_kappa is not None and (cur_kappa is None or fit.cv_kappa > cur_kappa)
+    fit.improves = (not fit.fitted_is_current and fit.cv_kappa is not None
+                    and (cur_kappa is None or fit.cv_kappa > cur_kappa))
     return fit
+
+
+def why_not_store(fit: ThresholdFit) -> str | None:
+    """None when the fitted pair may be stored as it is; otherwise why storing it needs
+    ``--force`` (it is not shown to reproduce the human tiers better than the current pair)."""
+    if fit.fitted is None:
+        return fit.reason or "nothing fitted"
+    if fit.fitted_is_current:
+        return "the current thresholds already reproduce the human tiers best on these data"
+    if fit.current_kappa is not None and (fit.fitted_kappa is None or fit.fitted_kappa < fit.current_kappa):
+        return (f"the fitted pair is worse on the data than the current one (kappa {fit.fitted_kappa} "
+                f"vs {fit.current_kappa:.3f})")
+    if not fit.improves:
+        cv = "n/a" if fit.cv_kappa is None else f"{fit.cv_kappa:.3f}"
+        cur = "n/a" if fit.current_kappa is None else f"{fit.current_kappa:.3f}"
+        return (f"the fitted pair is not shown to be better than the current one (cross-validated "
+                f"kappa {cv} vs current {cur})")
+    return None
 
 
 def threshold_rows(judged: list[FeatureJudgment], feats: dict[int, data.FeatureInfo]

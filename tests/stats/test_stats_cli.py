@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from store import settings
+from store.features import categorize
 from tui.cli import main
 
 
@@ -15,18 +16,18 @@ def wide(monkeypatch):
     monkeypatch.setenv("COLUMNS", "250")  # keep table rows on one line for the asserts
 
 
-def _project(build, n=40):
+def _project(build, n=40, planted=(0.3, 0.05)):
+    """Human tiers follow the thresholds ``planted`` (the project's are the defaults 0.5, 0.01)."""
     rng = np.random.default_rng(1)
-    scores = [(0.9 if i % 2 else 0.1, 0.05 if i % 3 else 0.0) for i in range(n)]
+    scores = [((i * 37 % n) / n, (i * 13 % n) / (4 * n)) for i in range(n)]
     fids = build.features(n, scores=scores)
-    tiers = ("input", "output", "cross", "obscure")
     for i, fid in enumerate(fids):
         u = build.label(fid, "baez", f"label {i}")
         q = rng.random()
         build.bench(u, "detection", 0.5 + 0.4 * q)
         build.bench(u, "detection", 0.5 + rng.normal(0, 0.05), control="shuffled")
         v = "correct" if q > 0.6 else "partly" if q > 0.3 else "wrong"
-        t = tiers[(i // 2) % 4]
+        t = categorize(*scores[i], *planted)
         build.judge("ann", fid, tier=t, verdicts={u: v}, seconds=20)
         build.judge("evil\x1b[31m", fid, tier=t if i % 4 else "obscure", verdicts={u: v}, seconds=22)
     build.commit()
@@ -76,6 +77,23 @@ def test_calibrate_html_json_and_store(build, capsys, tmp_path):
     assert main(["--db", db, "calibrate", "--bootstrap", "20", "--grid", "12", "--store-thresholds", "--yes"]) == 0
     assert settings.get(build.project, "input_threshold") == fitted[0]
     assert settings.get(build.project, "output_threshold") == fitted[1]
+
+
+def test_store_thresholds_refuses_a_fit_not_shown_better(build, capsys):
+    """Human tiers follow the current thresholds: the fit is the current pair, nothing is stored
+    without --force, and --force says what it does (issue 12.5)."""
+    _project(build, planted=(0.5, 0.01))
+    db = str(build.project.path)
+    assert main(["--db", db, "calibrate", "--bootstrap", "20", "--grid", "12"]) == 0
+    assert "current thresholds kept: the current thresholds already reproduce" in capsys.readouterr().err
+    assert main(["--db", db, "calibrate", "--bootstrap", "20", "--grid", "12", "--store-thresholds", "--yes"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("no thresholds stored: ") and "--force" in err[0]
+    assert settings.get(build.project, "input_threshold") == 0.5
+    assert main(["--db", db, "calibrate", "--bootstrap", "20", "--grid", "12", "--store-thresholds", "--yes",
+                 "--force"]) == 0
+    err = capsys.readouterr().err
+    assert "storing anyway (--force): the current thresholds already reproduce" in err
 
 
 def test_calibrate_empty_project(project, capsys):

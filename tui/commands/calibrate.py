@@ -31,7 +31,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--html", metavar="PATH", help="also write a self-contained HTML report with plots")
     p.add_argument("--store-thresholds", action="store_true",
                    help="make the fitted thresholds the project's and re-derive every category "
-                        "(asks first on a terminal unless --yes)")
+                        "(asks first on a terminal unless --yes); refused, exit 1, when the fit is not "
+                        "shown to reproduce the human tiers better than the current pair, unless --force")
+    p.add_argument("--force", action="store_true",
+                   help="with --store-thresholds: store the fitted pair even when it is not shown to be "
+                        "better than the current one (says so)")
     p.add_argument("--yes", action="store_true", help="do not ask before storing thresholds")
     p.add_argument("--bootstrap", type=at_least(1), default=DEFAULT_BOOT, metavar="N",
                    help=f"bootstrap resamples for the CIs (default {DEFAULT_BOOT})")
@@ -69,6 +73,13 @@ def run(args: argparse.Namespace) -> int:
                 err.print(f"no thresholds stored: {inert_line(fit.reason or 'nothing fitted')}",
                           markup=False, highlight=False)
                 return 1
+            why = thresholds.why_not_store(fit)
+            if why and not args.force:
+                err.print(f"no thresholds stored: {why}; --force stores the fitted pair anyway",
+                          markup=False, highlight=False)
+                return 1
+            if why:
+                err.print(f"storing anyway (--force): {why}", markup=False, highlight=False)
             if not args.yes and sys.stdin.isatty():
                 answer = input(f"Store input_threshold={fit.fitted[0]:.4g}, output_threshold="
                                f"{fit.fitted[1]:.4g} and re-derive all categories? [y/N] ")
@@ -79,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
             err.print(f"stored input_threshold={fit.fitted[0]:.6g}, output_threshold={fit.fitted[1]:.6g}; "
                       f"{n} categories re-derived", markup=False, highlight=False)
         elif fit.fitted is not None and not args.json:
-            err.print("to make the fitted thresholds the project's: saegold calibrate --store-thresholds",
+            why = thresholds.why_not_store(fit)
+            err.print(f"current thresholds kept: {why}" if why else
+                      "to make the fitted thresholds the project's: saegold calibrate --store-thresholds",
                       markup=False, highlight=False)
     return 0
