@@ -29,6 +29,10 @@ def fmt(x: float | None, digits: int = 2, pct: bool = False) -> str:
     return f"{x:.0%}" if pct else f"{x:.{digits}f}"
 
 
+def fmt_p(p: float | None) -> str:
+    return "—" if p is None else f"{p:.2g}"
+
+
 def lines(items: list[str], style: str = "") -> Text:
     """Several lines of stored text, each made inert."""
     return Text("\n", style=style).join(inert(line, style) for line in items)
@@ -172,7 +176,7 @@ def _cell_row(c: Cell) -> list[RenderableType]:
     return [
         inert(c.benchmark), c.category, str(c.n_labels), str(c.n_rows), fmt(c.human_correct_rate, pct=True),
         est_text(c.auroc_correct), est_text(c.auroc_correct_or_partly),
-        Text(f"{fmt(c.spearman.value)} (p={c.spearman_p:.2g})") if c.spearman.value is not None
+        Text(f"{fmt(c.spearman.value)} (p={fmt_p(c.spearman_p)})") if c.spearman.value is not None
         else Text("—", style="dim"),
         Text(f"{c.calibration.method} ECE {fmt(c.calibration.cv_ece, 3)}") if c.calibration.method
         else Text("—", style="dim"),
@@ -235,7 +239,7 @@ def calibration_renderable(rep: CalibrationReport) -> RenderableType:
     t = Table(title=f"Benchmarks vs human verdicts ({rep.n_verdicts} verdicts; rows = (label, annotator))",
               title_justify="left")
     for col in ("benchmark", "category", "labels", "verdicts", "% correct", "AUROC correct [CI]",
-                "AUROC correct|partly [CI]", "Spearman ρ", "calibration", "true−shuffled gap",
+                "AUROC correct|partly [CI]", "Spearman ρ (label-perm. p)", "calibration", "true−shuffled gap",
                 "AUROC (0..1, ¦ = chance)"):
         t.add_column(col)
     empty = [c.benchmark for c in rep.cells if c.category == "all" and c.n_rows == 0]
