@@ -180,7 +180,8 @@ def _cell_row(c: Cell) -> list[RenderableType]:
         else Text("—", style="dim"),
         Text(f"{c.calibration.method} ECE {fmt(c.calibration.cv_ece, 3)}") if c.calibration.method
         else Text("—", style="dim"),
-        est_text(sh.gap) if sh.gap.value is not None else Text(f"— n={sh.n_labels}", style="dim"),
+        Text.assemble(est_text(sh.gap), f" p={fmt_p(sh.p_value)}") if sh.gap.value is not None
+        else Text(f"— n={sh.n_labels}", style="dim"),
         interval_bar(c.auroc_correct),
     ]
 
@@ -239,7 +240,7 @@ def calibration_renderable(rep: CalibrationReport) -> RenderableType:
     t = Table(title=f"Benchmarks vs human verdicts ({rep.n_verdicts} verdicts; rows = (label, annotator))",
               title_justify="left")
     for col in ("benchmark", "category", "labels", "verdicts", "% correct", "AUROC correct [CI]",
-                "AUROC correct|partly [CI]", "Spearman ρ (label-perm. p)", "calibration", "true−shuffled gap",
+                "AUROC correct|partly [CI]", "Spearman ρ (label-perm. p)", "calibration", "true−shuffled gap (sign-flip p)",
                 "AUROC (0..1, ¦ = chance)"):
         t.add_column(col)
     empty = [c.benchmark for c in rep.cells if c.category == "all" and c.n_rows == 0]

@@ -141,10 +141,12 @@ def render(calibration: CalibrationReport | None, agreement: AgreementReport | N
                  _est(c.auroc_correct), _est(c.auroc_correct_or_partly),
                  "—" if c.spearman.value is None else
                  f"{c.spearman.value:.2f} (p={'—' if c.spearman_p is None else f'{c.spearman_p:.2g}'})",
-                 _e(c.calibration.method or c.calibration.reason or "—"), _est(c.shuffled.gap)]
+                 _e(c.calibration.method or c.calibration.reason or "—"),
+                 _est(c.shuffled.gap) + ("" if c.shuffled.p_value is None else f" p={c.shuffled.p_value:.2g}")]
                 for c in calibration.cells if c.category == "all" or c.n_rows]
         sections.append(_table(["benchmark · category", "labels", "verdicts", "% correct", "AUROC correct",
-                                "AUROC correct|partly", "Spearman ρ (label-permutation p)", "calibration map", "true−shuffled gap"], rows))
+                                "AUROC correct|partly", "Spearman ρ (label-permutation p)", "calibration map",
+                                "true−shuffled gap (one-sided sign-flip p)"], rows))
         if calibration.methods:
             names = [b.benchmark for b in calibration.benchmarks]
             sections.append("<h3>Label methods as humans judge them</h3>" + _table(
