@@ -334,9 +334,9 @@ class _Merger:
 
     def thresholds(self) -> tuple[float, float]:
         """This project's (input, output) thresholds."""
-        stored = {k: loads(v) for k, v in self.db.execute(
-            "SELECT key, value FROM settings WHERE key IN ('input_threshold', 'output_threshold')").fetchall()}
-        return tuple(float(stored.get(k, _settings.DEFAULTS[k])) for k in ("input_threshold", "output_threshold"))
+        cfg = _settings.parse({k: loads(v) for k, v in self.db.execute(
+            "SELECT key, value FROM settings").fetchall()}, where="this project")
+        return cfg.input_threshold, cfg.output_threshold
 
     def taxonomy_scores(self) -> None:
         rows = self.rows("taxonomy_scores", "feature_id")

@@ -117,7 +117,7 @@ def _pick(project: Project, annotator: str, n: int) -> list[int]:
     top examples are handed out.
     """
     db = project.db.conn
-    overlap = int(settings.get(project, "overlap"))
+    overlap = settings.load(project).overlap
     if n <= 0 or overlap <= 0:
         return []
     params = {"seed": annotator_seed(annotator), "who": annotator, "overlap": overlap, "n": n}
@@ -193,7 +193,7 @@ WHERE NOT EXISTS (SELECT 1 FROM assignments a WHERE a.feature_id = c.value AND a
 def _still_free(project: Project, annotator: str, chosen: list[int]) -> bool:
     """Does every feature in ``chosen`` still go to ``annotator`` (read inside the write
     transaction)?"""
-    overlap = int(settings.get(project, "overlap"))
+    overlap = settings.load(project).overlap
     free = project.db.conn.execute(
         _STILL_FREE, {"ids": dumps(chosen), "who": annotator, "overlap": overlap}).fetchone()[0]
     return free == len(set(chosen))

@@ -120,7 +120,7 @@ async def run_label_job(project: Project, client: LLMClient, opts: LabelOptions,
     report.features = len(rows)
     nla_name = resolve_nla_source(project, rows, opts, nla)
     report.nla_source = nla_name
-    build_opts = BuildOptions(dry_run=dry, neutral_prompt=settings.get(project, "neutral_prompt"),
+    build_opts = BuildOptions(dry_run=dry, neutral_prompt=settings.load(project).neutral_prompt,
                               activations=opts.activations)
     done = set() if opts.redo else {
         (r["feature_id"], r["method"]) for r in project.query(

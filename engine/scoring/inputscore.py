@@ -86,8 +86,9 @@ def score_stored(project: Project, *, source: str | None = None, features: Seque
         "ORDER BY f.id", args,
     )
     ids = [r["id"] for r in rows]
-    thr_in, thr_out = settings.get(project, "input_threshold"), settings.get(project, "output_threshold")
-    k_lens = int(settings.get(project, "logit_lens_k"))     # LL_j: the top k promoted tokens only
+    cfg = settings.load(project)
+    thr_in, thr_out = cfg.input_threshold, cfg.output_threshold
+    k_lens = cfg.logit_lens_k     # LL_j: the top k promoted tokens only
     done = 0
     for start in range(0, len(ids), 256):
         chunk = ids[start:start + 256]

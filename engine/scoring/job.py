@@ -137,11 +137,9 @@ def score(project: Project, *, model: str, sae: str, corpus: str | None = None, 
     progress("load model and SAE", 2, 2)
     d_sae = int(the_sae.cfg.d_sae)
     scope = shard_of(parse_features(wanted, d_sae), shard_t)
-    prompt = settings.get(project, "neutral_prompt")
-    amp = float(settings.get(project, "amplification"))
-    k_lens = int(settings.get(project, "logit_lens_k"))
-    thr = {"input_threshold": settings.get(project, "input_threshold"),
-           "output_threshold": settings.get(project, "output_threshold")}
+    cfg = settings.load(project)
+    prompt, amp, k_lens = cfg.neutral_prompt, cfg.amplification, cfg.logit_lens_k
+    thr = {"input_threshold": cfg.input_threshold, "output_threshold": cfg.output_threshold}
     model_id = _model_id(model)
     if source is not None:
         row = project.db.execute("SELECT model_id, sae_id FROM sources WHERE name = ?", [source]).fetchone()

@@ -80,4 +80,5 @@ def bench_scores(project: Project) -> list[BenchScore]:
 def thresholds(project: Project) -> tuple[float, float]:
     from store import settings
 
-    return float(settings.get(project, "input_threshold")), float(settings.get(project, "output_threshold"))
+    cfg = settings.load(project)
+    return cfg.input_threshold, cfg.output_threshold

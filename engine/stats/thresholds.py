@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.model_selection import GroupKFold
 
-from store import features as store_features
 from store import settings
 from store.db import Project
 from store.judgments import TIERS, FeatureJudgment
@@ -175,7 +174,7 @@ def compute(project: Project, *, grid: int = GRID) -> ThresholdFit:
 
 def store_thresholds(project: Project, input_threshold: float, output_threshold: float) -> int:
     """Make these the project's thresholds and re-derive every category; return rows updated."""
-    with project.write():
-        settings.set(project, "input_threshold", float(input_threshold))
-        settings.set(project, "output_threshold", float(output_threshold))
-        return store_features.recategorize(project, float(input_threshold), float(output_threshold))
+    with project.write():   # settings.change re-derives the categories in the same transaction
+        settings.change(project, {"input_threshold": float(input_threshold),
+                                  "output_threshold": float(output_threshold)})
+        return project.scalar("SELECT COUNT(*) FROM taxonomy_scores")

@@ -20,7 +20,7 @@ def load(project: Project) -> tuple[str, str | None]:
     A relative ``guidelines_path`` is taken relative to the project file.  Control
     characters are made visible line by line, so a guidelines file cannot drive the terminal.
     """
-    configured = settings.get(project, "guidelines_path")
+    configured = settings.load(project).guidelines_path
     if not configured:
         return builtin(), None
     path = Path(configured)

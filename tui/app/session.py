@@ -44,7 +44,7 @@ class Session:
         self.login = login or sj.login_user()
         self.clock = clock
         sj.ensure_annotator(project, annotator, "lead" if lead else "annotator")
-        self.blind = bool(settings.get(project, "blind")) and not lead
+        self.blind = settings.load(project).blind and not lead
         self.order: list[int] = []
         self.states: dict[int, sq.FeatureState] = {}
         self._exhausted = False  # nothing more could be assigned
@@ -174,7 +174,7 @@ class Session:
             return "no disagreements to review: no feature has two annotators who disagree"
         if not self.project.scalar("SELECT 1 FROM examples WHERE kind = 'top' LIMIT 1"):
             return "no features with examples in this project yet (run `saegold score` or `saegold import`)"
-        overlap = settings.get(self.project, "overlap")
+        overlap = settings.load(self.project).overlap
         return (f"nothing left to assign to {self.annotator}: every feature already has {overlap} "
                 f"annotator(s) (project setting overlap)")
 

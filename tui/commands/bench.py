@@ -124,9 +124,10 @@ def _score(project, args: argparse.Namespace) -> int:
                            "local sentence-transformers directory); or leave it out of --benchmarks")
     if args.n_negatives is not None and args.n_negatives < 1:
         raise SaegoldError("--n-negatives must be at least 1")
-    base_url = args.base_url or settings.get(project, "llm_base_url")
-    model = args.model or settings.get(project, "llm_model")
-    key_env = args.api_key_env or settings.get(project, "llm_api_key_env")
+    cfg = settings.load(project)
+    base_url = args.base_url or cfg.llm_base_url
+    model = args.model or cfg.llm_model
+    key_env = args.api_key_env or cfg.llm_api_key_env
 
     async def go():
         client = LLMClient(project, base_url=base_url, model=model, api_key_env=key_env,

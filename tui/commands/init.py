@@ -6,6 +6,8 @@ import argparse
 from store import settings
 from store.db import default_path, open_project
 
+from ..safe import inert_line
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -20,6 +22,8 @@ def run(args: argparse.Namespace) -> int:
     path = args.db or default_path()
     with open_project(path, create=True) as project:
         print(f"project {project.path} (schema version {project.schema_version})")
-        for key, value in settings.all_settings(project).items():
-            print(f"  {key} = {value!r}")
+        cfg = settings.load(project)
+        for key in settings.KEYS:
+            print(f"  {key} = {inert_line(settings.as_text(getattr(cfg, key)))}")
+        print("change one with `saegold settings set KEY VALUE` (list them with `saegold settings`)")
     return 0

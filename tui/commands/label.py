@@ -82,8 +82,8 @@ def run(args: argparse.Namespace) -> int:
         if wanted is not None:
             stored_feature_ids(project, wanted, args.source)   # every index stored for the source
             opts.features = wanted
-        cfg = settings.all_settings(project)
-        opts.nla_source = opts.nla_source or cfg["nla_source_id"]
+        cfg = settings.load(project)
+        opts.nla_source = opts.nla_source or cfg.nla_source_id
         if args.nla_jsonl:
             if args.dry_run:
                 print(f"dry run: would import NLA explanations from {inert_line(args.nla_jsonl)}")
@@ -95,11 +95,11 @@ def run(args: argparse.Namespace) -> int:
                 if opts.nla_source is None and len(imp.sources) == 1:
                     opts.nla_source = imp.sources[0]
         endpoint = Endpoint(
-            base_url=args.base_url or cfg["llm_base_url"], model=args.model or cfg["llm_model"],
-            api_key_env=args.api_key_env or cfg["llm_api_key_env"], concurrency=args.concurrency,
+            base_url=args.base_url or cfg.llm_base_url, model=args.model or cfg.llm_model,
+            api_key_env=args.api_key_env or cfg.llm_api_key_env, concurrency=args.concurrency,
             timeout=args.timeout, max_retries=args.max_retries, dry_run=args.dry_run,
-            read_cache=not args.no_cache, nla_url=args.nla_url or cfg["nla_url"],
-            nla_model_id=args.nla_model or cfg["nla_model_id"], nla_source_id=cfg["nla_source_id"],
+            read_cache=not args.no_cache, nla_url=args.nla_url or cfg.nla_url,
+            nla_model_id=args.nla_model or cfg.nla_model_id, nla_source_id=cfg.nla_source_id,
             nla_key_env=args.nla_key_env, nla_bos_offset=args.nla_bos_offset,
         )
         with progress_bars() as progress:
