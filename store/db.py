@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from .errors import SchemaTooNew, StoreError
+from .errors import Locked, SchemaTooNew, StoreError
 from .schema import known_migrations, migrations
 
 DEFAULT_DB = "saegold.db"
@@ -140,6 +140,11 @@ class Project:
             self._all = [d for d in self._all if d is not db]
         with contextlib.suppress(Exception):
             db.conn.close()
+
+    def set_busy_timeout(self, ms: int) -> None:
+        """Make this thread's connection wait at most ``ms`` for another writer's lock
+        (then :class:`Locked`): a caller that wants to stop waiting early retries in slices."""
+        self.db.execute(f"PRAGMA busy_timeout = {int(ms)}")
 
     def close(self) -> None:
         with self._lock:
@@ -290,7 +295,7 @@ def _operational(path: Path, exc: sqlite3.DatabaseError) -> StoreError:
     if "readonly" in msg or "read-only" in msg:
         return StoreError(f"{path}: the database file is read-only for this user")
     if "locked" in msg or "busy" in msg:
-        return StoreError(f"{path}: the database is locked by another process (timed out)")
+        return Locked(f"{path}: the database is locked by another process (timed out)")
     if "disk is full" in msg or "full" in msg:
         return StoreError(f"{path}: the disk is full; nothing was written")
     return StoreError(f"{path}: {msg}")

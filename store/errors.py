@@ -10,6 +10,10 @@ class StoreError(SaegoldError):
     """The project database cannot be opened or used as asked."""
 
 
+class Locked(StoreError):
+    """Another process held the project's write lock for longer than this connection waits."""
+
+
 class SchemaTooNew(StoreError):
     """The database was written by a newer saegold than this one."""
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable
 
+from textual import events
 from textual.app import App
+from textual.binding import Binding
 
 from store.db import Project
 
+from ..safe import inert_line
 from . import guidelines
 from .help import HelpScreen
 from .screen import BINDINGS, FeatureScreen, clock_now
@@ -19,6 +22,10 @@ class AnnotateApp(App[None]):
 
     TITLE = "saegold annotate"
     ENABLE_COMMAND_PALETTE = False
+    # Ctrl+C quits here as it stops every other saegold command (exit status 130): every
+    # judgment is saved when its key is pressed, so nothing is lost.  Priority: also from
+    # a prompt, whose input would otherwise take it as "copy".
+    BINDINGS = [Binding("ctrl+c", "interrupt", show=False, priority=True)]
 
     def __init__(self, project: Project, annotator: str, *, lead: bool = False,
                  intro: bool | None = None, login: str | None = None,
@@ -32,9 +39,12 @@ class AnnotateApp(App[None]):
         self.intro = (self.session.done_count == 0 and self.session.judgment is None) if intro is None else intro
         self.wallclock = wallclock
         self.notice = notice  # shown at the top of the intro (the demo says what it is)
+        self.exit_note: str | None = None  # what became of a write given up by quitting
+        self.feature_screen: FeatureScreen | None = None
 
     def on_mount(self) -> None:
-        self.push_screen(FeatureScreen(self.session, wallclock=self.wallclock))
+        self.feature_screen = FeatureScreen(self.session, wallclock=self.wallclock)
+        self.push_screen(self.feature_screen)
         if self.intro:
             self.push_screen(HelpScreen(BINDINGS, self.guidelines, intro=True,
                                         warning=self.guidelines_warning, notice=self.notice))
@@ -42,6 +52,42 @@ class AnnotateApp(App[None]):
         # out of the collector's view, so its full collections, which otherwise land on a
         # keypress every 30-odd presses at 35-40 ms, only walk what the session creates.
         gc.freeze()
+
+    # -- input after quitting, or while a write waits ------------------------------------
+    async def on_event(self, event: events.Event) -> None:
+        # Keys typed after quitting (the app takes a moment to shut down) are dropped: they
+        # would otherwise act, and write judgments, on a screen that is going away.
+        if self._exit and isinstance(event, (events.InputEvent, events.Paste)):
+            return
+        await super().on_event(event)
+
+    def on_key(self, event: events.Key) -> None:
+        """Every key reaches here before its binding runs (bindings are the app's to run):
+        drop it when quitting has begun, or when the feature screen says it was typed at a
+        screen that was waiting for a write (see :meth:`FeatureScreen.drops`)."""
+        screen = self.feature_screen
+        if self._exit or (screen is not None and screen.is_attached and screen.drops(event)):
+            event.prevent_default()
+            event.stop()
+
+    async def action_quit(self, return_code: int = 0) -> None:
+        if self.feature_screen is not None:
+            self.exit_note = self.feature_screen.settle_for_quit()
+        self.exit(return_code=return_code)
+
+    async def action_interrupt(self) -> None:
+        await self.action_quit(130)
+
+    def farewell(self, command: str) -> str:
+        """The line the command prints once the app has closed."""
+        s = self.session
+        line = (f"saegold {command}: {inert_line(s.annotator)}: {s.done_count}/{s.assigned_count} "
+                "features done; every saved judgment is in the project")
+        if self.return_code == 130:
+            line += " (stopped with Ctrl+C)"
+        if self.exit_note:
+            line += f"; {inert_line(self.exit_note)}"
+        return line
 
     def action_show_help(self) -> None:
         self.push_screen(HelpScreen(BINDINGS, self.guidelines, warning=self.guidelines_warning))

@@ -18,7 +18,7 @@ INTRO = (
     "tier (i input · o output · c cross · u obscure, confidence 1-3) and judge each candidate "
     "label (tab selects; y correct · p partly · w wrong judge the selected label, then select the "
     "next unjudged one). Everything is saved as you press it; "
-    "the machine's own answer is revealed when you finish a feature. n: next, ?: help, q: quit."
+    "the machine's own answer is revealed when you finish a feature. n: next, ?: help, q (or Ctrl+C): quit."
 )
 
 

@@ -23,6 +23,7 @@ class TextPrompt(ModalScreen[str | None]):
     TextPrompt Static { width: 100%; }
     """
     BINDINGS = [Binding("escape", "cancel", "cancel")]
+    AUTO_FOCUS = "#prompt-input"   # focused once composed (never queried before it exists)
 
     def __init__(self, title: str, hint: str = "", *, value: str = "", integer: bool = False):
         super().__init__()
@@ -37,13 +38,10 @@ class TextPrompt(ModalScreen[str | None]):
             enter = "go" if self.integer else "save"
             yield Static(Text(f"{self.hint}  enter: {enter} · escape: cancel", style="dim"))
 
-    def on_mount(self) -> None:
-        self.query_one(Input).focus()
-
     def on_input_submitted(self, event: Input.Submitted) -> None:
         text = event.value.strip()
         if self.integer and not text.isdigit():
-            self.query_one(Input).add_class("-invalid")
+            event.input.add_class("-invalid")
             return
         self.dismiss(text or None)
 

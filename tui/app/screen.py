@@ -3,17 +3,24 @@ footer.  Every judging key writes one event through the session and shows "saved
 the write returned."""
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as _dt
+import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 
 from rich.text import Text
+from textual import _time, events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Static
 
-from store.errors import SaegoldError
+from store.errors import Locked, SaegoldError
 
 from ..safe import inert_line
 from . import render, theme
@@ -22,6 +29,23 @@ from .modals import TextPrompt
 from .session import QueueFinished, Saved, Session
 
 QUOTES = "'\""   # a LookupError's message comes quoted (KeyError's repr)
+# A write that takes longer than this (another process holds the project's write lock) is
+# shown as waiting, and keys typed until its outcome is on screen are dropped.  Shorter is
+# ordinary typing ahead: nobody sees a screen frozen for a tenth of a second.
+GRACE_S = 0.15
+# The writer thread's connection waits for a lock in slices this long, so that quitting
+# can give up a waiting write (SQLite cannot interrupt a busy wait).
+LOCK_SLICE_MS = 250
+QUIT_KEYS = ("q", "ctrl+c", "ctrl+q")
+
+
+@dataclass
+class Waiting:
+    """A write in flight on the writer thread that outlasted ``GRACE_S``."""
+
+    since: float
+    future: Future
+    timer: Timer | None = None
 TIER = Binding.Group("tier", compact=False)
 CONF = Binding.Group("confidence", compact=False)
 SELECT = Binding.Group("label", compact=False)
@@ -32,7 +56,7 @@ SCROLL = Binding.Group("scroll", compact=False)
 
 BINDINGS = [
     Binding("question_mark", "help", "help", key_display="?"),
-    Binding("q", "quit", "quit"),
+    Binding("q", "app.quit", "quit"),
     Binding("i", "tier('input')", "input", group=TIER),
     Binding("o", "tier('output')", "output", group=TIER),
     Binding("c", "tier('cross')", "cross", group=TIER),
@@ -76,7 +100,7 @@ class FeatureScreen(Screen[None]):
     #body { height: 1fr; padding: 0 1; }
     #candidates { height: auto; max-height: 45%; padding: 0 1; border-top: solid $primary; }
     #judgment { height: auto; padding: 0 1; }
-    #status { height: 1; padding: 0 1; background: $boost; }
+    #status { height: auto; max-height: 3; padding: 0 1; background: $boost; }
     .hidden { display: none; }
     """
     BINDINGS = BINDINGS
@@ -89,6 +113,16 @@ class FeatureScreen(Screen[None]):
         self.expanded = False
         self._refilling = False  # a background batch assignment is in flight
         self.status: Text = self._arrival_status()
+        # Every write runs on one writer thread (its own connection), so that a write that
+        # waits for another process's lock never freezes the screen.
+        self.writer = ThreadPoolExecutor(1, thread_name_prefix="saegold-writer",
+                                         initializer=session.project.set_busy_timeout,
+                                         initargs=(LOCK_SLICE_MS,))
+        self.waiting: Waiting | None = None
+        self.drop_before: float | None = None   # keys typed before this were typed at a waiting screen
+        self.dropped = 0                         # keys dropped since the last write began to wait
+        self.outcome: Text | None = None         # the waited-for write's outcome line
+        self._absorb_later: tuple[int | None] | None = None   # a top-up that came back while a write waited
 
     def compose(self) -> ComposeResult:
         yield Static(id="header")
@@ -141,15 +175,116 @@ class FeatureScreen(Screen[None]):
         self.status = Text(inert_line(message), style=theme.STYLE_ERROR if error else theme.STYLE_DIM)
         self.refresh_judgment()
 
-    def _write(self, fn: Callable[[], Saved | None], otherwise: str = "") -> None:
-        """Run one write; on failure say that NOTHING was saved."""
+    def _write(self, fn: Callable[[], Saved | None], otherwise: str = "",
+               then: Callable[[], None] | None = None) -> None:
+        """Run one write on the writer thread; ``then`` runs after it was saved.
+
+        A write that returns within ``GRACE_S`` (every write while no other process holds
+        the lock) is shown at once, as if it ran here.  A longer one shows that it waits for
+        the project's lock, keeps the screen live, and every key typed before its outcome
+        is on screen is dropped (and counted) instead of acting on a screen the annotator
+        has not seen.  On failure the status says that NOTHING was saved."""
+        if self.app._exit or self.waiting is not None:
+            return
+        future = self.writer.submit(fn)
         try:
-            saved = fn()
+            saved = future.result(timeout=GRACE_S)
+        except TimeoutError:
+            self._wait_for(future, otherwise, then)
+            return
         except (SaegoldError, ValueError) as exc:
             self._say(f"NOT saved: {exc}", error=True)
             return
         self._saved(saved, otherwise)
+        if saved is not None and then is not None:
+            then()
         self._maybe_refill()
+
+    def _wait_for(self, future: Future, otherwise: str, then: Callable[[], None] | None) -> None:
+        loop = asyncio.get_running_loop()
+        self.waiting = Waiting(time.monotonic(), future)
+        self.dropped = 0
+        self._show_waiting()
+        self.waiting.timer = self.set_interval(1.0, self._show_waiting)
+
+        def finished(f: Future) -> None:   # on the writer thread
+            with contextlib.suppress(RuntimeError):   # the app (and its loop) already ended
+                loop.call_soon_threadsafe(self._waited, f, otherwise, then)
+        future.add_done_callback(finished)
+
+    def _show_waiting(self) -> None:
+        """Only the status line: the session is the writer thread's until the write ends."""
+        if self.waiting is None:
+            return
+        secs = int(time.monotonic() - self.waiting.since)
+        t = Text(f"saving… waiting for the project lock (another process is writing; {secs} s). "
+                 "Keys typed now are dropped, not saved; q quits", style=theme.STYLE_WAIT)
+        if self.dropped:
+            t.append(f"  ({self.dropped} dropped)", theme.STYLE_DIM)
+        self.status = t
+        self.query_one("#status", Static).update(t)
+
+    def _waited(self, future: Future, otherwise: str, then: Callable[[], None] | None) -> None:
+        """The write that waited ended: show its outcome; keys typed before now were typed
+        at the waiting screen, so they are dropped too (see :meth:`drops`)."""
+        if self.waiting is None or not self.is_attached:
+            return
+        waited = time.monotonic() - self.waiting.since
+        if self.waiting.timer is not None:
+            self.waiting.timer.stop()
+        self.waiting = None
+        self.drop_before = _time.get_time()
+        try:
+            saved = future.result()
+        except Locked:
+            self._say(f"NOT saved: another process held the project's write lock for {waited:.0f} s "
+                      "(press the key again to retry)", error=True)
+        except (SaegoldError, ValueError) as exc:
+            self._say(f"NOT saved: {exc} (waited {waited:.0f} s)", error=True)
+        else:
+            self._saved(saved, otherwise)
+            if saved is not None and then is not None:
+                then()
+            self._maybe_refill()
+        self.outcome = self.status.copy()
+        self._note_dropped()
+        if self._absorb_later is not None:
+            (n,), self._absorb_later = self._absorb_later, None
+            self._absorb(n)
+
+    def _note_dropped(self) -> None:
+        if self.dropped and self.outcome is not None:
+            self.status = self.outcome.copy()
+            self.status.append(f"  — {self.dropped} key(s) typed while it waited were dropped: "
+                               "nothing of them was written", theme.STYLE_ERROR)
+            self.query_one("#status", Static).update(self.status)
+
+    def drops(self, event: events.Key) -> bool:
+        """Is this key dropped?  While a write waits for the lock, and for keys typed before
+        its outcome was shown; quitting is always let through."""
+        if self.waiting is None and (self.drop_before is None or event.time >= self.drop_before):
+            return False
+        if event.key in QUIT_KEYS:
+            return False
+        self.dropped += 1
+        if self.waiting is not None:
+            self._show_waiting()
+        else:
+            self._note_dropped()
+        return True
+
+    def settle_for_quit(self) -> str | None:
+        """Quitting while a write waits: give it up and say what became of it (the writer
+        stops waiting within one slice of its busy timeout)."""
+        if self.waiting is None:
+            return None
+        self.session.abandon.set()
+        future = self.waiting.future
+        try:
+            saved = future.result(timeout=LOCK_SLICE_MS / 1000 * 4 + 5)
+        except (SaegoldError, ValueError, TimeoutError) as exc:
+            return f"your last key was NOT saved: {exc}"
+        return f"your last key was saved after all ({saved.description})" if saved else None
 
     def _maybe_refill(self) -> None:
         """Assign the next batch in a thread worker (its own connection) before the queue
@@ -168,6 +303,9 @@ class FeatureScreen(Screen[None]):
         self.app.call_from_thread(self._absorb, n)
 
     def _absorb(self, n: int | None) -> None:
+        if self.waiting is not None:     # the writer thread has the session: later
+            self._absorb_later = (n,)
+            return
         self._refilling = False
         if n is not None:
             self.session.absorb_assignments(n)
@@ -210,13 +348,13 @@ class FeatureScreen(Screen[None]):
     def action_skip(self) -> None:
         """Skip this feature (saved) and go on to the next one still to do."""
         idx = self.session.view.idx if self.session.view is not None else None
-        written = self.session.saved_count
-        self._write(self.session.skip)
-        if self.session.saved_count == written:
-            # Not saved: stay, the error is shown.  (Not read off the judgment: a feature
-            # skipped before is still skipped after a failed write.)
-            return
-        saved, pos = self.status, self.session.pos
+        pos = self.session.pos
+        # Not saved: stay, the error is shown.  (Not read off the judgment: a feature
+        # skipped before is still skipped after a failed write.)
+        self._write(self.session.skip, then=lambda: self._after_skip(idx, pos))
+
+    def _after_skip(self, idx: int | None, pos: int | None) -> None:
+        saved = self.status
         try:
             self.session.next()
         except (QueueFinished, LookupError) as exc:
@@ -311,5 +449,11 @@ class FeatureScreen(Screen[None]):
     def action_help(self) -> None:
         self.app.action_show_help()
 
-    async def action_quit(self) -> None:
-        self.app.exit()
+    def on_unmount(self) -> None:
+        """Close the writer thread's connection; a write still waiting is given up."""
+        if self.waiting is not None:
+            self.session.abandon.set()
+            self.writer.shutdown(wait=False)
+            return
+        self.writer.submit(self.session.project.close_thread)
+        self.writer.shutdown(wait=True)

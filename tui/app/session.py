@@ -15,11 +15,13 @@ from typing import Any
 from store import judgments as sj
 from store import queue as sq
 from store import settings
-from store.db import Project
+from store.db import BUSY_TIMEOUT_MS, Project
+from store.errors import Locked, StoreError
 
 from .model import FeatureView, find_feature, load_feature
 
 IDLE_CAP_S = 120.0  # a longer pause counts as this much time on the feature
+LOCK_WAIT_S = BUSY_TIMEOUT_MS / 1000  # how long one write waits for another process's lock in all
 REFILL_AHEAD = 5    # assign a new batch when fewer than this many features are left to do
 
 
@@ -61,6 +63,11 @@ class Session:
         self._touched = clock()
         self.last: Saved | None = None
         self.saved_count = 0  # events written in this session
+        # Set (from another thread) to give up a write that waits for another process's lock:
+        # it then raises instead of committing later, unseen.  Takes effect between two waits
+        # of the connection's busy timeout (the app's writer thread waits in short slices).
+        self.abandon = threading.Event()
+        self.lock_wait_s = LOCK_WAIT_S
 
     # -- queue -------------------------------------------------------------------------
     def _load_queue(self) -> None:
@@ -225,11 +232,26 @@ class Session:
         assert self.view is not None
         event = sj.make_event(self.annotator, self.view.feature_id, self._kind(kind),
                               login=self.login, seconds_spent=self.seconds_spent(), **fields)
-        sj.append(self.project, event)
+        self._append(event)
         self.saved_count += 1
         self._refresh_state()
         self.last = Saved(event, description)
         return self.last
+
+    def _append(self, event: dict[str, Any]) -> None:
+        """Append one event, waiting up to ``lock_wait_s`` for another process's write lock
+        (in slices of the connection's busy timeout) unless ``abandon`` is set meanwhile."""
+        deadline = time.monotonic() + self.lock_wait_s
+        while True:
+            try:
+                sj.append(self.project, event)
+                return
+            except Locked:
+                if self.abandon.is_set():
+                    raise StoreError("given up: you quit while the project was locked by another "
+                                     "process") from None
+                if time.monotonic() >= deadline:
+                    raise
 
     def _refresh_state(self) -> None:
         assert self.view is not None

@@ -15,6 +15,7 @@ STYLE_HEAD = Style(bold=True)
 STYLE_KEY = Style(bold=True, color="color(39)")
 STYLE_SAVED = Style(bold=True, color="color(34)")
 STYLE_ERROR = Style(bold=True, color="color(196)")
+STYLE_WAIT = Style(bold=True, color="color(16)", bgcolor="color(214)")
 STYLE_SELECTED = Style(reverse=True, bold=True)
 STYLE_TOKEN = Style(bgcolor="color(236)", color="color(255)")
 VERDICT_STYLE = {

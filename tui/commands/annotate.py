@@ -57,9 +57,7 @@ def run(args: argparse.Namespace) -> int:
             # Without a terminal the app would draw escape codes into a pipe and wait forever.
             raise SaegoldError("annotate needs a terminal; over SSH run `ssh -t HOST saegold annotate`")
         app.run(mouse=False)
-        s = app.session
-        print(f"saegold annotate: {inert_line(s.annotator)}: {s.done_count}/{s.assigned_count} features done; "
-              "every saved judgment is in the project")
+        print(app.farewell("annotate"))
     finally:
         project.close()
-    return 0
+    return app.return_code or 0

@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         app.run(mouse=False)
         s = app.session
         print(f"saegold demo: {s.done_count}/{s.assigned_count} features judged by {inert_line(s.annotator)}; "
-              f"your judgments are in {path}")
+              f"your judgments are in {path}" + (f"; {inert_line(app.exit_note)}" if app.exit_note else ""))
     finally:
         project.close()
-    return 0
+    return app.return_code or 0
