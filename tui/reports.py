@@ -15,7 +15,7 @@ from engine.stats.agreement import AgreementReport
 from engine.stats.calibration import CalibrationReport, Cell
 from engine.stats.calibration_map import CalibrationMap
 from engine.stats.resample import Estimate
-from engine.stats.thresholds import ThresholdFit
+from engine.stats.thresholds import ThresholdFit, decision
 from store.judgments import TIERS
 
 from .safe import inert
@@ -198,6 +198,9 @@ def thresholds_renderable(fit: ThresholdFit) -> RenderableType:
                      f"{'x'.join(map(str, fit.grid))})", style="bold")
         if fit.cv_fold_kappas:
             body.append(f"\nper-fold kappa: {', '.join(f'{k:.2f}' for k in fit.cv_fold_kappas)}", style="dim")
+        body.append("\n" + ("change recommended" if fit.recommended else "keep the current thresholds"),
+                    style="bold green" if fit.recommended else "bold")
+        body.append(f": {decision(fit)}")
     if fit.reason:
         body.append(f"{chr(10) if fit.fitted is not None else ''}{fit.reason}", style="dim")
     parts: list[RenderableType] = [body]

@@ -343,7 +343,8 @@ def compute(project: Project, *, n_boot: int = DEFAULT_BOOT, seed: int = DEFAULT
             cells.append(_cell(b, cat, rows, cat_labels, true_by[b], shuf_by[b], n_boot=n_boot,
                                seed=seed, min_rows=min_rows))
             progress("calibration", bi * len(categories) + ci + 1, total)
-    fit = thresholds.fit_thresholds(thresholds.threshold_rows(judged, feats), data.thresholds(project), grid=grid)
+    fit = thresholds.fit_thresholds(thresholds.threshold_rows(judged, feats), data.thresholds(project), grid=grid,
+                                    n_boot=n_boot, seed=seed)
     methods = method_summaries(verdict_rows, labels, Counter(j.preference for j in judged if j.preference),
                                true_by, benchmarks, n_boot=n_boot, seed=seed)
     notes = []
@@ -402,11 +403,15 @@ def findings(cells: list[Cell], summaries: list[BenchmarkSummary], fit: threshol
                    + ("" if beats else ", but its CI includes chance: no benchmark is shown to predict humans")
                    + ".")
     if fit.fitted is not None and fit.cv_kappa is not None:
-        out.append(f"Taxonomy thresholds: current (input {fit.current[0]:.3g}, output {fit.current[1]:.3g}) "
-                   f"reproduce human tiers with kappa "
+        verdict = ("fitted thresholds improve on the current ones: change recommended"
+                   if fit.recommended else
+                   "the current thresholds already split the judged features best" if fit.fitted_is_current
+                   else "the fitted thresholds are not shown to improve on the current ones: keep the current")
+        out.append(f"Taxonomy thresholds: {verdict}. Current (input {fit.current[0]:.3g}, output "
+                   f"{fit.current[1]:.3g}) reproduce human tiers with kappa "
                    f"{'n/a' if fit.current_kappa is None else f'{fit.current_kappa:.2f}'}; fitted "
                    f"(input {fit.fitted[0]:.3g}, output {fit.fitted[1]:.3g}) reach cross-validated kappa "
-                   f"{fit.cv_kappa:.2f}.")
+                   f"{fit.cv_kappa:.2f}; {thresholds.decision(fit)}.")
     elif fit.reason:
         out.append(f"Taxonomy thresholds: {fit.reason}.")
     return out

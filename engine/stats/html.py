@@ -9,6 +9,7 @@ from plotly.subplots import make_subplots
 
 from store.judgments import TIERS
 
+from . import thresholds
 from .agreement import AgreementReport
 from .calibration import CHANCE, CalibrationReport
 from .resample import Estimate
@@ -163,9 +164,12 @@ def render(calibration: CalibrationReport | None, agreement: AgreementReport | N
         fitted = ("—" if fit.fitted is None else
                   f"input {fit.fitted[0]:.4g}, output {fit.fitted[1]:.4g}; CV κ "
                   f"{'—' if fit.cv_kappa is None else f'{fit.cv_kappa:.2f}'}")
+        verdict = ("" if fit.fitted is None else
+                   f"<br><b>{'change recommended' if fit.recommended else 'keep the current thresholds'}</b>: "
+                   f"{_e(thresholds.decision(fit))}")
         sections.append(f"<h2>Taxonomy thresholds</h2><p>current: input {fit.current[0]:.4g}, output "
                         f"{fit.current[1]:.4g}; κ {'—' if fit.current_kappa is None else f'{fit.current_kappa:.2f}'}"
-                        f"<br>fitted: {_e(fitted)}<br><span class='dim'>{_e(fit.reason or '')}</span></p>")
+                        f"<br>fitted: {_e(fitted)}{verdict}<br><span class='dim'>{_e(fit.reason or '')}</span></p>")
         if fit.confusion:
             figs.append(_confusion_figure(fit.confusion, "Human tier vs category from fitted thresholds",
                                           "fitted category"))

@@ -8,6 +8,16 @@ threshold, so the current pair is on the grid and a fit is never worse on the da
 pair it would replace; on a tie the current pair is kept.  Each (feature, annotator) tier is
 one row; grouped K-fold cross-validation over features estimates the kappa a fitted pair
 gets on features it was not fitted to.
+
+Whether to recommend the fitted pair (:data:`RULE`): like is compared with like, on the same
+held-out rows.  Each row's out-of-fold category (from the pair fitted without its feature)
+and its category from the current pair give two kappas against the human tiers on the same
+rows; their difference is the gain, and its 95% CI comes from a bootstrap over features
+(paired: both categories of a row move together).  A change is recommended only when the
+whole CI is above 0, i.e. the gain exceeds its uncertainty (a one-sided 2.5% test); the
+current pair is never "beaten" by noise.  The seeded simulation in
+``tests/validity/stats_checks.py thresholds`` checks how often this fires when the current
+pair is the planted one, and how often when it is clearly wrong.
 """
 from __future__ import annotations
 
@@ -21,13 +31,17 @@ from store.db import Project
 from store.judgments import TIERS, FeatureJudgment
 
 from . import data
-from .measures import kappa, kappa_from_confusions
+from .measures import kappa, kappa_from_confusions, weighted_confusions
+from .resample import DEFAULT_BOOT, DEFAULT_SEED, Estimate, cluster_counts, estimate
 
 GRID = 40
 MAX_FOLDS = 5
 MIN_ROWS = 10
 # Category codes in TIERS order: input, output, cross, obscure.
 _CODE = np.array([[3, 1], [0, 2]])  # [is_input][is_output]
+RULE = ("a change is recommended only when the gain in kappa of the fitted pair over the current "
+        "one, both scored on the same held-out rows (cross-validated fit vs current pair), has a 95% "
+        "bootstrap CI over features entirely above 0")
 
 
 @dataclass
@@ -43,8 +57,10 @@ class ThresholdFit:
     folds: int = 0
     grid: list[int] = field(default_factory=list)  # candidates per threshold
     confusion: list[list[int]] = field(default_factory=list)  # human rows x fitted columns
-    improves: bool = False
+    gain: Estimate | None = None  # cross-validated kappa minus current kappa on the same rows, with CI
+    recommended: bool = False  # see RULE
     fitted_is_current: bool = False  # the best pair on the data splits the rows as the current one does
+    rule: str = RULE
     reason: str | None = None
 
 
@@ -95,7 +111,7 @@ def _best(inp, out, human, c_in, c_out, current: tuple[float, float]) -> tuple[f
 
 
 def fit_thresholds(rows: list[tuple[int, float, float, int]], current: tuple[float, float],
-                   *, grid: int = GRID) -> ThresholdFit:
+                   *, grid: int = GRID, n_boot: int = DEFAULT_BOOT, seed: int = DEFAULT_SEED) -> ThresholdFit:
     """``rows``: (feature_id, input_score, output_score, human tier code)."""
     n = len(rows)
     feats = len({r[0] for r in rows})
@@ -135,9 +151,23 @@ def fit_thresholds(rows: list[tuple[int, float, float, int]], current: tuple[flo
     fit.cv_kappa, why = kappa(human, oof, len(TIERS))
     if fit.cv_kappa is None:
         fit.reason = f"cross-validated kappa undefined ({why})"
-    fit.improves = (not fit.fitted_is_current and fit.cv_kappa is not None
-                    and (cur_kappa is None or fit.cv_kappa > cur_kappa))
+    if fit.cv_kappa is not None and cur_kappa is not None:
+        fit.gain = _gain(human, oof, categories(inp, out, *cur), g, n_boot, seed)
+    fit.recommended = (not fit.fitted_is_current and fit.gain is not None and fit.gain.ci is not None
+                       and fit.gain.ci[0] > 0)
     return fit
+
+
+def _gain(human: np.ndarray, oof: np.ndarray, cur: np.ndarray, g: np.ndarray, n_boot: int, seed: int
+          ) -> Estimate:
+    """kappa(human, out-of-fold) - kappa(human, current) on the same rows, CI over features."""
+    k = len(TIERS)
+    _, clusters = np.unique(g, return_inverse=True)
+    w = cluster_counts(int(clusters.max()) + 1, n_boot, seed)[:, clusters]
+    diff = (kappa_from_confusions(weighted_confusions(human, oof, k, w))
+            - kappa_from_confusions(weighted_confusions(human, cur, k, w)))
+    value = kappa(human, oof, k)[0] - kappa(human, cur, k)[0]
+    return estimate(value, len(np.unique(g)), diff)
 
 
 def why_not_store(fit: ThresholdFit) -> str | None:
@@ -150,12 +180,18 @@ def why_not_store(fit: ThresholdFit) -> str | None:
     if fit.current_kappa is not None and (fit.fitted_kappa is None or fit.fitted_kappa < fit.current_kappa):
         return (f"the fitted pair is worse on the data than the current one (kappa {fit.fitted_kappa} "
                 f"vs {fit.current_kappa:.3f})")
-    if not fit.improves:
-        cv = "n/a" if fit.cv_kappa is None else f"{fit.cv_kappa:.3f}"
-        cur = "n/a" if fit.current_kappa is None else f"{fit.current_kappa:.3f}"
-        return (f"the fitted pair is not shown to be better than the current one (cross-validated "
-                f"kappa {cv} vs current {cur})")
+    if not fit.recommended:
+        return f"the fitted pair is not shown to be better than the current one ({decision(fit)})"
     return None
+
+
+def decision(fit: ThresholdFit) -> str:
+    """The gain and the rule, in words, for the report."""
+    g = fit.gain
+    if g is None or g.value is None:
+        return f"gain not estimated: {fit.reason or 'no cross-validated kappa'}; rule: {RULE}"
+    ci = f" [{g.ci[0]:+.2f}, {g.ci[1]:+.2f}]" if g.ci else f" (no CI: {g.reason})"
+    return f"gain in held-out kappa {g.value:+.2f}{ci} over {g.n_items} features; rule: {RULE}"
 
 
 def threshold_rows(judged: list[FeatureJudgment], feats: dict[int, data.FeatureInfo]
@@ -167,9 +203,11 @@ def threshold_rows(judged: list[FeatureJudgment], feats: dict[int, data.FeatureI
             and feats[j.feature_id].input_score is not None and feats[j.feature_id].output_score is not None]
 
 
-def compute(project: Project, *, grid: int = GRID) -> ThresholdFit:
+def compute(project: Project, *, grid: int = GRID, n_boot: int = DEFAULT_BOOT, seed: int = DEFAULT_SEED
+            ) -> ThresholdFit:
     judged, _ = data.judgments(project)
-    return fit_thresholds(threshold_rows(judged, data.features(project)), data.thresholds(project), grid=grid)
+    return fit_thresholds(threshold_rows(judged, data.features(project)), data.thresholds(project), grid=grid,
+                          n_boot=n_boot, seed=seed)
 
 
 def store_thresholds(project: Project, input_threshold: float, output_threshold: float) -> int:

@@ -58,7 +58,7 @@ def test_thresholds_recover_planted():
     assert fit.fitted[0] == pytest.approx(0.4, abs=0.03)
     assert fit.fitted[1] == pytest.approx(0.03, abs=0.003)
     assert fit.fitted_kappa > 0.97 and fit.cv_kappa > 0.9
-    assert fit.current_kappa < fit.cv_kappa and fit.improves
+    assert fit.current_kappa < fit.cv_kappa and fit.recommended and fit.gain.ci[0] > 0
     # The derived categories agree with store.features.categorize.
     tiers = ("input", "output", "cross", "obscure")
     for i in range(20):
@@ -92,7 +92,7 @@ def test_a_fit_is_never_worse_than_the_current_pair():
         assert fit.fitted_kappa >= fit.current_kappa  # same split -> same float; a strict fit is higher
         assert _kappa_of(rows, fit.fitted) == pytest.approx(fit.fitted_kappa, abs=1e-12)
         if seed == 0:
-            assert fit.fitted == [0.5, 0.01] and fit.fitted_is_current and not fit.improves
+            assert fit.fitted == [0.5, 0.01] and fit.fitted_is_current and not fit.recommended
             assert thresholds.why_not_store(fit).startswith("the current thresholds already")
     u = np.unique(inp)
     mids = set(((u[:-1] + u[1:]) / 2).tolist())

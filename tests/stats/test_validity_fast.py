@@ -71,3 +71,15 @@ def test_true_vs_shuffled_call_holds_its_level_at_10_labels():
     must stay at or under 2.5% + 2 SE (3.5%)."""
     rate = checks.shuffled_null(1000, 10, 194, n_boot=50)
     assert rate.p <= 0.035, rate
+
+
+def test_fitted_thresholds_are_recommended_only_when_the_gain_beats_its_uncertainty():
+    """Issue 19.2: 60 features, tiers from a planted pair with half the judgments random.
+    With the planted pair current, the old rule (CV kappa of the fit > current kappa) said
+    "improves" in 7.6% of 1000 worlds; a change may now be recommended in at most 3% of 150
+    (it is ~0%: the fit's held-out kappa has to beat the current pair's on the same rows by
+    more than its CI).  With a clearly wrong current pair it is recommended in most worlds."""
+    planted = checks.threshold_decisions(150, 60, 192, current=checks.PLANTED, n_boot=200)
+    assert planted.p <= 0.03, planted
+    wrong = checks.threshold_decisions(40, 60, 193, current=checks.CLEARLY_WRONG, n_boot=200)
+    assert wrong.p >= 0.7, wrong

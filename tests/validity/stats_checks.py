@@ -16,7 +16,8 @@ Worlds (the same in the suite and here):
 - thresholds: F features with input ~ U(0,1), output ~ U(0,0.1), two annotators each, who
   give the category of a planted pair (0.5, 0.01) with probability 0.5 and a uniform tier
   otherwise.  With the planted pair current, a change should be recommended in at most ~5% of
-  worlds; with a clearly wrong current pair (0.65, 0.02) in most (power).
+  worlds; with a wrong current pair, (0.65, 0.02) or the clearly wrong (0.75, 0.04), in as many
+  as possible (power).
 - agreement: 30 items with a true tier (probabilities 0.4, 0.3, 0.2, 0.1); each of 3
   annotators judges an item with probability 0.8 (at least 2 per item) and reports the true
   tier with probability 0.6, else a uniform tier.  Population alpha = kappa = (po-pe)/(1-pe)
@@ -90,6 +91,7 @@ def spearman_null(reps: int, n_labels: int, seed: int, n_boot: int = 200) -> Rat
 
 PLANTED = (0.5, 0.01)
 WRONG = (0.65, 0.02)
+CLEARLY_WRONG = (0.75, 0.04)
 
 
 def threshold_world(rng: np.random.Generator, n_features: int, accuracy: float = 0.5):
@@ -110,11 +112,14 @@ def recommended(fit) -> bool:
     return bool(getattr(fit, "recommended", getattr(fit, "improves", False)))
 
 
-def threshold_decisions(reps: int, n_features: int, seed: int, current=PLANTED) -> Rate:
+def threshold_decisions(reps: int, n_features: int, seed: int, current=PLANTED, n_boot: int = 1000) -> Rate:
+    import inspect
+
     from engine.stats.thresholds import fit_thresholds
 
+    kw = {"n_boot": n_boot} if "n_boot" in inspect.signature(fit_thresholds).parameters else {}
     rng = np.random.default_rng(seed)
-    hits = sum(recommended(fit_thresholds(threshold_world(rng, n_features), current)) for _ in range(reps))
+    hits = sum(recommended(fit_thresholds(threshold_world(rng, n_features), current, **kw)) for _ in range(reps))
     return Rate(hits, reps)
 
 
@@ -275,8 +280,9 @@ def main(argv: list[str] | None = None) -> int:
             for f in (30, 60):
                 print(f"thresholds, {f} features, planted pair current: change recommended "
                       f"{threshold_decisions(args.reps, f, args.seed)}  (want <= ~5%)")
-                print(f"thresholds, {f} features, wrong pair {WRONG} current: change recommended "
-                      f"{threshold_decisions(args.reps, f, args.seed + 1, current=WRONG)}  (power)")
+                for k, wrong in enumerate((WRONG, CLEARLY_WRONG)):
+                    print(f"thresholds, {f} features, wrong pair {wrong} current: change recommended "
+                          f"{threshold_decisions(args.reps, f, args.seed + 1 + k, current=wrong)}  (power)")
         elif check == "agreement":
             reps = max(1, args.reps // 2)
             cov = agreement_coverage(reps, 30, args.seed)
