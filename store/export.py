@@ -20,10 +20,12 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from .db import Project, dumps, loads
 from .errors import StoreError
+
+if TYPE_CHECKING:
+    from .db import Project
 
 FORMATS = ("jsonl", "csv")
 KINDS = ("features", "scores", "labels", "judgments")
@@ -79,6 +81,10 @@ def records(project: Project, kind: str, *, source: str | None = None,
             method: str | None = None, include_failed: bool = False,
             with_examples: bool = False) -> Iterator[dict[str, Any]]:
     """Stream the records of ``kind`` (features | scores | labels) as dicts."""
+    # (store.db is imported here, not at the top: `saegold export --help` lists KINDS and
+    # FIELDS without the database layer)
+    from .db import loads
+
     if kind not in KINDS:
         raise StoreError(f"unknown export {kind!r} (choose {', '.join(KINDS)})")
     where, params = [], []
@@ -123,6 +129,8 @@ def records(project: Project, kind: str, *, source: str | None = None,
 def write_records(rows: Iterator[dict[str, Any]], fields: tuple[str, ...], fmt: str,
                   out: TextIO) -> int:
     """Write ``rows`` to ``out`` as ``fmt``; return how many were written."""
+    from .db import dumps
+
     n = 0
     if fmt == "jsonl":
         for row in rows:

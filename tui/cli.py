@@ -2,8 +2,12 @@
 
 Each subcommand lives in its own module under :mod:`tui.commands` and exposes
 ``register(subparsers)``; modules are discovered, so adding a command touches no shared
-file.  Heavy libraries (torch, transformers) are imported only inside the commands that
-need them, which keeps ``saegold --help`` and ``saegold annotate`` quick to start.
+file.  ``saegold --help`` imports every command module and runs its ``register``, so both
+stay light: a module imports at its top only the standard library, ``store.errors``,
+``tui.cli_args`` and ``tui.safe``; everything else (the database layer, the statistics and
+model stacks, rich tables and progress bars) is imported inside the function that runs
+the command.  A default that lives in a heavier module is a :class:`tui.cli_args.Later`.
+``tests/cli/test_help_imports.py`` keeps this true; ``tests/perf/perf_help.py`` times it.
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ import sys
 from store.errors import SaegoldError
 
 from . import commands
+from .cli_args import resolve_later
 from .safe import inert_line
 
 DESCRIPTION = """\
@@ -71,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(only=_named_command(argv))
     args = parser.parse_args(argv)
+    resolve_later(args)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

@@ -3,8 +3,32 @@ checked integer types."""
 from __future__ import annotations
 
 import argparse
+import importlib
 
 from store.errors import SaegoldError
+
+
+class Later:
+    """A default that lives in a heavier module (``Later("engine.stats.resample",
+    "DEFAULT_BOOT")``), read only when needed: when that command's ``--help`` shows it
+    (``%(default)s``) or when the command runs (:func:`tui.cli.main` resolves it), so
+    ``saegold --help`` imports no statistics or model stack."""
+
+    def __init__(self, module: str, name: str):
+        self.module, self.name = module, name
+
+    def value(self):
+        return getattr(importlib.import_module(self.module), self.name)
+
+    def __str__(self) -> str:
+        return str(self.value())
+
+
+def resolve_later(args: argparse.Namespace) -> None:
+    """Replace every :class:`Later` default left in ``args`` by its value."""
+    for key, value in vars(args).items():
+        if isinstance(value, Later):
+            setattr(args, key, value.value())
 
 
 def at_least(lowest: int):

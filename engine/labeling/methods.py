@@ -12,10 +12,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from . import prompts as P
 from .format import (activation_score, drop_bos, final_token_part, mark, marked_values, window)
-from .inputs import FeatureData
+
+if TYPE_CHECKING:   # (not at run time: `saegold label --help` lists METHOD_NAMES without the store)
+    from .inputs import FeatureData
 
 CONTEXT_TOKENS = 64          # tokens of each example shown around its max token
 LOGIT_TOKENS_SHOWN = 20

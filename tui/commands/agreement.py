@@ -3,15 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from rich.console import Console
-
-from engine.stats import agreement
-from engine.stats.resample import DEFAULT_BOOT, DEFAULT_SEED
-from store.db import default_path, open_project
-
-from ..cli_args import at_least
-from ..progress import progress_bars
-from ..reports import agreement_renderable
+from ..cli_args import Later, at_least
 from ..safe import print_json
 
 
@@ -26,16 +18,24 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "are shown as missing, with the count.",
     )
     p.add_argument("--json", action="store_true", help="print the report as JSON (null + reason for a missing figure)")
-    p.add_argument("--bootstrap", type=at_least(1), default=DEFAULT_BOOT, metavar="N",
-                   help=f"bootstrap resamples for the CIs (default {DEFAULT_BOOT})")
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"bootstrap seed (default {DEFAULT_SEED})")
-    p.add_argument("--min-items", type=at_least(1), default=agreement.DEFAULT_MIN_ITEMS, metavar="N",
-                   help="fewest shared items for a figure to be computed "
-                        f"(default {agreement.DEFAULT_MIN_ITEMS})")
+    p.add_argument("--bootstrap", type=at_least(1), default=Later("engine.stats.resample", "DEFAULT_BOOT"),
+                   metavar="N", help="bootstrap resamples for the CIs (default %(default)s)")
+    p.add_argument("--seed", type=int, default=Later("engine.stats.resample", "DEFAULT_SEED"),
+                   help="bootstrap seed (default %(default)s)")
+    p.add_argument("--min-items", type=at_least(1), default=Later("engine.stats.agreement", "DEFAULT_MIN_ITEMS"),
+                   metavar="N", help="fewest shared items for a figure to be computed (default %(default)s)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from engine.stats import agreement
+    from store.db import default_path, open_project
+
+    from ..progress import progress_bars
+    from ..reports import agreement_renderable
+
     n_boot = max(1, args.bootstrap)
     with open_project(args.db or default_path()) as project, progress_bars() as progress:
         report = agreement.compute(project, n_boot=n_boot, seed=args.seed,

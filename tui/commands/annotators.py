@@ -3,11 +3,6 @@ from __future__ import annotations
 
 import argparse
 
-from rich.console import Console
-from rich.table import Table
-
-from store import judgments
-from store.db import default_path, open_project
 from store.errors import SaegoldError
 
 from ..safe import inert
@@ -27,6 +22,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from store import judgments
+    from store.db import default_path, open_project
+
     if args.lead and not args.add:
         raise SaegoldError("--lead goes with --add NAME")
     with open_project(args.db or default_path()) as project:

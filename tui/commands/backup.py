@@ -3,10 +3,6 @@ from __future__ import annotations
 
 import argparse
 
-from store.backup import backup
-from store.db import default_path, open_project
-
-from ..progress import progress_bars
 from ..safe import inert_line
 
 
@@ -24,6 +20,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from store.backup import backup
+    from store.db import default_path, open_project
+
+    from ..progress import progress_bars
+
     with open_project(args.db or default_path()) as project, progress_bars() as progress:
         result = backup(project, args.path, overwrite=args.force, progress=progress)
     print(f"backup {inert_line(result.path)}: {result.pages} pages, {result.bytes} bytes, "

@@ -2,21 +2,15 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 
-from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
-from store import settings
-from store.db import open_project
 from store.errors import SaegoldError
 from store.feature_spec import parse_feature_spec, stored_feature_ids
 
 from ..cli_args import add_endpoint_args, parse_temperature
-from ..progress import progress_bars
 from ..safe import inert, inert_line
 
 DESCRIPTION = """\
@@ -64,6 +58,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from store.db import open_project
+
     with open_project(args.db) as project:
         if args.report:
             given = [flag for flag, value in (("--source", args.source), ("--methods", args.methods),
@@ -98,10 +94,15 @@ def parse_features(project, spec: str | None, source: str | None = None) -> list
 
 
 def _score(project, args: argparse.Namespace) -> int:
+    import asyncio
+
     from engine.bench.embedders import make_embedder
     from engine.bench.examples import parse_ranks
     from engine.bench.job import BenchConfig, run_bench
     from engine.llm.client import LLMClient
+    from store import settings
+
+    from ..progress import progress_bars
 
     config = BenchConfig(
         benchmarks=tuple(_csv(args.benchmarks) or ("detection", "fuzzing")
@@ -205,7 +206,9 @@ def _gap(row: dict) -> str:
     return text
 
 
-def _table(title: str, rows: list[dict], with_category: bool) -> Table:
+def _table(title: str, rows: list[dict], with_category: bool):
+    from rich.table import Table
+
     table = Table(title=title, title_justify="left")
     if with_category:
         table.add_column("category", overflow="fold")
@@ -223,6 +226,9 @@ def _table(title: str, rows: list[dict], with_category: bool) -> Table:
 
 
 def _report(project, *, as_json: bool) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
     from engine.bench.report import build_report
 
     data = build_report(project)

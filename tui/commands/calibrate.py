@@ -4,16 +4,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rich.console import Console
-
-from engine.stats import agreement, calibration, html, thresholds
-from engine.stats.resample import DEFAULT_BOOT, DEFAULT_SEED
-from store.db import default_path, open_project
 from store.errors import SaegoldError
 
-from ..cli_args import at_least
-from ..progress import progress_bars
-from ..reports import calibration_renderable
+from ..cli_args import Later, at_least
 from ..safe import inert_line, print_json
 
 
@@ -37,17 +30,26 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="with --store-thresholds: store the fitted pair even when it is not shown to be "
                         "better than the current one (says so)")
     p.add_argument("--yes", action="store_true", help="do not ask before storing thresholds")
-    p.add_argument("--bootstrap", type=at_least(1), default=DEFAULT_BOOT, metavar="N",
-                   help=f"bootstrap resamples for the CIs (default {DEFAULT_BOOT})")
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"bootstrap seed (default {DEFAULT_SEED})")
-    p.add_argument("--min-rows", type=at_least(2), default=calibration.DEFAULT_MIN_ROWS, metavar="N",
-                   help=f"fewest verdicts for a figure (default {calibration.DEFAULT_MIN_ROWS})")
-    p.add_argument("--grid", type=at_least(2), default=thresholds.GRID, metavar="N",
-                   help=f"candidate values per threshold in the grid search (default {thresholds.GRID})")
+    p.add_argument("--bootstrap", type=at_least(1), default=Later("engine.stats.resample", "DEFAULT_BOOT"),
+                   metavar="N", help="bootstrap resamples for the CIs (default %(default)s)")
+    p.add_argument("--seed", type=int, default=Later("engine.stats.resample", "DEFAULT_SEED"),
+                   help="bootstrap seed (default %(default)s)")
+    p.add_argument("--min-rows", type=at_least(2), default=Later("engine.stats.calibration", "DEFAULT_MIN_ROWS"),
+                   metavar="N", help="fewest verdicts for a figure (default %(default)s)")
+    p.add_argument("--grid", type=at_least(2), default=Later("engine.stats.thresholds", "GRID"), metavar="N",
+                   help="candidate values per threshold in the grid search (default %(default)s)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from engine.stats import agreement, calibration, html, thresholds
+    from store.db import default_path, open_project
+
+    from ..progress import progress_bars
+    from ..reports import calibration_renderable
+
     n_boot = max(1, args.bootstrap)
     err = Console(stderr=True)
     with open_project(args.db or default_path()) as project:

@@ -6,9 +6,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from store.db import open_project
 from store.errors import SaegoldError
-from store.judgments import login_user
 
 from ..safe import inert_line
 
@@ -55,6 +53,8 @@ DEMO_SOURCE = "planted-model/planted-sae"
 def _check_is_demo(path: Path) -> None:
     """Refuse to let --rebuild delete a file that is not a demo project (e.g. --db pointing
     at real work)."""
+    from store.db import open_project
+
     with open_project(path) as project:   # not a saegold project at all: one error line
         others = [r["name"] for r in project.query("SELECT name FROM sources WHERE name != ?", [DEMO_SOURCE])]
     if others:
@@ -72,6 +72,7 @@ def build(path: Path, *, max_contexts: int | None = None) -> None:
     """Build the demo into ``path`` (via a temporary file, so an interrupted build leaves
     nothing half-made behind)."""
     from engine.demo import build_demo
+    from store.db import open_project
 
     from ..progress import progress_bars
 
@@ -119,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
     if args.no_open:
         print(f"open it with: saegold --db {path} annotate")
         return 0
+    from store.db import open_project
+    from store.judgments import login_user
     from tui.app.app import AnnotateApp
 
     annotator = (args.annotator or login_user()).strip() or "demo"

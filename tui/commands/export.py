@@ -5,9 +5,7 @@ import argparse
 import sys
 
 from store import export as store_export
-from store.db import default_path, open_project
 
-from ..progress import progress_bars
 from ..safe import guarded_stdout, inert_line
 
 DESCRIPTION = """\
@@ -60,6 +58,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from store.db import default_path, open_project
+
     with open_project(args.db or default_path()) as project, guarded_stdout():
         n = store_export.export(
             project, args.kind, fmt=args.format, output=args.output, source=args.source,
@@ -74,6 +74,9 @@ def run(args: argparse.Namespace) -> int:
 
 def run_gold(args: argparse.Namespace) -> int:
     from engine.gold import export_gold  # lazy: the statistics stack is not needed otherwise
+    from store.db import default_path, open_project
+
+    from ..progress import progress_bars
 
     with open_project(args.db or default_path()) as project, guarded_stdout():
         with progress_bars() as progress:

@@ -3,12 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from store.db import default_path, open_project
 from store.errors import BadInput
-from store.importers.judgments import import_judgments
-from store.importers.neuronpedia import import_neuronpedia
 
-from ..progress import progress_bars
 from ..safe import inert_line
 
 SHOW_REJECTED = 20
@@ -82,6 +78,11 @@ def _print_rejected(rejected: list[BadInput]) -> None:
 
 
 def run_neuronpedia(args: argparse.Namespace) -> int:
+    from store.db import default_path, open_project
+    from store.importers.neuronpedia import import_neuronpedia
+
+    from ..progress import progress_bars
+
     with open_project(args.db or default_path()) as project:
         with progress_bars() as progress:
             report = import_neuronpedia(project, args.paths, skip_bad=args.skip_bad, progress=progress)
@@ -108,6 +109,11 @@ def run_neuronpedia(args: argparse.Namespace) -> int:
 
 
 def run_judgments(args: argparse.Namespace) -> int:
+    from store.db import default_path, open_project
+    from store.importers.judgments import import_judgments
+
+    from ..progress import progress_bars
+
     with open_project(args.db or default_path()) as project:
         with progress_bars() as progress:
             report = import_judgments(project, args.paths, skip_bad=args.skip_bad, progress=progress)

@@ -3,9 +3,6 @@ from __future__ import annotations
 
 import argparse
 
-from store import settings
-from store.db import default_path, open_project
-
 from ..safe import inert_line
 
 
@@ -19,6 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from store import settings
+    from store.db import default_path, open_project
+
     path = args.db or default_path()
     with open_project(path, create=True) as project:
         print(f"project {project.path} (schema version {project.schema_version})")

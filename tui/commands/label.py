@@ -4,14 +4,10 @@ from __future__ import annotations
 import argparse
 
 from engine.labeling.methods import METHOD_NAMES
-from engine.labeling.routing import parse_methods
-from store import settings
-from store.db import default_path, open_project
 from store.errors import SaegoldError
 from store.feature_spec import parse_feature_spec, stored_feature_ids
 
 from ..cli_args import add_endpoint_args, at_least, parse_temperature
-from ..progress import progress_bars
 from ..safe import inert_line
 
 DESCRIPTION = f"""\
@@ -68,6 +64,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from engine.labeling.job import Endpoint, LabelOptions, label
     from engine.labeling.nla import import_jsonl
+    from engine.labeling.routing import parse_methods
+    from store import settings
+    from store.db import default_path, open_project
+
+    from ..progress import progress_bars
 
     opts = LabelOptions(
         methods=parse_methods(args.methods) if args.methods else None, by_tier=args.by_tier,

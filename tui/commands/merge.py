@@ -3,10 +3,6 @@ from __future__ import annotations
 
 import argparse
 
-from store.db import default_path, open_project
-from store.merge import TABLES, MergeReport, merge
-
-from ..progress import progress_bars
 from ..safe import inert_line
 
 SHOWN_CONFLICTS = 20
@@ -30,13 +26,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from store.db import default_path, open_project
+    from store.merge import merge
+
+    from ..progress import progress_bars
+
     with open_project(args.db or default_path()) as project, progress_bars() as progress:
         report = merge(project, args.other, dry_run=args.dry_run, progress=progress)
         print_report(report, project.path)
     return 0
 
 
-def print_report(report: MergeReport, here: object) -> None:
+def print_report(report, here: object) -> None:
+    """``report``: a :class:`store.merge.MergeReport`."""
+    from store.merge import TABLES
+
     verb = "would merge" if report.dry_run else "merged"
     print(f"{verb} {inert_line(report.other)} into {inert_line(here)}")
     for table in TABLES:

@@ -1,0 +1,68 @@
+"""`saegold --help` and every `saegold CMD --help` start without the heavy stacks.
+
+Checked by the modules a fresh interpreter has loaded after printing the help (not by timing;
+tests/perf/perf_help.py prints the time)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tui.cli import build_parser
+
+MODEL_STACK = ("torch", "transformers", "sae_lens")
+# What `saegold --help` must not need either: the database layer (sqlite-utils pulls in
+# pandas and NumPy), the statistics stack, Textual and rich's consoles.
+LIGHT = MODEL_STACK + ("sqlite_utils", "pandas", "numpy", "scipy", "sklearn", "textual",
+                       "rich.console", "store.db", "engine.stats", "engine.scoring")
+
+PROBE = """
+import json, sys
+from tui.cli import main
+for argv in json.loads(sys.argv[1]):
+    try:
+        main(argv)
+    except SystemExit:
+        pass
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def _loaded(*argvs: list[str]) -> set[str]:
+    out = subprocess.run([sys.executable, "-c", PROBE, json.dumps(list(argvs))], capture_output=True,
+                         text=True, check=True).stdout
+    return set(json.loads(out.splitlines()[-1]))
+
+
+def _commands() -> list[str]:
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    return sorted(sub.choices)
+
+
+def test_top_level_help_imports_nothing_heavy():
+    loaded = _loaded(["--help"])
+    assert "tui.commands.score" in loaded            # the probe really built the full parser
+    heavy = sorted(m for m in loaded if m.split(".")[0] in LIGHT or m in LIGHT
+                   or any(m.startswith(p + ".") for p in LIGHT))
+    assert heavy == []
+
+
+def test_no_command_help_imports_the_model_stack():
+    commands = _commands()
+    assert {"score", "label", "bench", "calibrate", "settings", "demo"} <= set(commands)
+    argvs = [[c, "--help"] for c in commands]
+    argvs += [["export", "gold", "--help"], ["import", "judgments", "--help"], ["settings", "set", "--help"]]
+    loaded = _loaded(*argvs)
+    assert "tui.commands.calibrate" in loaded
+    assert sorted(m for m in loaded if m.split(".")[0] in MODEL_STACK) == []
+
+
+def test_later_defaults_are_shown_and_resolved(capsys):
+    from engine.stats.resample import DEFAULT_BOOT
+    from tui.cli import main
+
+    try:
+        main(["agreement", "--help"])
+    except SystemExit:
+        pass
+    assert f"(default {DEFAULT_BOOT})" in capsys.readouterr().out
