@@ -9,6 +9,33 @@ from .features import CATEGORIES
 from .judgments import current
 
 
+# The annotation queue hands out only features with activating examples (store/queue.py); the
+# others cannot be judged.  What the owner is told about them, here and in `score --from-stored`:
+NO_EXAMPLES = "no activating examples (an explanation-only import)"
+NO_EXAMPLES_FILL = ("import Neuronpedia's feature JSON with activations (GET /api/feature/MODEL/SOURCE/INDEX), "
+                    "or score them on the model: saegold score --model M --sae S --corpus C --source NAME")
+
+
+def not_judgeable(project: Project) -> dict[str, int]:
+    """Features that cannot be judged (no activating examples), per source; sources with none
+    are left out."""
+    return {r["name"]: r["n"] for r in project.query(
+        "SELECT s.name, COUNT(*) AS n FROM features f JOIN sources s ON s.id = f.source_id "
+        "WHERE NOT EXISTS (SELECT 1 FROM examples e WHERE e.feature_id = f.id AND e.kind = 'top') "
+        "GROUP BY s.name ORDER BY s.name")}
+
+
+def not_judgeable_line(per_source: dict[str, int], judgeable: int | None = None) -> str | None:
+    """One sentence: how many features cannot be judged, why, and what would fill them."""
+    n = sum(per_source.values())
+    if not n:
+        return None
+    where = ", ".join(f"{name} {k:,}" for name, k in per_source.items())
+    head = f"{judgeable:,} feature(s) can be judged; " if judgeable is not None else ""
+    return (f"{head}{n:,} feature(s) cannot be judged and are not in any annotator's queue: "
+            f"{NO_EXAMPLES} [{where}]. To fill them: {NO_EXAMPLES_FILL}.")
+
+
 def table_counts(project: Project) -> dict[str, int]:
     names = [r["name"] for r in project.query(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
@@ -20,6 +47,8 @@ def sources(project: Project) -> list[dict[str, Any]]:
     return project.query(
         "SELECT s.name, s.hook_name, s.layer, s.d_sae, "
         "(SELECT count(*) FROM features f WHERE f.source_id = s.id) AS features, "
+        "(SELECT count(*) FROM features f WHERE f.source_id = s.id AND EXISTS (SELECT 1 FROM examples e "
+        " WHERE e.feature_id = f.id AND e.kind = 'top')) AS with_examples, "
         "(SELECT count(*) FROM features f JOIN taxonomy_scores t ON t.feature_id = f.id "
         " WHERE f.source_id = s.id) AS scored, "
         "(SELECT count(DISTINCT l.feature_id) FROM labels l JOIN features f ON f.id = l.feature_id "
@@ -92,11 +121,14 @@ def imports(project: Project) -> list[dict[str, Any]]:
 
 def status(project: Project) -> dict[str, Any]:
     """Everything `saegold status` shows, as plain data (``--json`` prints it as is)."""
+    nj = not_judgeable(project)
     return {
         "path": str(project.path),
         "schema_version": project.schema_version,
         "tables": table_counts(project),
         "sources": sources(project),
+        "not_judgeable": {"features": sum(nj.values()), "by_source": nj, "reason": NO_EXAMPLES,
+                          "to_fill": NO_EXAMPLES_FILL},
         "categories": categories(project),
         "label_methods": label_methods(project),
         "annotators": annotation_progress(project),

@@ -1,11 +1,18 @@
 """A corpus read as documents and cut into fixed-length token contexts.
 
-A corpus is a plain text file (documents are paragraphs, separated by blank lines), a JSONL
-file (one JSON object per line with a ``text`` field), a directory of such files (``*.txt``,
-``*.jsonl``, sorted), or a Hugging Face dataset ``hf:NAME[:SPLIT]`` (streamed with
-``datasets``; a bare ``owner/name`` that is not a local path works too).  Documents are
-tokenized, joined into one stream with BOS between them, and cut into contexts of
-``ctx_len`` tokens that each start with BOS, as sae-lens and Neuronpedia do.
+A corpus is a plain text file, a JSONL file (one JSON object per line with a ``text``
+field), a directory of such files (``*.txt``, ``*.jsonl``, sorted), or a Hugging Face
+dataset ``hf:NAME[:SPLIT]`` (streamed with ``datasets``; a bare ``owner/name`` that is not a
+local path works too).  Documents are tokenized, joined into one stream with BOS between
+them, and cut into contexts of ``ctx_len`` tokens that each start with BOS, as sae-lens and
+Neuronpedia do.
+
+How a text file splits into documents is its ``doc_sep``: ``blank`` (paragraphs separated by
+blank lines), ``line`` (every non-empty line is a document), or ``auto`` (the default): a file
+whose first non-empty line is a JSON object with the text field is read as JSON Lines whatever
+its name; otherwise a file with a blank line in its first MiB is read by paragraphs, and one
+with several lines and no blank line as one document per line.  :func:`reading` says what was
+chosen for each file, so the command line can show it.
 """
 from __future__ import annotations
 
@@ -21,6 +28,8 @@ from .errors import CorpusError
 
 TEXT_SUFFIXES = (".txt", ".text", ".md")
 JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
+DOC_SEPS = ("auto", "blank", "line")
+SNIFF_BYTES = 1 << 20      # auto: how much of a text file is looked at
 
 
 @dataclass(frozen=True)
@@ -32,14 +41,22 @@ class CorpusSpec:
     dataset: str | None = None
     split: str = "train"
     text_field: str = "text"
+    doc_sep: str = "auto"
 
     @property
     def description(self) -> str:
         return f"hf:{self.dataset}:{self.split}" if self.dataset else self.spec
 
 
-def resolve(spec: str, text_field: str = "text") -> CorpusSpec:
+def resolve(spec: str, text_field: str = "text", doc_sep: str = "auto") -> CorpusSpec:
     """Resolve a corpus argument; a missing file is a one-line error."""
+    if doc_sep not in DOC_SEPS:
+        raise CorpusError(f"--doc-sep {doc_sep!r}: choose one of {', '.join(DOC_SEPS)}")
+    spec_ = _resolve(spec, text_field)
+    return CorpusSpec(spec_.spec, spec_.files, spec_.dataset, spec_.split, spec_.text_field, doc_sep)
+
+
+def _resolve(spec: str, text_field: str) -> CorpusSpec:
     if spec.startswith("hf:"):
         name, _, split = spec[3:].partition(":")
         if not name:
@@ -59,8 +76,63 @@ def resolve(spec: str, text_field: str = "text") -> CorpusSpec:
     return CorpusSpec(spec, dataset=spec, text_field=text_field)
 
 
-def _is_jsonl(path: Path) -> bool:
-    return path.suffix in JSONL_SUFFIXES
+def _looks_jsonl(path: Path, text_field: str) -> bool:
+    """Is the first non-empty line a JSON object holding ``text_field``?"""
+    try:
+        with path.open(encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.strip():
+                    try:
+                        first = json.loads(line)
+                    except ValueError:
+                        return False
+                    return isinstance(first, dict) and text_field in first
+    except OSError:
+        return False      # documents() reports the file
+    return False
+
+
+def _has_blank_line(path: Path) -> tuple[bool, int]:
+    """(a blank line between non-empty lines in the first SNIFF_BYTES, non-empty lines seen)."""
+    seen = blank_pending = 0
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        read = 0
+        for line in fh:
+            read += len(line)
+            if line.strip():
+                if blank_pending and seen:
+                    return True, seen
+                seen += 1
+                blank_pending = 0
+            else:
+                blank_pending = 1
+            if read >= SNIFF_BYTES:
+                break
+    return False, seen
+
+
+def file_mode(path: Path, corpus: CorpusSpec) -> tuple[str, str]:
+    """How ``path`` is read: (``jsonl`` | ``blank`` | ``line``, why in words)."""
+    if path.suffix in JSONL_SUFFIXES:
+        return "jsonl", f"JSON Lines, field {corpus.text_field!r}"
+    if corpus.doc_sep != "auto":
+        return corpus.doc_sep, ("paragraphs separated by blank lines" if corpus.doc_sep == "blank"
+                                else "one document per line") + " (--doc-sep)"
+    if _looks_jsonl(path, corpus.text_field):
+        return "jsonl", f"JSON Lines (its lines are JSON objects with {corpus.text_field!r}), field " \
+                        f"{corpus.text_field!r}"
+    try:
+        blank, lines = _has_blank_line(path)
+    except OSError:
+        return "blank", "paragraphs separated by blank lines"
+    if blank or lines < 2:
+        return "blank", "paragraphs separated by blank lines (--doc-sep line: one document per line)"
+    return "line", "one document per line: it has no blank lines (--doc-sep blank: read it as one document)"
+
+
+def reading(corpus: CorpusSpec) -> list[str]:
+    """One line per local file: how it is split into documents."""
+    return [f"{path}: {file_mode(path, corpus)[1]}" for path in corpus.files]
 
 
 def _jsonl_docs(path: Path, text_field: str) -> Iterator[str]:
@@ -82,6 +154,13 @@ def _jsonl_docs(path: Path, text_field: str) -> Iterator[str]:
                 yield text
 
 
+def _line_docs(path: Path) -> Iterator[str]:
+    with path.open(encoding="utf-8", errors="strict") as fh:
+        for line in fh:
+            if line.strip():
+                yield line.rstrip("\r\n")
+
+
 def _text_docs(path: Path) -> Iterator[str]:
     para: list[str] = []
     with path.open(encoding="utf-8", errors="strict") as fh:
@@ -101,8 +180,10 @@ def documents(corpus: CorpusSpec) -> Iterator[str]:
         yield from _dataset_docs(corpus)
         return
     for path in corpus.files:
+        mode = file_mode(path, corpus)[0]
         try:
-            yield from (_jsonl_docs(path, corpus.text_field) if _is_jsonl(path) else _text_docs(path))
+            yield from (_jsonl_docs(path, corpus.text_field) if mode == "jsonl"
+                        else _line_docs(path) if mode == "line" else _text_docs(path))
         except UnicodeDecodeError as exc:
             raise BadInput(str(path), f"byte {exc.start}", None, "not UTF-8 text") from None
         except OSError as exc:

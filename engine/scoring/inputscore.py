@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from engine.progress import Progress, null_progress
-from store import settings
+from store import settings, status
 from store.db import Project, loads
 
 from .errors import ScoringError
@@ -116,3 +116,41 @@ def score_stored(project: Project, *, source: str | None = None, features: Seque
         done += len(chunk)
         progress("input scores (stored)", done, len(ids))
     return done
+
+
+# Why a feature in scope gets no input score from stored data, and what would give it one.
+NO_EXAMPLES = (status.NO_EXAMPLES, status.NO_EXAMPLES_FILL)
+NO_LENS = ("no logit-lens tokens stored (e.g. a trimmed Neuronpedia record without pos_str)",
+           "import the full feature JSON (with pos_str), or score them on the model: "
+           "saegold score --model M --sae S --corpus C --source NAME")
+ALREADY = ("already have an input score", "give --redo")
+
+
+def stored_skips(project: Project, *, source: str | None = None, features: Sequence[int] | None = None,
+                 redo: bool = False) -> list[tuple[tuple[str, str], dict[str, int]]]:
+    """The features in :func:`score_stored`'s scope that it does not score, by reason:
+    ``[((reason, what would fill them), {source: count})]``, reasons in a fixed order, empty
+    ones left out.  (The same conditions as :func:`score_stored`, read in one query.)"""
+    where, args = ["1 = 1"], []
+    if source is not None:
+        where.append("s.name = ?")
+        args.append(source)
+    if features is not None:
+        where.append("f.idx IN (SELECT value FROM json_each(?))")
+        args.append(json.dumps([int(i) for i in features]))
+    rows = project.query(
+        "SELECT s.name AS source, "
+        "EXISTS (SELECT 1 FROM examples e WHERE e.feature_id = f.id AND e.kind = 'top') AS has_examples, "
+        "EXISTS (SELECT 1 FROM logit_tokens l WHERE l.feature_id = f.id AND l.kind = 'promoted') AS has_lens, "
+        "EXISTS (SELECT 1 FROM taxonomy_scores t WHERE t.feature_id = f.id AND t.input_score IS NOT NULL) "
+        "AS scored, COUNT(*) AS n "
+        f"FROM features f JOIN sources s ON s.id = f.source_id WHERE {' AND '.join(where)} "
+        "GROUP BY 1, 2, 3, 4 ORDER BY 1", args)
+    out: dict[tuple[str, str], dict[str, int]] = {NO_EXAMPLES: {}, NO_LENS: {}, ALREADY: {}}
+    for r in rows:
+        why = (ALREADY if r["scored"] and not redo else NO_EXAMPLES if not r["has_examples"]
+               else NO_LENS if not r["has_lens"] else None)
+        if why is not None:
+            out[why][r["source"]] = out[why].get(r["source"], 0) + r["n"]
+    return [(why, per_source) for why, per_source in out.items() if per_source]
+

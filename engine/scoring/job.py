@@ -119,14 +119,14 @@ def score(project: Project, *, model: str, sae: str, corpus: str | None = None, 
           feature_batch: int = 256, redo: bool = False, shard: str | tuple[int, int] | None = None,
           max_contexts: int | None = None, max_tokens: int | None = None, continuation_tokens: int = 8,
           source: str | None = None, text_field: str = "text", seed: int = 0,
-          progress: Progress = null_progress) -> ScoreReport:
+          doc_sep: str = "auto", progress: Progress = null_progress) -> ScoreReport:
     """Score an SAE's features on a model (and corpus) into ``project``; see the module doc."""
     t0 = time.perf_counter()
     shard_t = parse_shard(shard)
     wanted = requested_features(features)
     corpus_spec = None
     if corpus is not None:
-        corpus_spec = corpus_mod.resolve(corpus, text_field)
+        corpus_spec = corpus_mod.resolve(corpus, text_field, doc_sep)
         if corpus_spec.files:
             corpus_mod.validate(corpus_spec)
     progress("load model and SAE", 0, 2)

@@ -67,3 +67,59 @@ def test_short_ctx_len_is_refused(tmp_path, tok):
     (tmp_path / "a.txt").write_text("the ocean\n")
     with pytest.raises(CorpusError, match="at least 2 tokens"):
         list(corpus_mod.contexts(corpus_mod.resolve(str(tmp_path / "a.txt")), tok, 1, tok.bos_token_id))
+
+
+ONE_PER_LINE = ('"""Parse the config file and return a dict."""\n'
+                "Licensed under the Apache License, Version 2.0.\n"
+                "the ocean is warm .\n")
+
+
+def test_one_document_per_line_is_detected_and_can_be_chosen(tmp_path, tok):
+    path = tmp_path / "docs.txt"
+    path.write_text(ONE_PER_LINE)
+    auto = corpus_mod.resolve(str(path))
+    assert list(corpus_mod.documents(auto)) == ONE_PER_LINE.splitlines()
+    assert corpus_mod.reading(auto) == [f"{path}: one document per line: it has no blank lines "
+                                        "(--doc-sep blank: read it as one document)"]
+    # every line starts after a BOS: no context joins the docstring to the licence without one
+    bos = tok.bos_token_id
+    stream = [t for c in corpus_mod.contexts(auto, tok, 64, bos) for t in c[1:]]
+    assert stream.count(bos) == 2
+    blank = corpus_mod.resolve(str(path), doc_sep="blank")
+    assert list(corpus_mod.documents(blank)) == [ONE_PER_LINE.rstrip("\n")]
+    # a paragraph file stays paragraphs under auto; `line` splits it anyway
+    para = tmp_path / "para.txt"
+    para.write_text("the ocean is warm .\nthe storm came .\n\nmy doctor ate cheese .\n")
+    assert list(corpus_mod.documents(corpus_mod.resolve(str(para)))) == [
+        "the ocean is warm .\nthe storm came .", "my doctor ate cheese ."]
+    assert list(corpus_mod.documents(corpus_mod.resolve(str(para), doc_sep="line"))) == [
+        "the ocean is warm .", "the storm came .", "my doctor ate cheese ."]
+    with pytest.raises(CorpusError, match="--doc-sep 'pages'"):
+        corpus_mod.resolve(str(para), doc_sep="pages")
+
+
+def test_json_lines_are_told_by_content_not_name(tmp_path):
+    piece = tmp_path / "xaa"            # a piece made by `split`: no suffix
+    piece.write_text('{"text": "we saw a lion", "id": 1}\n{"text": "two owl"}\n')
+    spec = corpus_mod.resolve(str(piece))
+    assert list(corpus_mod.documents(spec)) == ["we saw a lion", "two owl"]
+    assert "JSON Lines" in corpus_mod.reading(spec)[0]
+    # a text file that merely starts with a brace is text
+    odd = tmp_path / "odd.txt"
+    odd.write_text("{not json} at all\nsecond line\n")
+    assert list(corpus_mod.documents(corpus_mod.resolve(str(odd)))) == ["{not json} at all", "second line"]
+
+
+def test_score_prints_how_it_reads_the_corpus(tmp_path, tiny, capsys):
+    from tui.cli import main
+
+    model_dir, sae_dir = tiny
+    path = tmp_path / "docs.txt"
+    path.write_text("the ocean is warm\nthe storm came\nmy doctor ate cheese\n" * 3)
+    db = str(tmp_path / "p.db")
+    assert main(["--db", db, "init"]) == 0
+    capsys.readouterr()
+    assert main(["--db", db, "score", "--model", str(model_dir), "--sae", str(sae_dir), "--corpus", str(path),
+                 "--features", "0-3", "--ctx-len", "8", "--device", "cpu"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == (
+        f"corpus {path}: one document per line: it has no blank lines (--doc-sep blank: read it as one document)")

@@ -4,9 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from store.db import default_path, open_project
 from store.errors import SaegoldError
-from store.judgments import login_user
 
 from ..safe import inert_line
 
@@ -37,7 +35,18 @@ def demo_notice(project) -> str | None:
     return NOTICE if names == [DEMO_SOURCE] else None
 
 
+def queue_notice(project) -> str | None:
+    """How many features cannot be judged (no activating examples), why, and what would fill
+    them; None when every feature can be judged."""
+    from store.status import not_judgeable, not_judgeable_line
+
+    judgeable = project.scalar("SELECT COUNT(DISTINCT feature_id) FROM examples WHERE kind = 'top'")
+    return not_judgeable_line(not_judgeable(project), judgeable)
+
+
 def run(args: argparse.Namespace) -> int:
+    from store.db import default_path, open_project
+    from store.judgments import login_user
     from tui.app.app import AnnotateApp, QueueFinished
 
     annotator = (args.annotator or login_user()).strip()
@@ -47,9 +56,12 @@ def run(args: argparse.Namespace) -> int:
         raise SaegoldError(f"--annotator {annotator!r}: a name must be printable text")
     project = open_project(args.db or default_path())
     try:
+        left_out = queue_notice(project)
+        if left_out:   # the start line (stays above the app's screen in the terminal) and the intro
+            print(f"saegold annotate: {inert_line(left_out)}")
         try:
             app = AnnotateApp(project, annotator, lead=args.lead, intro=args.intro,
-                              notice=demo_notice(project))
+                              notice="\n\n".join(n for n in (demo_notice(project), left_out) if n) or None)
         except QueueFinished as exc:
             print(f"saegold annotate: {inert_line(exc)}")
             return 0

@@ -3,12 +3,10 @@ from __future__ import annotations
 
 import argparse
 
-from store.db import default_path, open_project
 from store.errors import SaegoldError
 from store.feature_spec import parse_feature_spec, stored_feature_ids
 
 from ..cli_args import at_least
-from ..progress import progress_bars
 from ..safe import inert_line
 
 DESCRIPTION = """\
@@ -27,10 +25,15 @@ feature ranges, so N processes can fill one project.
 
 With --from-stored: no model; input scores of stored features (e.g. imported from
 Neuronpedia) from their stored activations and promoted tokens.  Output scores stay empty
-until a model run fills them.
+until a model run fills them.  The features it leaves out are listed per source with the
+reason (no activating examples, no logit-lens tokens, already scored) and what would fill them.
 
-Corpus: a .txt file (paragraphs separated by blank lines), a .jsonl file with a "text"
-field, a directory of those, or a Hugging Face dataset hf:NAME[:SPLIT] (streamed)."""
+Corpus: a text file, a .jsonl file with a "text" field, a directory of those, or a Hugging
+Face dataset hf:NAME[:SPLIT] (streamed).  A text file is split into documents by --doc-sep:
+paragraphs separated by blank lines, one document per line, or (auto, the default) JSON Lines
+when its lines are JSON objects with the text field whatever its name, else paragraphs when
+it has blank lines, else one document per line.  How each file is read is printed first.
+Documents never share a context without a BOS between them."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,6 +43,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sae", help="SAE: sae-lens RELEASE:SAE_ID or a local SAE.save_model directory")
     p.add_argument("--corpus", help="text/JSONL file or directory, or hf:DATASET[:SPLIT]")
     p.add_argument("--text-field", default="text", help="JSONL / dataset text field (default: text)")
+    p.add_argument("--doc-sep", choices=("auto", "blank", "line"), default="auto",
+                   help="how a text file splits into documents: blank = paragraphs separated by blank "
+                        "lines, line = one document per line, auto (default) = JSON Lines when its lines "
+                        "are JSON objects with the text field, else paragraphs when it has blank lines, "
+                        "else one document per line; the choice is printed per file")
     p.add_argument("--ctx-len", type=int, default=64, help="tokens per context, BOS included (default 64)")
     p.add_argument("--top-k", type=int, default=100, help="top activating contexts kept per feature (default 100)")
     p.add_argument("--negatives", type=at_least(0), default=20,
@@ -76,8 +84,15 @@ def run(args: argparse.Namespace) -> int:
     for flag in ("ctx_len", "top_k", "batch_size", "feature_batch"):
         if getattr(args, flag) < 1:
             raise SaegoldError(f"--{flag.replace('_', '-')} must be at least 1")
+    from engine.scoring import corpus as corpus_mod
     from engine.scoring.job import score
+    from store.db import default_path, open_project
 
+    from ..progress import progress_bars
+
+    if args.corpus:
+        for line in corpus_mod.reading(corpus_mod.resolve(args.corpus, args.text_field, args.doc_sep)):
+            print(f"corpus {inert_line(line)}")
     with open_project(args.db or default_path()) as project, progress_bars() as progress:
         report = score(
             project, model=args.model, sae=args.sae, corpus=args.corpus, ctx_len=args.ctx_len,
@@ -85,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
             dtype=args.dtype, batch_size=args.batch_size, feature_batch=args.feature_batch, redo=args.redo,
             shard=args.shard, max_contexts=args.max_contexts, max_tokens=args.max_tokens,
             continuation_tokens=args.continuation_tokens, source=args.source, text_field=args.text_field,
-            progress=progress,
+            doc_sep=args.doc_sep, progress=progress,
         )
         print(f"source {inert_line(report.source)} on {report.device}: {report.features} features in scope")
         print(f"  output scores: {report.output_scored} computed, {report.output_skipped} already done"
@@ -105,14 +120,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _from_stored(args: argparse.Namespace) -> int:
-    from engine.scoring.inputscore import score_stored
+    from engine.scoring.inputscore import score_stored, stored_skips
+    from store.db import default_path, open_project
+
+    from ..progress import progress_bars
 
     feats = parse_feature_spec(args.features) if args.features is not None else None
     with open_project(args.db or default_path()) as project, progress_bars() as progress:
         if feats is not None:   # no SAE here: the bound is what is stored for the source
             stored_feature_ids(project, feats, args.source)
+        skips = stored_skips(project, source=args.source, features=feats, redo=args.redo)   # before scoring
         n = score_stored(project, source=args.source, features=feats, redo=args.redo, progress=progress)
         print(f"input scores from stored activations: {n} features")
+        print_skips(skips)
         if args.source:
             _print_categories(project, args.source)
     return 0
@@ -125,3 +145,16 @@ def _print_categories(project, source: str) -> None:
         "GROUP BY 1 ORDER BY 1", [source])
     if rows:
         print("  categories: " + ", ".join(f"{r['category']} {r['n']}" for r in rows))
+
+
+
+def print_skips(skips) -> None:
+    """The features ``score --from-stored`` left out, by reason, with what would fill them."""
+    total = sum(n for _, per_source in skips for n in per_source.values())
+    if not total:
+        return
+    print(f"not scored: {total:,} feature(s)")
+    for (reason, fill), per_source in skips:
+        where = ", ".join(f"{inert_line(name)} {n:,}" for name, n in per_source.items())
+        print(f"  {sum(per_source.values()):,}: {reason} [{where}]")
+        print(f"    to score them: {fill}")

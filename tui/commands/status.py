@@ -4,12 +4,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rich.console import Console
-from rich.table import Table
-
-from store.db import default_path, open_project
-from store.status import status
-
 from ..safe import inert, print_json
 
 SHOW_IMPORTS = 10
@@ -27,7 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _table(title: str, *columns: str) -> Table:
+def _table(title: str, *columns: str):
+    from rich.table import Table
+
     t = Table(title=title, title_justify="left", title_style="bold")
     for i, c in enumerate(columns):
         t.add_column(c, justify="left" if i == 0 else "right", overflow="fold",
@@ -45,6 +41,11 @@ def _n(value: object) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from store.db import default_path, open_project
+    from store.status import not_judgeable_line, status
+
     with open_project(args.db or default_path()) as project:
         data = status(project)
     if args.json:
@@ -59,11 +60,14 @@ def run(args: argparse.Namespace) -> int:
     console.print(t)
 
     if data["sources"]:
-        t = _table("Sources", "source", "layer", "features", "scored", "labeled")
+        t = _table("Sources", "source", "layer", "features", "with examples", "scored", "labeled")
         for s in data["sources"]:
-            t.add_row(inert(s["name"]), _n(s["layer"]), _n(s["features"]), _n(s["scored"]),
-                      _n(s["labeled"]))
+            t.add_row(inert(s["name"]), _n(s["layer"]), _n(s["features"]), _n(s["with_examples"]),
+                      _n(s["scored"]), _n(s["labeled"]))
         console.print(t)
+        line = not_judgeable_line(data["not_judgeable"]["by_source"])
+        if line:
+            console.print(inert(line), style="bold")
 
     t = _table("Features per category", "category", "features")
     for cat, n in data["categories"].items():
