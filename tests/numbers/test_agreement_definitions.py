@@ -4,7 +4,9 @@ Krippendorff's alpha from the coincidence matrix (Krippendorff 2011, "Computing 
 alpha-reliability"), nominal and ordinal metrics, missing data allowed; raw percent agreement
 over all pairs of annotators on shared items; Cohen's kappa from the confusion matrix
 (unweighted for tiers, linearly weighted for the ordinal verdicts); and the bootstrap CI as
-the percentile interval over resampled *items* (features), not over single ratings.
+the BCa interval (Efron 1987) over resampled *items* (features), not over single ratings, its
+acceleration from the leave-one-feature-out jackknife and its normal quantiles expanded to
+sqrt(n/(n-1)) t_{n-1} for n features (Hesterberg 2015).
 """
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ import itertools
 
 import numpy as np
 import pytest
+from scipy.stats import norm
+from scipy.stats import t as student_t
 
 from engine.stats.agreement import agreement_from
 from engine.stats.resample import cluster_counts
@@ -83,6 +87,16 @@ def _data(seed: int):
     return names, judged
 
 
+def bca(value, reps, jack):
+    reps, jack = np.asarray(reps, float), np.asarray(jack, float)
+    z0 = norm.ppf((np.sum(reps < value) + 0.5 * np.sum(reps == value)) / len(reps))
+    d = jack.mean() - jack
+    a = np.sum(d ** 3) / (6 * np.sum(d ** 2) ** 1.5)
+    n = len(jack)
+    z = np.sqrt(n / (n - 1)) * student_t.ppf([0.025, 0.975], n - 1)
+    return np.percentile(reps, 100 * norm.cdf(z0 + (z0 + z) / (1 - a * (z0 + z))))
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_alpha_percent_kappa_and_item_bootstrap(seed):
     names, judged = _data(seed)
@@ -98,14 +112,15 @@ def test_alpha_percent_kappa_and_item_bootstrap(seed):
     assert rep.tier.krippendorff_alpha.value == pytest.approx(kripp_alpha(units, 4, "nominal"), abs=1e-9)
     assert rep.tier.percent_agreement.value == pytest.approx(percent(units), abs=1e-12)
 
-    # The CI resamples items: a percentile interval of alpha over resampled features.
+    # The CI resamples items: a BCa interval of alpha over resampled features.
     feats = sorted(shared, key=str)
     counts = cluster_counts(len(feats), 300, 5)
     reps = []
     for row in counts:
         res = [list(shared[f].values()) for f, c in zip(feats, row) for _ in range(int(c))]
         reps.append(kripp_alpha(res, 4, "nominal"))
-    lo, hi = np.percentile(reps, [2.5, 97.5])
+    jack = [kripp_alpha([list(shared[f].values()) for f in feats if f != out], 4, "nominal") for out in feats]
+    lo, hi = bca(rep.tier.krippendorff_alpha.value, reps, jack)
     assert rep.tier.krippendorff_alpha.ci == pytest.approx([lo, hi], abs=1e-9)
 
     # --- verdicts: ordinal, items = labels, resampled with their feature
@@ -129,7 +144,9 @@ def test_alpha_percent_kappa_and_item_bootstrap(seed):
         mult = dict(zip(vfeats, row))
         res = [list(d.values()) for u, d in v_shared.items() for _ in range(int(mult[feature_of[u]]))]
         reps.append(kripp_alpha(res, 3, "ordinal"))
-    lo, hi = np.percentile(reps, [2.5, 97.5])
+    jack = [kripp_alpha([list(d.values()) for u, d in v_shared.items() if feature_of[u] != out], 3, "ordinal")
+            for out in vfeats]
+    lo, hi = bca(rep.verdict.krippendorff_alpha.value, reps, jack)
     assert rep.verdict.krippendorff_alpha.ci == pytest.approx([lo, hi], abs=1e-9)
 
     # --- pairwise Cohen's kappa

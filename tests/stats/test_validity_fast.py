@@ -83,3 +83,21 @@ def test_fitted_thresholds_are_recommended_only_when_the_gain_beats_its_uncertai
     assert planted.p <= 0.03, planted
     wrong = checks.threshold_decisions(40, 60, 193, current=checks.CLEARLY_WRONG, n_boot=200)
     assert wrong.p >= 0.7, wrong
+
+
+def test_agreement_intervals_cover_at_30_items():
+    """Issue 19.3: 30 items, 3 annotators (pairs share ~21), known population kappa and
+    percent agreement of a pair.  Percentile intervals covered 93.0% / 93.75% of these 400
+    worlds; the expanded BCa intervals must cover at least 94.5% (SE ~1.1% at 95%).  alpha and
+    the all-pairs percent agreement are in the full script."""
+    from engine.stats import agreement
+
+    cc, po = checks.agreement_truth()
+    rng = np.random.default_rng(193)
+    reps = 400
+    k_hit = p_hit = 0
+    for rep in range(reps):
+        pair = agreement._pairs(checks.agreement_world(rng, 30), None, 400, rep, 5)[0]
+        k_hit += pair.kappa.ci is not None and pair.kappa.ci[0] <= cc <= pair.kappa.ci[1]
+        p_hit += pair.percent_agreement.ci[0] <= po <= pair.percent_agreement.ci[1]
+    assert k_hit / reps >= 0.945 and p_hit / reps >= 0.945, (k_hit / reps, p_hit / reps)
