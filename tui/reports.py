@@ -143,7 +143,9 @@ def reliability_chart(cal: CalibrationMap, width: int = BAR) -> RenderableType:
     """Text reliability diagram: observed rate as a bar, predicted P as ``│``, per bin."""
     if cal.method is None:
         return Text(f"calibration map: {cal.reason}", style="dim")
-    t = Table(title=f"reliability ({cal.method}, {cal.folds}-fold CV, ECE {fmt(cal.cv_ece, 3)})",
+    t = Table(title=Text.assemble(f"reliability ({cal.method}, {cal.folds}-fold CV; calibration error ",
+                                  est_text(cal.cv_calibration_error), " debiased RMS)"),
+              caption=f"{cal.rule}" + (f"; {cal.note}" if cal.note else ""), caption_justify="left",
               title_justify="left", show_edge=False, pad_edge=False)
     for col in ("predicted P", "n", "observed (█) vs predicted (│)", "obs", "pred"):
         t.add_column(col)
@@ -178,7 +180,8 @@ def _cell_row(c: Cell) -> list[RenderableType]:
         est_text(c.auroc_correct), est_text(c.auroc_correct_or_partly),
         Text(f"{fmt(c.spearman.value)} (p={fmt_p(c.spearman_p)})") if c.spearman.value is not None
         else Text("—", style="dim"),
-        Text(f"{c.calibration.method} ECE {fmt(c.calibration.cv_ece, 3)}") if c.calibration.method
+        Text.assemble(f"{c.calibration.method} CE ", est_text(c.calibration.cv_calibration_error))
+        if c.calibration.method
         else Text("—", style="dim"),
         Text.assemble(est_text(sh.gap), f" p={fmt_p(sh.p_value)}") if sh.gap.value is not None
         else Text(f"— n={sh.n_labels}", style="dim"),

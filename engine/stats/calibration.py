@@ -225,7 +225,7 @@ def _cell(benchmark: str, category: str, rows: list[tuple[str, float, int]], lab
         rho = (Estimate(r_val, n) if np.isfinite(r_val)
                else Estimate.missing(n, f"undefined: scores or verdicts are constant (n={n})"))
         p = spearman_permutation(x, v, groups, n_boot, seed)[1] if rho.value is not None else None
-    cal = fit_calibration(x, v == 2, groups, min_rows=min_rows)
+    cal = fit_calibration(x, v == 2, groups, min_rows=min_rows, n_boot=n_boot, seed=seed)
     cell = Cell(
         benchmark, category, len(uniq), n, verdicts,
         float((v == 2).mean()) if n else None, float((v >= 1).mean()) if n else None,

@@ -2,9 +2,22 @@
 
 Two candidate maps, isotonic regression and Platt scaling (logistic regression on the
 score), are compared by grouped K-fold cross-validation (folds never split the rows of one
-label); the one with the lower out-of-fold Brier score is chosen.  Its out-of-fold
-predictions give the cross-validated expected calibration error (ECE, equal-width bins) and
-the reliability diagram; the map itself is then fitted on all rows.
+label); the one with the lower out-of-fold Brier score (a proper scoring rule; the log loss
+is reported next to it) is chosen.  The calibration error never chooses: at a few hundred
+verdicts a binned calibration error mostly measures binning noise (its correlation with the
+fitted map's real error across simulated worlds was -0.10 to 0.16 at n <= 200).
+
+The chosen map's out-of-fold predictions give the reliability diagram and the calibration
+error, reported two ways:
+
+- ``cv_calibration_error``: the debiased binned RMS calibration error (Kumar, Liang & Ma 2019,
+  "Verified uncertainty calibration"): per equal-width bin of predicted P, the squared gap
+  between mean prediction and observed rate minus the sampling variance of that rate,
+  weighted by bin size; its square root, floored at 0; with a 95% bootstrap CI over labels.
+- ``cv_ece``: the plain binned ECE (mean |gap|), kept for reference; it is biased upward at
+  small n (0.143 read vs 0.082 real at 50 verdicts in the simulation).
+
+The map itself is then fitted on all rows.
 """
 from __future__ import annotations
 
@@ -14,12 +27,18 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import brier_score_loss
+from sklearn.metrics import brier_score_loss, log_loss
 from sklearn.model_selection import GroupKFold
+
+from .resample import DEFAULT_BOOT, DEFAULT_SEED, Estimate, cluster_counts, estimate
 
 N_BINS = 10
 MAX_FOLDS = 5
 CURVE_POINTS = 21
+#: At or below this many verdicts the report says the calibration error is mostly noise.
+SMALL_N = 200
+CHOICE_RULE = ("map chosen by the lower cross-validated Brier score (a proper scoring rule); the "
+               "calibration error is never used to choose")
 
 
 @dataclass
@@ -38,7 +57,11 @@ class CalibrationMap:
     reason: str | None = None
     folds: int = 0
     cv_brier: dict[str, float] = field(default_factory=dict)
-    cv_ece: float | None = None
+    cv_log_loss: dict[str, float] = field(default_factory=dict)
+    cv_ece: float | None = None  # plain binned ECE, biased upward at small n (reference only)
+    cv_calibration_error: Estimate | None = None  # debiased binned RMS calibration error, CI over labels
+    rule: str = CHOICE_RULE
+    note: str | None = None
     bins: list[ReliabilityBin] = field(default_factory=list)
     curve: list[list[float]] = field(default_factory=list)  # [score, P(correct)] on a grid
 
@@ -80,8 +103,30 @@ def reliability(pred: np.ndarray, y: np.ndarray, n_bins: int = N_BINS) -> tuple[
     return bins, float(ece)
 
 
+def debiased_calibration_error(pred: np.ndarray, y: np.ndarray, w: np.ndarray,
+                               n_bins: int = N_BINS) -> np.ndarray:
+    """Debiased squared binned calibration error under each row of weights ``w`` (B, n).
+
+    Per bin b: (mean pred - mean y)^2 - ybar (1 - ybar) / (n_b - 1), weighted by n_b / n
+    (Kumar et al. 2019); bins with fewer than 2 rows add their plain squared gap.  NaN
+    where the weights are all zero.
+    """
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    which = np.clip(np.digitize(pred, edges[1:-1]), 0, n_bins - 1)
+    onehot = np.zeros((len(pred), n_bins))
+    onehot[np.arange(len(pred)), which] = 1.0
+    w = np.atleast_2d(w)
+    nb = w @ onehot
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ybar = (w @ (onehot * y[:, None])) / nb
+        pbar = (w @ (onehot * pred[:, None])) / nb
+        var = np.where(nb > 1, ybar * (1 - ybar) / (nb - 1), 0.0)
+        term = np.where(nb > 0, (pbar - ybar) ** 2 - var, 0.0)
+        return (nb * term).sum(axis=1) / nb.sum(axis=1)
+
+
 def fit_calibration(scores: np.ndarray, correct: np.ndarray, groups: np.ndarray, *,
-                    min_rows: int = 10) -> CalibrationMap:
+                    min_rows: int = 10, n_boot: int = DEFAULT_BOOT, seed: int = DEFAULT_SEED) -> CalibrationMap:
     """Choose, evaluate and fit the map; degenerate inputs give a map with ``reason``."""
     x = np.asarray(scores, dtype=float)
     y = np.asarray(correct, dtype=float)
@@ -100,9 +145,22 @@ def fit_calibration(scores: np.ndarray, correct: np.ndarray, groups: np.ndarray,
         for m in oof:
             oof[m][test] = _fit_predict(m, x[train], y[train], x[test])
     brier = {m: float(brier_score_loss(y, p)) for m, p in oof.items()}
+    logloss = {m: float(log_loss(y, np.clip(p, 1e-6, 1 - 1e-6), labels=[0, 1])) for m, p in oof.items()}
     method = min(brier, key=lambda m: (brier[m], m != "platt"))  # a tie goes to the simpler map
-    bins, ece = reliability(oof[method], y)
+    pred = oof[method]
+    bins, ece = reliability(pred, y)
+    _, clusters = np.unique(groups, return_inverse=True)
+    w = cluster_counts(int(clusters.max()) + 1, n_boot, seed)[:, clusters]
+
+    def root(sq: np.ndarray) -> np.ndarray:
+        return np.sqrt(np.maximum(sq, 0.0))
+
+    point = float(root(debiased_calibration_error(pred, y, np.ones(n)))[0])
+    # Percentile CI: a BCa interval covered worse here (65% vs 79% at n=50 in the simulation).
+    ce = estimate(point, n_groups, root(debiased_calibration_error(pred, y, w)))
+    note = (f"{n} verdicts (<= {SMALL_N}): the calibration error mostly measures binning noise at this size; "
+            f"read its CI, not its value" if n <= SMALL_N else None)
     grid = np.linspace(x.min(), x.max(), CURVE_POINTS)
     curve = _fit_predict(method, x, y, grid)
-    return CalibrationMap(method, n, None, folds, brier, ece, bins,
+    return CalibrationMap(method, n, None, folds, brier, logloss, ece, ce, CHOICE_RULE, note, bins,
                           [[float(s), float(p)] for s, p in zip(grid, curve)])

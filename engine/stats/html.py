@@ -37,6 +37,12 @@ def _est(e: Estimate | None, pct: bool = False) -> str:
     return f"<b>{f(e.value)}</b>{ci} <span class='dim'>n={e.n_items}</span>"
 
 
+def _ce(e: Estimate | None) -> str:
+    if e is None or e.value is None:
+        return "—"
+    return f"{e.value:.3f}" + (f" [{e.ci[0]:.3f}, {e.ci[1]:.3f}]" if e.ci else "")
+
+
 def _table(header: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th class='l'>{_e(h)}</th>" if i == 0 else f"<th>{_e(h)}</th>" for i, h in enumerate(header))
     body = "".join("<tr>" + "".join(f"<td class='l'>{c}</td>" if i == 0 else f"<td>{c}</td>"
@@ -65,7 +71,8 @@ def _reliability_figure(rep: CalibrationReport) -> go.Figure | None:
     if not cells:
         return None
     fig = make_subplots(rows=1, cols=len(cells), subplot_titles=[
-        f"{_e(c.benchmark)}: {c.calibration.method}, CV ECE {c.calibration.cv_ece:.3f}" for c in cells])
+        f"{_e(c.benchmark)}: {c.calibration.method}, CV calibration error {_ce(c.calibration.cv_calibration_error)}"
+        for c in cells])
     for i, c in enumerate(cells, start=1):
         bins = [b for b in c.calibration.bins if b.n]
         fig.add_trace(go.Scatter(x=[b.mean_predicted for b in bins], y=[b.observed for b in bins],
@@ -75,7 +82,10 @@ def _reliability_figure(rep: CalibrationReport) -> go.Figure | None:
                                  showlegend=False), row=1, col=i)
         fig.update_xaxes(title_text="predicted P(correct)", range=[0, 1], row=1, col=i)
         fig.update_yaxes(title_text="observed share correct", range=[0, 1], row=1, col=i)
-    fig.update_layout(title="Reliability diagrams (cross-validated)", height=420)
+    notes = sorted({c.calibration.note for c in cells if c.calibration.note})
+    fig.update_layout(title="Reliability diagrams (cross-validated; calibration error: debiased binned RMS, "
+                            "95% CI over labels)<br><sup>" + _e("; ".join([cells[0].calibration.rule, *notes]))
+                            + "</sup>", height=460)
     return fig
 
 

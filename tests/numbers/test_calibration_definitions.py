@@ -120,6 +120,12 @@ def test_auroc_both_ways_spearman_gap_and_label_bootstrap(project):
         assert sum(b.n for b in cal.bins) == len(rows)
         ece = sum(b.n / len(rows) * abs(b.mean_predicted - b.observed) for b in cal.bins if b.n)
         assert cal.cv_ece == pytest.approx(ece, abs=1e-12)
+        # The debiased RMS calibration error (Kumar et al. 2019) from the same bins: squared gap
+        # minus the sampling variance of the bin's observed rate, bin-size weighted, rooted at >= 0.
+        sq = sum(b.n / len(rows) * ((b.mean_predicted - b.observed) ** 2
+                                    - (b.observed * (1 - b.observed) / (b.n - 1) if b.n > 1 else 0.0))
+                 for b in cal.bins if b.n)
+        assert cal.cv_calibration_error.value == pytest.approx(max(sq, 0.0) ** 0.5, abs=1e-9)
         observed = sum(b.n * b.observed for b in cal.bins if b.n) / len(rows)
         assert observed == pytest.approx(np.mean(v == 2))       # the target is P(correct)
         checked += 1

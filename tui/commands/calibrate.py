@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="For each benchmark (detection, fuzzing, embedding) and automatic category: AUROC "
                     "for human 'correct' (partly counted both ways) with bootstrap CIs, Spearman "
                     "correlation with the ordinal verdict (p from permuting the labels' scores), a score -> P(correct) map (isotonic or Platt, "
-                    "chosen by cross-validation) with cross-validated ECE and a reliability diagram, and "
+                    "chosen by cross-validated Brier score) with its debiased cross-validated calibration error "
+                    "(95% CI) and a reliability diagram, and "
                     "the true-vs-shuffled control next to the human verdict rate. Also fits the taxonomy "
                     "thresholds that best reproduce the human tiers (cross-validated kappa).",
     )
