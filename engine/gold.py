@@ -46,10 +46,10 @@ VERDICTS = ("correct", "partly", "wrong")
 EXPLANATION_MODEL = "saegold-gold"
 TYPE_NAME = "saegold_gold"
 
-#: Column order and types of a record (nested ones are JSON text in CSV).
+#: Column order and types of a record (nested ones are JSON text in CSV).  ``source`` and
+#: ``feature`` (the index) name the feature as every other export and ``import judgments`` do.
 SCALAR_COLUMNS: dict[str, type] = {
-    "feature_id": int, "source": str, "model_id": str, "sae_id": str, "layer": int,
-    "feature_index": int, "auto_category": str, "input_score": float, "output_score": float,
+    "source": str, "feature": int, "model_id": str, "sae_id": str, "layer": int, "auto_category": str, "input_score": float, "output_score": float,
     "tier": str, "tier_source": str, "tier_reason": str,
     "gold_label": str, "gold_label_source": str, "gold_label_reason": str,
     "n_annotators": int, "tier_agreement": float, "verdict_agreement": float,
@@ -134,9 +134,8 @@ def feature_record(feature: data.FeatureInfo, own: list[FeatureJudgment], adj: l
     judged = [j for j in own if j.judged]   # a skip, flag or note alone judges nothing
     times = [t for j in judged + adj for t in (j.first_at, j.last_at) if t]
     return {
-        "feature_id": feature.id, "source": feature.source, "model_id": feature.model_id,
-        "sae_id": feature.sae_id, "layer": feature.layer, "feature_index": feature.index,
-        "auto_category": feature.category, "input_score": feature.input_score,
+        "source": feature.source, "feature": feature.index, "model_id": feature.model_id,
+        "sae_id": feature.sae_id, "layer": feature.layer, "auto_category": feature.category, "input_score": feature.input_score,
         "output_score": feature.output_score,
         "tier": tier, "tier_source": tier_source, "tier_reason": tier_reason,
         "tier_votes": {t: tier_votes.count(t) for t in TIERS},
@@ -193,11 +192,14 @@ def latest_adjudications(project: Project) -> dict[int, FeatureJudgment]:
     return {fid: j for (fid, _), j in store_judgments.derive(rows).items() if j.is_adjudication}
 
 
-def gold_records(project: Project, *, policy: str = "majority",
+def gold_records(project: Project, *, policy: str = "majority", source: str | None = None,
                  progress: Progress = null_progress) -> list[dict[str, Any]]:
-    """One resolved record per judged feature, in feature order."""
+    """One resolved record per judged feature (of ``source``, if given), in feature order."""
     if policy not in POLICIES:
         raise GoldError(f"unknown policy {policy!r} (choose {', '.join(POLICIES)})")
+    if source is not None and not project.scalar("SELECT 1 FROM sources WHERE name = ?", [source]):
+        known = [r["name"] for r in project.query("SELECT name FROM sources ORDER BY name")]
+        raise GoldError(f"--source {source!r}: no such source in this project (known: {', '.join(known) or 'none'})")
     own, adj = data.judgments(project)
     feats = data.features(project)
     labels_by_feature: dict[int, list[data.LabelInfo]] = {}
@@ -210,7 +212,8 @@ def gold_records(project: Project, *, policy: str = "majority",
     for j in adj:
         by_feature.setdefault(j.feature_id, ([], []))[1].append(j)
     # One record per judged feature: one only skipped, flagged or noted is not in the gold data.
-    fids = sorted(fid for fid, (o, a) in by_feature.items() if a or any(j.judged for j in o))
+    fids = sorted(fid for fid, (o, a) in by_feature.items() if (a or any(j.judged for j in o))
+                  and (source is None or feats[fid].source == source))
     decided = latest_adjudications(project) if adj else {}
     records = []
     for n, fid in enumerate(fids):
@@ -264,14 +267,14 @@ def _arrow_schema():
 
 def neuronpedia_records(records: list[dict[str, Any]]) -> list[dict[str, str]]:
     """Neuronpedia explanation records for the features with a resolved gold label."""
-    return [{"modelId": r["model_id"], "layer": r["sae_id"], "index": str(r["feature_index"]),
+    return [{"modelId": r["model_id"], "layer": r["sae_id"], "index": str(r["feature"]),
              "description": r["gold_label"], "explanationModelName": EXPLANATION_MODEL,
              "typeName": TYPE_NAME} for r in records if r["gold_label"]]
 
 
 def graph_node_id(record: dict[str, Any]) -> str:
     prefix = record["layer"] if record["layer"] is not None else record["sae_id"]
-    return f"{prefix}_{record['feature_index']}"
+    return f"{prefix}_{record['feature']}"
 
 
 def graph_labels(records: list[dict[str, Any]]) -> list[list[str]]:
@@ -324,7 +327,7 @@ def _plain_mode(path: Path) -> int:
     return 0o666 & ~mask
 
 
-def export_gold(project: Project, *, fmt: str, policy: str = "majority",
+def export_gold(project: Project, *, fmt: str, policy: str = "majority", source: str | None = None,
                 output: str | Path | None = None, progress: Progress = null_progress) -> int:
     """Write the gold records of ``project`` as ``fmt`` to ``output`` (None: standard output
     for the text formats); return the number of records written."""
@@ -332,7 +335,7 @@ def export_gold(project: Project, *, fmt: str, policy: str = "majority",
         raise GoldError(f"unknown format {fmt!r} (choose {', '.join(FORMATS)})")
     if fmt == "parquet" and output in (None, "-"):
         raise GoldError("parquet is binary: give --output PATH")
-    records = gold_records(project, policy=policy, progress=progress)
+    records = gold_records(project, policy=policy, source=source, progress=progress)
     if fmt == "parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq

@@ -369,7 +369,7 @@ def test_planted_pipeline_end_to_end(tmp_path, capsys):
     assert sorted((int(r["index"]), r["description"]) for r in np_out) == sorted((k[1], v) for k, v in named.items())
     layer = _rows(db, "SELECT layer FROM sources")[0][0]
     assert sorted(map(tuple, graph)) == sorted((f"{layer}_{k[1]}", v) for k, v in named.items())
-    recs = {(r["source"], r["feature_index"]): r for r in gold["jsonl"]}
+    recs = {(r["source"], r["feature"]): r for r in gold["jsonl"]}
     assert set(recs) == set(expected)
     assert {k: r["tier"] for k, r in recs.items()} == expected
     assert {k: r["gold_label"] for k, r in recs.items()} == expected_gold

@@ -62,7 +62,7 @@ def test_majority_unanimous_and_pair_agreement(project):
     append_many(project, events)
 
     for policy, rule in (("majority", majority), ("unanimous", unanimous)):
-        recs = {r["feature_id"]: r for r in gold.gold_records(project, policy=policy)}
+        recs = {fids[r["feature"]]: r for r in gold.gold_records(project, policy=policy)}
         assert set(recs) == {f for f, (tiers, _) in expect.items() if tiers}
         for fid, r in recs.items():
             tiers, verdicts = expect[fid]

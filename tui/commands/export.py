@@ -17,6 +17,22 @@ the raw event log in the shape `saegold import judgments` reads. `gold` writes
 the gold data resolved from human judgments under a policy."""
 
 GOLD_POLICIES = ("majority", "unanimous", "adjudicated")
+# (the fields are engine/gold.py's SCALAR_COLUMNS and NESTED_COLUMNS; a test keeps them named here)
+GOLD_DESCRIPTION = """\
+Export the gold data resolved from the annotators' judgments under a policy (majority,
+unanimous, or the lead's adjudications): one record per judged feature.
+
+Fields (jsonl, csv, parquet):
+  source, feature            the feature, named as in every export and in `import judgments`
+  model_id, sae_id, layer    what the source names
+  auto_category, input_score, output_score    the automatic taxonomy
+  tier, tier_source, tier_reason, tier_votes  the resolved tier (null with the reason, e.g. a tie)
+  gold_label, gold_label_source, gold_label_reason, annotator_gold_labels
+  candidates                 per candidate label: label_uuid, method, text, correct, partly,
+                             wrong, verdict, verdict_reason, preferred_by
+  preferred_neither, n_annotators, tier_agreement, verdict_agreement, n_skipped, n_flagged
+  annotators, adjudicated_by, first_at, last_at, policy       provenance
+neuronpedia writes Neuronpedia explanation records; graph-labels [feature id, label] pairs."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,9 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                            help="jsonl only: add top examples and promoted/suppressed logit tokens")
         q.set_defaults(func=run, kind=kind)
     g = what.add_parser("gold", help="gold labels and tiers resolved from human judgments",
-                        description="Export the gold data resolved from the annotators' "
-                                    "judgments under a policy (majority, unanimous, or the "
-                                    "lead's adjudications).")
+                        description=GOLD_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     g.add_argument("--format", choices=("jsonl", "csv", "parquet", "neuronpedia", "graph-labels"),
                    default="jsonl",
                    help="output format (default: jsonl; parquet needs --output; neuronpedia: "
@@ -54,6 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--policy", choices=GOLD_POLICIES, default="majority",
                    help="how judgments become gold (default: majority)")
     g.add_argument("--output", "-o", metavar="PATH", help="write here instead of stdout")
+    g.add_argument("--source", metavar="MODEL/SOURCE", help="only features of this source")
     g.set_defaults(func=run_gold)
 
 
@@ -80,8 +95,8 @@ def run_gold(args: argparse.Namespace) -> int:
 
     with open_project(args.db or default_path()) as project, guarded_stdout():
         with progress_bars() as progress:
-            n = export_gold(project, fmt=args.format, policy=args.policy, output=args.output,
-                            progress=progress)
+            n = export_gold(project, fmt=args.format, policy=args.policy, source=args.source,
+                            output=args.output, progress=progress)
     if args.output not in (None, "-"):
         print(f"wrote {n:,} gold record(s) to {inert_line(args.output)}", file=sys.stderr)
     return 0
