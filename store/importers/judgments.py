@@ -1,6 +1,7 @@
 """Import judgments made elsewhere (another server, another tool) from JSON Lines.
 
-One JSON object per line (``.jsonl``, optionally gzipped; a JSON array works too)::
+One JSON object per line (optionally gzipped; a JSON array works too; JSON Lines are told
+from one document by content, whatever the file's name; ``-`` reads standard input)::
 
     {"uuid": "...", "annotator": "alice", "source": "gemma-2-2b/20-gemmascope-res-16k",
      "feature": 12, "kind": "tier", "value": "input", "confidence": 2,
@@ -12,15 +13,20 @@ Candidates are named by ``method`` (the feature's one usable label of that metho
 directly by ``label_uuid``.  Events go through :func:`store.judgments.append_many`, so the
 identity rules hold (retractions by their author or a lead, adjudications by a lead), and
 an event whose UUID is already here is skipped: re-importing a file adds nothing.
+
+``created_at`` may not lie in the future: a time more than :data:`CLOCK_SKEW` past this
+machine's clock (allowing for clocks a little apart) is refused with the record named.
 """
 from __future__ import annotations
 
 import datetime as _dt
+import shutil
+import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ..db import Project
 from ..errors import BadInput, StoreError
@@ -37,6 +43,9 @@ KNOWN_FIELDS = {"uuid", "annotator", "login", "source", "feature", "kind", "valu
 LABEL_KINDS = ("verdict", "adj_verdict")
 COMPARED = ("annotator", "feature_id", "kind", "label_uuid", "value", "confidence",
             "target_uuid", "created_at")
+CLOCK_SKEW = _dt.timedelta(minutes=5)   # how far past this machine's clock a created_at may lie
+STDIN = "-"                              # the path that means standard input
+STDIN_NAME = "<stdin>"                   # how errors and the import log name it
 
 
 @dataclass
@@ -50,10 +59,12 @@ class JudgmentsReport:
     seconds: float = 0.0
 
 
-def normalize_time(rec: Record, value: Any) -> str:
+def normalize_time(rec: Record, value: Any, *, latest: _dt.datetime | None = None) -> str:
     """ISO 8601 in, saegold's UTC form out (``2026-11-26T10:00:00.000000Z``).
 
-    A time without a zone is taken as UTC."""
+    A time without a zone is taken as UTC.  A time after ``latest`` (an aware datetime; by
+    default this machine's clock plus :data:`CLOCK_SKEW`) is refused: a judgment cannot have
+    been made in the future, and one dated there would sort after everything made later."""
     raw = text(rec, "created_at", value, max_chars=64)
     try:
         moment = _dt.datetime.fromisoformat(raw.strip())
@@ -61,6 +72,11 @@ def normalize_time(rec: Record, value: Any) -> str:
         raise rec.bad("created_at", f"{raw!r} is not an ISO 8601 time") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=_dt.timezone.utc)
+    latest = latest or _dt.datetime.now(_dt.timezone.utc) + CLOCK_SKEW
+    if moment > latest:
+        clock = (latest - CLOCK_SKEW).strftime("%Y-%m-%d %H:%M:%S UTC")
+        raise rec.bad("created_at", f"{raw!r} is in the future (this machine's clock says {clock}; "
+                                    f"{int(CLOCK_SKEW.total_seconds() // 60)} minutes of clock skew are allowed)")
     return moment.astimezone(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -231,13 +247,32 @@ def _import_one(project: Project, rec: Record, resolver: _Resolver, known: set[s
 
 
 def import_judgments(project: Project, paths: Iterable[str | Path], *, skip_bad: bool = False,
-                     progress: ProgressFn = no_progress) -> JudgmentsReport:
-    """Import judgment files in ONE transaction (see the module docstring for the shape)."""
+                     progress: ProgressFn = no_progress, stdin: BinaryIO | None = None) -> JudgmentsReport:
+    """Import judgment files in ONE transaction (see the module docstring for the shape).
+
+    A path ``-`` reads ``stdin`` (a binary stream), spooled to a temporary file first."""
+    paths = list(paths)
+    if STDIN not in map(str, paths):
+        return _import_files(project, paths, skip_bad=skip_bad, progress=progress)
+    if stdin is None:
+        raise BadInput(STDIN_NAME, None, None, "standard input is not available here")
+    with tempfile.TemporaryDirectory(prefix="saegold-stdin-") as tmp:
+        spooled = Path(tmp) / "stdin"
+        with spooled.open("wb") as out:
+            shutil.copyfileobj(stdin, out, 1 << 20)
+        paths = [spooled if str(p) == STDIN else p for p in paths]
+        return _import_files(project, paths, skip_bad=skip_bad, progress=progress,
+                             names={spooled: STDIN_NAME})
+
+
+def _import_files(project: Project, paths: list[str | Path], *, skip_bad: bool, progress: ProgressFn,
+                  names: dict[Path, str] | None = None) -> JudgmentsReport:
+    names = names or {}
     started = time.perf_counter()
     files, _ignored = expand_paths(paths)
     if not files:
         raise BadInput(", ".join(str(p) for p in paths) or None, None, None, "no files to import")
-    report = JudgmentsReport(files=[str(p) for p in files])
+    report = JudgmentsReport(files=[names.get(p, str(p)) for p in files])
     rejections = Rejections(skip_bad)
     resolver = _Resolver(project)
     known = {r["name"] for r in project.query("SELECT name FROM annotators")}
@@ -246,7 +281,7 @@ def import_judgments(project: Project, paths: Iterable[str | Path], *, skip_bad:
             progress("importing files", i, len(files))
             digest, size = file_digest(path)
             accepted, bad_before = 0, len(rejections.items)
-            for rec in read_records(path, rejections, progress):
+            for rec in read_records(path, rejections, progress, name=names.get(path)):
                 try:
                     with project.write():  # a savepoint: a rejected record leaves no trace
                         added = _import_one(project, rec, resolver, known, report)
@@ -258,7 +293,8 @@ def import_judgments(project: Project, paths: Iterable[str | Path], *, skip_bad:
                     report.annotators_new.append(added)
                 accepted += 1
             report.records += accepted
-            log_import(db, "judgments", path, digest, size, accepted, len(rejections.items) - bad_before)
+            log_import(db, "judgments", names.get(path, path), digest, size, accepted,
+                       len(rejections.items) - bad_before)
         progress("importing files", len(files), len(files))
     report.rejected = rejections.items
     report.seconds = time.perf_counter() - started

@@ -1,5 +1,10 @@
 """Reading import files: JSON documents, JSON arrays and JSON Lines, plain or gzipped.
 
+JSON Lines are told from one JSON document by content, not by the file's name: a file named
+``*.jsonl`` / ``*.ndjson`` is read line by line; any other (``.json``, ``.txt``, a piece made
+by ``split``, standard input) is read as JSON Lines when its first non-empty line is a
+complete JSON value and another non-empty line follows, else as one JSON document.
+
 Records come out with their place in the file (``line 12`` for JSON Lines, ``[17]`` for
 the 17th element of a top-level array, 0-based, ``None`` for a single-object document),
 so any error can name file, record and field in one line (:class:`store.errors.BadInput`).
@@ -114,17 +119,42 @@ def _is_gzip(path: Path) -> bool:
 
 
 def read_records(path: Path, rejections: Rejections,
-                 progress: ProgressFn = no_progress) -> Iterator[Record]:
-    """Yield the file's records; unreadable ones go to ``rejections``."""
+                 progress: ProgressFn = no_progress, *, name: str | None = None) -> Iterator[Record]:
+    """Yield the file's records; unreadable ones go to ``rejections``.  ``name``: how errors
+    name the file (default: its path)."""
+    name = name or str(path)
     try:
         gz = _is_gzip(path)
     except OSError as exc:
-        rejections.reject(BadInput(str(path), None, None, f"cannot read: {exc.strerror or exc}"))
+        rejections.reject(BadInput(name, None, None, f"cannot read: {exc.strerror or exc}"))
         return
-    if _base_suffix(path) in JSONL_SUFFIXES:
-        yield from _read_lines(path, gz, rejections, progress)
+    try:
+        lines = _base_suffix(path) in JSONL_SUFFIXES or _looks_like_lines(path, gz)
+    except (OSError, EOFError, zlib.error):
+        lines = False       # unreadable or a damaged gzip stream: the document reader says which
+    if lines:
+        yield from _read_lines(path, gz, rejections, progress, name)
     else:
-        yield from _read_document(path, gz, rejections, progress)
+        yield from _read_document(path, gz, rejections, progress, name)
+
+
+def _looks_like_lines(path: Path, gz: bool) -> bool:
+    """JSON Lines by content: the first non-empty line is a complete JSON value and another
+    non-empty line follows.  (A pretty-printed document's first line, ``{`` or ``[``, is not
+    complete; a one-line document has no second line.)"""
+    with (gzip.open(path, "rb") if gz else open(path, "rb")) as f:
+        first = b""
+        for line in f:
+            if line.strip():
+                first = line
+                break
+        if not first or not any(line.strip() for line in f):
+            return False
+    try:
+        json.loads(first.decode("utf-8-sig"))
+    except (ValueError, RecursionError):
+        return False
+    return True
 
 
 def _utf8_problem(exc: UnicodeDecodeError) -> str:
@@ -140,8 +170,7 @@ def _json_problem(exc: json.JSONDecodeError, text: str) -> str:
 
 
 def _read_document(path: Path, gz: bool, rejections: Rejections,
-                   progress: ProgressFn) -> Iterator[Record]:
-    name = str(path)
+                   progress: ProgressFn, name: str) -> Iterator[Record]:
     try:
         if gz:
             with gzip.open(path, "rb") as f:
@@ -183,8 +212,7 @@ def _read_document(path: Path, gz: bool, rejections: Rejections,
 
 
 def _read_lines(path: Path, gz: bool, rejections: Rejections,
-                progress: ProgressFn) -> Iterator[Record]:
-    name = str(path)
+                progress: ProgressFn, name: str) -> Iterator[Record]:
     stage = READING_STAGE
     size = path.stat().st_size
     lineno = 0

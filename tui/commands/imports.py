@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from store.errors import BadInput
 
@@ -41,7 +42,12 @@ Import judgments made elsewhere from JSON Lines, one event per line, e.g.
 kind is one of tier, verdict, preference, gold_label, skip, flag, note, retract, adj_tier,
 adj_verdict, adj_gold_label. A verdict or preference names its candidate by method (or by
 label_uuid); a retraction names target_uuid. Events whose uuid is already in the project
-are skipped, so importing a file twice adds nothing."""
+are skipped, so importing a file twice adds nothing. created_at is ISO 8601 (no zone: UTC)
+and may not lie in the future (more than 5 minutes past this machine's clock).
+
+JSON Lines are told from one JSON document (an object or an array) by content, whatever
+the file's name (pieces made by split, .txt files); FILE - reads standard input, e.g.
+  ssh server-b 'saegold export judgments' | saegold import judgments -"""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -61,7 +67,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     j = kinds.add_parser("judgments", help="judgments from another server or tool (JSON Lines)",
                          description=JUDGMENTS_HELP,
                          formatter_class=argparse.RawDescriptionHelpFormatter)
-    j.add_argument("paths", nargs="+", metavar="FILE", help="JSON Lines files (.jsonl, .jsonl.gz)")
+    j.add_argument("paths", nargs="+", metavar="FILE",
+                   help="JSON Lines files (any name, optionally gzipped), JSON arrays, or - for standard input")
     j.add_argument("--skip-bad", action="store_true",
                    help="import the good records and list the rejected ones")
     j.set_defaults(func=run_judgments)
@@ -116,7 +123,8 @@ def run_judgments(args: argparse.Namespace) -> int:
 
     with open_project(args.db or default_path()) as project:
         with progress_bars() as progress:
-            report = import_judgments(project, args.paths, skip_bad=args.skip_bad, progress=progress)
+            report = import_judgments(project, args.paths, skip_bad=args.skip_bad, progress=progress,
+                                      stdin=sys.stdin.buffer)
         print(f"imported {len(report.files):,} file(s), {report.records:,} judgment record(s) into "
               f"{inert_line(project.path)} in {report.seconds:.2f} s")
         print(f"  events: {report.new:,} new, {report.existing:,} already there")
