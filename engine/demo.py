@@ -46,19 +46,35 @@ def _chat(request: dict[str, Any]) -> str:
     return demo_judge_answer(request) or demo_label_answer(request)
 
 
+LIBRARIES = ("torch", "transformers", "sae_lens")
+LIBRARIES_STAGE = "load torch, transformers, sae-lens"
+
+
+def load_libraries(progress: Progress = null_progress) -> None:
+    """Import the model libraries one by one, reporting each (they are the slow part of a cold
+    start, before any other step can report anything)."""
+    import importlib
+
+    for i, name in enumerate(LIBRARIES):
+        progress(LIBRARIES_STAGE, i, len(LIBRARIES))
+        importlib.import_module(name)
+    progress(LIBRARIES_STAGE, len(LIBRARIES), len(LIBRARIES))
+
+
 def build_demo(project: Project, workdir: str | Path, *, progress: Progress = null_progress,
                seed: int = 0, max_contexts: int | None = None) -> DemoReport:
     """Fill ``project`` with the demo: planted model -> score -> label -> bench.
 
-    ``max_contexts`` caps the corpus contexts scored (tests use a small number)."""
+    ``max_contexts`` caps the corpus contexts scored (tests use a small number).  Every step
+    reports progress, the first before the model libraries are imported (on a cold start that
+    import alone can take most of a minute)."""
+    load_libraries(progress)
     from engine.planted import build_planted, demo_corpus_path
     from engine.scoring.job import score
 
     report = DemoReport()
     workdir = Path(workdir)
-    progress("build planted model and SAE", 0, 1)
-    model_dir, sae_dir, expected = build_planted(workdir, seed=seed)
-    progress("build planted model and SAE", 1, 1)
+    model_dir, sae_dir, expected = build_planted(workdir, seed=seed, progress=progress)
     report.steps.append(f"planted model + SAE ({len(expected)} planted features) in {workdir}")
 
     scored = score(project, model=str(model_dir), sae=str(sae_dir), corpus=str(demo_corpus_path()),

@@ -201,22 +201,30 @@ def build_sae(model, seed: int = 0):
     return sae.eval(), expected
 
 
-def build_planted(directory: str | Path, seed: int = 0) -> tuple[Path, Path, dict[int, str]]:
+def build_planted(directory: str | Path, seed: int = 0, *, progress=None) -> tuple[Path, Path, dict[int, str]]:
     """Build and save the planted model and SAE under ``directory``.
 
     Returns ``(model_dir, sae_dir, expected_categories)``; load them with
-    ``saegold score --model MODEL_DIR --sae SAE_DIR``."""
+    ``saegold score --model MODEL_DIR --sae SAE_DIR``.  ``progress(stage, done, total)``
+    hears of each of the four steps."""
     from transformers.utils import logging as hf_logging
 
+    say = progress or (lambda stage, done, total: None)
+    stage, steps = "build planted model and SAE", 4
+    say(stage, 0, steps)
     hf_logging.disable_progress_bar()
     directory = Path(directory)
     model_dir, sae_dir = directory / "planted-model", directory / "planted-sae"
     model = build_model(seed)
     tokenizer = build_tokenizer()
+    say(stage, 1, steps)
     model.save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)
+    say(stage, 2, steps)
     sae, expected = build_sae(model, seed)
+    say(stage, 3, steps)
     sae.save_model(sae_dir)
+    say(stage, 4, steps)
     return model_dir, sae_dir, expected
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+import textwrap
 from pathlib import Path
 
 from store.errors import SaegoldError
@@ -68,6 +69,29 @@ def _remove(path: Path) -> None:
         p.unlink(missing_ok=True)
 
 
+def say(text: str, *, indent: str = "") -> None:
+    """Print ``text`` wrapped at the terminal's width between words, never inside a number
+    or a path (a word longer than the line stays whole)."""
+    width = shutil.get_terminal_size((80, 24)).columns
+    print(textwrap.fill(text, width=max(40, width - 1), initial_indent=indent,
+                        subsequent_indent=indent + "  ", break_long_words=False, break_on_hyphens=False))
+
+
+def _with_stage_lines(bars):
+    """The progress callback, plus one line per stage on stderr when no bars are drawn
+    (stderr not a terminal, e.g. `make demo 2>&1 | tee log`)."""
+    if sys.stderr.isatty():
+        return bars
+    seen: set[str] = set()
+
+    def report(stage: str, done: int, total: int | None) -> None:
+        if stage not in seen:
+            seen.add(stage)
+            print(f"  ... {inert_line(stage)}", file=sys.stderr, flush=True)
+        bars(stage, done, total)
+    return report
+
+
 def build(path: Path, *, max_contexts: int | None = None) -> None:
     """Build the demo into ``path`` (via a temporary file, so an interrupted build leaves
     nothing half-made behind)."""
@@ -86,13 +110,15 @@ def build(path: Path, *, max_contexts: int | None = None) -> None:
     shutil.rmtree(workdir, ignore_errors=True)
     project = open_project(partial, create=True)
     try:
-        with progress_bars() as progress:
-            report = build_demo(project, workdir, progress=progress, max_contexts=max_contexts)
+        print("building (about a minute; each step shows its progress):", flush=True)
+        with progress_bars() as bars:
+            report = build_demo(project, workdir, progress=_with_stage_lines(bars),
+                                max_contexts=max_contexts)
         for step in report.steps:
-            print(f"  {inert_line(step)}")
-        cats = ", ".join(f"{n} {c}" for c, n in report.categories.items())
-        print(f"demo project: {report.features} features ({cats}), {report.labels} labels, "
-              f"{report.bench_rows} benchmark scores")
+            say(inert_line(step), indent="  ")
+        cats = ", ".join(f"{n:,} {c}" for c, n in report.categories.items())
+        say(f"demo project: {report.features:,} features ({cats}), {report.labels:,} labels, "
+            f"{report.bench_rows:,} benchmark scores")
         project.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         project.close()
@@ -116,9 +142,9 @@ def run(args: argparse.Namespace) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         build(path, max_contexts=args.max_contexts)
     else:
-        print(f"demo project {path} exists (saegold demo --rebuild builds it afresh)")
+        say(f"demo project {inert_line(path)} exists (saegold demo --rebuild builds it afresh)")
     if args.no_open:
-        print(f"open it with: saegold --db {path} annotate")
+        say(f"open it with: saegold --db {inert_line(path)} annotate")
         return 0
     from store.db import open_project
     from store.judgments import login_user
@@ -130,8 +156,8 @@ def run(args: argparse.Namespace) -> int:
         app = AnnotateApp(project, annotator, intro=True, notice=NOTICE)
         app.run(mouse=False)
         s = app.session
-        print(f"saegold demo: {s.done_count}/{s.assigned_count} features judged by {inert_line(s.annotator)}; "
-              f"your judgments are in {path}" + (f"; {inert_line(app.exit_note)}" if app.exit_note else ""))
+        say(f"saegold demo: {s.done_count}/{s.assigned_count} features judged by {inert_line(s.annotator)}; "
+            f"your judgments are in {inert_line(path)}" + (f"; {inert_line(app.exit_note)}" if app.exit_note else ""))
     finally:
         project.close()
     return app.return_code or 0
