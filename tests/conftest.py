@@ -1,9 +1,15 @@
 """Fixtures shared by every test area.  Area-specific fixtures live in tests/<area>/conftest.py."""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 
 from store.db import open_project
+
+# tests/tolerance.py (float comparisons shared by every area) is importable as ``tolerance``.
+sys.path.insert(0, str(Path(__file__).parent))
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from engine.scoring.job import score
 from engine.scoring.models import load_sae
 from engine.scoring.random_models import random_sae, save_random_model
 from store.db import loads
+from tolerance import ATOL, assert_topk, rank_range
 
 PROMPT = "From my experience,"
 K = 20
@@ -83,14 +84,15 @@ def _steered_probs(model, sae, ids: list[int], layer: int, post: bool, j: int, a
     return torch.softmax(logits, dim=-1)
 
 
-def _lens_top(model, sae, j: int) -> list[int]:
+def _lens_logits(model, sae, j: int) -> torch.Tensor:
+    """Logit-lens logits [V] of feature j (soft-capped where the model caps); its top K tokens
+    (by logit, equivalently by softmax probability) are LL_j."""
     with torch.no_grad():
         logits = model.lm_head(_final_norm(model)(sae.W_dec[j][None]))[0].double()
     cap = getattr(model.config, "final_logit_softcapping", None)
     if cap:
         logits = torch.tanh(logits / cap) * cap
-    p = torch.softmax(logits, dim=-1)
-    return np.argsort(-p.numpy(), kind="stable")[:K].tolist()
+    return logits
 
 
 # amp 10 is the default; a small amp leaves the lens tokens below the top (min_rank > 0).
@@ -121,44 +123,76 @@ def test_scores_equal_the_definitions(arch, hook, amp, tmp_path, project, demo_c
     # Activations of every context, from the definition; BOS positions are not tokens.
     ctxs = list(corpus_mod.contexts(corpus_mod.resolve(str(demo_corpus)), tok, 16, bos, max_contexts=40))
     assert len(ctxs) == 40
-    acts = []
-    with torch.no_grad():
-        for c in ctxs:
-            a = sae.encode(_residual(model, c, layer, post)).numpy().astype(np.float64)   # [T, F]
-            a[np.array(c) == bos] = 0.0
-            acts.append(a)
+    acts, pres = [], []
+    grab = sae.hook_sae_acts_pre.register_forward_hook(lambda m, a, o: pres.append(o.numpy().astype(np.float64)))
+    try:
+        with torch.no_grad():
+            for c in ctxs:
+                a = sae.encode(_residual(model, c, layer, post)).numpy().astype(np.float64)   # [T, F]
+                a[np.array(c) == bos] = 0.0
+                acts.append(a)
+    finally:
+        grab.remove()
+    pres = [p[np.array(c) != bos] for p, c in zip(pres, ctxs)]      # pre-activations of counted tokens
     n_tokens = sum(int((np.array(c) != bos).sum()) for c in ctxs)
 
     rows = {r["idx"]: r for r in project.query(
         "SELECT f.idx, f.id, f.density, f.max_act, t.input_score, t.output_score FROM features f "
         "JOIN taxonomy_scores t ON t.feature_id = f.id")}
-    some_input = some_rank = 0
+    # The job computes in batches (of features, of contexts) what this reference computes one
+    # at a time: the floats agree within tolerance (tests/tolerance.py), and what is decided by
+    # comparing floats (the lens top-K, the rank, firing > 0, a context's argmax token) is
+    # exact except where the reference floats tie within ATOL; such cases are bounded, not
+    # skipped, and must stay rare.
+    some_input = some_rank = uncertain = 0
     for j in range(24):
         row = rows[j]
-        lens = _lens_top(model, sae, j)
+        lens_logits = _lens_logits(model, sae, j)
         stored_lens = [r["token_id"] for r in project.query(
             "SELECT token_id FROM logit_tokens WHERE feature_id = ? AND kind = 'promoted' ORDER BY rank",
             [row["id"]])]
-        assert stored_lens == lens
+        assert_topk(stored_lens, lens_logits, what=f"feature {j} lens")
+        edge = float(lens_logits.sort(descending=True).values[K - 1])
+        lens = set(stored_lens)
+        unsure_lens = {int(t) for t in (lens_logits - edge).abs().le(2 * ATOL).nonzero().flatten()}
 
         p = _steered_probs(model, sae, prompt_ids, layer, post, j, amp)
-        order = np.argsort(-p.numpy(), kind="stable")
-        rank_of = np.empty(vocab, dtype=int)
-        rank_of[order] = np.arange(vocab)            # rank 0 = most probable
-        min_rank = min(int(rank_of[t]) for t in lens)
-        s_out = (1 - min_rank / vocab) * max(float(p[t]) for t in lens)
-        assert row["output_score"] == pytest.approx(s_out, rel=1e-4)
-        some_rank += min_rank > 0
+        logp = p.log()
+        best = max(stored_lens, key=lambda t: float(p[t]))
+        lo, hi = rank_range(logp, float(logp[best]), ATOL)
+        s_lo, s_hi = (1 - hi / vocab) * float(p[best]), (1 - lo / vocab) * float(p[best])
+        assert s_lo * (1 - 1e-4) <= row["output_score"] <= s_hi * (1 + 1e-4), (j, row["output_score"], s_lo, s_hi)
+        some_rank += lo > 0
+        uncertain += hi > lo
 
-        fires = sum(int((a[:, j] > 0).sum()) for a in acts)
-        assert row["density"] == pytest.approx(fires / n_tokens, rel=1e-12)
+        fires_lo = sum(int((q[:, j] > ATOL).sum()) for q in pres)
+        fires_hi = sum(int((q[:, j] > -ATOL).sum()) for q in pres)
+        assert fires_lo / n_tokens - 1e-12 <= row["density"] <= fires_hi / n_tokens + 1e-12
+        uncertain += fires_hi > fires_lo
         cmax = np.array([a[:, j].max() for a in acts])
         assert row["max_act"] == pytest.approx(cmax.max(), rel=1e-4, abs=1e-6)
-        active = [i for i in np.argsort(-cmax, kind="stable") if cmax[i] > 0][:100]
-        hits = sum(ctxs[i][int(np.argmax(acts[i][:, j]))] in set(lens) for i in active)
-        expected = hits / len(active) if active else 0.0
-        assert row["input_score"] == pytest.approx(expected, abs=1e-12)
-        some_input += expected > 0
+        # top_k 100 > 40 contexts: every activating context counts.  Sure ones have a sure hit
+        # or miss; the others (near-zero maximum, argmax tied, token at the lens's edge) may go
+        # either way.
+        hits = used = unsure = 0
+        for i, c in enumerate(ctxs):
+            qmax = pres[i][:, j].max() if len(pres[i]) else -1.0
+            if qmax < -ATOL:
+                continue
+            at_max = {c[t] for t in np.flatnonzero(acts[i][:, j] >= acts[i][:, j].max() - 2 * ATOL)}
+            if qmax <= ATOL or len({t in lens for t in at_max}) > 1 or at_max & unsure_lens:
+                unsure += 1
+                continue
+            used += 1
+            hits += next(iter(at_max)) in lens
+        bounds = [hits / (used + unsure) if used + unsure else 0.0, (hits + unsure) / (used + unsure) if used + unsure
+                  else 0.0] + ([hits / used] if used else [0.0])
+        assert min(bounds) - 1e-12 <= row["input_score"] <= max(bounds) + 1e-12, (j, row["input_score"], bounds)
+        if not unsure:
+            assert row["input_score"] == pytest.approx(hits / used if used else 0.0, abs=1e-12)
+        uncertain += unsure > 0
+        some_input += hits > 0
+    assert uncertain <= 3                       # near-ties are rare: the checks above keep their power
     assert some_input > 0                       # the comparisons are not all trivially zero
     assert some_rank > 0 or amp >= 10
 

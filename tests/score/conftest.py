@@ -1,6 +1,9 @@
 """Fixtures of the scoring tests: the planted model and tiny random models, built in code."""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 
 from engine.scoring.random_models import random_sae, save_random_model
@@ -38,3 +41,7 @@ def table_counts():
         names = [r["name"] for r in project.query("SELECT name FROM sqlite_master WHERE type = 'table'")]
         return {n: project.scalar(f"SELECT COUNT(*) FROM [{n}]") for n in names}
     return counts
+
+
+# scorekit (what a score job wrote, compared between runs) sits next to the tests.
+sys.path.insert(0, str(Path(__file__).parent))

@@ -9,6 +9,7 @@ from engine.scoring.job import score
 from engine.scoring.models import load_model, load_sae, resolve_hook
 from store.db import loads
 from store.features import examples
+from tolerance import ATOL
 
 
 def test_topk_collection_equals_brute_force(tiny, demo_corpus):
@@ -23,13 +24,24 @@ def test_topk_collection_equals_brute_force(tiny, demo_corpus):
     k, r = 6, 4
     col = collect(lm, sae, site, feats, iter(ctxs), batch_size=7, top_k=k, n_negatives=r, seed=1)
 
-    # Brute force: every context alone (no batching, no padding).
-    per_ctx = [sae_acts(lm, sae, site, feats, [c], lm.bos_id)[0][0] for c in ctxs]   # [T, F] each
+    # Brute force: every context alone (no batching, no padding), with the pre-activations.
+    pre: list[torch.Tensor] = []
+    grab = sae.hook_sae_acts_pre.register_forward_hook(lambda m, a, o: pre.append(o[0][:, feats].clone()))
+    try:
+        per_ctx = [sae_acts(lm, sae, site, feats, [c], lm.bos_id)[0][0] for c in ctxs]   # [T, F] each
+    finally:
+        grab.remove()
+    counted = [torch.tensor(c) != lm.bos_id for c in ctxs]
+    pre = [p[m] for p, m in zip(pre, counted)]                                          # counted tokens
     cmax = torch.stack([a.amax(dim=0) for a in per_ctx])                               # [N, F]
-    fire = torch.stack([(a > 0).sum(dim=0) for a in per_ctx]).sum(dim=0)
     n_tokens = sum(sum(1 for t in c if t != lm.bos_id) for c in ctxs)
     assert col.n_tokens == n_tokens and col.n_contexts == len(ctxs)
-    assert torch.equal(col.fire_count, fire)
+    # A token fires when its pre-activation is > 0; batched (7 contexts, padded) and alone are
+    # different products, so one within ATOL of 0 may go either way, and no other.
+    surely = torch.stack([(p > ATOL).sum(dim=0) for p in pre]).sum(dim=0)
+    maybe = torch.stack([(p > -ATOL).sum(dim=0) for p in pre]).sum(dim=0)
+    assert bool(((surely <= col.fire_count) & (col.fire_count <= maybe)).all())
+    assert int((maybe - surely).sum()) <= 2          # near-zero pre-activations stay rare here
     assert torch.allclose(col.max_act, cmax.amax(dim=0), atol=1e-5)
     some_short = False
     for f in range(len(feats)):
@@ -42,9 +54,10 @@ def test_topk_collection_equals_brute_force(tiny, demo_corpus):
         assert all(abs(float(cmax[c, f]) - v) <= 1e-5 for c, v in got)
         some_short |= len(order) < k
         negs = col.negatives(f)
-        n_inactive = int((cmax[:, f] <= 0).sum())
-        assert len(negs) == min(r, n_inactive) and len(set(negs)) == len(negs)
-        assert all(float(cmax[i, f]) == 0.0 for i in negs)
+        ctx_pre = torch.stack([p[:, f].max() if len(p) else torch.tensor(-1.0) for p in pre])   # [N]
+        surely_off, maybe_off = int((ctx_pre < -ATOL).sum()), int((ctx_pre <= ATOL).sum())
+        assert min(r, surely_off) <= len(negs) <= min(r, maybe_off) and len(set(negs)) == len(negs)
+        assert all(float(ctx_pre[i]) <= ATOL for i in negs)
     assert some_short or all(len(col.top(f)) == k for f in range(len(feats)))
     assert any(len(col.top(f)) == k for f in range(len(feats)))
     # Per-token activations of the kept contexts equal the brute-force ones.

@@ -12,6 +12,7 @@ from engine.planted import build_tokenizer, vocabulary
 from engine.scoring.models import edit_site, load_model, resolve_hook, wrap_model
 from engine.scoring.output import OutputScorer, score_from_logits, top_logits
 from engine.scoring.random_models import random_model, random_sae, save_random_model
+from tolerance import ATOL, P_RTOL, assert_topk, rank_range
 
 CASES = [
     ("llama", "blocks.1.hook_resid_post", "From my experience,"),
@@ -75,7 +76,10 @@ def test_score_formula_on_known_probabilities():
 
 
 def test_blocks_of_rows_equal_one_block(tmp_path, monkeypatch):
-    """Reducing the logits a few rows at a time gives what one block gives, to the bit."""
+    """Reducing the logits a few rows at a time gives what one block gives.  The unembedding of
+    7 rows and of 50 rows are different float32 products (another kernel blocking), so the
+    logits may differ in their last bits: scores agree to P_RTOL, and the ranks and top next
+    tokens exactly except where the one-block logits themselves are tied within ATOL."""
     import engine.scoring.output as output_mod
 
     model_dir = save_random_model(tmp_path, "gpt2", d_model=32, n_layers=2, seed=11)
@@ -85,10 +89,18 @@ def test_blocks_of_rows_equal_one_block(tmp_path, monkeypatch):
     feats = torch.arange(50)
     lens = logit_lens(lm, sae, feats, k=2)
     whole = scorer.score(feats, lens.top_ids, batch_size=50)
+    ref = scorer.fast_logits(feats)                                  # the one-block logits
     monkeypatch.setattr(output_mod, "tail_rows", lambda vocab, device: 7)
     parts = scorer.score(feats, lens.top_ids, batch_size=50)
-    for a, b in zip((whole.scores, whole.min_rank, whole.next_ids), (parts.scores, parts.min_rank, parts.next_ids)):
-        assert torch.equal(a, b)
+    assert torch.allclose(parts.max_p, whole.max_p, rtol=P_RTOL, atol=0)
+    for i in range(50):
+        best = float(ref[i, lens.top_ids[i]].max())
+        lo, hi = rank_range(ref[i], best, ATOL)
+        assert lo <= int(parts.min_rank[i]) <= hi and lo <= int(whole.min_rank[i]) <= hi
+        if lo == hi:                                                 # no near-tie: the same rank
+            assert parts.min_rank[i] == whole.min_rank[i]
+            assert abs(float(parts.scores[i] - whole.scores[i])) <= P_RTOL * float(whole.scores[i])
+        assert_topk(parts.next_ids[i].tolist(), ref[i], ATOL, what=f"row {i}")
     assert len(set(whole.min_rank.tolist())) > 1
 
 
@@ -103,8 +115,10 @@ def test_logit_lens_matches_definition_with_softcap(tmp_path):
     with torch.no_grad():
         raw = lm.model.lm_head(lm.model.model.norm(sae.W_dec))
     capped = torch.tanh(raw / 5.0) * 5.0
-    assert torch.equal(lens.top_ids, capped.topk(20, dim=-1).indices)
-    assert torch.equal(lens.bottom_ids, capped.topk(20, dim=-1, largest=False).indices)
+    # Chunks of 3 rows vs one product of 10: the same ids except where values tie within ATOL.
+    for j in range(10):
+        assert_topk(lens.top_ids[j].tolist(), capped[j], what=f"top of {j}")
+        assert_topk(lens.bottom_ids[j].tolist(), capped[j], largest=False, what=f"bottom of {j}")
     assert torch.allclose(lens.top_vals, capped.topk(20, dim=-1).values, atol=1e-5)
     assert lens.top_vals.max() <= 5.0
     assert torch.allclose(lens_logits(lm, sae, torch.tensor([3])), capped[3:4], atol=1e-5)
@@ -120,7 +134,10 @@ def test_continuations_equal_one_feature_at_a_time(tmp_path):
     feats = torch.arange(40)
     conts = scorer.continuations(feats, n_tokens=8, batch_size=16)
     assert all(len(c) == 8 for c in conts)
-    assert [c[0] for c in conts] == scorer.fast_logits(feats).argmax(dim=-1).tolist()
+    # The first token is the fast path's argmax (the steering and the batch differ: a token
+    # whose logit ties the maximum within ATOL is right too).
+    first = scorer.fast_logits(feats)
+    assert all(float(first[i, c[0]]) >= float(first[i].max()) - ATOL for i, c in enumerate(conts))
     assert len({tuple(c) for c in conts}) > 1
     for j in (5, 33):
         def edit(h, j=j):
@@ -130,16 +147,23 @@ def test_continuations_equal_one_feature_at_a_time(tmp_path):
 
         seq = scorer.prompt_ids.tolist()
         cache = DynamicCache(config=lm.model.config)
-        out = []
+        out, steps = [], []
         with torch.no_grad():
             lm.forward(torch.tensor([seq[:-1]]), cache, use_cache=True)
             ids = torch.tensor([[seq[-1]]])
             with edit_site(lm, site, edit):
                 for _ in range(8):
-                    nxt = lm.forward(ids, cache, use_cache=True).logits[0, -1].argmax()
+                    logits = lm.forward(ids, cache, use_cache=True).logits[0, -1]
+                    nxt = logits.argmax()
                     out.append(int(nxt))
+                    steps.append(logits)
                     ids = nxt.view(1, 1)
-        assert conts[j] == out
+        # One feature alone vs a batch of 16: the same greedy tokens, unless two logits tie
+        # within ATOL at a step (then the batch may take the other; the rest follows from it).
+        for t, (a, b) in enumerate(zip(conts[j], out)):
+            if a != b:
+                assert float(steps[t][a]) >= float(steps[t].max()) - ATOL, (j, t, conts[j], out)
+                break
 
 
 def test_self_check_falls_back_to_running_all_layers(tmp_path, monkeypatch):
