@@ -18,8 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .db import Project
+from .db import Project, connect_read_only
 from .errors import StoreError
+from .sqlite_errors import translate
 
 ProgressFn = Callable[[str, int, "int | None"], None]
 PAGES_PER_STEP = 1024
@@ -55,15 +56,25 @@ def backup(project: Project, dest: str | os.PathLike, *, overwrite: bool = False
     started = time.monotonic()
     # A private connection: the copy holds a read transaction that must not mix with the
     # caller's own work on this thread's connection.
-    src = sqlite3.connect(read_only_uri(project.path), uri=True, timeout=30,
-                          isolation_level=None)
+    # It is read-only, so a project on a read-only file, directory or mount can be backed up.
+    try:
+        src, _ = connect_read_only(project.path, timeout=30, isolation_level=None)
+    except sqlite3.DatabaseError as exc:
+        raise translate(project.path, exc) or StoreError(
+            f"{dest}: cannot start the backup ({exc})") from exc
     try:
         try:
             src.execute("BEGIN")
             judgments = src.execute("SELECT count(*) FROM judgments").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise translate(project.path, exc) or StoreError(
+                f"{dest}: cannot start the backup ({exc})") from exc
+        try:
             target = sqlite3.connect(tmp, isolation_level=None)
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{dest}: cannot start the backup ({exc})") from exc
+            err = translate(dest, exc)
+            raise StoreError(f"backup failed: {err}" if err else
+                             f"{dest}: cannot start the backup ({exc})") from exc
         try:
             def step(status: int, remaining: int, total: int) -> None:
                 say("backup", total - remaining, total)
@@ -73,7 +84,9 @@ def backup(project: Project, dest: str | os.PathLike, *, overwrite: bool = False
             check = [r[0] for r in target.execute("PRAGMA integrity_check").fetchall()]
             pages = target.execute("PRAGMA page_count").fetchone()[0]
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{dest}: backup failed ({exc}); nothing was written") from exc
+            err = translate(dest, exc)
+            raise StoreError(f"backup failed: {err}" if err else
+                             f"{dest}: backup failed ({exc}); nothing was written") from exc
         finally:
             target.close()
         if check != ["ok"]:

@@ -21,8 +21,10 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from .errors import Locked, SchemaTooNew, StoreError
+from . import sqlite_errors
+from .errors import SchemaTooNew, StoreError
 from .schema import known_migrations, migrations
+from .sqlite_errors import translate
 
 DEFAULT_DB = "saegold.db"
 BUSY_TIMEOUT_MS = 30_000
@@ -53,6 +55,7 @@ class Project:
     def __init__(self, path: str | os.PathLike, *, create: bool = False, readonly: bool = False):
         self.path = Path(path)
         self.readonly = readonly
+        self.immutable = False  # opened immutable=1 (read-only directory or mount)
         self._local = threading.local()
         self._all: list[Database] = []
         self._lock = threading.Lock()
@@ -90,12 +93,7 @@ class Project:
     def _connect(self) -> Database:
         try:
             if self.readonly:
-                conn = sqlite3.connect(
-                    # as_uri escapes '?', '#' and '%': a plain f"file:{path}" would cut the
-                    # name at '#' and drop mode=ro (creating a stray empty file).
-                    f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
-                    check_same_thread=False,
-                )
+                conn = self._connect_read_only()
             else:
                 conn = sqlite3.connect(
                     str(self.path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False
@@ -110,16 +108,19 @@ class Project:
                 # FULL: an acknowledged judgment survives a power cut too, not only a
                 # process crash (measured cost here: ~0.17 ms per write transaction).
                 conn.execute("PRAGMA synchronous = FULL")
-        except sqlite3.OperationalError as exc:
-            if _environmental(exc):
-                raise _operational(self.path, exc) from exc
-            raise StoreError(f"{self.path}: not a usable SQLite database ({exc})") from exc
         except sqlite3.DatabaseError as exc:
+            err = None if sqlite_errors.is_damaged(exc) else translate(self.path, exc)
+            if err is not None:
+                raise err from exc
             raise StoreError(f"{self.path}: not a usable SQLite database ({exc})") from exc
         db = Database(conn, execute_plugins=False)
         with self._lock:
             self._all.append(db)
         return db
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        conn, self.immutable = connect_read_only(self.path)
+        return conn
 
     @property
     def db(self) -> Database:
@@ -161,6 +162,13 @@ class Project:
         self.close()
 
     # -- transactions ------------------------------------------------------------------
+    def _raise(self, exc: sqlite3.DatabaseError) -> None:
+        """Re-raise ``exc`` as its one-line error when the file, disk or a lock is at
+        fault (:func:`store.sqlite_errors.translate`); other SQL errors stay as they are."""
+        err = translate(self.path, exc)
+        if err is not None:
+            raise err from exc
+
     @contextlib.contextmanager
     def write(self) -> Iterator[Database]:
         """A short write transaction started with ``BEGIN IMMEDIATE``.
@@ -175,48 +183,40 @@ class Project:
             return
         try:
             db.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise _operational(self.path, exc) from exc
+        except sqlite3.DatabaseError as exc:
+            self._raise(exc)
+            raise
         try:
             yield db
-        except sqlite3.OperationalError as exc:
+        except sqlite3.DatabaseError as exc:
             db.rollback()
             # A read-only file, a full disk or a lost lock surfaces at the first write inside
             # the transaction: say so in one line (other SQL errors stay as they are).
-            if _environmental(exc):
-                raise _operational(self.path, exc) from exc
-            raise
-        except sqlite3.DatabaseError as exc:
-            db.rollback()
-            if _damaged(exc):
-                raise _operational(self.path, exc) from exc
+            self._raise(exc)
             raise
         except BaseException:
             db.rollback()
             raise
         try:
             db.commit()
-        except sqlite3.OperationalError as exc:
+        except sqlite3.DatabaseError as exc:
             db.rollback()
-            raise _operational(self.path, exc) from exc
+            self._raise(exc)
+            raise
 
     def query(self, sql: str, params: Any = None) -> list[dict]:
         """Run a read query on this thread's connection and return its rows as dicts."""
         try:
             return list(self.db.query(sql, params or []))
-        except sqlite3.OperationalError as exc:
-            raise _operational(self.path, exc) from exc
         except sqlite3.DatabaseError as exc:
-            if _damaged(exc):
-                raise _operational(self.path, exc) from exc
+            self._raise(exc)
             raise
 
     def scalar(self, sql: str, params: Any = None) -> Any:
         try:
             row = self.db.execute(sql, params or []).fetchone()
         except sqlite3.DatabaseError as exc:
-            if _damaged(exc) or (isinstance(exc, sqlite3.OperationalError) and _environmental(exc)):
-                raise _operational(self.path, exc) from exc
+            self._raise(exc)
             raise
         return None if row is None else row[0]
 
@@ -225,11 +225,9 @@ class Project:
         db = self.db
         try:
             applied = [m.name for m in migrations.applied(db)]
-        except sqlite3.OperationalError as exc:
-            if _environmental(exc):
-                raise _operational(self.path, exc) from exc
-            raise StoreError(f"{self.path}: not a usable SQLite database ({exc})") from exc
         except sqlite3.DatabaseError as exc:
+            if not sqlite_errors.is_damaged(exc):
+                self._raise(exc)
             raise StoreError(f"{self.path}: not a usable SQLite database ({exc})") from exc
         known = known_migrations()
         unknown = [name for name in applied if name not in known]
@@ -240,14 +238,23 @@ class Project:
             )
         if len(applied) < len(known):
             if self.readonly:
-                raise StoreError(f"{self.path}: needs a schema upgrade, cannot open read-only")
+                # A read-only command on an older project: upgrade it through a writing
+                # connection when we may write, else say why it cannot be read.
+                try:
+                    Project(self.path).close()
+                except StoreError as exc:
+                    raise StoreError(f"{self.path}: written by an older saegold; upgrading its "
+                                     f"schema needs write access ({exc})") from exc
+                self.close()
+                return
             try:
                 with self.write():
                     # Re-check inside the lock: another process may have migrated meanwhile.
                     migrations.apply(db)
                     db.execute(f"PRAGMA user_version = {len(known)}")
-            except sqlite3.OperationalError as exc:
-                raise _operational(self.path, exc) from exc
+            except sqlite3.DatabaseError as exc:
+                self._raise(exc)
+                raise
 
     @property
     def schema_version(self) -> int:
@@ -266,39 +273,47 @@ def _refuse_foreign(path: Path, conn: sqlite3.Connection) -> None:
                          "left unchanged")
 
 
-def _environmental(exc: sqlite3.OperationalError) -> bool:
-    """The file, the disk or another process is at fault, not the statement."""
-    msg = str(exc)
-    return any(s in msg for s in ("readonly", "read-only", "locked", "busy", "disk is full",
-                                  "disk I/O error", "unable to open database file"))
+def connect_read_only(path: str | os.PathLike, *, timeout: float | None = None,
+                      **kwargs: Any) -> tuple[sqlite3.Connection, bool]:
+    """A read-only connection that works on a read-only file, directory or mount; returns
+    ``(connection, immutable)``.
+
+    ``mode=ro`` first.  A WAL-mode database whose directory we cannot write (a read-only
+    directory or mount) cannot get its ``-shm`` file; then, and only then, it is opened
+    ``immutable=1``: nobody can be writing it through this directory, as a writer would
+    need to create ``-wal`` and ``-shm`` here too.  A non-empty ``-wal`` left behind is
+    never ignored (immutable would read the file without it): that is an error.
+    """
+    path = Path(path)
+    timeout = BUSY_TIMEOUT_MS / 1000 if timeout is None else timeout
+    kwargs.setdefault("check_same_thread", False)
+    # as_uri escapes '?', '#' and '%': a plain f"file:{path}" would cut the name at '#' and
+    # drop mode=ro (creating a stray empty file).
+    uri = path.resolve().as_uri()
+    conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=timeout, **kwargs)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # opens -wal / -shm
+        return conn, False
+    except sqlite3.OperationalError as exc:
+        conn.close()
+        code = (exc.sqlite_errorcode or 0) & 0xFF
+        if code not in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY) \
+                or sqlite_errors.writable(path.resolve().parent):
+            raise
+        wal = path.with_name(path.name + "-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            raise StoreError(
+                f"{path}: cannot be read in this read-only directory: {wal.name} holds changes "
+                f"not yet in the database file, and {path.name}-shm is missing; open it once "
+                f"where its directory is writable (any saegold command)") from exc
+    return sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, timeout=timeout, **kwargs), True
 
 
 def explain_db_error(path: str | os.PathLike, exc: sqlite3.DatabaseError) -> StoreError | None:
     """The one-line error for a database failure a user can act on (a damaged file, a
-    read-only file, a full disk, a lock held too long); None for anything else (a bug)."""
-    if _damaged(exc) or (isinstance(exc, sqlite3.OperationalError) and _environmental(exc)):
-        return _operational(Path(path), exc)
-    return None
-
-
-def _damaged(exc: sqlite3.DatabaseError) -> bool:
-    """The file itself is corrupt (a page SQLite cannot read)."""
-    msg = str(exc)
-    return "malformed" in msg or "not a database" in msg
-
-
-def _operational(path: Path, exc: sqlite3.DatabaseError) -> StoreError:
-    msg = str(exc)
-    if _damaged(exc):
-        return StoreError(f"{path}: the database file is damaged ({msg}); restore it from a backup "
-                          f"(saegold backup) or recover what is readable with `sqlite3 {path} .recover`")
-    if "readonly" in msg or "read-only" in msg:
-        return StoreError(f"{path}: the database file is read-only for this user")
-    if "locked" in msg or "busy" in msg:
-        return Locked(f"{path}: the database is locked by another process (timed out)")
-    if "disk is full" in msg or "full" in msg:
-        return StoreError(f"{path}: the disk is full; nothing was written")
-    return StoreError(f"{path}: {msg}")
+    read-only file, a full disk, a lock held too long); None for anything else (a bug).
+    Kept for callers outside the store; see :func:`store.sqlite_errors.translate`."""
+    return translate(path, exc)
 
 
 def open_project(path: str | os.PathLike | None = None, *, create: bool = False,

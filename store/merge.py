@@ -32,13 +32,13 @@ from typing import Any
 from sqlite_utils import Database
 
 from . import settings as _settings
-from .backup import read_only_uri
-from .db import Project, dumps, loads
+from .db import Project, connect_read_only, dumps, loads
 from .errors import BadInput, SchemaTooNew, StoreError
 from .features import categorize
 from .judgments import COLUMNS as JUDGMENT_COLUMNS
 from .judgments import LEAD_KINDS
 from .schema import known_migrations
+from .sqlite_errors import is_damaged, translate
 
 ProgressFn = Callable[[str, int, "int | None"], None]
 
@@ -125,12 +125,12 @@ def _refuse_self(ours: Path, other: Path) -> None:
 def _open_other(path: Path) -> sqlite3.Connection:
     """A read-only connection to OTHER, refused when OTHER is newer or not a project."""
     try:
-        conn = sqlite3.connect(read_only_uri(path), uri=True, timeout=30,
-                               isolation_level=None, check_same_thread=False)
+        conn, _ = connect_read_only(path, timeout=30, isolation_level=None)
         conn.row_factory = sqlite3.Row
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     except sqlite3.DatabaseError as exc:
-        raise StoreError(f"{path}: not a usable SQLite database ({exc})") from exc
+        err = None if is_damaged(exc) else translate(path, exc)
+        raise err or StoreError(f"{path}: not a usable SQLite database ({exc})") from exc
     if "_sqlite_migrations" not in tables:
         conn.close()
         raise StoreError(f"{path}: not a saegold project database (no schema record)")

@@ -238,9 +238,8 @@ def _insert(project: Project, annotator: str, chosen: list[int]) -> int:
 
 def queue(project: Project, annotator: str) -> list[int]:
     """The annotator's assigned feature ids in queue order."""
-    return [r[0] for r in project.db.execute(
-        "SELECT feature_id FROM assignments WHERE annotator = ? ORDER BY position", [annotator]
-    ).fetchall()]
+    return [r["feature_id"] for r in project.query(
+        "SELECT feature_id FROM assignments WHERE annotator = ? ORDER BY position", [annotator])]
 
 
 @dataclass
@@ -336,10 +335,9 @@ def _chunks(ids: list[int], size: int = 500) -> list[list[int]]:
 def disagreements(project: Project) -> list[int]:
     """Feature ids where at least two annotators disagree on the tier or on a verdict for
     the same candidate label (retractions taken into account), in feature order."""
-    fids = [r[0] for r in project.db.execute(
+    fids = [r["feature_id"] for r in project.query(
         "SELECT feature_id FROM judgments WHERE kind IN ('tier', 'verdict') "
-        "GROUP BY feature_id HAVING COUNT(DISTINCT annotator) >= 2 ORDER BY feature_id"
-    ).fetchall()]
+        "GROUP BY feature_id HAVING COUNT(DISTINCT annotator) >= 2 ORDER BY feature_id")]
     out: list[int] = []
     for chunk in _chunks(fids):
         marks = ",".join("?" * len(chunk))

@@ -364,7 +364,7 @@ def _shown(value: Any) -> str:
 
 def stored(project: Project) -> dict[str, Any]:
     """The raw JSON values the project stores (changed keys only; unknown keys included)."""
-    return {k: loads(v) for k, v in project.db.execute("SELECT key, value FROM settings").fetchall()}
+    return {r["key"]: loads(r["value"]) for r in project.query("SELECT key, value FROM settings")}
 
 
 def load(project: Project) -> Settings:

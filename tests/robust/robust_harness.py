@@ -238,9 +238,9 @@ def random_kills(rng: random.Random, n_writers: int, max_s: float) -> dict[int, 
 
 def table_dump(path: Path) -> dict[str, list[tuple]]:
     """Every row of every table, sorted: to prove a database was left exactly as it was."""
-    import sqlite3
+    from store.db import connect_read_only
 
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    conn, _ = connect_read_only(path)  # works on a read-only directory or mount, too
     try:
         tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
         return {t: sorted(conn.execute(f"SELECT * FROM \"{t}\"").fetchall(), key=repr) for t in tables}

@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from ..reports import agreement_renderable
 
     n_boot = max(1, args.bootstrap)
-    with open_project(args.db or default_path()) as project, progress_bars() as progress:
+    with open_project(args.db or default_path(), readonly=True) as project, progress_bars() as progress:
         report = agreement.compute(project, n_boot=n_boot, seed=args.seed,
                                    min_items=max(1, args.min_items), progress=progress)
     if args.json:

@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..progress import progress_bars
 
-    with open_project(args.db or default_path()) as project, progress_bars() as progress:
+    with open_project(args.db or default_path(), readonly=True) as project, progress_bars() as progress:
         result = backup(project, args.path, overwrite=args.force, progress=progress)
     print(f"backup {inert_line(result.path)}: {result.pages} pages, {result.bytes} bytes, "
           f"{result.judgments} judgment events, integrity ok ({result.seconds:.2f} s)")

@@ -60,7 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from store.db import open_project
 
-    with open_project(args.db) as project:
+    with open_project(args.db, readonly=args.report) as project:
         if args.report:
             given = [flag for flag, value in (("--source", args.source), ("--methods", args.methods),
                                               ("--features", args.features),

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
 
     n_boot = max(1, args.bootstrap)
     err = Console(stderr=True)
-    with open_project(args.db or default_path()) as project:
+    with open_project(args.db or default_path(), readonly=not args.store_thresholds) as project:
         with progress_bars() as progress:
             report = calibration.compute(project, n_boot=n_boot, seed=args.seed,
                                          min_rows=max(2, args.min_rows), grid=max(2, args.grid),

@@ -75,7 +75,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from store.db import default_path, open_project
 
-    with open_project(args.db or default_path()) as project, guarded_stdout():
+    with open_project(args.db or default_path(), readonly=True) as project, guarded_stdout():
         n = store_export.export(
             project, args.kind, fmt=args.format, output=args.output, source=args.source,
             method=getattr(args, "method", None),
@@ -93,7 +93,7 @@ def run_gold(args: argparse.Namespace) -> int:
 
     from ..progress import progress_bars
 
-    with open_project(args.db or default_path()) as project, guarded_stdout():
+    with open_project(args.db or default_path(), readonly=True) as project, guarded_stdout():
         with progress_bars() as progress:
             n = export_gold(project, fmt=args.format, policy=args.policy, source=args.source,
                             output=args.output, progress=progress)

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from store.db import default_path, open_project
     from store.status import not_judgeable_line, status
 
-    with open_project(args.db or default_path()) as project:
+    with open_project(args.db or default_path(), readonly=True) as project:
         data = status(project)
     if args.json:
         print_json(data)
