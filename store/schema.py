@@ -203,6 +203,46 @@ def m003_queue_indexes(db: Database) -> None:
     )
 
 
+@migrations()
+def m004_llm_cache_keys(db: Database) -> None:
+    """Re-key ``llm_cache`` on what determines an answer (model, kind, payload, parameters
+    without the length limit), no longer on the endpoint's address: the same server under
+    another port, or ``localhost`` for ``127.0.0.1``, hits the cache.  Where two endpoints
+    cached the same request, the newest answer is kept.  The key function is frozen here
+    (``engine/llm/cache.py: request_key`` computes the same)."""
+    import hashlib
+    import json
+
+    def key(model: str, kind: str, payload: object, params: dict) -> str:
+        keyed = {k: v for k, v in params.items() if k not in ("max_tokens", "max_completion_tokens")}
+        canon = json.dumps({"model": model, "kind": kind, "payload": payload, "params": keyed},
+                           sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+        return hashlib.sha256(canon.encode("utf-8")).hexdigest()
+
+    rows = db.execute("SELECT key, model, request FROM llm_cache ORDER BY created_at DESC, rowid DESC")
+    seen: set[str] = set()
+    moves: list[tuple[str, str]] = []
+    drop: list[str] = []
+    for old, model, request in rows.fetchall():
+        req = json.loads(request)
+        if "messages" in req:
+            new = key(model, "chat", req["messages"], req.get("params") or {})
+        elif "input" in req:
+            new = key(model, "embedding", req["input"], {})
+        elif "path" in req:  # the only cached POST: NLA explanations
+            new = key(model, "nla_explain", {"path": req["path"], "body": req.get("body")}, {})
+        else:
+            continue
+        if new in seen:
+            drop.append(old)
+        else:
+            seen.add(new)
+            moves.append((new, old))
+    db.conn.executemany("DELETE FROM llm_cache WHERE key = ?", [(k,) for k in drop])
+    # Old keys and new keys are both sha256 values of different texts: they never collide.
+    db.conn.executemany("UPDATE llm_cache SET key = ? WHERE key = ?", moves)
+
+
 def _run_script(db: Database, script: str) -> None:
     """Run statements one by one: ``executescript`` would commit the migration's transaction."""
     import sqlite3

@@ -46,7 +46,8 @@ def at_least(lowest: int):
 
 
 def add_endpoint_args(group: argparse._ActionsContainer, *, role: str = "") -> None:
-    """``--base-url --model --api-key-env --concurrency --timeout --max-retries --temperature``.
+    """``--base-url --model --api-key-env --concurrency --timeout --max-retries --max-tokens
+    --temperature``.
 
     Defaults for the first three come from the project settings at run time.
     """
@@ -59,6 +60,9 @@ def add_endpoint_args(group: argparse._ActionsContainer, *, role: str = "") -> N
     group.add_argument("--concurrency", type=int, default=8, help="requests in flight at most (default 8)")
     group.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default 60)")
     group.add_argument("--max-retries", type=at_least(0), default=5, help="retries on 429/5xx/timeouts (default 5)")
+    group.add_argument("--max-tokens", type=at_least(0), default=1024,
+                       help=f"longest {who}answer in tokens, sent as max_tokens; 0: not sent (default 1024). "
+                            "An answer over 32,000 characters is refused whatever the endpoint sends")
     group.add_argument("--temperature", default="0",
                        help=f"{who}sampling temperature, or 'none' to not send one (default 0)")
 

@@ -8,13 +8,15 @@ from collections.abc import Iterator
 from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
+from rich.text import Text
 
 from .safe import inert_line
 
 
 @contextlib.contextmanager
 def progress_bars(console: Console | None = None) -> Iterator:
-    """Yield a ``progress(stage, done, total)`` callable that draws one bar per stage."""
+    """Yield a ``progress(stage, done, total)`` callable that draws one bar per stage; its
+    ``note(line)`` prints one line on stderr, above the bars (also when they are hidden)."""
     console = console or Console(stderr=True)
     bars = Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -32,5 +34,11 @@ def progress_bars(console: Console | None = None) -> Iterator:
             tasks[stage] = bars.add_task(inert_line(stage), total=total)
         bars.update(tasks[stage], completed=done, total=total)
 
+    def note(line: str) -> None:
+        """One line on stderr (above the bars on a terminal), made inert, never wrapped."""
+        bars.console.print(Text(f"saegold: {inert_line(line)}"), soft_wrap=True, markup=False,
+                           highlight=False)
+
+    report.note = note  # type: ignore[attr-defined]
     with bars:
         yield report

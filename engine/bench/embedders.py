@@ -68,10 +68,24 @@ class FunctionEmbedder:
         return _matrix(self.fn(list(texts)), len(texts), self.name)
 
 
+def looks_like_path(value: str) -> bool:
+    return (value.startswith(("./", "../", "/", "~", ".\\")) or value in (".", "..")
+            or value.endswith(("/", os.sep)))
+
+
 def make_embedder(model: str, client: Any | None) -> Embedder:
-    """A local model when ``model`` is an existing directory, else the endpoint's model."""
-    if os.path.isdir(model):
-        return LocalEmbedder(model)
+    """A local model when ``model`` is an existing directory, else the endpoint's model.
+
+    A value written as a path (``./x``, ``../x``, ``/x``, ``~/x``, or ending in ``/``) that is
+    not a directory is an error, never sent to the endpoint as a model name; a bare
+    ``org/name`` (as vLLM and OpenRouter name models) is a model name."""
+    if os.path.isdir(os.path.expanduser(model)):
+        return LocalEmbedder(os.path.expanduser(model))
+    if looks_like_path(model):
+        what = "is a file, not a model directory" if os.path.exists(os.path.expanduser(model)) \
+            else "no such directory"
+        raise SaegoldError(f"--embedding-model {model}: {what} (a local sentence-transformers model "
+                           f"is a directory; an endpoint model is a bare name)")
     if client is None:
         raise SaegoldError(f"--embedding-model {model}: no such directory, and no endpoint to ask")
     return ApiEmbedder(client, model)

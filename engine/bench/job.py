@@ -41,6 +41,7 @@ class BenchConfig:
     batch_size: int = prompts.BATCH_SIZE
     highlight_threshold: float = HIGHLIGHT_THRESHOLD
     temperature: float | None = 0.0           # judge sampling temperature; None: not sent
+    max_tokens: int | None = 1024             # judge answer limit, sent as max_tokens; None: not sent
     redo: bool = False
     dry_run: bool = False
     workers: int = 8                          # results worked on at once (calls are limited by the client)
@@ -152,6 +153,8 @@ async def run_bench(project: Project, config: BenchConfig, *, client: Any = None
         raise SaegoldError("embedding needs --embedding-model (an endpoint model name or a local directory)")
 
     judge_params = {} if config.temperature is None else {"temperature": config.temperature}
+    if config.max_tokens is not None:
+        judge_params["max_tokens"] = config.max_tokens
     labels = usable_labels(project, config.methods, config.feature_ids)
     shuffled = ShuffledLabels(project, config.seed)
     selector = ExampleSelector(project, seed=config.seed, positive_ranks=config.positive_ranks,

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from engine.llm.aio import first_error
-from engine.llm.client import DRY_RUN_COMPLETION_TOKENS, LLMClient
+from engine.llm.client import DRY_RUN_COMPLETION_TOKENS, MAX_REPLY_CHARS, LLMClient
 from engine.llm.errors import LLMRequestFailed
 from engine.llm.usage import TagUsage, estimate_tokens
 from engine.progress import Progress, null_progress
@@ -31,13 +32,15 @@ from store.feature_spec import check_stored
 from store.labels import add_label, content_uuid
 
 from . import inputs
-from .format import parse_explanation
+from .format import Parsed, parse_explanation
 from .methods import METHOD_NAMES, METHODS, BuildOptions, Method, repair_message
 from .nla import NLAService
 from .routing import routing_table
 
 ORIGIN = "saegold"
 UNSCORED = "unscored"
+MAX_TOKENS = 1024          # default answer limit sent as max_tokens (a label is a line)
+REPAIR_ECHO_CHARS = 2_000  # most of an unusable answer sent back in a repair request
 
 
 @dataclass
@@ -51,6 +54,7 @@ class LabelOptions:
     nla_source: str | None = None          # name of the stored NLA explanations to use
     temperature: float | None = 0.0        # None: not sent
     activations: bool = True               # eleuther_acts_top5 shows 0-10 values
+    max_tokens: int | None = MAX_TOKENS    # sent as max_tokens; None: not sent
 
 
 @dataclass
@@ -83,7 +87,18 @@ class LabelReport:
     spent: dict[str, TagUsage] = field(default_factory=dict)    # category -> usage (labels + NLA)
     plan_estimate: Cost = field(default_factory=Cost)           # the routed plan, from scratch
     all_methods_estimate: Cost = field(default_factory=Cost)    # every feature x every method
-    errors: list[str] = field(default_factory=list)             # first few request failures
+    errors: Counter = field(default_factory=Counter)            # request failure -> times (5 kinds at most)
+
+    def note_error(self, message: str) -> None:
+        """Count a request failure; the same failure is one line however often it happens."""
+        if message in self.errors or len(self.errors) < 5:
+            self.errors[message] += 1
+
+    @property
+    def unfinished(self) -> int:
+        """Planned work that ended without a result (labels and NLA explanations); a re-run
+        retries exactly these.  Nonzero means exit status 1."""
+        return 0 if self.dry_run else self.failed + self.nla_failed
 
     @property
     def total_spent(self) -> TagUsage:
@@ -167,8 +182,7 @@ async def run_label_job(project: Project, client: LLMClient, opts: LabelOptions,
     if nla is not None and nla_needed:
         def nla_failed(ex: inputs.Example, exc: Exception) -> None:
             report.nla_failed += 1
-            if len(report.errors) < 5:
-                report.errors.append(str(exc))
+            report.note_error(str(exc))
 
         report.nla_stored = await nla.fill(
             project, [ex for ex, _ in nla_needed.values()], progress=progress,
@@ -177,6 +191,8 @@ async def run_label_job(project: Project, client: LLMClient, opts: LabelOptions,
 
     # -- labels ------------------------------------------------------------------------------
     params = {} if opts.temperature is None else {"temperature": opts.temperature}
+    if opts.max_tokens is not None:
+        params["max_tokens"] = opts.max_tokens
     queue: asyncio.Queue[_Pair] = asyncio.Queue()
     for p in pairs:
         queue.put_nowait(p)
@@ -224,8 +240,7 @@ async def _label_pair(project: Project, client: LLMClient, pair: _Pair, opts: La
             result = await client.chat(messages, tag=tag, **params)
         except LLMRequestFailed as exc:
             report.failed += 1
-            if len(report.errors) < 5:
-                report.errors.append(str(exc))
+            report.note_error(str(exc))
             key = client.chat_key(messages, **params)
             if not client.dry_run:
                 with project.write() as db:
@@ -234,11 +249,22 @@ async def _label_pair(project: Project, client: LLMClient, pair: _Pair, opts: La
                               details={**details, "attempt": attempt},
                               uuid=content_uuid(ORIGIN, row["id"], method.name, key, "request"))
             return
-        if result.text is None:  # dry run, not cached: counted by the client
+        if result.dry_run:  # not cached: counted by the client
             report.labeled += 1
             return
-        parsed = parse_explanation(result.text, max_words=method.max_words)
+        if result.no_content:
+            parsed = Parsed(None, f"the endpoint answered with no text (content null, finish_reason "
+                                  f"{result.finish_reason or 'none'})")
+        elif result.oversize is not None:
+            parsed = Parsed(None, f"the answer is {result.oversize:,} characters long, over the limit "
+                                  f"of {MAX_REPLY_CHARS:,} (stored cut to the limit)")
+        else:
+            parsed = parse_explanation(result.text, max_words=method.max_words)
         if not client.dry_run:
+            # Same request + same answer = same row: cached re-runs add no duplicates, while a
+            # fresh answer (--no-cache) is kept as a new candidate.  An answer with no text is
+            # one row per attempt (it is never cached, so a re-run asks again).
+            answer = result.text if result.text is not None else f"<no content, attempt {attempt}>"
             with project.write() as db:
                 add_label(
                     db, row["id"], method.name, parsed.label, origin=ORIGIN,
@@ -248,17 +274,25 @@ async def _label_pair(project: Project, client: LLMClient, pair: _Pair, opts: La
                     error=parsed.error,
                     details={**details, "attempt": attempt, "cached": result.cached,
                              "finish_reason": result.finish_reason},
-                    # Same request + same answer = same label: cached re-runs add no duplicates,
-                    # while a fresh answer (--no-cache) is kept as a new candidate.
-                    uuid=content_uuid(ORIGIN, row["id"], method.name, result.request_key, result.text),
+                    uuid=content_uuid(ORIGIN, row["id"], method.name, result.request_key, answer),
                 )
         if parsed.label is not None:
             report.labeled += 1
             return
         report.failed_attempts += 1
-        messages = messages + [{"role": "assistant", "content": result.text or ""},
+        if result.text is None:
+            continue  # nothing to repair: ask the same again (a reply with no text is not cached)
+        messages = messages + [{"role": "assistant", "content": _echo(result.text)},
                                repair_message(method, parsed.error or "unusable answer")]
     report.failed += 1
+
+
+def _echo(text: str) -> str:
+    """An unusable answer as sent back in the repair request: never more than
+    :data:`REPAIR_ECHO_CHARS` (a huge answer is not paid for twice)."""
+    if len(text) <= REPAIR_ECHO_CHARS:
+        return text
+    return text[:REPAIR_ECHO_CHARS] + f"\n[... {len(text) - REPAIR_ECHO_CHARS:,} more characters cut]"
 
 
 def _estimate(cost: Cost, data: inputs.FeatureData, names: list[str], opts: BuildOptions) -> None:
@@ -337,7 +371,7 @@ class Endpoint:
 
 
 def label(project: Project, opts: LabelOptions, endpoint: Endpoint, *,
-          progress: Progress = null_progress) -> LabelReport:
+          progress: Progress = null_progress, notify: Callable[[str], None] | None = None) -> LabelReport:
     """Build the clients for ``endpoint`` and run :func:`run_label_job` to the end
     (synchronous; used by ``saegold label`` and the demo)."""
     import os
@@ -345,7 +379,7 @@ def label(project: Project, opts: LabelOptions, endpoint: Endpoint, *,
     client = LLMClient(project, base_url=endpoint.base_url, model=endpoint.model,
                        api_key_env=endpoint.api_key_env, concurrency=endpoint.concurrency,
                        timeout=endpoint.timeout, max_retries=endpoint.max_retries,
-                       dry_run=endpoint.dry_run, read_cache=endpoint.read_cache)
+                       dry_run=endpoint.dry_run, read_cache=endpoint.read_cache, notify=notify)
     nla_client = nla = None
     if endpoint.nla_url:
         source_id = opts.nla_source or endpoint.nla_source_id
@@ -357,7 +391,7 @@ def label(project: Project, opts: LabelOptions, endpoint: Endpoint, *,
                                api_key_env=None, concurrency=endpoint.concurrency,
                                timeout=endpoint.timeout, max_retries=endpoint.max_retries,
                                dry_run=endpoint.dry_run, read_cache=endpoint.read_cache,
-                               extra_headers={"x-api-key": key} if key else None)
+                               extra_headers={"x-api-key": key} if key else None, notify=notify)
         nla = NLAService(nla_client, model_id=model_id, nla_source_id=source_id,
                          bos_offset=endpoint.nla_bos_offset)
 

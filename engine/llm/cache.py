@@ -1,7 +1,11 @@
 """The request/response cache in the project's ``llm_cache`` table.
 
-A request is keyed by the sha256 of its endpoint, model, kind, payload (messages or
-inputs) and parameters, so a re-run of a finished job sends nothing.  What is stored never
+A request is keyed by the sha256 of what determines its answer: model, kind, payload
+(messages or inputs) and parameters, without the length limit (``max_tokens``, checked on a
+hit by the client) and without the endpoint's address (kept in the row as provenance), so
+a re-run of a finished job sends nothing, even through another address of the same server.
+Migration ``m004_llm_cache_keys`` re-keyed rows made under the old key, which held the
+endpoint.  What is stored never
 holds a key or a header: only the JSON payload and the endpoint's JSON answer.
 """
 from __future__ import annotations
@@ -13,10 +17,16 @@ from typing import Any
 from store.db import Project, dumps, loads, now
 
 
-def request_key(endpoint: str, model: str, kind: str, payload: Any, params: dict[str, Any]) -> str:
-    """sha256 of the canonical JSON of (endpoint, model, kind, payload, params)."""
+# Parameters that bound an answer's length: not part of the key (see the module docstring).
+UNKEYED_PARAMS = ("max_tokens", "max_completion_tokens")
+
+
+def request_key(model: str, kind: str, payload: Any, params: dict[str, Any]) -> str:
+    """sha256 of the canonical JSON of (model, kind, payload, params without the length
+    limit).  ``store/schema.py: m004_llm_cache_keys`` holds a frozen copy: keep them equal."""
+    keyed = {k: v for k, v in params.items() if k not in UNKEYED_PARAMS}
     canon = json.dumps(
-        {"endpoint": endpoint, "model": model, "kind": kind, "payload": payload, "params": params},
+        {"model": model, "kind": kind, "payload": payload, "params": keyed},
         sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str,
     )
     return hashlib.sha256(canon.encode("utf-8")).hexdigest()
@@ -33,12 +43,13 @@ class LLMCache:
         if self.project is None or not self.read:
             return None
         rows = self.project.query(
-            "SELECT response, prompt_tokens, completion_tokens FROM llm_cache WHERE key = ?", [key]
-        )
+            "SELECT request, response, prompt_tokens, completion_tokens FROM llm_cache WHERE key = ?",
+            [key])
         if not rows:
             return None
         row = rows[0]
-        return {"response": loads(row["response"]), "prompt_tokens": row["prompt_tokens"] or 0,
+        return {"request": loads(row["request"]), "response": loads(row["response"]),
+                "prompt_tokens": row["prompt_tokens"] or 0,
                 "completion_tokens": row["completion_tokens"] or 0}
 
     def put(self, key: str, *, endpoint: str, model: str, request: Any, response: Any,

@@ -13,9 +13,17 @@
   exponential backoff and jitter on 429 / 5xx / timeouts / connection errors / malformed
   bodies, honouring ``Retry-After``.  The SDK's own retries are off so that every attempt
   is counted here.  ``timeout`` bounds each request.
-* Every answer is cached in ``llm_cache`` under the sha256 of (endpoint, model, messages,
-  parameters): re-running a finished job sends zero requests.  Identical requests in
-  flight at the same time are sent once.
+* Every usable answer is cached in ``llm_cache`` under the sha256 of what determines it
+  (model, messages, sampling parameters), not of the endpoint, which is kept as
+  provenance: re-running a finished job sends zero requests, from any address of the same
+  server.  The answer's length limit (``max_tokens``) is checked on a hit instead of being
+  keyed: a complete cached answer within the limit serves any limit.  Identical requests
+  in flight at the same time are sent once.
+* Never reported as done when it was not: a reply without content (``content: null``)
+  comes back with ``text=None`` and ``no_content=True`` and is never cached; a reply over
+  :data:`MAX_REPLY_CHARS` comes back cut to that length with ``oversize`` set to its full
+  length and is never cached.  Waiting out a backoff releases the concurrency slot, and
+  each wait is told to ``notify`` (at most one line a second).
 * ``dry_run``: nothing is sent; cache hits are still recognised, and the rest is counted
   with estimated tokens (``usage.est_*``).
 """
@@ -23,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +42,7 @@ import openai
 from store.db import Project
 
 from .cache import LLMCache, request_key
-from .errors import LLMError, MalformedResponse
+from .errors import LLMError, LLMRequestFailed, MalformedResponse
 from .retry import RetryPolicy, with_retries
 from .usage import Usage, estimate_tokens
 
@@ -41,20 +50,48 @@ OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 LOCAL_DUMMY_KEY = "sk-local-no-key"
 DRY_RUN_COMPLETION_TOKENS = 60  # completion estimate when the caller gives none
+# A hard cap on a reply kept (cached, stored, shown): a label or a judge's answer is a few
+# hundred characters; 32,000 holds any sane answer with room to spare, and keeps a server
+# that ignores max_tokens from filling the project (a 5 MB answer was cached and stored whole).
+MAX_REPLY_CHARS = 32_000
+WAIT_NOTE_INTERVAL = 1.0        # seconds between two "waiting" lines at most
+LIMIT_PARAMS = ("max_tokens", "max_completion_tokens")
 
 
 @dataclass
 class ChatResult:
-    text: str | None          # None in dry-run
+    text: str | None          # None in a dry run, or when the reply had no content
     prompt_tokens: int
     completion_tokens: int
     cached: bool
     request_key: str          # the cache key
     finish_reason: str | None = None
+    dry_run: bool = False     # nothing was sent (the counts are estimates)
+    oversize: int | None = None   # the reply's full length when ``text`` is cut to MAX_REPLY_CHARS
+
+    @property
+    def no_content(self) -> bool:
+        """The endpoint answered, but with no text (``content: null``): not an answer."""
+        return self.text is None and not self.dry_run
 
 
 def is_local(url: str) -> bool:
     return (urlparse(url).hostname or "") in LOCAL_HOSTS
+
+
+def check_url(url: str, what: str = "endpoint") -> str:
+    """``url`` if it is a usable http(s) URL, else a one-line :class:`LLMError` (a port out
+    of range, a missing host...)."""
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise LLMError(f"{what} {url!r} is not an http:// or https:// URL")
+    try:
+        parsed.port
+    except ValueError:
+        raise LLMError(f"{what} {url!r}: the port is not a number from 1 to 65535") from None
+    if parsed.port == 0 or not parsed.hostname:
+        raise LLMError(f"{what} {url!r}: " + ("port 0 is not a port" if parsed.port == 0 else "no host"))
+    return url
 
 
 class LLMClient:
@@ -64,13 +101,13 @@ class LLMClient:
                  api_key_env: str | None = "OPENAI_API_KEY", concurrency: int = 8,
                  timeout: float = 60.0, max_retries: int = 5, dry_run: bool = False,
                  backoff_base: float = 0.5, extra_headers: dict[str, str] | None = None,
-                 read_cache: bool = True):
+                 read_cache: bool = True, notify: Callable[[str], None] | None = None):
         if concurrency < 1:
             raise LLMError(f"concurrency must be at least 1 (got {concurrency})")
         if timeout <= 0:
             raise LLMError(f"timeout must be positive (got {timeout})")
-        if base_url and (urlparse(base_url).scheme not in ("http", "https") or not urlparse(base_url).netloc):
-            raise LLMError(f"endpoint {base_url!r} is not an http:// or https:// URL")
+        if base_url:
+            check_url(base_url)
         self.project = project
         self.endpoint = (base_url or OPENAI_DEFAULT_URL).rstrip("/")
         self.model = model
@@ -86,14 +123,27 @@ class LLMClient:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sdk: openai.AsyncOpenAI | None = None
         self._inflight: dict[str, asyncio.Future] = {}
+        self.notify = notify   # one-line notices for the user (backoff waits, no key)
+        self._last_note = float("-inf")
+        self._said_no_key = False
+        self._reached = False  # some request got an answer
+        self._unnoted = 0
 
     # -- the SDK client, created on the first real request ---------------------------------
     def _key(self) -> str:
         key = os.environ.get(self.api_key_env, "").strip() if self.api_key_env else ""
         if key:
             return key
-        if is_local(self.endpoint) or not self.api_key_env:
-            return LOCAL_DUMMY_KEY  # a local server, or an endpoint that needs no key
+        if not self.api_key_env:
+            return LOCAL_DUMMY_KEY  # an endpoint that needs no key (e.g. the NLA service)
+        if is_local(self.endpoint):
+            # A local server may need no key: go on, but say so (once: the SDK client is made
+            # once per event loop), so a forgotten export is not silent.
+            if self.notify is not None and not self._said_no_key:
+                self._said_no_key = True
+                self.notify(f"${self.api_key_env} is not set: sending requests to {self.endpoint} "
+                            f"without an API key")
+            return LOCAL_DUMMY_KEY
         raise LLMError(
             f"the API key variable ${self.api_key_env} is not set (needed for {self.endpoint}); "
             f"export it, or name another variable with --api-key-env"
@@ -137,27 +187,50 @@ class LLMClient:
     # -- generic cached + retried request ---------------------------------------------------
     async def _send(self, call: Callable[[openai.AsyncOpenAI], Awaitable[Any]], *, tag: str,
                     what: str) -> Any:
-        """One logical request under the semaphore, with retries and a hard timeout."""
+        """One logical request with retries and a hard timeout.  Each attempt holds a
+        concurrency slot; waiting out a backoff does not (others go on meanwhile)."""
         sdk = self.sdk  # raises LLMError at once when the key is missing
         u = self.usage
 
         async def attempt() -> Any:
-            # The SDK's timeout covers connect/read/write; this bounds a trickling server too.
-            return await asyncio.wait_for(call(sdk), timeout=self.timeout + 1.0)
+            async with self._sem:
+                # The SDK's timeout covers connect/read/write; this bounds a trickling server too.
+                return await asyncio.wait_for(call(sdk), timeout=self.timeout + 1.0)
 
-        async with self._sem:
-            try:
-                result = await with_retries(
-                    attempt, self.policy, what=what,
-                    on_attempt=lambda: u.count(tag, requests=1),
-                    on_retry=lambda reason: u.count(tag, retries=1),
-                    redact=self._redact,
-                )
-            except Exception:
-                u.count(tag, failures=1)
-                raise
+        try:
+            result = await with_retries(
+                attempt, self.policy, what=what,
+                on_attempt=lambda: u.count(tag, requests=1),
+                on_retry=lambda reason: u.count(tag, retries=1),
+                on_wait=lambda reason, delay: self._note_wait(what, reason, delay),
+                redact=self._redact,
+            )
+        except LLMRequestFailed as exc:
+            u.count(tag, failures=1)
+            if exc.unreachable and not self._reached:
+                # Never reached at all: the endpoint is wrong or down, not this request.
+                raise LLMError(f"cannot reach {self.endpoint} ({exc}); no request got an answer: "
+                               f"check --base-url and that the server is up") from None
+            raise
+        except Exception:
+            u.count(tag, failures=1)
+            raise
+        self._reached = True
         u.count(tag, calls=1)
         return result
+
+    def _note_wait(self, what: str, reason: str, delay: float) -> None:
+        """Tell ``notify`` about a backoff wait: one line a second at most, with a count of
+        the waits it stands for."""
+        if self.notify is None:
+            return
+        self._unnoted += 1
+        now = time.monotonic()
+        if now - self._last_note < WAIT_NOTE_INTERVAL:
+            return
+        more = f" (and {self._unnoted - 1} other waits since the last line)" if self._unnoted > 1 else ""
+        self._last_note, self._unnoted = now, 0
+        self.notify(f"{what}: {reason}; retrying in {delay:.1f} s{more}")
 
     async def _dedup(self, key: str, produce: Callable[[], Awaitable[Any]]) -> tuple[Any, bool]:
         """Run ``produce`` once per key at a time; a concurrent twin waits for the first.
@@ -191,7 +264,9 @@ class LLMClient:
 
     # -- chat ------------------------------------------------------------------------------
     def chat_key(self, messages: list[dict], **params: Any) -> str:
-        return request_key(self.endpoint, self.model, "chat", messages, params)
+        """The cache key: what determines the answer (model, messages, sampling
+        parameters), never the endpoint's address nor the length limit (checked on a hit)."""
+        return request_key(self.model, "chat", messages, params)
 
     async def chat(self, messages: list[dict], *, tag: str = "",
                    est_completion_tokens: int | None = None, **params: Any) -> ChatResult:
@@ -200,14 +275,14 @@ class LLMClient:
         estimates (default: ``max_tokens``, else 60)."""
         key = self.chat_key(messages, **params)
         hit = self.cache.get(key)
-        if hit is not None:
+        if hit is not None and _serves(hit, params):
             return self._chat_hit(key, hit, tag)
         if self.dry_run:
             prompt = sum(estimate_tokens(str(m.get("content") or "")) + 4 for m in messages)
             completion = est_completion_tokens or params.get("max_tokens") or DRY_RUN_COMPLETION_TOKENS
             self.usage.count(tag, est_calls=1, est_prompt_tokens=prompt,
                              est_completion_tokens=int(completion))
-            return ChatResult(None, prompt, int(completion), False, key)
+            return ChatResult(None, prompt, int(completion), False, key, dry_run=True)
 
         async def produce() -> dict:
             async def call(sdk: openai.AsyncOpenAI) -> dict:
@@ -216,7 +291,12 @@ class LLMClient:
 
             data = await self._send(call, tag=tag,
                                     what=f"chat request to {self.endpoint} (model {self.model})")
-            text = data["choices"][0]["message"].get("content")
+            message = data["choices"][0]["message"]
+            text = message.get("content")
+            full = len(text) if text is not None and len(text) > MAX_REPLY_CHARS else None
+            if full is not None:
+                # Kept cut: never cached, stored or sent back whole.
+                message["content"] = text = text[:MAX_REPLY_CHARS]
             usage = data.get("usage") or {}
             pt = usage.get("prompt_tokens")
             ct = usage.get("completion_tokens")
@@ -225,31 +305,29 @@ class LLMClient:
             if ct is None:
                 ct = estimate_tokens(text or "")
             self.usage.count(tag, prompt_tokens=int(pt), completion_tokens=int(ct))
-            self.cache.put(key, endpoint=self.endpoint, model=self.model,
-                           request={"messages": messages, "params": params}, response=data,
-                           prompt_tokens=int(pt), completion_tokens=int(ct))
-            return {"response": data, "prompt_tokens": int(pt), "completion_tokens": int(ct)}
+            if text is not None and full is None:  # only a usable answer is cached
+                self.cache.put(key, endpoint=self.endpoint, model=self.model,
+                               request={"messages": messages, "params": params}, response=data,
+                               prompt_tokens=int(pt), completion_tokens=int(ct))
+            return {"response": data, "prompt_tokens": int(pt), "completion_tokens": int(ct),
+                    "oversize": full}
 
         value, shared = await self._dedup(key, produce)
         if shared:
             return self._chat_hit(key, value, tag)
-        choice = value["response"]["choices"][0]
-        return ChatResult(choice["message"].get("content"), value["prompt_tokens"],
-                          value["completion_tokens"], False, key, choice.get("finish_reason"))
+        return _chat_result(key, value, cached=False)
 
     def _chat_hit(self, key: str, hit: dict, tag: str) -> ChatResult:
         self.usage.count(tag, cache_hits=1, cached_prompt_tokens=hit["prompt_tokens"],
                          cached_completion_tokens=hit["completion_tokens"])
-        choice = hit["response"]["choices"][0]
-        return ChatResult(choice["message"].get("content"), hit["prompt_tokens"],
-                          hit["completion_tokens"], True, key, choice.get("finish_reason"))
+        return _chat_result(key, hit, cached=True)
 
     # -- embeddings ------------------------------------------------------------------------
     async def embed(self, texts: list[str], *, model: str, tag: str = "",
                     batch_size: int = 256) -> list[list[float]]:
         """Embeddings of ``texts`` in order, each text cached on its own (so any batching
         of a re-run hits the cache).  Dry run: uncached texts come back as ``[]``."""
-        keys = [request_key(self.endpoint, model, "embedding", t, {}) for t in texts]
+        keys = [request_key(model, "embedding", t, {}) for t in texts]
         out: list[list[float] | None] = [None] * len(texts)
         missing: dict[str, list[int]] = {}
         for i, key in enumerate(keys):
@@ -306,7 +384,7 @@ class LLMClient:
         """POST ``body`` to ``endpoint + path`` with the same retries, semaphore and (with
         ``cache_kind``) cache as chat calls.  ``validate`` raises :class:`MalformedResponse`
         on a bad body (retried).  Returns ``(json, cached)``; dry run returns ``(None, False)``."""
-        key = request_key(self.endpoint, self.model, cache_kind or "post", {"path": path, "body": body}, {})
+        key = request_key(self.model, cache_kind or "post", {"path": path, "body": body}, {})
         if cache_kind:
             hit = self.cache.get(key)
             if hit is not None:
@@ -334,6 +412,35 @@ class LLMClient:
         if shared:
             self.usage.count(tag, cache_hits=1)
         return value, shared
+
+
+def _chat_result(key: str, value: dict, *, cached: bool) -> ChatResult:
+    choice = value["response"]["choices"][0]
+    return ChatResult(choice["message"].get("content"), value["prompt_tokens"],
+                      value["completion_tokens"], cached, key, choice.get("finish_reason"),
+                      oversize=value.get("oversize"))
+
+
+def _limit(params: dict[str, Any]) -> int | None:
+    for name in LIMIT_PARAMS:
+        if params.get(name) is not None:
+            return int(params[name])
+    return None
+
+
+def _serves(hit: dict, params: dict[str, Any]) -> bool:
+    """Does the cached answer stand for what this request would get?  It must be a usable
+    answer (text, within :data:`MAX_REPLY_CHARS`: older versions cached null and huge
+    replies), and fit this request's length limit: a complete answer (not cut by a limit)
+    no longer than the limit, or one cut by the very same limit."""
+    choice = hit["response"]["choices"][0]
+    text = choice["message"].get("content")
+    if not isinstance(text, str) or len(text) > MAX_REPLY_CHARS:
+        return False
+    limit = _limit(params)
+    if choice.get("finish_reason") == "length":
+        return limit == _limit((hit.get("request") or {}).get("params") or {})
+    return limit is None or hit["completion_tokens"] <= limit
 
 
 def _chat_json(response: Any) -> dict:

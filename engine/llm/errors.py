@@ -11,9 +11,11 @@ class LLMError(SaegoldError):
 class LLMRequestFailed(SaegoldError):
     """One request failed for good (retries spent, or refused as invalid); others may go on."""
 
-    def __init__(self, message: str, *, status: int | None = None, attempts: int = 1):
+    def __init__(self, message: str, *, status: int | None = None, attempts: int = 1,
+                 unreachable: bool = False):
         super().__init__(message)
         self.status, self.attempts = status, attempts
+        self.unreachable = unreachable  # no connection could be made (not a slow answer)
 
 
 class MalformedResponse(Exception):

@@ -95,6 +95,7 @@ def describe(exc: BaseException) -> str:
 async def with_retries(call: Callable[[], Awaitable[T]], policy: RetryPolicy, *, what: str,
                        on_attempt: Callable[[], None] = lambda: None,
                        on_retry: Callable[[str], None] = lambda reason: None,
+                       on_wait: Callable[[str, float], None] = lambda reason, delay: None,
                        redact: Callable[[str], str] = lambda s: s) -> T:
     """Run ``call`` until it succeeds, retrying what is worth retrying."""
     attempt = 0
@@ -113,11 +114,14 @@ async def with_retries(call: Callable[[], Awaitable[T]], policy: RetryPolicy, *,
                 raise LLMError(f"{what}: {reason}") from None
             if action == "fail" or attempt >= policy.max_retries:
                 tries = "" if action == "fail" else f" after {attempt + 1} attempts"
+                unreachable = (isinstance(exc, openai.APIConnectionError)
+                               and not isinstance(exc, openai.APITimeoutError))
                 raise LLMRequestFailed(f"{what}: {reason}{tries}", status=status,
-                                       attempts=attempt + 1) from None
+                                       attempts=attempt + 1, unreachable=unreachable) from None
             delay = policy.backoff(attempt)
             if after is not None:
                 delay = min(after, policy.retry_after_cap)
             on_retry(reason)
+            on_wait(reason, delay)
             attempt += 1
             await asyncio.sleep(delay)

@@ -214,23 +214,63 @@ def test_annotate_without_a_terminal_is_one_line(files, capsys):
     assert "annotate needs a terminal" in err and "ssh -t" in err
 
 
-@pytest.mark.parametrize("command", [
+LLM_COMMANDS = [
     ["label", "--methods", "eleuther_acts_top5", "--features", "0"],
     ["bench", "--benchmarks", "detection", "--features", "0", "--negatives", "other-features",
      "--positive-ranks", "1-1"],
-], ids=lambda c: c[0])
-def test_requests_failing_for_good_exit_1(files, capsys, monkeypatch, command):
-    """An unreachable endpoint: the run reports the failure and exits 1 (not 0), so a script
-    notices; nothing is half-written."""
+]
+
+
+@pytest.mark.parametrize("command", LLM_COMMANDS, ids=lambda c: c[0])
+def test_an_unreachable_endpoint_is_one_line_exit_2(files, capsys, monkeypatch, command):
+    """An endpoint that never answers is an error of the run (exit 2, one line on stderr,
+    nothing written), not N identical failures on stdout."""
     import socket
 
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     monkeypatch.setenv("SAEGOLD_TEST_KEY", "k")
+    before = _dump(files["db"])
     rc = main(["--db", str(files["db"]), *command, "--redo", "--base-url", f"http://127.0.0.1:{port}/v1",
                "--model", "m", "--api-key-env", "SAEGOLD_TEST_KEY", "--max-retries", "0", "--timeout", "2"])
     out, err = capsys.readouterr()
+    assert rc == 2, (out, err)
+    assert len(err.strip().splitlines()) == 1 and "cannot reach" in err and "connection error" in err
+    assert "error" not in out and "Traceback" not in out + err
+    assert _dump(files["db"]) == before
+
+
+@pytest.mark.parametrize("command", LLM_COMMANDS, ids=lambda c: c[0])
+def test_requests_failing_for_good_exit_1(files, capsys, monkeypatch, llm_server, command):
+    """The endpoint answers, but one request is refused for good: the run finishes, says so on
+    stderr (once per distinct error) and exits 1, so a script notices."""
+    from engine.llm.standin_server import Fault
+
+    server = llm_server(lambda req: "[EXPLANATION]: x" if "EXPLANATION" in str(req) else "1")
+    # The first request goes through; every later one is refused (400: not retried).
+    server.inject(Fault(), *[Fault(status=400) for _ in range(20)])
+    command = [c if c != "0" else "0-3" for c in command]
+    monkeypatch.setenv("SAEGOLD_TEST_KEY", "k")
+    rc = main(["--db", str(files["db"]), *command, "--redo", "--no-cache" if command[0] == "label" else "--redo",
+               "--base-url", server.base_url, "--model", "m", "--api-key-env", "SAEGOLD_TEST_KEY",
+               "--max-retries", "0", "--concurrency", "1"])
+    out, err = capsys.readouterr()
     assert rc == 1, (out, err)
-    assert "connection error" in out + err
-    assert "Traceback" not in out + err
+    errors = err.strip().splitlines()
+    assert errors and all(e.startswith("saegold: ") for e in errors)
+    assert "HTTP 400" in errors[-1], errors
+    if command[0] == "label":  # the same failure of 3 requests is one line, counted
+        assert len(errors) == 1 and "3 times" in errors[0], errors
+    assert "HTTP 400" not in out and "Traceback" not in out + err
+
+
+def test_unusable_answers_only_exit_1(files, capsys, monkeypatch, llm_server):
+    """`N labeled, 1 failed (3 unusable answers)` is not done: exit 1, like a failed request."""
+    server = llm_server(lambda req: "[EXPLANATION]: fine" if "w0" not in str(req) else "no tag here")
+    monkeypatch.setenv("SAEGOLD_TEST_KEY", "k")
+    rc = main(["--db", str(files["db"]), "label", "--methods", "eleuther_acts_top5", "--redo", "--no-cache",
+               "--base-url", server.base_url, "--model", "m", "--api-key-env", "SAEGOLD_TEST_KEY"])
+    out, err = capsys.readouterr()
+    assert rc == 1, (out, err)
+    assert "3 labeled, 1 failed (3 unusable answers" in out and "not done: 1 labels" in out

@@ -21,7 +21,8 @@ Positives are held-out activating examples (top ranks 6-15 by default; labelers 
 negatives the scoring pass's non-activating contexts (or --negatives other-features).
 Results are written as they complete; a re-run skips finished ones (--redo to redo), and
 judge answers are cached, so re-running sends no requests. Seeded: --seed reproduces a run.
-Exit status 1 when requests failed for good (a re-run retries them).
+Exit status: 0 done; 1 finished but some results were not stored because a request failed
+for good (a re-run retries them); 2 an error, one line, nothing stored; 130 interrupted.
 
   saegold bench --benchmarks detection,fuzzing,embedding --model gpt-4o-mini \\
                 --embedding-model text-embedding-3-small
@@ -43,7 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                       "each stored (for --source) (default: all)")
     add_endpoint_args(p, role="judge")
     p.add_argument("--embedding-model", help="embedding model at the endpoint, or a local "
-                                             "sentence-transformers model directory")
+                                             "sentence-transformers model directory (./dir, /dir, ~/dir: "
+                                             "must exist)")
     p.add_argument("--negatives", choices=("scoring", "other-features"), default="scoring",
                    help="non-activating examples: the scoring pass's (default) or other features' top examples")
     p.add_argument("--n-negatives", type=int, help="negatives per feature (default: as many as positives)")
@@ -111,7 +113,7 @@ def _score(project, args: argparse.Namespace) -> int:
         feature_ids=parse_features(project, args.features, args.source),
         seed=args.seed, positive_ranks=parse_ranks(args.positive_ranks), negatives=args.negatives,
         n_negatives=args.n_negatives, batch_size=args.batch_size, redo=args.redo, dry_run=args.dry_run,
-        temperature=parse_temperature(args.temperature),
+        temperature=parse_temperature(args.temperature), max_tokens=args.max_tokens or None,
         workers=max(2, args.concurrency),
     )
     if config.methods:
@@ -131,17 +133,18 @@ def _score(project, args: argparse.Namespace) -> int:
     key_env = args.api_key_env or cfg.llm_api_key_env
 
     async def go():
-        client = LLMClient(project, base_url=base_url, model=model, api_key_env=key_env,
-                           concurrency=args.concurrency, timeout=args.timeout, max_retries=args.max_retries,
-                           dry_run=args.dry_run)
-        try:
-            embedder = make_embedder(args.embedding_model, client) if args.embedding_model else None
-            with progress_bars() as progress:
+        embedder = None
+        with progress_bars() as progress:
+            client = LLMClient(project, base_url=base_url, model=model, api_key_env=key_env,
+                               concurrency=args.concurrency, timeout=args.timeout,
+                               max_retries=args.max_retries, dry_run=args.dry_run, notify=progress.note)
+            try:
+                embedder = make_embedder(args.embedding_model, client) if args.embedding_model else None
                 summary = await run_bench(project, config, client=client, embedder=embedder,
                                           judge_model=model, progress=progress)
-            return summary, client.usage
-        finally:
-            await client.aclose()
+                return summary, client.usage
+            finally:
+                await client.aclose()
 
     summary, usage = asyncio.run(go())
     _print_summary(summary, usage, config)
@@ -180,9 +183,11 @@ def _print_summary(summary, usage, config) -> None:
         out.append(f"  {summary.no_control} shuffled controls skipped: no other feature has a label of that method")
     if summary.failed:
         out.append(f"  {summary.failed} results not stored: a request failed for good "
-                   f"(first: {summary.first_error}); run again to retry")
+                   f"(the first error is on stderr); run again to retry")
     for line in out:
         print(inert_line(line))
+    if summary.failed and summary.first_error:
+        print(f"saegold: {inert_line(summary.first_error)}", file=sys.stderr)
 
 
 # -- report --------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from engine.labeling.methods import METHOD_NAMES
 from store.errors import SaegoldError
@@ -26,7 +27,12 @@ baez / baez_last need NLA explanations: from an NLA service (--nla-url, Neuronpe
 explain shape) or a JSONL file of precomputed ones (--nla-jsonl; one record a line:
 {{"source": "MODEL/SOURCE", "feature": 12, "rank": 0, "token_index": 17, "explanation": "..."}}).
 Every run ends with what it spent per category and what labeling every feature with every
-method would cost. Exit status 1 when requests failed for good (a re-run retries them)."""
+method would cost.
+
+Exit status: 0 every planned label was made; 1 the run finished but some labels (or NLA
+explanations) were not made -- a request failed for good, or every answer asked for was
+unusable -- and a re-run retries exactly those; 2 an error, one line, nothing done (an
+unreachable endpoint, a wrong key or model, bad options); 130 interrupted."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -75,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         source=args.source, features=None,
         redo=args.redo, attempts=args.attempts, nla_source=args.nla_source,
         temperature=parse_temperature(args.temperature), activations=not args.no_activations,
+        max_tokens=args.max_tokens or None,
     )
     if not opts.methods and not opts.by_tier:
         raise SaegoldError("say which labels to make: --methods M1,M2 or --by-tier")
@@ -104,13 +111,16 @@ def run(args: argparse.Namespace) -> int:
             nla_key_env=args.nla_key_env, nla_bos_offset=args.nla_bos_offset,
         )
         with progress_bars() as progress:
-            report = label(project, opts, endpoint, progress=progress)
+            report = label(project, opts, endpoint, progress=progress, notify=progress.note)
         for line in report_lines(report, model=endpoint.model,
                                  endpoint=(endpoint.base_url or "https://api.openai.com/v1").rstrip("/")):
             print(line)
-    # Requests that failed for good (an unreachable endpoint...): exit 1 so scripts notice;
-    # everything finished is kept and a re-run retries only what failed.
-    return 1 if report.errors and not report.dry_run else 0
+        for err, n in report.errors.items():
+            print(f"saegold: {'' if n == 1 else f'{n} times: '}{inert_line(err)}", file=sys.stderr)
+    # One rule (README, --help): 1 when planned labels were not made -- failed requests or only
+    # unusable answers -- so scripts notice; everything finished is kept and a re-run retries
+    # exactly what is missing.
+    return 1 if report.unfinished else 0
 
 
 def report_lines(report, *, model: str, endpoint: str) -> list[str]:
@@ -132,8 +142,9 @@ def report_lines(report, *, model: str, endpoint: str) -> list[str]:
     if r.nla_source and (r.nla_stored or r.nla_failed):
         lines.append(f"NLA explanations ({inert_line(r.nla_source)}): {r.nla_stored} fetched, {r.nla_failed} failed"
                      + (f", {r.nla_token_mismatches} at a token that differs from ours" if r.nla_token_mismatches else ""))
-    for err in r.errors:
-        lines.append(f"error: {inert_line(err)}")
+    if r.unfinished:
+        lines.append(f"not done: {r.failed} labels" + (f" and {r.nla_failed} NLA explanations" if r.nla_failed else "")
+                     + " (errors on stderr); a re-run retries them")
     head = ("would send", "cached", "~prompt tok", "~completion tok") if dry else \
            ("calls", "cache hits", "prompt tok", "completion tok")
     lines.append(("would spend" if dry else "spent") + " per category (labels and NLA requests):")
