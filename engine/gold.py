@@ -37,6 +37,7 @@ from engine.progress import Progress, null_progress
 from engine.stats import data
 from store import judgments as store_judgments
 from store.db import Project
+from store.export import check_output_path
 from store.errors import SaegoldError
 from store.judgments import TIERS, FeatureJudgment
 
@@ -300,8 +301,8 @@ def _render_text(records: list[dict[str, Any]], fmt: str) -> tuple[str, int]:
 
 def _write_atomic(path: Path, write) -> None:
     """Write through a temporary file in the same folder, then rename: no half files."""
+    check_output_path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     except OSError as exc:
         raise GoldError(f"{path}: cannot write ({exc.strerror})") from exc

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from .errors import StoreError
+from .sqlite_errors import writable
 
 if TYPE_CHECKING:
     from .db import Project
@@ -158,10 +159,27 @@ def _plain_mode(path: Path) -> int:
     return 0o666 & ~mask
 
 
+def check_output_path(path: str | os.PathLike, flag: str = "--output") -> Path:
+    """``path`` if a file can be written there, else a one-line :class:`StoreError`: a
+    missing directory is never created (a typo would scatter files), a directory is not a
+    file name, and a read-only directory is named."""
+    path = Path(path)
+    folder = path.parent
+    if path.is_dir():
+        raise StoreError(f"{flag} {path}: is a directory; give a file name")
+    if not folder.is_dir():
+        missing = next((p for p in [folder, *folder.parents] if p.exists()), None)
+        what = "is not a directory" if missing is not None and missing == folder else "no such directory"
+        raise StoreError(f"{flag} {path}: {folder} {what} (create it first)")
+    if not writable(folder):
+        raise StoreError(f"{flag} {path}: cannot write in {folder} (read-only for this user)")
+    return path
+
+
 @contextlib.contextmanager
 def _atomic_text(path: Path) -> Iterator[TextIO]:
     """A text file that appears at ``path`` only when fully written (gzipped for ``*.gz``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    check_output_path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         if path.name.endswith(".gz"):

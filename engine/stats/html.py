@@ -7,6 +7,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from store.export import check_output_path
 from store.judgments import TIERS
 
 from . import thresholds
@@ -190,7 +191,6 @@ def render(calibration: CalibrationReport | None, agreement: AgreementReport | N
 
 def write(path: str | Path, calibration: CalibrationReport | None, agreement: AgreementReport | None = None,
           title: str = "saegold report") -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = check_output_path(path, "--html")
     path.write_text(render(calibration, agreement, title), encoding="utf-8")
     return path

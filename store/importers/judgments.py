@@ -93,7 +93,13 @@ class _Resolver:
             raise rec.bad("source", f"{source!r} is not named MODEL/SOURCE")
         if "feature" not in obj:
             raise rec.bad("feature", "missing: the feature index")
-        idx = nonneg_int(rec, "feature", obj["feature"])
+        given = obj["feature"]
+        if not isinstance(given, int) or isinstance(given, bool):
+            # Judgments are saegold's own format: an index is a JSON integer, never "6" or 6.0
+            # (a quoted or float index is a sign the file was produced by something else).
+            shown = repr(given) if isinstance(given, (str, float)) else type(given).__name__
+            raise rec.bad("feature", f"expected a JSON integer feature index, got {shown}")
+        idx = nonneg_int(rec, "feature", given)
         key = (source, idx)
         if key not in self.features:
             self.features[key] = self.project.scalar(
@@ -213,25 +219,33 @@ def parse_judgment(rec: Record, resolver: _Resolver) -> dict[str, Any]:
     return event
 
 
-def _check_same(project: Project, rec: Record, event: dict[str, Any]) -> bool:
-    """True when the UUID is already here with the same content; BadInput if it differs."""
+def _check_same(project: Project, rec: Record, event: dict[str, Any],
+                seen: dict[str, Record]) -> bool:
+    """True when the UUID is already here with the same content; BadInput if it differs,
+    naming the earlier record of this import when that is where the UUID came from."""
     rows = project.query(f"SELECT {', '.join(COMPARED)} FROM judgments WHERE uuid = ?", [event["uuid"]])
     if not rows:
         return False
     differs = [k for k in COMPARED if rows[0][k] != event[k]]
     if differs:
-        raise rec.bad("uuid", f"{event['uuid']} is already recorded with a different "
-                              f"{differs[0].removesuffix('_id')}")
+        what = differs[0].removesuffix("_id")
+        first = seen.get(event["uuid"])
+        if first is not None:
+            where = f"record {first.where}" + ("" if first.file == rec.file else f" of {first.file}")
+            raise rec.bad("uuid", f"{event['uuid']} is also the uuid of {where} in this import, "
+                                  f"with a different {what}; each judgment needs its own uuid")
+        raise rec.bad("uuid", f"{event['uuid']} is already recorded in this project with a different {what}")
     return True
 
 
 def _import_one(project: Project, rec: Record, resolver: _Resolver, known: set[str],
-                report: JudgmentsReport) -> str | None:
+                report: JudgmentsReport, seen: dict[str, Record]) -> str | None:
     """Append one record's event; return the annotator's name when newly registered."""
     event = parse_judgment(rec, resolver)
-    if _check_same(project, rec, event):
+    if _check_same(project, rec, event, seen):
         report.existing += 1
         return None
+    seen[event["uuid"]] = rec
     added = None
     if event["annotator"] not in known and event["kind"] not in LEAD_KINDS:
         ensure_annotator(project, event["annotator"])
@@ -276,6 +290,7 @@ def _import_files(project: Project, paths: list[str | Path], *, skip_bad: bool, 
     rejections = Rejections(skip_bad)
     resolver = _Resolver(project)
     known = {r["name"] for r in project.query("SELECT name FROM annotators")}
+    seen: dict[str, Record] = {}   # uuid -> the record of this import that added it
     with project.write() as db:
         for i, path in enumerate(files):
             progress("importing files", i, len(files))
@@ -284,7 +299,7 @@ def _import_files(project: Project, paths: list[str | Path], *, skip_bad: bool, 
             for rec in read_records(path, rejections, progress, name=names.get(path)):
                 try:
                     with project.write():  # a savepoint: a rejected record leaves no trace
-                        added = _import_one(project, rec, resolver, known, report)
+                        added = _import_one(project, rec, resolver, known, report, seen)
                 except BadInput as exc:
                     rejections.reject(exc)
                     continue
@@ -292,6 +307,10 @@ def _import_files(project: Project, paths: list[str | Path], *, skip_bad: bool, 
                     known.add(added)
                     report.annotators_new.append(added)
                 accepted += 1
+            if accepted == 0 and len(rejections.items) == bad_before:
+                # Nothing in it: not an import (no import_log row for nothing), but an error.
+                raise BadInput(str(path), None, None, "holds no judgment records (an empty file?); "
+                                                      "nothing was imported")
             report.records += accepted
             log_import(db, "judgments", names.get(path, path), digest, size, accepted,
                        len(rejections.items) - bad_before)

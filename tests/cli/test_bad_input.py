@@ -221,6 +221,24 @@ def test_annotate_without_a_terminal_is_one_line(files, capsys):
     assert "annotate needs a terminal" in err and "ssh -t" in err
 
 
+@pytest.mark.parametrize("args", [
+    ["export", "labels", "-o", "{tmp}/nonexistent/dir/f.jsonl"],
+    ["export", "gold", "-o", "{tmp}/nonexistent/dir/f.jsonl"],
+    ["calibrate", "--html", "{tmp}/nonexistent/dir/r.html", "--bootstrap", "5"],
+    ["export", "labels", "-o", "{tmp}/empty.txt/f.jsonl"],
+], ids=lambda a: " ".join(a[:2]))
+def test_output_into_a_missing_directory_is_refused(files, capsys, args):
+    """A typo in an output path never creates directories: one line, exit 2, nothing made."""
+    tmp = files["tmp"]
+    before = sorted(p.name for p in tmp.iterdir())
+    rc = main(["--db", str(files["db"]), *[a.format(tmp=tmp) for a in args]])
+    out, err = capsys.readouterr()
+    assert rc == 2, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and ("no such directory" in lines[0] or "is not a directory" in lines[0]), err
+    assert sorted(p.name for p in tmp.iterdir()) == before
+
+
 LLM_COMMANDS = [
     ["label", "--methods", "eleuther_acts_top5", "--features", "0"],
     ["bench", "--benchmarks", "detection", "--features", "0", "--negatives", "other-features",

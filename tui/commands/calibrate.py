@@ -51,6 +51,10 @@ def run(args: argparse.Namespace) -> int:
     from ..progress import progress_bars
     from ..reports import calibration_renderable
 
+    from store.export import check_output_path
+
+    if args.html:
+        check_output_path(args.html, "--html")   # before the work, not after it
     n_boot = max(1, args.bootstrap)
     err = Console(stderr=True)
     with open_project(args.db or default_path(), readonly=not args.store_thresholds) as project:

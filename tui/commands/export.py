@@ -75,6 +75,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from store.db import default_path, open_project
 
+    if args.output not in (None, "-"):
+        store_export.check_output_path(args.output)
     with open_project(args.db or default_path(), readonly=True) as project, guarded_stdout():
         n = store_export.export(
             project, args.kind, fmt=args.format, output=args.output, source=args.source,
@@ -93,6 +95,8 @@ def run_gold(args: argparse.Namespace) -> int:
 
     from ..progress import progress_bars
 
+    if args.output not in (None, "-"):
+        store_export.check_output_path(args.output)
     with open_project(args.db or default_path(), readonly=True) as project, guarded_stdout():
         with progress_bars() as progress:
             n = export_gold(project, fmt=args.format, policy=args.policy, source=args.source,
