@@ -234,7 +234,8 @@ def _check_same(project: Project, rec: Record, event: dict[str, Any],
             where = f"record {first.where}" + ("" if first.file == rec.file else f" of {first.file}")
             raise rec.bad("uuid", f"{event['uuid']} is also the uuid of {where} in this import, "
                                   f"with a different {what}; each judgment needs its own uuid")
-        raise rec.bad("uuid", f"{event['uuid']} is already recorded in this project with a different {what}")
+        raise rec.bad("uuid", f"{event['uuid']} is already recorded with a different {what} "
+                              f"(by an earlier import or the app)")
     return True
 
 

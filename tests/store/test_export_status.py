@@ -119,6 +119,9 @@ def test_features_export(filled):
 
 def test_export_to_file_is_atomic(filled, tmp_path):
     out = tmp_path / "sub" / "labels.csv"
+    with pytest.raises(StoreError, match="no such directory"):  # never made on the fly (a typo)
+        E.export(filled, "labels", fmt="csv", output=out)
+    out.parent.mkdir()
     assert E.export(filled, "labels", fmt="csv", output=out) == 3
     assert out.read_text(encoding="utf-8").startswith("source,feature,method,text")
     assert [p.name for p in out.parent.iterdir()] == ["labels.csv"]  # no temporary left behind

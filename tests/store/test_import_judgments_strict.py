@@ -70,5 +70,5 @@ def test_one_uuid_twice_in_a_file_blames_the_file_not_the_database(proj, tmp_pat
     assert _unchanged(proj) == before
     # The same uuid already in the project (an earlier import) still says so.
     import_judgments(proj, [write(tmp_path, rec("dup", value="input"), name="a.jsonl")])
-    with pytest.raises(BadInput, match="already recorded in this project with a different value"):
+    with pytest.raises(BadInput, match="already recorded with a different value .by an earlier import"):
         import_judgments(proj, [write(tmp_path, rec("dup", value="cross"), name="b.jsonl")])
