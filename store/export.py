@@ -159,14 +159,15 @@ def _plain_mode(path: Path) -> int:
     return 0o666 & ~mask
 
 
-def check_output_path(path: str | os.PathLike, flag: str = "--output") -> Path:
+def check_output_path(path: str | os.PathLike, flag: str = "--output", what: str = "") -> Path:
     """``path`` if a file can be written there, else a one-line :class:`StoreError`: a
     missing directory is never created (a typo would scatter files), a directory is not a
     file name, and a read-only directory is named."""
     path = Path(path)
     folder = path.parent
     if path.is_dir():
-        raise StoreError(f"{flag} {path}: is a directory; give a file name")
+        raise StoreError(f"{path}: cannot write{' ' + what if what else ''} ({flag} names a directory; "
+                         f"give a file name)")
     if not folder.is_dir():
         missing = next((p for p in [folder, *folder.parents] if p.exists()), None)
         what = "is not a directory" if missing is not None and missing == folder else "no such directory"

@@ -191,6 +191,6 @@ def render(calibration: CalibrationReport | None, agreement: AgreementReport | N
 
 def write(path: str | Path, calibration: CalibrationReport | None, agreement: AgreementReport | None = None,
           title: str = "saegold report") -> Path:
-    path = check_output_path(path, "--html")
+    path = check_output_path(path, "--html", "the HTML report")
     path.write_text(render(calibration, agreement, title), encoding="utf-8")
     return path

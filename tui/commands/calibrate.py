@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from store.export import check_output_path
 
     if args.html:
-        check_output_path(args.html, "--html")   # before the work, not after it
+        check_output_path(args.html, "--html", "the HTML report")   # before the work, not after it
     n_boot = max(1, args.bootstrap)
     err = Console(stderr=True)
     with open_project(args.db or default_path(), readonly=not args.store_thresholds) as project:
