@@ -13,6 +13,7 @@ from store.judgments import TIERS
 from . import thresholds
 from .agreement import AgreementReport
 from .calibration import CHANCE, CalibrationReport
+from .disputes import Dispute
 from .resample import Estimate
 
 _STYLE = """
@@ -21,6 +22,7 @@ table{border-collapse:collapse;margin:1em 0;font-size:.9em}
 td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right}
 th{background:#f3f3f3} td.l,th.l{text-align:left}
 .dim{color:#888} li{margin:.3em 0} h2{margin-top:2em}
+details{margin:.4em 0;border-left:3px solid #ddd;padding-left:.6em} summary{cursor:pointer}
 """
 
 
@@ -76,16 +78,23 @@ def _reliability_figure(rep: CalibrationReport) -> go.Figure | None:
         for c in cells])
     for i, c in enumerate(cells, start=1):
         bins = [b for b in c.calibration.bins if b.n]
+        # The n behind each point: marker area proportional to n, and "n=..." written next to it,
+        # so a bin of 2 verdicts does not read like one of 46.
+        biggest = max(b.n for b in bins) if bins else 1
         fig.add_trace(go.Scatter(x=[b.mean_predicted for b in bins], y=[b.observed for b in bins],
-                                 mode="markers+lines", name=f"{_e(c.benchmark)} out-of-fold",
-                                 text=[f"n={b.n}" for b in bins]), row=1, col=i)
+                                 mode="markers+lines+text", name=f"{_e(c.benchmark)} out-of-fold",
+                                 text=[f"n={b.n}" for b in bins], textposition="top center",
+                                 marker=dict(size=[6 + 22 * (b.n / biggest) ** 0.5 for b in bins],
+                                             line=dict(width=1, color="white")),
+                                 hovertemplate="predicted %{x:.2f}, observed %{y:.2f}, %{text}<extra></extra>"),
+                      row=1, col=i)
         fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dot", color="grey"),
                                  showlegend=False), row=1, col=i)
         fig.update_xaxes(title_text="predicted P(correct)", range=[0, 1], row=1, col=i)
         fig.update_yaxes(title_text="observed share correct", range=[0, 1], row=1, col=i)
     notes = sorted({c.calibration.note for c in cells if c.calibration.note})
     fig.update_layout(title="Reliability diagrams (cross-validated; calibration error: debiased binned RMS, "
-                            "95% CI over labels)<br><sup>" + _e("; ".join([cells[0].calibration.rule, *notes]))
+                            "95% CI over labels; marker area and label: verdicts in the bin)<br><sup>" + _e("; ".join([cells[0].calibration.rule, *notes]))
                             + "</sup>", height=460)
     return fig
 
@@ -127,8 +136,35 @@ def _confusion_figure(matrix: list[list[int]], title: str, cols: str) -> go.Figu
     return fig
 
 
+def _disputes_section(items: list[Dispute]) -> str:
+    """Drill-down: one collapsible entry per disputed or flagged feature, with every
+    annotator's tier and verdict on each candidate label (all text escaped)."""
+    if not items:
+        return "<h2>Disagreements and flags</h2><p>No feature has annotators who disagree, and none was flagged.</p>"
+    parts = [f"<h2>Disagreements and flags ({len(items)} feature(s))</h2><p class='dim'>Features where two "
+             "annotators gave different tiers or different verdicts on one candidate label, or that "
+             "someone flagged. Open one to see each annotator's judgment.</p>"]
+    for d in items:
+        letters = {c.label_uuid: chr(ord("A") + i) if i < 26 else str(i) for i, c in enumerate(d.candidates)}
+        head = ["annotator", "tier", *[f"{letters[c.label_uuid]}: {c.method}" for c in d.candidates],
+                "flags and notes"]
+        rows = []
+        for v in d.views:
+            who = _e(v.annotator) + (" <span class='dim'>(lead's adjudication)</span>" if v.is_adjudication else "")
+            tier = "—" if v.tier is None else _e(v.tier) + ("" if v.confidence is None else f" ({v.confidence})")
+            marks = [f"flag: {f}" if f else "flag" for f in v.flags] + [f"note: {n}" for n in v.notes]
+            rows.append([who, tier, *[_e(v.verdicts.get(c.label_uuid, "—")) for c in d.candidates],
+                         "<br>".join(_e(m) for m in marks) or "—"])
+        labels = "".join(f"<li><b>{letters[c.label_uuid]}</b> ({_e(c.method)}): {_e(c.text or '(no text)')}</li>"
+                         for c in d.candidates)
+        parts.append(f"<details><summary><b>{_e(d.source)} #{d.feature}</b> "
+                     f"<span class='dim'>({_e(d.category or 'unscored')})</span>: {_e('; '.join(d.reasons))}"
+                     f"</summary><ul>{labels}</ul>{_table(head, rows)}</details>")
+    return "".join(parts)
+
+
 def render(calibration: CalibrationReport | None, agreement: AgreementReport | None = None,
-           title: str = "saegold report") -> str:
+           title: str = "saegold report", disputes: list[Dispute] | None = None) -> str:
     """The report as one HTML document with plotly.js inline."""
     figs: list[go.Figure] = []
     sections: list[str] = []
@@ -184,13 +220,15 @@ def render(calibration: CalibrationReport | None, agreement: AgreementReport | N
         if fit.confusion:
             figs.append(_confusion_figure(fit.confusion, "Human tier vs category from fitted thresholds",
                                           "fitted category"))
+    if disputes is not None:
+        sections.append(_disputes_section(disputes))
     plots = "".join(f.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, f in enumerate(figs))
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{_e(title)}</title>"
             f"<style>{_STYLE}</style></head><body><h1>{_e(title)}</h1>{''.join(sections)}{plots}</body></html>")
 
 
 def write(path: str | Path, calibration: CalibrationReport | None, agreement: AgreementReport | None = None,
-          title: str = "saegold report") -> Path:
+          title: str = "saegold report", disputes: list[Dispute] | None = None) -> Path:
     path = check_output_path(path, "--html", "the HTML report")
-    path.write_text(render(calibration, agreement, title), encoding="utf-8")
+    path.write_text(render(calibration, agreement, title, disputes), encoding="utf-8")
     return path

@@ -22,7 +22,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "thresholds that best reproduce the human tiers (cross-validated kappa).",
     )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument("--html", metavar="PATH", help="also write a self-contained HTML report with plots")
+    p.add_argument("--html", metavar="PATH",
+                   help="also write a self-contained HTML report with plots (works offline; reliability "
+                        "points sized and labelled by n) and a drill-down list of the features where "
+                        "annotators disagree or that were flagged")
     p.add_argument("--store-thresholds", action="store_true",
                    help="make the fitted thresholds the project's and re-derive every category "
                         "(asks first on a terminal unless --yes); refused, exit 1, when the fit is not "
@@ -46,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from engine.stats import agreement, calibration, html, thresholds
+    from engine.stats.disputes import disputes
     from store.db import default_path, open_project
 
     from ..progress import progress_bars
@@ -70,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
             Console().print(calibration_renderable(report))
         if args.html:
             try:
-                path = html.write(args.html, report, agree, title="saegold: benchmarks and taxonomy vs humans")
+                path = html.write(args.html, report, agree, title="saegold: benchmarks and taxonomy vs humans",
+                                  disputes=disputes(project))
             except OSError as exc:
                 raise SaegoldError(f"{args.html}: cannot write the HTML report ({exc.strerror})") from exc
             err.print(f"HTML report written to {inert_line(path)}", markup=False, highlight=False)
