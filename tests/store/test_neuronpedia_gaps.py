@@ -49,10 +49,10 @@ def test_status_says_how_many_cannot_be_judged_and_why(db, capsys):
 def test_annotate_start_line_names_the_features_left_out(db, capsys):
     assert main(["--db", db, "annotate", "--annotator", "alice"]) == 2   # no terminal in tests
     captured = capsys.readouterr()
-    assert captured.out.startswith("saegold annotate: 6 feature(s) can be judged; 3 feature(s) cannot be "
+    out = " ".join(captured.out.split())     # wrapped at the terminal's width, between words
+    assert out.startswith("saegold annotate: 6 feature(s) can be judged; 3 feature(s) cannot be "
                                    "judged and are not in any annotator's queue: no activating examples")
-    assert f"[{EXPLANATION_ONLY} 3]" in captured.out and "To fill them: import Neuronpedia's feature JSON" \
-        in captured.out
+    assert f"[{EXPLANATION_ONLY} 3]" in out and "To fill them: import Neuronpedia's feature JSON" in out
     assert "annotate needs a terminal" in captured.err
 
 

@@ -49,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
     from store.judgments import login_user
     from tui.app.app import AnnotateApp, QueueFinished
 
+    from .demo import say
+
     annotator = (args.annotator or login_user()).strip()
     if not annotator:
         raise SaegoldError("--annotator: the name is empty")
@@ -58,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         left_out = queue_notice(project)
         if left_out:   # the start line (stays above the app's screen in the terminal) and the intro
-            print(f"saegold annotate: {inert_line(left_out)}")
+            say(f"saegold annotate: {inert_line(left_out)}")   # wrapped between words
         try:
             app = AnnotateApp(project, annotator, lead=args.lead, intro=args.intro,
                               notice="\n\n".join(n for n in (demo_notice(project), left_out) if n) or None)
