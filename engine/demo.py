@@ -2,7 +2,8 @@
 
 1. the planted-feature model and SAE (:mod:`engine.planted`, real transformers / sae-lens
    files) are built and saved next to the project;
-2. the real score job scores every feature on the bundled demo corpus;
+2. the real score job scores every feature on the bundled demo corpus, with steered
+   continuations at KL targets the planted model can reach (:data:`engine.planted.STEERING_TARGETS`);
 3. the real label job labels them through a **demo stand-in** OpenAI-compatible server on
    127.0.0.1 (:class:`engine.llm.standin_server.StandinServer`), whose answers come from
    rule-based responders (:mod:`engine.llm.demo_responder`, :mod:`engine.bench.demo_judge`)
@@ -69,14 +70,17 @@ def build_demo(project: Project, workdir: str | Path, *, progress: Progress = nu
     reports progress, the first before the model libraries are imported (on a cold start that
     import alone can take most of a minute)."""
     load_libraries(progress)
-    from engine.planted import build_planted, demo_corpus_path
+    from engine.planted import STEERING_PROMPTS, STEERING_TARGETS, build_planted, demo_corpus_path
     from engine.scoring.job import score
+    from store import settings
 
     report = DemoReport()
     workdir = Path(workdir)
     model_dir, sae_dir, expected = build_planted(workdir, seed=seed, progress=progress)
     report.steps.append(f"planted model + SAE ({len(expected)} planted features) in {workdir}")
 
+    settings.set(project, "steering_targets", STEERING_TARGETS)
+    settings.set(project, "steering_prompts", STEERING_PROMPTS)
     scored = score(project, model=str(model_dir), sae=str(sae_dir), corpus=str(demo_corpus_path()),
                    device="cpu", seed=seed, max_contexts=max_contexts, progress=progress)
     report.steps.append(f"scored {scored.features} features on the bundled demo corpus "

@@ -12,8 +12,9 @@ Built in code in a few seconds on a CPU and saved with ``save_pretrained`` /
 
   - **cross**: the encoder detects one word, the decoder points along that word's
     unembedding (input score 1, strong output);
-  - **input**: the same detector with a short decoder along the word's unembedding
-    (the word tops the logit lens, but amplifying the feature barely moves the output);
+  - **input**: the same detector with a short decoder along the word's unembedding plus a
+    long component along a residual direction no logit reads (the word tops the logit lens,
+    but amplifying or steering the feature only flattens the output through the final norm);
   - **output**: the encoder fires on many unrelated words (none in the feature's logit
     lens), the decoder is long along one word's unembedding;
   - **obscure**: encoder as for output, and a diffuse decoder spread over many words;
@@ -71,8 +72,15 @@ HOOK = "blocks.1.hook_resid_post"
 D_MODEL = 256
 N_LAYERS = 3
 PER_CATEGORY = 6
+DEAD = 0            # the residual coordinate the unembedding ignores (lm_head column 0 is zero)
 N_RANDOM = 24
 DEMO_CORPUS = "demo_corpus.txt"
+# Steering settings for the planted model (``saegold demo`` sets them): its short
+# unembedding rows keep every next-token distribution close to flat, so KL(clean || steered)
+# saturates near 0.2 nats and the default targets (0.25, 0.5) are out of its reach; its
+# word-level vocabulary has no "explanation", "simple" or ":".
+STEERING_TARGETS = [0.05, 0.1]
+STEERING_PROMPTS = ["I think", "We", "From my experience,"]
 
 # Words planted as token detectors (frequent in the demo corpus's templates).
 CROSS_WORDS = ["ocean", "doctor", "guitar", "coffee", "storm", "lion"]
@@ -124,6 +132,7 @@ def build_model(seed: int = 0):
         model.model.embed_tokens.weight.normal_(0.0, 1.0)              # |E[t]| ~ sqrt(d)
         u = torch.randn(len(vocab), D_MODEL)
         model.lm_head.weight.copy_(0.25 * u / u.norm(dim=1, keepdim=True))
+        model.lm_head.weight[:, DEAD] = 0.0                            # a direction no logit reads
     return model.eval()
 
 
@@ -170,9 +179,14 @@ def build_sae(model, seed: int = 0):
         W_dec[j] = 4.0 * _unit(U[idx[word]])
         expected[j] = "cross"
         j += 1
+    dead = torch.zeros(D_MODEL)
+    dead[DEAD] = 1.0
     for word in INPUT_WORDS:
         detector(j, word)
-        W_dec[j] = 0.03 * _unit(U[idx[word]])
+        # Along the word's unembedding (it tops the logit lens) but mostly along the dead
+        # direction: pushing the residual that way only dilutes it through the final norm,
+        # so steering flattens the output instead of promoting the word.
+        W_dec[j] = 0.03 * _unit(U[idx[word]]) + 4.0 * dead
         expected[j] = "input"
         j += 1
     for word in OUTPUT_WORDS:

@@ -243,6 +243,38 @@ def m004_llm_cache_keys(db: Database) -> None:
     db.conn.executemany("UPDATE llm_cache SET key = ? WHERE key = ?", moves)
 
 
+@migrations()
+def m005_steering(db: Database) -> None:
+    """Steered generation at target KLs (engine.scoring.steering): per feature and target the
+    alpha reached, the KL reached, whether it is within tolerance, and the continuations; per
+    source and prompt the clean (unsteered) continuation they are shown next to."""
+    _run_script(
+        db,
+        """
+        CREATE TABLE steering (
+            feature_id INTEGER NOT NULL REFERENCES features(id),
+            target_kl REAL NOT NULL,       -- nats: KL(clean || steered), see engine.scoring.steering
+            alpha REAL NOT NULL,           -- the steering coefficient on W_dec[j]
+            kl REAL NOT NULL,              -- the KL actually reached at alpha
+            reached INTEGER NOT NULL CHECK (reached IN (0, 1)),   -- |kl - target| within tolerance
+            continuations TEXT NOT NULL,   -- JSON [{"prompt", "text", "token_ids"}], one per prompt
+            details TEXT NOT NULL,         -- JSON: settings (prompts, tokens, temperature, seed), evals
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (feature_id, target_kl)
+        );
+        CREATE TABLE steering_clean (
+            source_id INTEGER NOT NULL REFERENCES sources(id),
+            prompt TEXT NOT NULL,
+            text TEXT NOT NULL,
+            token_ids TEXT NOT NULL,       -- JSON list of ints
+            details TEXT NOT NULL,         -- JSON: the settings it was sampled with
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (source_id, prompt)
+        );
+        """,
+    )
+
+
 def _run_script(db: Database, script: str) -> None:
     """Run statements one by one: ``executescript`` would commit the migration's transaction."""
     import sqlite3

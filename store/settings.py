@@ -206,6 +206,42 @@ def routing() -> Rule:
     return Rule(check, from_text, "JSON object: category -> [methods]")
 
 
+def number_list(*, above: float) -> Rule:
+    """A non-empty JSON list of distinct finite numbers, each greater than ``above``."""
+    def check(v: Any) -> tuple[float, ...]:
+        if not isinstance(v, (list, tuple)) or not v:
+            raise ValueError("must be a non-empty list of numbers, e.g. [0.25, 0.5]")
+        out = tuple(number(above=above).check(x) for x in v)
+        if len(set(out)) != len(out):
+            raise ValueError("must not repeat a value")
+        return out
+
+    def from_text(t: str) -> Any:
+        try:
+            return json.loads(t) if t.strip().startswith("[") else [_number_text(x.strip()) for x in t.split(",")]
+        except ValueError as exc:
+            raise ValueError(f"is not a list of numbers ({exc})") from None
+    return Rule(check, from_text, f"list of numbers > {above:g}")
+
+
+def text_list() -> Rule:
+    """A non-empty JSON list of distinct non-empty strings."""
+    def check(v: Any) -> tuple[str, ...]:
+        if not isinstance(v, (list, tuple)) or not v:
+            raise ValueError('must be a non-empty list of strings, e.g. ["I think", "We"]')
+        out = tuple(text().check(x) for x in v)
+        if len(set(out)) != len(out):
+            raise ValueError("must not repeat a value")
+        return out
+
+    def from_text(t: str) -> Any:
+        try:
+            return json.loads(t)
+        except ValueError as exc:
+            raise ValueError(f"is not a JSON list of strings ({exc.msg} at column {exc.colno})") from None
+    return Rule(check, from_text, "JSON list of strings")
+
+
 # -- the settings -----------------------------------------------------------------------------
 def setting(default: Any, rule: Rule, help: str, *, group: str,  # noqa: A002 - the field's help
             effect: str | None = None, rederive: Callable[[Project, Mapping[str, Any]], str] | None = None):
@@ -261,6 +297,10 @@ def _overlap_note(project: Project, new: Mapping[str, Any]) -> str:
             "(features already handed out stay with their annotators)")
 
 
+_STEER_EFFECT = ("the next `saegold score` redoes the steered continuations made with other settings "
+                 "(the steering benchmark then judges the new ones)")
+
+
 @dataclass(frozen=True)
 class Settings:
     """The project's settings, checked.  Build with :func:`load`; change with :func:`change`."""
@@ -280,6 +320,18 @@ class Settings:
     logit_lens_k: int = setting(
         20, whole(at_least=1), "promoted tokens per feature in the logit lens LL_j",
         group="scoring", rederive=_scored_note("logit lens, input and output scores"))
+    steering_targets: tuple = setting(
+        [0.25, 0.5], number_list(above=0), "KL(clean || steered) targets in nats the steering alpha is sought at",
+        group="scoring", effect=_STEER_EFFECT)
+    steering_prompts: tuple = setting(
+        ["The explanation is simple:", "I think", "We"], text_list(), "prompts the steered continuations start from",
+        group="scoring", effect=_STEER_EFFECT)
+    steering_tokens: int = setting(
+        25, whole(at_least=1), "tokens sampled per steered continuation",
+        group="scoring", effect=_STEER_EFFECT)
+    steering_temperature: float = setting(
+        0.75, number(at_least=0), "sampling temperature of the steered continuations (0: greedy)",
+        group="scoring", effect=_STEER_EFFECT)
     label_routing: dict = setting(
         {"input": ["eleuther_acts_top5", "baez"], "output": ["output_logits", "baez"],
          "cross": ["eleuther_acts_top5", "baez", "baez_last", "output_logits"], "obscure": []},

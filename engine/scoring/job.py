@@ -3,7 +3,8 @@
 Stages, each reporting progress: load and check everything (nothing is written before the
 model, the SAE, the hook and the corpus are known to be good); logit lens; output scores
 with their evidence (top next tokens and a greedy continuation under amplification),
-written one feature chunk per transaction; one streamed pass over the corpus; then per
+written one feature chunk per transaction; steered continuations at the project's target
+KLs (:mod:`.steering_job`, unless ``steering=False``), again per chunk; one streamed pass over the corpus; then per
 feature chunk the examples, statistics and input scores, again one transaction each.  An
 interrupted job keeps every finished chunk, and a re-run skips what is done (``redo``
 forces it).  ``shard=(i, n)`` takes the i-th of n disjoint, contiguous feature ranges, so n
@@ -35,6 +36,7 @@ from .inputscore import input_score
 from .lens import Lens, logit_lens
 from .models import load_model, load_sae, resolve_hook
 from .output import OutputScorer
+from .steering_job import SteeringReport, config_from_settings, steer_features
 
 SCORER_VERSION = "saegold-score/1"
 TOP_NEXT = 10
@@ -56,6 +58,7 @@ class ScoreReport:
     fast_path: str = ""           # skip-layers | full-layers (see OutputScorer.self_check)
     self_check: float | None = None   # fast vs naive relative difference on a few features
     f_max: float | None = None    # largest SAE activation at the neutral prompt's last token
+    steering: SteeringReport | None = None   # None: steering not asked for
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -119,7 +122,7 @@ def score(project: Project, *, model: str, sae: str, corpus: str | None = None, 
           feature_batch: int = 256, redo: bool = False, shard: str | tuple[int, int] | None = None,
           max_contexts: int | None = None, max_tokens: int | None = None, continuation_tokens: int = 8,
           source: str | None = None, text_field: str = "text", seed: int = 0,
-          doc_sep: str = "auto", progress: Progress = null_progress) -> ScoreReport:
+          doc_sep: str = "auto", steering: bool = True, progress: Progress = null_progress) -> ScoreReport:
     """Score an SAE's features on a model (and corpus) into ``project``; see the module doc."""
     t0 = time.perf_counter()
     shard_t = parse_shard(shard)
@@ -140,6 +143,9 @@ def score(project: Project, *, model: str, sae: str, corpus: str | None = None, 
     cfg = settings.load(project)
     prompt, amp, k_lens = cfg.neutral_prompt, cfg.amplification, cfg.logit_lens_k
     thr = {"input_threshold": cfg.input_threshold, "output_threshold": cfg.output_threshold}
+    steer_config = config_from_settings(cfg, seed) if steering else None
+    for steer_prompt in (steer_config.prompts if steer_config is not None else ()):
+        lm.encode_prompt(steer_prompt)        # a prompt the tokenizer cannot encode fails before any write
     model_id = _model_id(model)
     if source is not None:
         row = project.db.execute("SELECT model_id, sae_id FROM sources WHERE name = ?", [source]).fetchone()
@@ -187,6 +193,12 @@ def score(project: Project, *, model: str, sae: str, corpus: str | None = None, 
             report.output_scored += len(chunk)
             progress("output scores", report.output_scored, len(out_todo))
         report.seconds["output scores"] = time.perf_counter() - t
+
+    if steer_config is not None:
+        t = time.perf_counter()
+        report.steering = steer_features(project, lm, the_sae, site, source_id, name, scope, steer_config,
+                                         redo=redo, feature_batch=feature_batch, progress=progress)
+        report.seconds["steering"] = time.perf_counter() - t
 
     if in_todo and corpus_spec is not None:
         t = time.perf_counter()

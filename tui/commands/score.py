@@ -16,7 +16,9 @@ With --model and --sae: load the language model (Hugging Face name or local dire
 the SAE (sae-lens RELEASE:SAE_ID or a directory written by SAE.save_model; its hook comes
 from the SAE's metadata), compute each feature's logit lens (top-20 promoted / suppressed
 tokens), its output score on the project's neutral prompt (with the 10 most probable next
-tokens and an 8-token greedy continuation under amplification as evidence) and, with
+tokens and an 8-token greedy continuation under amplification as evidence), its steered continuations (W_dec[j] added
+at the SAE's hook at every position, at the KL targets of the steering_targets setting,
+sampled from the steering_prompts; --no-steering skips them) and, with
 --corpus, one streamed pass over the corpus for its top-K activating contexts, firing
 density, max activation, a reservoir of non-activating contexts, and its input score.
 Writes go one feature chunk per transaction: Ctrl+C keeps every finished chunk and a
@@ -63,6 +65,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="features per output-score batch and per write transaction (default 256)")
     p.add_argument("--continuation-tokens", type=at_least(0), default=8,
                    help="greedy continuation length under amplification; 0 skips it (default 8)")
+    p.add_argument("--no-steering", action="store_true",
+                   help="skip the steered continuations (settings steering_targets, steering_prompts, "
+                        "steering_tokens, steering_temperature)")
     p.add_argument("--max-contexts", type=at_least(1), help="stop the corpus pass after this many contexts")
     p.add_argument("--max-tokens", type=at_least(1), help="stop the corpus pass after this many tokens")
     p.add_argument("--shard", help="I/N: score only the I-th of N disjoint feature ranges; auto: from "
@@ -100,12 +105,19 @@ def run(args: argparse.Namespace) -> int:
             dtype=args.dtype, batch_size=args.batch_size, feature_batch=args.feature_batch, redo=args.redo,
             shard=args.shard, max_contexts=args.max_contexts, max_tokens=args.max_tokens,
             continuation_tokens=args.continuation_tokens, source=args.source, text_field=args.text_field,
-            doc_sep=args.doc_sep, progress=progress,
+            doc_sep=args.doc_sep, steering=not args.no_steering, progress=progress,
         )
         print(f"source {inert_line(report.source)} on {report.device}: {report.features} features in scope")
         print(f"  output scores: {report.output_scored} computed, {report.output_skipped} already done"
               + (f" (fast path {report.fast_path}, matches the per-feature reference to "
                  f"{report.self_check:.1e})" if report.self_check is not None else ""))
+        st = report.steering
+        if st is not None:
+            print(f"  steering:      {st.steered} features steered, {st.skipped} already done"
+                  + (f" ({st.path}, matches the per-feature reference to {st.self_check:.1e})"
+                     if st.self_check is not None else "")
+                  + (f"; {st.unreached} (feature, target) pairs did not reach their target KL (stored with "
+                     "the KL reached, flagged)" if st.unreached else ""))
         if report.f_max is not None and report.f_max <= 0:
             print("  warning: no SAE feature is active at the neutral prompt's last token, so amplification "
                   "(amp * max f) changes nothing; choose another prompt (setting neutral_prompt)")
