@@ -212,7 +212,7 @@ def number_list(*, above: float) -> Rule:
         if not isinstance(v, (list, tuple)) or not v:
             raise ValueError("must be a non-empty list of numbers, e.g. [0.25, 0.5]")
         out = tuple(number(above=above).check(x) for x in v)
-        if len(set(out)) != len(out):
+        if len(dict.fromkeys(out)) != len(out):   # (`set` is this module's)
             raise ValueError("must not repeat a value")
         return out
 
@@ -230,7 +230,7 @@ def text_list() -> Rule:
         if not isinstance(v, (list, tuple)) or not v:
             raise ValueError('must be a non-empty list of strings, e.g. ["I think", "We"]')
         out = tuple(text().check(x) for x in v)
-        if len(set(out)) != len(out):
+        if len(dict.fromkeys(out)) != len(out):   # (`set` is this module's)
             raise ValueError("must not repeat a value")
         return out
 

@@ -168,3 +168,16 @@ def test_score_job_skips_done_features_redoes_on_request_and_keeps_chunks_on_ctr
         rep = score(project, redo=True, **run).steering
         assert (rep.steered, rep.skipped) == (24, 0)
         assert score(project, steering=False, **run).steering is None
+
+
+def test_steering_settings_are_checked(tmp_path):
+    from store.errors import StoreError
+
+    with open_project(tmp_path / "p.db", create=True) as project:
+        for key, bad in (("steering_targets", [0.25, 0]), ("steering_targets", []), ("steering_targets", [0.5, 0.5]),
+                         ("steering_prompts", ["I think", ""]), ("steering_tokens", 0),
+                         ("steering_temperature", -1)):
+            with pytest.raises(StoreError, match=key):
+                settings.set(project, key, bad)
+        assert settings.from_text("steering_targets", "0.1,0.2") == (0.1, 0.2)
+        assert settings.load(project).steering_targets == (0.25, 0.5)
