@@ -1,4 +1,4 @@
-"""Label benchmarks: detection, fuzzing and embedding, each with a shuffled-label control.
+"""Label benchmarks: detection, fuzzing, embedding and steering, each with a shuffled-label control.
 
 Definitions in DESIGN.md (after EleutherAI Delphi).  The pieces:
 
@@ -7,6 +7,7 @@ Definitions in DESIGN.md (after EleutherAI Delphi).  The pieces:
 - :mod:`.metrics`    balanced accuracy, AUROC, bootstrap confidence intervals;
 - :mod:`.embedders`  label/example embeddings (OpenAI-compatible endpoint or a local model);
 - :mod:`.scorers`    one benchmark of one label text on one example set;
+- :mod:`.steering`   the output-side benchmark: which of three sets of steered continuations is the feature's;
 - :mod:`.results`    the ``bench_scores`` rows;
 - :mod:`.job`        the ``saegold bench`` job (selection, controls, concurrency, resume);
 - :mod:`.report`     method x benchmark (x category) summary with CIs and true-minus-shuffled gaps;
@@ -14,6 +15,8 @@ Definitions in DESIGN.md (after EleutherAI Delphi).  The pieces:
 """
 from __future__ import annotations
 
-BENCHMARKS = ("detection", "fuzzing", "embedding")
-JUDGED = ("detection", "fuzzing")  # benchmarks answered by an LLM judge
-CHANCE = {"detection": 0.5, "fuzzing": 0.5, "embedding": 0.5}
+BENCHMARKS = ("detection", "fuzzing", "embedding", "steering")
+JUDGED = ("detection", "fuzzing", "steering")  # benchmarks answered by an LLM judge
+# Chance level of each benchmark's score: balanced accuracy and AUROC 0.5; steering picks one
+# set of three.
+CHANCE = {"detection": 0.5, "fuzzing": 0.5, "embedding": 0.5, "steering": 1 / 3}

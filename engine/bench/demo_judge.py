@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from .prompts import EXAMPLE_PREFIX, LABEL_PREFIX, SYSTEM
+from .steering import SET_PREFIX, STEERING_SYSTEM
 
 DIM = 256
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
@@ -71,6 +72,8 @@ def demo_judge_answer(request_json: Any) -> str | None:
     system = messages[0].get("content")
     benchmark = next((b for b, text in SYSTEM.items() if text == system), None)
     user = messages[-1].get("content") if isinstance(messages[-1], dict) else None
+    if system == STEERING_SYSTEM and isinstance(user, str):
+        return _steering_answer(user)
     if benchmark is None or not isinstance(user, str):
         return None
     label: set[str] = set()
@@ -84,6 +87,20 @@ def demo_judge_answer(request_json: Any) -> str | None:
                 body = " ".join(_MARK.findall(body))
             answers.append(1 if label & words(body) else 0)
     return json.dumps(answers)
+
+
+def _steering_answer(user: str) -> str:
+    label: set[str] = set()
+    hits: list[int] = []
+    for line in user.splitlines():
+        if line.startswith(LABEL_PREFIX):
+            label = label_words(line[len(LABEL_PREFIX):])
+        elif line.startswith(SET_PREFIX):
+            hits.append(0)
+        elif line.startswith("- ") and hits:
+            hits[-1] += sum(1 for w in _WORD.findall(line.lower()) if (w[:-1] if len(w) > 3 and w.endswith("s")
+                                                                         else w) in label)
+    return str(1 + max(range(len(hits)), key=lambda i: (hits[i], -i))) if hits else "1"
 
 
 def _bucket(word: str) -> tuple[int, float]:

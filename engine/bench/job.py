@@ -22,6 +22,7 @@ from store.db import Project
 from store.errors import SaegoldError
 
 from . import BENCHMARKS, JUDGED, prompts, results, scorers
+from . import steering as steering_bench
 from .embedders import ApiEmbedder, Embedder
 from .examples import DEFAULT_POSITIVE_RANKS, HIGHLIGHT_THRESHOLD, ExampleSelector
 from .rng import rng_for
@@ -64,6 +65,8 @@ class BenchSummary:
     no_positives: int = 0                      #   ... of which: no held-out positives
     no_negatives: int = 0                      #   ... of which: no negatives
     no_control: int = 0                        # labels whose method has no label on another feature
+    no_steering: int = 0                       # steering results skipped: the feature has no steered
+                                               #   continuations with two other features' at its targets
     parse_failures: int = 0
     unscored: int = 0                          # rows stored with value NULL
     labels: int = 0
@@ -160,6 +163,7 @@ async def run_bench(project: Project, config: BenchConfig, *, client: Any = None
     selector = ExampleSelector(project, seed=config.seed, positive_ranks=config.positive_ranks,
                                negatives=config.negatives, n_negatives=config.n_negatives,
                                highlight_threshold=config.highlight_threshold)
+    steer_sets = steering_bench.SteeringSets(project, config.seed) if "steering" in config.benchmarks else None
     stored = {} if config.redo else results.stored_runs(project, config.benchmarks)
     summary = BenchSummary(labels=len(labels))
 
@@ -173,7 +177,8 @@ async def run_bench(project: Project, config: BenchConfig, *, client: Any = None
             control_label = shuffled.pick(label)
             for benchmark in config.benchmarks:
                 made_with = (config.seed, embedder.name if benchmark == "embedding" and embedder is not None
-                             else judge_model, selector.settings)
+                             else judge_model,
+                             steer_sets.settings if benchmark == "steering" else selector.settings)
                 to_make = [c for c in CONTROLS if (label.id, benchmark, c) not in stored
                            and (c == "true" or control_label is not None)]
                 for control in CONTROLS:
@@ -203,7 +208,30 @@ async def run_bench(project: Project, config: BenchConfig, *, client: Any = None
             vectors.put(feature_id, task)
         return await task
 
+    async def work_steering(label: LabelRow, control: str, scored: LabelRow) -> None:
+        other = shuffled.pick(label)
+        triples = steer_sets.triples(label.feature_id, avoid=other.feature_id if other else None)
+        if not triples:
+            summary.no_steering += 1
+            return
+        try:
+            score = await steering_bench.judge(client, scored.text, triples, steer_sets, params=judge_params)
+        except LLMRequestFailed as exc:
+            summary.failed += 1
+            summary.first_error = summary.first_error or str(exc)
+            return
+        if config.dry_run:
+            return
+        results.write(project, results.BenchRow(
+            label.id, "steering", control, scored.id, score.value, score.n, score.parse_failures,
+            judge_model, config.seed, score.details))
+        summary.written["steering"] += 1
+        summary.parse_failures += score.parse_failures
+        summary.unscored += score.value is None
+
     async def work_one(label: LabelRow, benchmark: str, control: str, scored: LabelRow) -> None:
+        if benchmark == "steering":
+            return await work_steering(label, control, scored)
         examples = selector.for_feature(label.feature_id)
         if not examples.usable():
             summary.no_examples += 1

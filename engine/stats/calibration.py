@@ -34,8 +34,11 @@ from .calibration_map import CalibrationMap, fit_calibration
 from .measures import auroc, weighted_auroc
 from .resample import DEFAULT_BOOT, DEFAULT_SEED, Estimate, cluster_counts, estimate
 
-BENCHMARKS = ("detection", "fuzzing", "embedding")
-CHANCE = 0.5  # balanced accuracy (detection, fuzzing) and AUROC (embedding)
+BENCHMARKS = ("detection", "fuzzing", "embedding", "steering")
+# Chance of the AUROC of a benchmark score for the human verdict -- 0.5 whatever the benchmark's
+# own chance level (0.5 for detection / fuzzing / embedding, 1/3 for steering; see
+# engine.bench.CHANCE), since an AUROC compares scores, not a score with its chance level.
+CHANCE = 0.5
 VERDICT_CODE = {"wrong": 0, "partly": 1, "correct": 2}
 DEFAULT_MIN_ROWS = 10
 
@@ -363,6 +366,33 @@ def compute(project: Project, *, n_boot: int = DEFAULT_BOOT, seed: int = DEFAULT
         notes=notes)
 
 
+def category_findings(cells: list[Cell]) -> list[str]:
+    """Per category: which benchmarks track human verdicts better than chance (AUROC for human
+    'correct' with its 95% CI above 0.5), which are not shown to, and which lack the data --
+    e.g. whether activation benchmarks track humans on input features and steering on output ones."""
+    out = []
+
+    def est(c: Cell) -> str:
+        a = c.auroc_correct
+        return f"{c.benchmark} (AUROC {a.value:.2f}" + (f" [{a.ci[0]:.2f}, {a.ci[1]:.2f}])" if a.ci else ", no CI)")
+
+    for cat in TIERS:
+        mine = [c for c in cells if c.category == cat and c.n_labels]
+        if not mine:
+            continue
+        track = [c for c in mine if c.auroc_correct.ci and c.auroc_correct.ci[0] > CHANCE]
+        shown = [c for c in mine if c not in track and c.auroc_correct.value is not None]
+        missing = [c.benchmark for c in mine if c.auroc_correct.value is None]
+        line = f"{cat} features: " + (f"{', '.join(est(c) for c in track)} track human verdicts better than chance"
+                                      if track else "no benchmark is shown to track human verdicts better than chance")
+        if shown:
+            line += f"; not shown for {', '.join(est(c) for c in shown)}"
+        if missing:
+            line += f"; too few verdicts for {', '.join(missing)}"
+        out.append(line + ".")
+    return out
+
+
 def findings(cells: list[Cell], summaries: list[BenchmarkSummary], fit: thresholds.ThresholdFit,
              methods: list[MethodSummary] = ()) -> list[str]:
     """Plain sentences answering: which benchmark predicts human judgment, where, how far from chance."""
@@ -395,6 +425,7 @@ def findings(cells: list[Cell], summaries: list[BenchmarkSummary], fit: threshol
         if s.parse_failures:
             out.append(f"{s.benchmark}: {s.parse_failures} unparseable judge answers out of "
                        f"{s.items_scored} items (excluded, not scored as wrong).")
+    out += category_findings(cells)
     ranked = [c for c in cells if c.category == "all" and c.auroc_correct.value is not None]
     if ranked:
         best = max(ranked, key=lambda c: c.auroc_correct.value)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -187,3 +188,33 @@ def test_degenerate_calibration_never_nan(build, case):
         assert "not enough data (n=0" in det.auroc_correct.reason
         expected = "not enough data" if case == "empty" else "one tier only"
         assert rep.thresholds.reason.startswith(expected)
+
+
+def test_calibration_says_per_category_which_benchmarks_track_humans(build):
+    """Detection follows the human verdict on input features only, steering on output features
+    only (the crossover issue 14 asks calibrate to show); each is noise elsewhere."""
+    rng = np.random.default_rng(5)
+    n = 80
+    scores = [(0.9, 0.0) if i % 2 else (0.1, 0.05) for i in range(n)]       # input / output
+    fids = build.features(n, scores=scores)
+    for i, fid in enumerate(fids):
+        u = build.label(fid, "baez", f"label {i}")
+        quality = rng.random()
+        verdict = "correct" if quality > 0.6 else "partly" if quality > 0.3 else "wrong"
+        tracked, noise = 0.5 + 0.45 * quality + rng.normal(0, 0.03), rng.random()
+        build.bench(u, "detection", tracked if i % 2 else noise)
+        # steering: fraction of 2 targets picked right, chance 1/3
+        build.bench(u, "steering", (1.0 if quality > 0.5 else 0.5 if quality > 0.3 else 0.0) if not i % 2
+                    else float(rng.integers(0, 3)) / 2)
+        tier = store_features.categorize(*scores[i], 0.5, 0.01)
+        build.judge("ann", fid, tier=tier, verdicts={u: verdict})
+    build.commit()
+    rep = calibration.compute(build.project, n_boot=300, seed=0, grid=15)
+    assert "steering" in [s.benchmark for s in rep.benchmarks]
+    assert rep.cell("steering", "output").auroc_correct.ci[0] > 0.5
+    lines = {line.split(" features:")[0]: line for line in rep.findings if " features: " in line}
+    assert set(lines) == {"input", "output"}
+    assert re.match(r"input features: detection \(AUROC [\d.]+ \[[\d.]+, [\d.]+\]\) track human verdicts better "
+                    r"than chance; not shown for steering", lines["input"]), lines["input"]
+    assert re.match(r"output features: steering \(AUROC [\d.]+ \[[\d.]+, [\d.]+\]\) track human verdicts better "
+                    r"than chance; not shown for detection", lines["output"]), lines["output"]

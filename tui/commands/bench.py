@@ -1,4 +1,4 @@
-"""``saegold bench``: score labels on detection / fuzzing / embedding, or print the report."""
+"""``saegold bench``: score labels on detection / fuzzing / embedding / steering, or print the report."""
 from __future__ import annotations
 
 import argparse
@@ -15,7 +15,9 @@ from ..safe import inert, inert_line
 
 DESCRIPTION = """\
 Score every usable label on the benchmarks (detection, fuzzing: an LLM judge answers 1/0 per
-example in batches of 5; embedding: AUROC of label-example cosine similarity), each with a
+example in batches of 5; embedding: AUROC of label-example cosine similarity; steering: at each
+target KL the judge picks which of three sets of steered continuations -- the feature's own
+and two other features', in a seeded order -- the label describes, chance 1/3), each with a
 shuffled-label control (the label of another random feature, same method, same examples).
 Positives are held-out activating examples (top ranks 6-15 by default; labelers saw 1-5),
 negatives the scoring pass's non-activating contexts (or --negatives other-features).
@@ -24,20 +26,21 @@ judge answers are cached, so re-running sends no requests. Seeded: --seed reprod
 Exit status: 0 done; 1 finished but some results were not stored because a request failed
 for good (a re-run retries them); 2 an error, one line, nothing stored; 130 interrupted.
 
-  saegold bench --benchmarks detection,fuzzing,embedding --model gpt-4o-mini \\
+  saegold bench --benchmarks detection,fuzzing,embedding,steering --model gpt-4o-mini \\
                 --embedding-model text-embedding-3-small
   saegold bench --report            # method x benchmark table (and by category)
   saegold bench --report --json"""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="benchmark labels (detection, fuzzing, embedding) or report",
+    p = sub.add_parser("bench", help="benchmark labels (detection, fuzzing, embedding, steering) or report",
                        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--report", action="store_true", help="print the report of stored results instead of scoring")
     p.add_argument("--json", action="store_true", help="with --report: the same data as JSON")
     p.add_argument("--benchmarks",
-                   help="comma-separated subset of detection,fuzzing,embedding (default: detection,fuzzing, "
-                        "and embedding when --embedding-model is given)")
+                   help="comma-separated subset of detection,fuzzing,embedding,steering (default: detection, "
+                        "fuzzing, embedding when --embedding-model is given, steering when the project holds "
+                        "steered continuations from `saegold score`)")
     p.add_argument("--methods", help="comma-separated label methods to score (default: every method)")
     p.add_argument("--source", help="only features of this source (MODEL/SOURCE)")
     p.add_argument("--features", help="only these feature indices and inclusive ranges, e.g. 3,17,40-49, "
@@ -108,7 +111,8 @@ def _score(project, args: argparse.Namespace) -> int:
 
     config = BenchConfig(
         benchmarks=tuple(_csv(args.benchmarks) or ("detection", "fuzzing")
-                         + (("embedding",) if args.embedding_model and not args.benchmarks else ())),
+                         + (("embedding",) if args.embedding_model else ())
+                         + (("steering",) if project.scalar("SELECT 1 FROM steering LIMIT 1") else ())),
         methods=_csv(args.methods),
         feature_ids=parse_features(project, args.features, args.source),
         seed=args.seed, positive_ranks=parse_ranks(args.positive_ranks), negatives=args.negatives,
@@ -179,6 +183,9 @@ def _print_summary(summary, usage, config) -> None:
         if summary.no_negatives and config.negatives == "scoring":
             out.append("    (features that fire almost everywhere, or imported ones, have no scoring-pass "
                        "negatives: --negatives other-features takes other features' top examples)")
+    if summary.no_steering:
+        out.append(f"  {summary.no_steering} steering results skipped: the feature has no steered continuations "
+                   "(run `saegold score` on its model), or no two other features have them at its targets")
     if summary.no_control:
         out.append(f"  {summary.no_control} shuffled controls skipped: no other feature has a label of that method")
     if summary.failed:

@@ -13,7 +13,7 @@ from ..safe import inert_line, print_json
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "calibrate", help="which benchmark predicts human judgment; fit taxonomy thresholds",
-        description="For each benchmark (detection, fuzzing, embedding) and automatic category: AUROC "
+        description="For each benchmark (detection, fuzzing, embedding, steering) and automatic category: AUROC "
                     "for human 'correct' (partly counted both ways) with bootstrap CIs, Spearman "
                     "correlation with the ordinal verdict (p from permuting the labels' scores), a score -> P(correct) map (isotonic or Platt, "
                     "chosen by cross-validated Brier score) with its debiased cross-validated calibration error "
