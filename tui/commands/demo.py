@@ -20,10 +20,10 @@ benchmarked offline.
          SAE whose features were planted in each category
          (input / output / cross / obscure)
   score  the real score job on the bundled demo corpus
-         (logit lens, input and output scores)
+         (logit lens, input and output scores, steered continuations)
   label  the real label job, answered by a DEMO STAND-IN server on
          127.0.0.1: rule-based responders, NOT a language model
-  bench  the real detection / fuzzing / embedding benchmarks, judged by
+  bench  the real detection / fuzzing / embedding / steering benchmarks, judged by
          the same stand-in
 The stand-in's labels and scores show the mechanics only; they measure
 nothing."""
