@@ -1,6 +1,6 @@
-"""Who judges what, in which order: assignments, per-annotator progress, the review queue.
+"""Who judges what, in which order: assignments (leases), per-annotator progress, the review queue.
 
-Assignment is lazy: an annotator is handed features in batches as they work.  Each
+Assignment is lazy: an annotator is handed features a few at a time as they work.  Each
 feature goes to ``overlap`` annotators (project setting), so agreement can be measured;
 features already taken by someone else (but not yet by ``overlap`` people) come first, so
 pairs complete early.  The order is stratified by predicted category: round-robin over
@@ -11,20 +11,35 @@ A batch is chosen from indexes in a read transaction, holding up no writer, and 
 a short ``BEGIN IMMEDIATE`` transaction that first checks the choice still holds (see
 :func:`assign_more`), so many annotator processes starting at once never over-assign a
 feature.
+
+Assignments are leases, not hoards (DESIGN.md, store principles).  An assignment on which
+its annotator has written no event yet is a *lease*: ``renewed_at`` says when the annotator
+last showed they are working on it.  The app keeps only a few (:data:`LOOKAHEAD`: the feature
+on screen and the next ones), renews them while the annotator works, and releases them on
+quit; a lease idle longer than the project setting ``lease_idle_minutes`` is released by the
+next top-up of any annotator (:func:`top_up`) or by ``saegold queue --release-expired``.  A
+released lease is a deleted assignment row, so every rule below (who holds a feature) reads
+the table as it is.  The annotator's first event on a feature ends its lease
+(``renewed_at`` NULL, :func:`hold`): from then on the judgment holds the feature, for good.
+Overlap counts judgments and live leases, never released ones.
 """
 from __future__ import annotations
 
+import datetime as _dt
 import hashlib
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import settings
 from .db import Project, dumps, explain_db_error, now
+from .errors import StoreError
 from .judgments import FeatureJudgment, derive, ensure_annotator
 
 QUEUE_CATEGORIES = ("input", "output", "cross", "obscure", "unscored")
-BATCH = 100
+BATCH = 100      # assign_more's default batch (scripts, tests); the app keeps LOOKAHEAD leases
+LOOKAHEAD = 4    # leases the app tops up to: the feature on screen and up to three after it
 
 
 def annotator_seed(annotator: str) -> int:
@@ -107,19 +122,21 @@ def _category_size(db: sqlite3.Connection, cat: str) -> int:
     ).fetchone()[0]
 
 
-def _pick(project: Project, annotator: str, n: int) -> list[int]:
+def _pick(project: Project, annotator: str, n: int, avoid: frozenset[int] = frozenset()) -> list[int]:
     """The next ``n`` features for ``annotator``, in queue order (reads only).
 
     Each feature goes to ``overlap`` annotators: those assigned it, and those who judged it
     without an assignment.  Per category, features others already hold come first (so pairs
     complete early), then features nobody holds, each part in the annotator's seeded order;
     the categories take turns (input, output, cross, obscure, unscored).  Only features with
-    top examples are handed out.
+    top examples are handed out; those in ``avoid`` are left out (each category's order is
+    read that many further, so the rest is the rule as if they did not exist).
     """
     db = project.db.conn
     overlap = settings.load(project).overlap
     if n <= 0 or overlap <= 0:
         return []
+    wanted, n = n, n + len(avoid)
     params = {"seed": annotator_seed(annotator), "who": annotator, "overlap": overlap, "n": n}
     per_cat: dict[str, list[int]] = {c: [] for c in QUEUE_CATEGORIES}
     for fid, cat in db.execute(_STARTED, params).fetchall():
@@ -140,15 +157,18 @@ def _pick(project: Project, annotator: str, n: int) -> list[int]:
                 per_cat[cat] += fresh
                 break
             m *= 4
-    order = [per_cat[c][rn] for rn in range(n) for c in QUEUE_CATEGORIES if rn < len(per_cat[c])]
-    return order[:n]
+    if avoid:
+        per_cat = {c: [f for f in fids if f not in avoid][:wanted] for c, fids in per_cat.items()}
+    order = [per_cat[c][rn] for rn in range(wanted) for c in QUEUE_CATEGORIES if rn < len(per_cat[c])]
+    return order[:wanted]
 
 
 # Tries at choosing outside the write lock before choosing under it (see assign_more).
 _TRIES = 2
 
 
-def assign_more(project: Project, annotator: str, n: int | None = None) -> int:
+def assign_more(project: Project, annotator: str, n: int | None = None, *,
+                avoid: Iterable[int] = ()) -> int:
     """Hand ``annotator`` up to ``n`` (default :data:`BATCH`) more features; return how many
     were assigned.
 
@@ -159,20 +179,21 @@ def assign_more(project: Project, annotator: str, n: int | None = None) -> int:
     goes to this annotator under the rules (not theirs yet, fewer than ``overlap`` holders,
     top examples).  Otherwise the batch is chosen again; after :data:`_TRIES` tries, inside
     the write transaction.  So many annotator processes starting at once never over-assign
-    a feature.
+    a feature.  Features in ``avoid`` are passed over (the rule as if they did not exist).
     """
     n = BATCH if n is None else n
+    kw = {"avoid": frozenset(avoid)} if avoid else {}
     if project.db.conn.in_transaction:  # inside a caller's transaction: choose and write in it
         with project.write():
-            return _insert(project, annotator, _pick(project, annotator, n))
+            return _insert(project, annotator, _pick(project, annotator, n, **kw))
     for _ in range(_TRIES):
-        chosen, version = _pick_snapshot(project, annotator, n)
+        chosen, version = _pick_snapshot(project, annotator, n, **kw)
         with project.write() as db:
             if _data_version(db.conn) == version or (
                     len(chosen) == n and _still_free(project, annotator, chosen)):
                 return _insert(project, annotator, chosen)
     with project.write():
-        return _insert(project, annotator, _pick(project, annotator, n))
+        return _insert(project, annotator, _pick(project, annotator, n, **kw))
 
 
 # How many of the features :ids (a JSON list) still go to :who: not theirs yet, fewer than
@@ -204,13 +225,15 @@ def _data_version(conn: sqlite3.Connection) -> int:
     return conn.execute("PRAGMA data_version").fetchone()[0]
 
 
-def _pick_snapshot(project: Project, annotator: str, n: int) -> tuple[list[int], int]:
+def _pick_snapshot(project: Project, annotator: str, n: int,
+                   avoid: frozenset[int] = frozenset()) -> tuple[list[int], int]:
     """:func:`_pick` on one consistent snapshot, and the data version it saw."""
     conn = project.db.conn
     try:
         conn.execute("BEGIN")
         try:
-            return _pick(project, annotator, n), _data_version(conn)
+            chosen = _pick(project, annotator, n, avoid) if avoid else _pick(project, annotator, n)
+            return chosen, _data_version(conn)
         finally:
             conn.execute("COMMIT")
     except sqlite3.DatabaseError as exc:
@@ -220,8 +243,9 @@ def _pick_snapshot(project: Project, annotator: str, n: int) -> tuple[list[int],
         raise err from exc
 
 
-def _insert(project: Project, annotator: str, chosen: list[int]) -> int:
-    """Append ``chosen`` to the annotator's queue (inside a write transaction)."""
+def _insert(project: Project, annotator: str, chosen: list[int], *, lease: bool = True) -> int:
+    """Append ``chosen`` to the annotator's queue (inside a write transaction), as leases
+    renewed now (or, ``lease=False``, held by the event being written with them)."""
     ensure_annotator(project, annotator)
     conn = project.db.conn
     start = conn.execute(
@@ -229,11 +253,161 @@ def _insert(project: Project, annotator: str, chosen: list[int]) -> int:
     ).fetchone()[0]
     stamp = now()
     conn.executemany(
-        "INSERT OR IGNORE INTO assignments(feature_id, annotator, position, created_at) "
-        "VALUES (?, ?, ?, ?)",
-        [(fid, annotator, start + i, stamp) for i, fid in enumerate(chosen)],
+        "INSERT OR IGNORE INTO assignments(feature_id, annotator, position, created_at, renewed_at) "
+        "VALUES (?, ?, ?, ?, ?)",
+        [(fid, annotator, start + i, stamp, stamp if lease else None) for i, fid in enumerate(chosen)],
     )
     return len(chosen)
+
+
+# -- leases ------------------------------------------------------------------------------
+
+# The assignment's annotator holds the feature by a judgment (any event but a retraction or
+# an adjudication, as for overlap): the row is no lease, and is never released.
+_JUDGED = f"""EXISTS (SELECT 1 FROM judgments j WHERE j.feature_id = assignments.feature_id
+    AND j.annotator = assignments.annotator AND j.kind NOT IN {_NOT_HOLDING})"""
+_LEASE = f"assignments.renewed_at IS NOT NULL AND NOT {_JUDGED}"
+
+
+class LeaseLost(StoreError):
+    """The annotator's lease on a feature was released and the feature went to others."""
+
+
+def stamp(t: _dt.datetime) -> str:
+    """A time as the store writes it (:func:`store.db.now`'s format, UTC)."""
+    return t.astimezone(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _utc(at: _dt.datetime | None) -> _dt.datetime:
+    return at if at is not None else _dt.datetime.now(_dt.timezone.utc)
+
+
+def parse_stamp(text: str) -> _dt.datetime | None:
+    """A stored time (with or without fractions, ``Z`` or an offset); None if unreadable."""
+    try:
+        t = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (TypeError, ValueError):
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=_dt.timezone.utc)
+
+
+def idle_limit(project: Project) -> _dt.timedelta:
+    """How long a lease may stay idle (project setting ``lease_idle_minutes``)."""
+    return _dt.timedelta(minutes=settings.get(project, "lease_idle_minutes"))  # checked: > 0
+
+
+def _cutoff(project: Project, at: _dt.datetime | None) -> str:
+    """Leases last renewed before this time are expired."""
+    return stamp(_utc(at) - idle_limit(project))
+
+
+def release_expired(project: Project, *, at: _dt.datetime | None = None) -> int:
+    """Release every annotator's leases idle past the limit (as of ``at``, default now);
+    return how many.  Rows whose annotator has judged the feature since stop being leases."""
+    cutoff = _cutoff(project, at)
+    with project.write() as db:
+        db.execute(f"UPDATE assignments SET renewed_at = NULL WHERE renewed_at IS NOT NULL AND {_JUDGED}")
+        return db.execute(f"DELETE FROM assignments WHERE renewed_at < ? AND {_LEASE}", [cutoff]).rowcount
+
+
+def release(project: Project, annotator: str, feature_ids: Iterable[int] | None = None) -> int:
+    """Release the annotator's leases (all, or those on ``feature_ids``); return how many.
+    What they judged stays theirs."""
+    sql, params = f"DELETE FROM assignments WHERE annotator = ? AND {_LEASE}", [annotator]
+    if feature_ids is not None:
+        sql += " AND feature_id IN (SELECT value FROM json_each(?))"
+        params.append(dumps(sorted(set(feature_ids))))
+    with project.write() as db:
+        return db.execute(sql, params).rowcount
+
+
+def _leased(project: Project, annotator: str) -> set[int]:
+    return {r[0] for r in project.db.execute(
+        f"SELECT feature_id FROM assignments WHERE annotator = ? AND {_LEASE}", [annotator])}
+
+
+def top_up(project: Project, annotator: str, keep: Iterable[int] = (), ahead: int = LOOKAHEAD, *,
+           avoid: Iterable[int] = (), at: _dt.datetime | None = None) -> int:
+    """The app's lease keeping for ``annotator``; return how many features were handed out.
+
+    ``keep`` names the features the app opens next (the one on screen and those after it).
+    Their leases are renewed and every annotator's expired leases released (one short write
+    transaction); features are handed out until the annotator holds ``ahead`` of them
+    (:func:`assign_more`); then the annotator's other leases (features they passed over
+    without judging) are released, after the choice, so the features handed out are new ones;
+    ``avoid`` (features the app has behind the annotator) are not handed out again.
+    """
+    keep = set(keep)
+    with project.write() as db:
+        db.execute(
+            "UPDATE assignments SET renewed_at = ? WHERE annotator = ? AND renewed_at IS NOT NULL "
+            "AND feature_id IN (SELECT value FROM json_each(?))", [stamp(_utc(at)), annotator, dumps(sorted(keep))])
+        release_expired(project, at=at)
+        before = _leased(project, annotator)
+    need = ahead - len(before & keep)
+    got = assign_more(project, annotator, need, avoid=avoid) if need > 0 else 0
+    if before - keep:
+        release(project, annotator, before - keep)
+    return got
+
+
+def hold(project: Project, annotator: str, feature_id: int) -> None:
+    """Inside the write transaction of the annotator's first event on a feature of their
+    queue: the lease ends (the judgment holds the feature from now on).  A lease that was
+    released meanwhile (idle, or by the project owner) is taken again when the feature still
+    has room; otherwise :class:`LeaseLost`, and the caller writes nothing."""
+    conn = project.db.conn
+    if conn.execute("UPDATE assignments SET renewed_at = NULL WHERE feature_id = ? AND annotator = ?",
+                    [feature_id, annotator]).rowcount:
+        return
+    if conn.execute(f"SELECT 1 FROM judgments WHERE feature_id = ? AND annotator = ? "
+                    f"AND kind NOT IN {_NOT_HOLDING} LIMIT 1", [feature_id, annotator]).fetchone():
+        return
+    if not _still_free(project, annotator, [feature_id]):
+        minutes = idle_limit(project).total_seconds() / 60
+        raise LeaseLost(
+            f"this feature went to other annotators after your hold on it was released (idle for "
+            f"{minutes:g} min, or released by the project owner); press n for the next one")
+    _insert(project, annotator, [feature_id], lease=False)
+
+
+@dataclass
+class Lease:
+    """An assignment its annotator has not judged yet."""
+
+    annotator: str
+    feature_id: int
+    source: str
+    idx: int
+    assigned_at: str
+    renewed_at: str
+    expires_at: str
+    held_s: float      # since it was assigned
+    idle_s: float      # since it was last renewed
+    expired: bool
+
+
+def leases(project: Project, annotator: str | None = None, *,
+           at: _dt.datetime | None = None) -> list[Lease]:
+    """Every lease (or the annotator's), by annotator and queue position, with when it
+    expires as of ``at`` (default now).  Reads only."""
+    t, limit = _utc(at), idle_limit(project)
+    rows = project.query(
+        f"SELECT assignments.annotator, assignments.feature_id, s.name AS source, f.idx, "
+        f"assignments.created_at, assignments.renewed_at FROM assignments "
+        f"JOIN features f ON f.id = assignments.feature_id JOIN sources s ON s.id = f.source_id "
+        f"WHERE {_LEASE}" + (" AND assignments.annotator = ?" if annotator is not None else "")
+        + " ORDER BY assignments.annotator, assignments.position",
+        [annotator] if annotator is not None else [])
+    out = []
+    for r in rows:
+        renewed = parse_stamp(r["renewed_at"]) or t
+        assigned = parse_stamp(r["created_at"]) or renewed
+        expires = renewed + limit
+        out.append(Lease(r["annotator"], r["feature_id"], r["source"], r["idx"], r["created_at"],
+                         r["renewed_at"], stamp(expires), max((t - assigned).total_seconds(), 0.0),
+                         max((t - renewed).total_seconds(), 0.0), expires < t))
+    return out
 
 
 def queue(project: Project, annotator: str) -> list[int]:

@@ -275,6 +275,28 @@ def m005_steering(db: Database) -> None:
     )
 
 
+@migrations()
+def m006_leases(db: Database) -> None:
+    """Assignments become leases (store.queue): ``renewed_at`` is when the annotator was last
+    active on a feature they have not judged yet, and NULL once they hold it by a judgment.
+    A lease idle past the project setting ``lease_idle_minutes`` returns to the pool.  Rows of
+    features already judged by their annotator stop being leases; every other row (a batch
+    handed out before leases existed) is a lease renewed when it was assigned."""
+    _run_script(
+        db,
+        """
+        ALTER TABLE assignments ADD COLUMN renewed_at TEXT;
+        UPDATE assignments SET renewed_at = created_at
+        WHERE NOT EXISTS (SELECT 1 FROM judgments j
+                          WHERE j.feature_id = assignments.feature_id
+                            AND j.annotator = assignments.annotator
+                            AND j.kind NOT IN ('retract', 'adj_tier', 'adj_verdict', 'adj_gold_label'));
+        CREATE INDEX assignments_leases ON assignments(annotator, renewed_at)
+            WHERE renewed_at IS NOT NULL;
+        """,
+    )
+
+
 def _run_script(db: Database, script: str) -> None:
     """Run statements one by one: ``executescript`` would commit the migration's transaction."""
     import sqlite3

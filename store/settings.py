@@ -364,6 +364,10 @@ class Settings:
     guidelines_path: str | None = setting(
         None, optional(file_path()), "Markdown guidelines shown to annotators (none: the built-in ones)",
         group="annotation", effect="shown when an annotator next starts `saegold annotate`")
+    lease_idle_minutes: float = setting(
+        30.0, number(above=0), "minutes a feature handed out but not judged yet stays held "
+        "without a key from its annotator (then it returns to the pool: `saegold queue`)",
+        group="annotation", effect="applies to every lease at the next top-up of any annotator")
 
 
 KEYS: tuple[str, ...] = tuple(f.name for f in fields(Settings))

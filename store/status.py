@@ -7,6 +7,7 @@ from typing import Any
 from .db import Project
 from .features import CATEGORIES
 from .judgments import current
+from .queue import idle_limit, leases
 
 
 # The annotation queue hands out only features with activating examples (store/queue.py); the
@@ -112,6 +113,15 @@ def annotation_progress(project: Project) -> list[dict[str, Any]]:
     } for name in names]
 
 
+def lease_summary(project: Project) -> dict[str, Any]:
+    """Features held by annotators who have not judged them yet (store.queue leases)."""
+    held = leases(project)
+    per: Counter[str] = Counter(lease.annotator for lease in held)
+    return {"held": len(held), "expired": sum(lease.expired for lease in held),
+            "annotators": dict(sorted(per.items())),
+            "idle_minutes": idle_limit(project).total_seconds() / 60}
+
+
 def imports(project: Project) -> list[dict[str, Any]]:
     if not project.scalar("SELECT 1 FROM sqlite_master WHERE name = 'import_log'"):
         return []
@@ -132,5 +142,6 @@ def status(project: Project) -> dict[str, Any]:
         "categories": categories(project),
         "label_methods": label_methods(project),
         "annotators": annotation_progress(project),
+        "leases": lease_summary(project),
         "imports": imports(project),
     }

@@ -132,6 +132,12 @@ def test_killed_or_hung_up_after_n_acknowledged_judgments_loses_none(tmp_path, e
     assert tiers == [("input", None), ("input", 3), ("output", 3), ("output", 1), ("obscure", 1),
                      ("obscure", 2), ("cross", 2)]
     assert p.scalar("PRAGMA integrity_check") == "ok"
+    # The judged feature stays kim's.  A hang-up released the features ahead (leases) before
+    # the process ended; after SIGKILL they stay until they expire.
+    from store import queue as sq
+    assert sq.queue(p, "kim")[0] == got[0]["feature_id"]
+    held = sq.leases(p, "kim")
+    assert len(held) == (sq.LOOKAHEAD - 1 if end == "sigkill" else 0)
     p.close()
 
 

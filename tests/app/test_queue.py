@@ -1,4 +1,5 @@
-"""Assignments: overlap, stratified order, lazy batches, concurrency; the lead's review queue."""
+"""Assignments: overlap, stratified order, lazy batches, concurrency; the lead's review queue.
+Leases (the app's few features ahead, release, expiry) are in test_leases.py."""
 from __future__ import annotations
 
 import random
@@ -146,20 +147,6 @@ def test_lead_adjudicates_with_separate_event_kinds(project):
     from store.errors import StoreError
     with pytest.raises(StoreError):
         sj.append(project, sj.make_event("a", fid, "adj_tier", value="input"))
-
-
-def test_app_assigns_the_next_batch_in_the_background(project, monkeypatch):
-    from apphelp import drive, make_app
-    fill(project, 12)
-    monkeypatch.setattr(sq, "BATCH", 4)  # small batches for the test
-    app = make_app(project, "alice")
-    assert app.session.assigned_count == 4
-    # Two skips leave fewer than REFILL_AHEAD to do: a thread worker tops the queue up.
-    before = len(project._all)
-    got = drive(app, ["s", "n", "s"], after=lambda a: a.session.assigned_count)
-    assert got > 4
-    assert project.scalar("SELECT COUNT(*) FROM assignments WHERE annotator = 'alice'") == got
-    assert len(project._all) == before       # the worker thread closed the connection it opened
 
 
 def test_lead_review_queue_takes_in_new_disagreements(project):
@@ -447,6 +434,30 @@ def test_choosing_a_batch_holds_up_no_writer(project, monkeypatch):
     assert project.scalar("SELECT COUNT(*) FROM judgments WHERE uuid = 'meanwhile'") == 1
     # carol's note made her one of that feature's annotators; the batch is still the rule's
     assert sq.queue(project, "alice") == expected[0]
+
+
+def test_avoided_features_are_passed_over_as_if_full(tmp_path):
+    """assign_more(avoid=...) (features the app has behind the annotator) hands out what the
+    rule gives when those features are full: the same batch as on a copy of the project where
+    others hold them."""
+    for seed in range(3):
+        rng = random.Random(seed)
+        a = open_project(tmp_path / f"a{seed}.db", create=True)
+        b = open_project(tmp_path / f"b{seed}.db", create=True)
+        for p in (a, b):
+            _random_project(p, random.Random(seed), 90)
+        avoid = set(_reference_batch(a, "fresh", 12)[rng.randrange(3)::2])
+        with b.write() as db:   # on b, overlap-many others hold the avoided features
+            for k in range(int(settings.get(b, "overlap"))):
+                db.execute("INSERT OR IGNORE INTO annotators(name, created_at) VALUES (?, 'now')", [f"full{k}"])
+                db.conn.executemany("INSERT OR IGNORE INTO assignments(feature_id, annotator, position, created_at) "
+                                    "VALUES (?, ?, ?, 'now')", [(f, f"full{k}", i) for i, f in enumerate(avoid)])
+        n = rng.choice([3, 7, 20])
+        got = sq.assign_more(a, "fresh", n=n, avoid=avoid)
+        assert got == sq.assign_more(b, "fresh", n=n) and sq.queue(a, "fresh") == sq.queue(b, "fresh")
+        assert not avoid & set(sq.queue(a, "fresh"))
+        a.close()
+        b.close()
 
 
 def test_choosing_a_batch_uses_the_queue_indexes(project):

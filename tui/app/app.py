@@ -1,7 +1,11 @@
 """The Textual annotation app."""
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
+import os
+import signal
 from collections.abc import Callable
 
 from textual import events
@@ -9,6 +13,7 @@ from textual.app import App
 from textual.binding import Binding
 
 from store.db import Project
+from store.errors import SaegoldError
 
 from ..safe import inert_line
 from . import guidelines
@@ -48,6 +53,12 @@ class AnnotateApp(App[None]):
         if self.intro:
             self.push_screen(HelpScreen(BINDINGS, self.guidelines, intro=True,
                                         warning=self.guidelines_warning, notice=self.notice))
+        # A dropped SSH connection (SIGHUP) or a kill (SIGTERM) releases the annotator's
+        # leases before the process ends of that signal, as it did before (store.queue).
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGHUP, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, self._ended_by, sig)
         # Everything built so far (modules, widgets, styles) lives as long as the app: move it
         # out of the collector's view, so its full collections, which otherwise land on a
         # keypress every 30-odd presses at 35-40 ms, only walk what the session creates.
@@ -88,6 +99,19 @@ class AnnotateApp(App[None]):
         if self.exit_note:
             line += f"; {inert_line(self.exit_note)}"
         return line
+
+    def on_unmount(self) -> None:
+        """However the app ends (quit, an error), release the annotator's leases
+        (store.queue) before the terminal is restored; what they judged stays theirs."""
+        with contextlib.suppress(SaegoldError):  # expiry releases them if this cannot
+            self.session.close()
+
+    def _ended_by(self, sig: signal.Signals) -> None:
+        with contextlib.suppress(Exception):  # expiry releases them if this cannot
+            self.session.close()
+        # End of the signal as before: a hang-up is no clean exit (the terminal is gone).
+        signal.signal(sig, signal.SIG_DFL)
+        os.kill(os.getpid(), sig)
 
     def action_show_help(self) -> None:
         self.push_screen(HelpScreen(BINDINGS, self.guidelines, warning=self.guidelines_warning))

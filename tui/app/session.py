@@ -22,7 +22,11 @@ from .model import FeatureView, find_feature, load_feature
 
 IDLE_CAP_S = 120.0  # a longer pause counts as this much time on the feature
 LOCK_WAIT_S = BUSY_TIMEOUT_MS / 1000  # how long one write waits for another process's lock in all
-REFILL_AHEAD = 5    # assign a new batch when fewer than this many features are left to do
+RENEW_EVERY_S = 60.0  # renew the leases at least this often while the annotator works
+# Top up (to store.queue.LOOKAHEAD) once only this many features not judged yet are left from
+# the one on screen on: one choice of new features per few features, as each costs a query
+# over who holds what (about 0.25 s on 100,000 features), in a background thread.
+REFILL_AT = 1
 
 
 @dataclass
@@ -49,12 +53,15 @@ class Session:
         self.blind = settings.load(project).blind and not lead
         self.order: list[int] = []
         self.states: dict[int, sq.FeatureState] = {}
-        self._exhausted = False  # nothing more could be assigned
-        self._refill_lock = threading.Lock()  # one batch assignment at a time
+        self._exhausted = False  # the last top-up could not fill the look-ahead
+        self._refill_lock = threading.Lock()  # one top-up at a time
+        # Leases are renewed while the annotator works; idle past the limit they expire.
+        self._renew_every = min(RENEW_EVERY_S, sq.idle_limit(project).total_seconds() / 4)
+        self._renewed = clock()
+        self.pos: int | None = None
         self._load_queue()
         self.done_at_start = self.done_count
         self.started_at = clock()
-        self.pos: int | None = None
         self.view: FeatureView | None = None
         self.state: sq.FeatureState = sq.FeatureState(None)
         self.selected = 0
@@ -69,7 +76,11 @@ class Session:
         self.abandon = threading.Event()
         self.lock_wait_s = LOCK_WAIT_S
 
-    # -- queue -------------------------------------------------------------------------
+    # -- queue -----------------------------------------------------------------------------
+    # A non-lead's queue is what the store assigned them: the features they judged, and a few
+    # leases ahead (store.queue.LOOKAHEAD), kept by store.queue.top_up: at the start, in the
+    # background as they work, and at the end of the queue; released by close() on quit.
+
     def _load_queue(self) -> None:
         if self.lead:
             self.order = sq.disagreements(self.project)
@@ -77,13 +88,13 @@ class Session:
             return
         self.order = sq.queue(self.project, self.annotator)
         self.states = sq.states(self.project, self.annotator)
-        if self.todo_count < REFILL_AHEAD:
-            self._refill()
+        self._refill()
 
     def _refill(self) -> bool:
-        """Assign a batch now (the queue ran dry); a batch a background worker is assigning
-        at this moment is waited for and taken instead of assigning a second one.  A lead's
-        review queue takes in disagreements that arose since it was built."""
+        """Keep the leases now and take in what was assigned; were there new features?  (The
+        queue ran dry, or the session starts.)  A top-up a background worker is running at
+        this moment is waited for first.  A lead's review queue takes in disagreements that
+        arose since it was built."""
         if self.lead:
             known = set(self.order)
             fresh = [f for f in sq.disagreements(self.project) if f not in known]
@@ -93,41 +104,72 @@ class Session:
         with self._refill_lock:
             if self._absorb_grown():
                 return True
-            if sq.assign_more(self.project, self.annotator) == 0:
-                self._exhausted = True
-                return False
-            return self._absorb_grown()
+            self._keep_leases()
+            grown = self._absorb_grown()
+            self._exhausted = len(self.lease_keep()) < sq.LOOKAHEAD
+            return grown
+
+    def _keep_leases(self) -> int:
+        keep = self.lease_keep()
+        # Features passed over without a judgment go back to the pool, and are not handed
+        # to this session again (it has them behind, where `back` reaches them).
+        at = -1 if self.pos is None else self.pos
+        passed = [f for f in self.order[:at] if not self.states[f].started]
+        n = sq.top_up(self.project, self.annotator, keep, avoid=passed)
+        self._renewed = self.clock()
+        return n
+
+    def lease_keep(self) -> list[int]:
+        """The features not judged yet that the annotator works on next: the one on screen
+        and those after it in the queue, up to :data:`store.queue.LOOKAHEAD`."""
+        start = 0 if self.pos is None else self.pos
+        ahead = [f for f in self.order[start:] if not self.states[f].started]
+        return ahead[:sq.LOOKAHEAD]
 
     def assign_batch(self) -> int:
-        """Assign a batch (for a thread worker: uses that thread's own connection)."""
+        """Keep the leases (for a thread worker: uses that thread's own connection)."""
         with self._refill_lock:
-            return sq.assign_more(self.project, self.annotator)
+            return self._keep_leases()
 
     def _absorb_grown(self) -> bool:
-        """Take in assignments the database holds beyond ``order``; were there any?"""
+        """Take in features the database assigns the annotator beyond ``order``; were there
+        any?  Features ahead not judged yet and no longer assigned (released, taken by
+        others) are dropped; those behind stay, so `back` still reaches them."""
         queue = sq.queue(self.project, self.annotator)
-        if len(queue) <= len(self.order):
+        held = set(queue)
+        at = -1 if self.pos is None else self.pos
+        current = self.order[at] if at >= 0 else None
+        kept = [f for i, f in enumerate(self.order) if i <= at or f in held or self.states[f].started]
+        known = set(kept)
+        new = [f for f in queue if f not in known]
+        if not new and len(kept) == len(self.order):
             return False
-        old = set(self.order)
-        new = [f for f in queue if f not in old]
-        self.states.update(sq.states(self.project, self.annotator, new))
-        self.order = queue
-        return True
+        if new:
+            self.states.update(sq.states(self.project, self.annotator, new))
+        self.order = kept + new
+        if current is not None:
+            self.pos = self.order.index(current)
+        return bool(new)
 
     @property
     def wants_refill(self) -> bool:
-        """Few features left to do: time to assign a batch (in the background)."""
-        if self.lead or self._exhausted:
+        """Time for a top-up in the background: few leases left ahead (:data:`REFILL_AT`), or
+        the leases are due for renewal (so an annotator at work never loses them)."""
+        if self.lead:
             return False
-        ahead = len(self.order) - 1 - (self.pos if self.pos is not None else -1)
-        return self.todo_count < REFILL_AHEAD or ahead < REFILL_AHEAD
+        if self.clock() - self._renewed >= self._renew_every:
+            return True
+        return not self._exhausted and len(self.lease_keep()) <= REFILL_AT
 
     def absorb_assignments(self, n_new: int) -> None:
-        """Take in a batch that :func:`store.queue.assign_more` wrote (from another thread)."""
-        if n_new == 0:
-            self._exhausted = True
-            return
+        """Take in a top-up that :func:`store.queue.top_up` made (from another thread)."""
         self._absorb_grown()
+        self._exhausted = len(self.lease_keep()) < sq.LOOKAHEAD
+
+    def close(self) -> None:
+        """Release the annotator's leases (quit, hang-up): what they judged stays theirs."""
+        if not self.lead:
+            sq.release(self.project, self.annotator)
 
     @property
     def done_count(self) -> int:
@@ -182,8 +224,10 @@ class Session:
         if not self.project.scalar("SELECT 1 FROM examples WHERE kind = 'top' LIMIT 1"):
             return "no features with examples in this project yet (run `saegold score` or `saegold import`)"
         overlap = settings.load(self.project).overlap
-        return (f"nothing left to assign to {self.annotator}: every feature already has {overlap} "
-                f"annotator(s) (project setting overlap)")
+        minutes = sq.idle_limit(self.project).total_seconds() / 60
+        return (f"nothing left to assign to {self.annotator}: every feature is judged by or held by "
+                f"{overlap} annotator(s) (project setting overlap); a hold idle for {minutes:g} min "
+                f"returns to the pool (`saegold queue` lists them)")
 
     def next(self) -> None:
         """Go to the next feature in the queue that is neither done nor skipped."""
@@ -230,21 +274,30 @@ class Session:
 
     def _write(self, kind: str, description: str, **fields: Any) -> Saved:
         assert self.view is not None
-        event = sj.make_event(self.annotator, self.view.feature_id, self._kind(kind),
+        fid = self.view.feature_id
+        event = sj.make_event(self.annotator, fid, self._kind(kind),
                               login=self.login, seconds_spent=self.seconds_spent(), **fields)
-        self._append(event)
+        # The first event on a feature of the queue ends its lease, in the same transaction.
+        self._append(event, hold=not (self.lead or self.state.judgment is not None or fid not in self.order))
         self.saved_count += 1
         self._refresh_state()
         self.last = Saved(event, description)
         return self.last
 
-    def _append(self, event: dict[str, Any]) -> None:
+    def _append(self, event: dict[str, Any], *, hold: bool = False) -> None:
         """Append one event, waiting up to ``lock_wait_s`` for another process's write lock
-        (in slices of the connection's busy timeout) unless ``abandon`` is set meanwhile."""
+        (in slices of the connection's busy timeout) unless ``abandon`` is set meanwhile.
+        ``hold``: in the same transaction, end the annotator's lease on the feature
+        (:func:`store.queue.hold`; refused when it went to others meanwhile)."""
         deadline = time.monotonic() + self.lock_wait_s
         while True:
             try:
-                sj.append(self.project, event)
+                if hold:
+                    with self.project.write():
+                        sq.hold(self.project, self.annotator, event["feature_id"])
+                        sj.append(self.project, event)
+                else:
+                    sj.append(self.project, event)
                 return
             except Locked:
                 if self.abandon.is_set():

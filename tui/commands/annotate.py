@@ -68,9 +68,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"saegold annotate: {inert_line(exc)}")
             return 0
         if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            app.session.close()  # the features it was handed go back to the pool
             # Without a terminal the app would draw escape codes into a pipe and wait forever.
             raise SaegoldError("annotate needs a terminal; over SSH run `ssh -t HOST saegold annotate`")
-        app.run(mouse=False)
+        app.run(mouse=False)  # releases the annotator's leases as it ends
         print(app.farewell("annotate"))
     finally:
         project.close()

@@ -14,7 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "status", help="counts per table, category and label method; annotation progress",
         description="Show what the project holds: rows per table, features per source and "
                     "per category, labels per method, annotation progress per annotator "
-                    "(assigned, judged, done = tier plus a verdict on every candidate), and "
+                    "(assigned, judged, done = tier plus a verdict on every candidate), the "
+                    "features held but not judged yet (leases: `saegold queue`), and "
                     "the files imported.",
     )
     p.add_argument("--json", action="store_true", help="print the same as JSON, for scripts")
@@ -91,6 +92,12 @@ def run(args: argparse.Namespace) -> int:
         console.print(t)
     else:
         console.print("No annotators yet.")
+    leases = data["leases"]
+    console.print(inert(
+        f"Leases: {leases['held']:,} feature(s) held but not judged yet"
+        + (f" ({', '.join(f'{a} {n}' for a, n in leases['annotators'].items())})" if leases["held"] else "")
+        + (f", {leases['expired']:,} expired" if leases["expired"] else "")
+        + f"; a lease idle {leases['idle_minutes']:g} min returns to the pool (`saegold queue`)"))
 
     if data["imports"]:
         shown = data["imports"][-SHOW_IMPORTS:]
