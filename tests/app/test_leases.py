@@ -92,7 +92,8 @@ def test_the_app_keeps_only_a_few_features_ahead(project):
     skips = sq.LOOKAHEAD - REFILL_AT
     got = drive(app, ["s"] * skips, after=lambda a: (a.session.assigned_count, len(sq.leases(project, "alice")),
                                                      len(project._all)))
-    assert got == (skips + sq.LOOKAHEAD, sq.LOOKAHEAD, before)
+    assert got[:2] == (skips + sq.LOOKAHEAD, sq.LOOKAHEAD)
+    assert got[2] <= before + 1   # top-up workers closed theirs (the app's writer thread holds one)
 
 
 def test_quitting_the_app_releases_the_features_not_judged(project):
