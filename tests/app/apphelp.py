@@ -44,11 +44,23 @@ def drive(app: AnnotateApp, keys: Iterable[str] = (), *, size=(120, 40),
                     await pilot.press(*list(k[5:]))
                 else:
                     await pilot.press(k)
-                await pilot.pause()
+                await settle(app, pilot)
             await app.workers.wait_for_complete()  # background queue top-ups, then their repaint
             await pilot.pause()
             return after(app) if after else None
     return asyncio.run(go())
+
+
+async def settle(app: AnnotateApp, pilot, limit_s: float = 60.0) -> None:
+    """Wait until the screen shows the outcome of the last key's write, as an annotator
+    would before the next key: on a loaded machine a write can outlast the app's grace
+    time, and keys typed at a 'saving… waiting' screen are dropped by design."""
+    await pilot.pause()
+    waited = 0.0
+    while any(getattr(s, "waiting", None) is not None for s in app.screen_stack) and waited < limit_s:
+        await pilot.pause(0.05)
+        waited += 0.05
+    await pilot.pause()
 
 
 def my_events(project, annotator: str = "alice") -> list[dict]:

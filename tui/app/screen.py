@@ -450,10 +450,11 @@ class FeatureScreen(Screen[None]):
         self.app.action_show_help()
 
     def on_unmount(self) -> None:
-        """Close the writer thread's connection; a write still waiting is given up."""
+        """Give up a write still waiting for the lock, let the writer thread finish (it
+        stops waiting within one slice of its busy timeout), then close its connection.
+        Never leave the writer running: the project is closed after the app ends, and a
+        connection closed under a running query crashes the process."""
         if self.waiting is not None:
             self.session.abandon.set()
-            self.writer.shutdown(wait=False)
-            return
         self.writer.submit(self.session.project.close_thread)
         self.writer.shutdown(wait=True)
