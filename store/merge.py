@@ -45,6 +45,8 @@ ProgressFn = Callable[[str, int, "int | None"], None]
 TABLES = ("sources", "features", "examples", "nla_explanations", "logit_tokens",
           "taxonomy_scores", "labels", "bench_scores", "annotators", "assignments",
           "judgments", "llm_cache", "settings")
+# Tables merged when OTHER has them (projects of an older saegold may not).
+OPTIONAL_TABLES = ("steering", "steering_clean")
 
 
 @dataclass
@@ -218,6 +220,8 @@ class _Merger:
         self.nla_explanations()
         self.logit_tokens()
         self.taxonomy_scores()
+        self.steering()
+        self.steering_clean()
         self.labels()
         self.bench_scores()
         self.annotators()
@@ -357,6 +361,48 @@ class _Merger:
                 if mine != theirs:
                     self.report.conflict("taxonomy_scores", self.feature_keys[r["feature_id"]], mine, theirs)
             self.step("taxonomy_scores", n, len(rows))
+
+    def _has(self, table: str) -> bool:
+        """Whether OTHER has the table (an older saegold's project may lack newer ones)."""
+        return self.src.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                                [table]).fetchone() is not None
+
+    def steering(self) -> None:
+        """A feature's steered continuations come whole: OTHER's when we have none for it,
+        else ours are kept (a conflict when the two differ)."""
+        if not self._has("steering"):
+            return
+        groups: dict[int, list[dict[str, Any]]] = {}
+        for r in self.rows("steering", "feature_id, target_kl"):
+            groups.setdefault(r["feature_id"], []).append(r)
+        for n, theirs in enumerate(groups.values(), 1):
+            fid = self.ref(self.feature_ids, theirs[0], "steering", "feature_id")
+            ours = self.db.execute("SELECT target_kl, alpha, kl, continuations FROM steering WHERE feature_id = ? "
+                                   "ORDER BY target_kl", [fid]).fetchall()
+            if not ours:
+                for r in theirs:
+                    self.insert("steering", {**r, "feature_id": fid}, skip=())
+            else:
+                self.report.present["steering"] += len(theirs)
+                mine = [tuple(x) for x in ours]
+                other = [(r["target_kl"], r["alpha"], r["kl"], r["continuations"]) for r in theirs]
+                if mine != other:
+                    self.report.conflict("steering", self.feature_keys[theirs[0]["feature_id"]],
+                                         [(t, a, k) for t, a, k, _ in mine], [(t, a, k) for t, a, k, _ in other])
+            self.step("steering", n, len(groups))
+
+    def steering_clean(self) -> None:
+        if not self._has("steering_clean"):
+            return
+        rows = self.rows("steering_clean", "source_id, prompt")
+        for n, r in enumerate(rows, 1):
+            sid = self.ref(self.source_ids, r, "steering_clean", "source_id")
+            ours = self.one("SELECT text FROM steering_clean WHERE source_id = ? AND prompt = ?", [sid, r["prompt"]])
+            if ours is None:
+                self.insert("steering_clean", {**r, "source_id": sid}, skip=())
+            else:
+                self.report.present["steering_clean"] += 1
+            self.step("steering_clean", n, len(rows))
 
     def labels(self) -> None:
         rows = self.rows("labels", "id")

@@ -181,3 +181,36 @@ def test_steering_settings_are_checked(tmp_path):
                 settings.set(project, key, bad)
         assert settings.from_text("steering_targets", "0.1,0.2") == (0.1, 0.2)
         assert settings.load(project).steering_targets == (0.25, 0.5)
+
+
+def test_merge_brings_steered_continuations_of_features_we_lack(tmp_path):
+    from store.features import get_or_create_source, upsert_feature
+    from store.merge import merge
+    from store.steering import SteeredRow, put_clean, replace_feature
+
+    def fill(path, idxs, alpha):
+        with open_project(path, create=True) as project:
+            with project.write() as db:
+                sid = get_or_create_source(db, "m", "s")
+                put_clean(db, sid, "We", " the clean text", [5, 6], {"settings": {}})
+                for j in idxs:
+                    replace_feature(db, upsert_feature(db, sid, j), [SteeredRow(
+                        0, 0.5, alpha, 0.49, True, [{"prompt": "We", "text": f" steered {j}", "token_ids": [j]}],
+                        {"settings": {}})])
+
+    fill(tmp_path / "a.db", [0, 1], 2.0)
+    fill(tmp_path / "b.db", [1, 2], 3.0)
+    with open_project(tmp_path / "a.db") as project:
+        report = merge(project, tmp_path / "b.db")
+        rows = {r["idx"]: (r["alpha"], loads_text(r["continuations"])) for r in project.query(
+            "SELECT f.idx, st.alpha, st.continuations FROM steering st JOIN features f ON f.id = st.feature_id")}
+        assert rows == {0: (2.0, " steered 0"), 1: (2.0, " steered 1"), 2: (3.0, " steered 2")}
+        assert report.added["steering"] == 1 and report.present["steering"] == 1
+        assert [c.table for c in report.conflicts] == ["steering"]          # feature 1 differs: ours kept
+        assert project.scalar("SELECT COUNT(*) FROM steering_clean") == 1
+
+
+def loads_text(continuations: str) -> str:
+    import json
+
+    return json.loads(continuations)[0]["text"]

@@ -7,6 +7,7 @@ from typing import Any
 
 from store import features as sf
 from store import labels as sl
+from store import steering as sst
 from store.db import Project, loads
 
 MAX_EXAMPLES = 50
@@ -37,6 +38,8 @@ class FeatureView:
     amplified_next: list[tuple[str, float | None]]
     taxonomy: dict[str, Any] | None
     candidates: list[Candidate]
+    steering: list[sst.SteeredRow] = field(default_factory=list)   # steered continuations, by target KL
+    clean: dict[str, str] = field(default_factory=dict)             # prompt -> clean continuation
 
     @property
     def candidate_uuids(self) -> list[str]:
@@ -89,6 +92,7 @@ def load_feature(project: Project, feature_id: int, annotator: str) -> FeatureVi
                       c["method"], bench.get(c["id"], {}))
             for i, c in enumerate(cands)
         ],
+        steering=sst.for_feature(project, feature_id), clean=sst.clean_for_feature(project, feature_id),
     )
 
 

@@ -17,8 +17,8 @@ from ..safe import inert_line, token_text
 from . import theme
 from .model import Candidate, FeatureView
 
-BENCHMARKS = ("detection", "fuzzing", "embedding")
-SHORT = {"detection": "det", "fuzzing": "fuzz", "embedding": "emb"}
+BENCHMARKS = ("detection", "fuzzing", "embedding", "steering")
+SHORT = {"detection": "det", "fuzzing": "fuzz", "embedding": "emb", "steering": "steer"}
 CONTEXT_BEFORE, CONTEXT_AFTER = 24, 8
 
 
@@ -159,11 +159,72 @@ def _token_list(t: Text, items: list[tuple[str, float | None]], *, prob: bool, n
             t.append(f" {val:.2f}", theme.STYLE_DIM)
 
 
-def evidence(view: FeatureView) -> Text:
+STEER_CELLS = (22, 16)   # cells of steered and clean text on the compact line (fits 80 columns)
+
+
+def shorten_end(text: str, cells: int) -> str:
+    """``text`` cut to ``cells`` terminal cells, an ellipsis at the end."""
+    if cell_len(text) <= cells:
+        return text
+    out = ""
+    for ch in text:
+        if cell_len(out + ch) > cells - 1:
+            break
+        out += ch
+    return out + "…"
+
+
+def _kl_tag(row) -> str:
+    """``KL 0.49`` of a steered result, with ``<`` and the target where it fell short."""
+    return f"KL {row.kl:.2f}" if row.reached else f"KL {row.kl:.2f}<{row.target_kl:g}"
+
+
+def steering_lines(view: FeatureView, t: Text, *, expanded: bool) -> None:
+    """Steered continuations next to the clean ones: one line for the first prompt at the
+    strongest target (``m`` shows every prompt at every target).  Evidence, not a score:
+    shown in blind mode too."""
+    if not view.steering:
+        return
+    if not expanded:
+        row = view.steering[-1]
+        first = row.continuations[0] if row.continuations else None
+        if first is None:
+            return
+        t.append(f"  steered    {_kl_tag(row)} ", theme.STYLE_DIM)
+        t.append(inert_line(shorten_end(first["text"].strip(), STEER_CELLS[0])))
+        clean = view.clean.get(first["prompt"])
+        if clean is not None:
+            t.append("  clean ", theme.STYLE_DIM)
+            t.append(inert_line(shorten_end(clean.strip(), STEER_CELLS[1])), theme.STYLE_DIM)
+        t.append("\n")
+        return
+    t.append("  steered continuations: alpha·W_dec added at every position, at a KL(clean‖steered) target\n",
+             theme.STYLE_DIM)
+    prompts = [c["prompt"] for c in view.steering[0].continuations]
+    for prompt in prompts:
+        t.append("  ▸ ", theme.STYLE_DIM)
+        t.append(inert_line(prompt), theme.STYLE_TOKEN)
+        t.append("\n")
+        if prompt in view.clean:
+            t.append("    clean       ", theme.STYLE_DIM)
+            t.append(inert_line(view.clean[prompt].strip()), theme.STYLE_DIM)
+            t.append("\n")
+        for row in view.steering:
+            text = next((c["text"] for c in row.continuations if c["prompt"] == prompt), None)
+            if text is None:
+                continue
+            t.append(f"    {_kl_tag(row):<11} ", theme.STYLE_DIM)
+            t.append(inert_line(text.strip()))
+            t.append("\n")
+    if any(not r.reached for r in view.steering):
+        t.append("  KL a<b: the target b was out of reach; shown at the closest KL a\n", theme.STYLE_DIM)
+
+
+def evidence(view: FeatureView, *, expanded: bool = False) -> Text:
     t = Text()
     t.append("Output evidence\n", theme.STYLE_HEAD)
     tax = view.taxonomy or {}
-    if not (view.promoted or view.suppressed or view.amplified_next or tax.get("continuation")):
+    if not (view.promoted or view.suppressed or view.amplified_next or tax.get("continuation") or view.steering):
         t.append("  not scored yet (run `saegold score`)\n", theme.STYLE_DIM)
         return t
     for name, items, prob in (("promotes   ", view.promoted, False), ("suppresses ", view.suppressed, False),
@@ -178,6 +239,7 @@ def evidence(view: FeatureView) -> Text:
         t.append("  continues  ", theme.STYLE_DIM)
         t.append(inert_line(tax["continuation"]))
         t.append("\n")
+    steering_lines(view, t, expanded=expanded)
     return t
 
 

@@ -147,7 +147,7 @@ class FeatureScreen(Screen[None]):
         with self.app.batch_update():
             if s.view is not None:
                 self._draw_examples()
-                self.query_one("#evidence", Static).update(render.evidence(s.view))
+                self.query_one("#evidence", Static).update(render.evidence(s.view, expanded=self.expanded))
             self.query_one("#others", Static).update(render.others(s))
             self.refresh_judgment()
 
@@ -434,6 +434,8 @@ class FeatureScreen(Screen[None]):
     def action_more(self) -> None:
         self.expanded = not self.expanded
         self._draw_examples()
+        if self.session.view is not None:
+            self.query_one("#evidence", Static).update(render.evidence(self.session.view, expanded=self.expanded))
 
     def action_scroll_body(self, pages: int) -> None:
         body = self.query_one("#body", VerticalScroll)

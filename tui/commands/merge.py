@@ -39,11 +39,11 @@ def run(args: argparse.Namespace) -> int:
 
 def print_report(report, here: object) -> None:
     """``report``: a :class:`store.merge.MergeReport`."""
-    from store.merge import TABLES
+    from store.merge import OPTIONAL_TABLES, TABLES
 
     verb = "would merge" if report.dry_run else "merged"
     print(f"{verb} {inert_line(report.other)} into {inert_line(here)}")
-    for table in TABLES:
+    for table in TABLES + OPTIONAL_TABLES:
         added, present, filled = report.added.get(table, 0), report.present.get(table, 0), report.filled.get(table, 0)
         if added or present or filled:
             extra = f", {filled} filled in" if filled else ""
