@@ -13,7 +13,6 @@ import contextlib
 import csv
 import gzip
 import io
-import json
 import os
 import stat
 import sys
@@ -85,6 +84,7 @@ def records(project: Project, kind: str, *, source: str | None = None,
     # (store.db is imported here, not at the top: `saegold export --help` lists KINDS and
     # FIELDS without the database layer)
     from .db import loads
+    from .examples import examples as stored_examples
 
     if kind not in KINDS:
         raise StoreError(f"unknown export {kind!r} (choose {', '.join(KINDS)})")
@@ -114,11 +114,8 @@ def records(project: Project, kind: str, *, source: str | None = None,
             row[col] = loads(row[col])
         if examples_db is not None and fid is not None:
             row["examples"] = [
-                {"rank": r[0], "tokens": json.loads(r[1]), "acts": json.loads(r[2]),
-                 "max_idx": r[3], "max_act": r[4], "origin": r[5]}
-                for r in examples_db.execute(
-                    "SELECT rank, tokens, acts, max_idx, max_act, origin FROM examples "
-                    "WHERE feature_id = ? AND kind = 'top' ORDER BY rank", [fid])]
+                {k: r[k] for k in ("rank", "tokens", "acts", "max_idx", "max_act", "origin")}
+                for r in stored_examples(examples_db, fid, "top")]
             for lk in ("promoted", "suppressed"):
                 row[lk] = [{"token": r[0], "token_id": r[1], "value": r[2]}
                            for r in examples_db.execute(

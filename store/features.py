@@ -9,7 +9,8 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from .db import Project, dumps, loads, now
+from . import examples as _ex
+from .db import Project, dumps, now
 
 CATEGORIES = ("input", "output", "cross", "obscure")
 
@@ -55,29 +56,9 @@ def upsert_feature(db: Database, source_id: int, idx: int, *, density: float | N
 def put_examples(db: Database, feature_id: int, kind: str, examples: list[dict[str, Any]],
                  origin: str, *, replace: bool = True) -> None:
     """Store examples at ranks 0..n-1 (``tokens``, ``acts``, optional ``token_ids``,
-    ``max_idx``, ``max_act``).  With ``replace`` the feature's other ranks of this kind go."""
-    for rank, ex in enumerate(examples):
-        acts = [float(a) for a in ex["acts"]]
-        max_idx = ex.get("max_idx")
-        if max_idx is None:
-            max_idx = max(range(len(acts)), key=acts.__getitem__) if acts else 0
-        max_act = ex.get("max_act")
-        if max_act is None:
-            max_act = acts[max_idx] if acts else 0.0
-        db.execute(
-            "INSERT INTO examples(feature_id, kind, rank, tokens, token_ids, acts, max_idx, max_act, origin) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(feature_id, kind, rank) DO UPDATE SET "
-            "tokens = excluded.tokens, token_ids = excluded.token_ids, acts = excluded.acts, "
-            "max_idx = excluded.max_idx, max_act = excluded.max_act, origin = excluded.origin",
-            [feature_id, kind, rank, dumps(list(ex["tokens"])),
-             dumps(list(ex["token_ids"])) if ex.get("token_ids") is not None else None,
-             dumps(acts), int(max_idx), float(max_act), origin],
-        )
-    if replace:
-        stale = "SELECT id FROM examples WHERE feature_id = ? AND kind = ? AND rank >= ?"
-        args = [feature_id, kind, len(examples)]
-        db.execute(f"DELETE FROM nla_explanations WHERE example_id IN ({stale})", args)
-        db.execute(f"DELETE FROM examples WHERE id IN ({stale})", args)
+    ``max_idx``, ``max_act``).  With ``replace`` the feature's other ranks of this kind go.
+    (Storage: :mod:`store.examples`.)"""
+    _ex.put_examples(db, feature_id, kind, examples, origin, replace=replace)
 
 
 def put_logit_tokens(db: Database, feature_id: int, kind: str,
@@ -148,14 +129,10 @@ def feature_id(project: Project, source: str, idx: int) -> int | None:
     )
 
 
-def examples(project: Project, feature_id: int, kind: str = "top") -> list[dict[str, Any]]:
-    """The feature's examples of ``kind`` in rank order, JSON columns decoded."""
-    rows = project.query(
-        "SELECT * FROM examples WHERE feature_id = ? AND kind = ? ORDER BY rank", [feature_id, kind]
-    )
-    for r in rows:
-        r["tokens"], r["acts"], r["token_ids"] = loads(r["tokens"]), loads(r["acts"]), loads(r["token_ids"])
-    return rows
+def examples(project: Project, feature_id: int, kind: str = "top", *,
+             limit: int | None = None) -> list[dict[str, Any]]:
+    """The feature's examples of ``kind`` in rank order, decoded (see :mod:`store.examples`)."""
+    return _ex.examples(project, feature_id, kind, limit=limit)
 
 
 def logit_tokens(project: Project, feature_id: int, kind: str) -> list[dict[str, Any]]:

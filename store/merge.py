@@ -37,6 +37,8 @@ from .errors import BadInput, SchemaTooNew, StoreError
 from .features import categorize
 from .judgments import COLUMNS as JUDGMENT_COLUMNS
 from .judgments import LEAD_KINDS
+from .examples import Vocab, all_examples, example_row, put_example_rows
+from .examples import examples as stored_examples
 from .schema import known_migrations
 from .sqlite_errors import is_damaged, translate
 
@@ -276,21 +278,48 @@ class _Merger:
         return groups
 
     def examples(self) -> None:
-        """Per (feature, kind) the examples are one ranked list: taken whole or not at all."""
-        groups = self._groups("examples", "feature_id, kind, rank")
+        """Per (feature, kind) the examples are one ranked list: taken whole or not at all.
+
+        OTHER's examples are read through :func:`store.examples.all_examples`, whatever its
+        layout (an OTHER from before schema step m007 keeps JSON lists per row)."""
+        try:
+            groups: dict[tuple[int, str], list[dict[str, Any]]] = defaultdict(list)
+            for r in all_examples(self.src):
+                groups[(r["feature_id"], r["kind"])].append(r)
+        except (sqlite3.DatabaseError, ValueError) as exc:
+            raise StoreError(f"{self.other_path}: cannot read table examples ({exc}); nothing was merged") from exc
         content = ("rank", "tokens", "acts", "max_idx")
+        vocabs: dict[int, Vocab] = {}
         for n, ((ofid, kind), theirs) in enumerate(groups.items(), 1):
             fid = self.ref(self.feature_ids, theirs[0], "examples", "feature_id")
-            ours = [dict(zip(("id", *content), r)) for r in self.db.execute(
-                "SELECT id, rank, tokens, acts, max_idx FROM examples WHERE feature_id = ? AND kind = ? "
-                "ORDER BY rank", [fid, kind]).fetchall()]
+            ours = stored_examples(self.db, fid, kind)
             if not ours:
+                sid = self.db.execute("SELECT source_id FROM features WHERE id = ?", [fid]).fetchone()[0]
+                vocab = vocabs.setdefault(sid, Vocab(self.db, sid))
+                rows = []
                 for r in theirs:
-                    self.example_ids[r["id"]] = self.insert("examples", {**r, "feature_id": fid})
+                    ex = {"tokens": r["tokens"], "token_ids": r["token_ids"], "acts": r["acts"],
+                          "max_idx": r["max_idx"], "max_act": r["max_act"]}
+                    try:
+                        cid, blob, max_idx, max_act = example_row(self.db, sid, ex, vocab)
+                    except ValueError as exc:
+                        raise BadInput(str(self.other_path), f"examples {_row_name(r)}", None,
+                                       f"{exc}; nothing was merged") from None
+                    rows.append((fid, kind, r["rank"], r["bin"], cid, blob, max_idx, max_act, r["origin"]))
+                try:
+                    put_example_rows(self.db, rows)
+                except sqlite3.IntegrityError as exc:
+                    raise BadInput(str(self.other_path), f"examples {_row_name(theirs[0])}", None,
+                                   f"breaks a rule of this project's schema ({exc}); nothing was merged") from exc
+                new_ids = {rank: eid for eid, rank in self.db.execute(
+                    "SELECT id, rank FROM examples WHERE feature_id = ? AND kind = ?", [fid, kind]).fetchall()}
+                for r in theirs:
+                    self.example_ids[r["id"]] = new_ids[r["rank"]]
+                self.report.added["examples"] += len(theirs)
             else:
                 by_rank = {o["rank"]: o for o in ours}
                 same = len(ours) == len(theirs) and all(
-                    r["rank"] in by_rank and all(_same_json(by_rank[r["rank"]][c], r[c]) for c in content)
+                    r["rank"] in by_rank and all(by_rank[r["rank"]][c] == r[c] for c in content)
                     for r in theirs)
                 if same:
                     self.report.present["examples"] += len(theirs)
@@ -542,14 +571,3 @@ def _row_name(row: dict[str, Any]) -> str:
             return f"{key} {row[key]}"
     return "row"
 
-
-def _same_json(a: Any, b: Any) -> bool:
-    """Equal stored values; JSON text compared by value (formatting may differ)."""
-    if a == b:
-        return True
-    if isinstance(a, str) and isinstance(b, str):
-        try:
-            return loads(a) == loads(b)
-        except ValueError:
-            return False
-    return False

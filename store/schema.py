@@ -6,6 +6,8 @@ written by a newer saegold and is refused (see :mod:`store.db`).
 """
 from __future__ import annotations
 
+import json
+
 from sqlite_utils import Database, Migrations
 
 migrations = Migrations("saegold")
@@ -293,6 +295,106 @@ def m006_leases(db: Database) -> None:
                             AND j.kind NOT IN ('retract', 'adj_tier', 'adj_verdict', 'adj_gold_label'));
         CREATE INDEX assignments_leases ON assignments(annotator, renewed_at)
             WHERE renewed_at IS NOT NULL;
+        """,
+    )
+
+
+
+@migrations()
+def m007_contexts_once(db: Database) -> None:
+    """Examples stored compactly (issue 17): each context once per source (token ids as an
+    int32 blob, strings from the source's vocabulary, or its own exact strings where they
+    came without ids or differ), and per (feature, context) only the nonzero activations.
+    Example ids are kept (NLA explanations and benchmark details refer to them); nothing
+    is lost: tokens, ids, activations, maxima and origins read back exactly as before."""
+    from .examples import context_digest, encode_acts, encode_ids
+
+    _run_script(
+        db,
+        """
+        CREATE TABLE vocab (
+            source_id INTEGER NOT NULL REFERENCES sources(id),
+            token_id INTEGER NOT NULL,
+            token TEXT NOT NULL,           -- the tokenizer's text of the id, as shown
+            PRIMARY KEY (source_id, token_id)
+        );
+        CREATE TABLE contexts (
+            id INTEGER PRIMARY KEY,
+            source_id INTEGER NOT NULL REFERENCES sources(id),
+            digest BLOB NOT NULL,          -- 16 bytes of sha256 over ids and own strings
+            token_ids BLOB,                -- int32 little-endian, when known
+            tokens TEXT,                   -- JSON list of strings, only where not from vocab
+            UNIQUE (source_id, digest)
+        );
+        CREATE TABLE examples_new (
+            id INTEGER PRIMARY KEY,
+            feature_id INTEGER NOT NULL REFERENCES features(id),
+            kind TEXT NOT NULL CHECK (kind IN ('top', 'negative', 'quantile')),
+            rank INTEGER NOT NULL,         -- 0 = strongest (top) / reservoir order (negative)
+            bin INTEGER,                   -- for kinds drawn per activation bin; NULL otherwise
+            context_id INTEGER NOT NULL REFERENCES contexts(id),
+            acts BLOB,                     -- sparse nonzero activations (store.examples); NULL: none
+            max_idx INTEGER NOT NULL,
+            max_act REAL NOT NULL,
+            origin TEXT NOT NULL,          -- 'scored' | 'neuronpedia' | ...
+            UNIQUE (feature_id, kind, rank)
+        );
+        """,
+    )
+    vocab: dict[int, dict[int, str]] = {}
+    contexts: dict[tuple[int, bytes], int] = {}
+    cur = db.execute(
+        "SELECT e.id, e.feature_id, e.kind, e.rank, e.tokens, e.token_ids, e.acts, e.max_idx, e.max_act, "
+        "e.origin, f.source_id FROM examples e JOIN features f ON f.id = e.feature_id ORDER BY e.id")
+    while True:
+        rows = cur.fetchmany(5000)
+        if not rows:
+            break
+        new_vocab, out = [], []
+        for ex_id, fid, kind, rank, tokens, token_ids, acts, max_idx, max_act, origin, sid in rows:
+            voc = vocab.setdefault(sid, {})
+            ids_blob, own = None, tokens        # exact text as stored
+            if token_ids is not None:
+                ids = [int(i) for i in json.loads(token_ids)]
+                toks = json.loads(tokens)
+                ids_blob = encode_ids(ids)
+                if len(ids) == len(toks):
+                    for i, t in zip(ids, toks):
+                        if i not in voc:
+                            voc[i] = t
+                            new_vocab.append((sid, i, t))
+                    if all(voc[i] == t for i, t in zip(ids, toks)):
+                        own = None
+            digest = context_digest(ids_blob, own)
+            cid = contexts.get((sid, digest))
+            if cid is None:
+                cid = db.execute("INSERT INTO contexts(source_id, digest, token_ids, tokens) VALUES (?, ?, ?, ?)",
+                                 [sid, digest, ids_blob, own]).lastrowid
+                contexts[(sid, digest)] = cid
+            out.append((ex_id, fid, kind, rank, cid, encode_acts(json.loads(acts)), max_idx, max_act, origin))
+        db.conn.executemany("INSERT INTO vocab(source_id, token_id, token) VALUES (?, ?, ?)", new_vocab)
+        db.conn.executemany("INSERT INTO examples_new(id, feature_id, kind, rank, context_id, acts, max_idx, "
+                            "max_act, origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", out)
+    # NLA explanations refer to examples: set aside, swap the tables, put them back.
+    _run_script(
+        db,
+        """
+        CREATE TEMP TABLE nla_keep AS SELECT * FROM nla_explanations;
+        DROP TABLE nla_explanations;
+        DROP TABLE examples;
+        ALTER TABLE examples_new RENAME TO examples;
+        CREATE INDEX examples_context ON examples(context_id);
+        CREATE TABLE nla_explanations (
+            id INTEGER PRIMARY KEY,
+            example_id INTEGER NOT NULL REFERENCES examples(id),
+            nla_source TEXT NOT NULL,
+            token_index INTEGER NOT NULL,
+            text TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            UNIQUE (example_id, nla_source, token_index)
+        );
+        INSERT INTO nla_explanations SELECT * FROM temp.nla_keep;
+        DROP TABLE temp.nla_keep;
         """,
     )
 

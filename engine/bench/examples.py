@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from store.db import Project, loads
+from store.db import Project
+from store.examples import examples as stored_examples
 from store.errors import SaegoldError
 
 from .rng import rng_for
@@ -182,22 +183,20 @@ class ExampleSelector:
         self._cache.move_to_end(feature_id)
         return self._cache[feature_id]
 
-    def _rows(self, where: str, params: list) -> list[dict]:
-        rows = self.project.query(
-            f"SELECT id, feature_id, kind, rank, tokens, acts FROM examples WHERE {where} ORDER BY rank", params)
+    def _rows(self, feature_id: int, kind: str, ranks: tuple[int, int] | None = None) -> list[dict]:
+        rows = stored_examples(self.project, feature_id, kind, ranks=ranks)
         for r in rows:
-            r["tokens"], r["acts"] = tuple(loads(r["tokens"])), tuple(float(a) for a in loads(r["acts"]))
+            r["tokens"], r["acts"] = tuple(r["tokens"]), tuple(r["acts"])
         return rows
 
     def _build(self, feature_id: int) -> ExampleSet:
         source_id, name = self._key(feature_id)
         first, last = self.positive_ranks
-        pos_rows = self._rows("feature_id = ? AND kind = 'top' AND rank BETWEEN ? AND ?",
-                              [feature_id, first - 1, last - 1])
+        pos_rows = self._rows(feature_id, "top", (first - 1, last - 1))
         want = len(pos_rows) if self.n_negatives is None else self.n_negatives
         rng = rng_for(self.seed, "negatives", name)
         if self.negatives == "scoring":
-            pool = self._rows("feature_id = ? AND kind = 'negative'", [feature_id])
+            pool = self._rows(feature_id, "negative")
             take = rng.permutation(len(pool))[: want]
             neg_rows = [pool[int(i)] for i in sorted(take)]
         else:
@@ -230,7 +229,7 @@ class ExampleSelector:
         rows, seen = [], set()
         for i in picks:
             other = others[int(i)]
-            top = self._rows("feature_id = ? AND kind = 'top'", [other])
+            top = self._rows(other, "top")
             fresh = [r for r in top if r["id"] not in seen]
             if not fresh:
                 continue

@@ -39,6 +39,7 @@ from engine.llm.client import LLMClient
 from engine.llm.errors import MalformedResponse
 from engine.progress import Progress, null_progress
 from store.db import Project, now
+from store.examples import find_example
 from store.errors import BadInput
 
 from .format import BOS_TOKENS
@@ -87,16 +88,11 @@ def import_jsonl(project: Project, path: str | os.PathLike, *, nla_source: str |
             source = nla_source_of(rec, nla_source)
             if not source:
                 raise BadInput(str(path), f"line {n}", "nla_source", "must be a non-empty string")
-            row = db.execute(
-                "SELECT e.id, e.tokens, e.max_idx FROM examples e JOIN features f ON f.id = e.feature_id "
-                "JOIN sources s ON s.id = f.source_id "
-                "WHERE s.name = ? AND f.idx = ? AND e.kind = 'top' AND e.rank = ?",
-                [rec["source"], rec["feature"], rec["rank"]],
-            ).fetchone()
+            row = find_example(db, rec["source"], rec["feature"], "top", rec["rank"])
             if row is None:
                 out.unmatched += 1
                 continue
-            n_tokens = len(json.loads(row[1]))
+            n_tokens = row[1]
             if rec["token_index"] >= n_tokens:
                 raise BadInput(str(path), f"line {n}", "token_index",
                                f"{rec['token_index']} is past the example's {n_tokens} tokens")

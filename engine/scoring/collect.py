@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 from engine.progress import Progress, null_progress
@@ -195,31 +196,91 @@ def collect(lm: LoadedModel, sae: Any, site: HookSite, features: torch.Tensor,
     return col.result()
 
 
-@torch.inference_mode()
-def per_token_acts(lm: LoadedModel, sae: Any, site: HookSite, col: Collection, cols: list[int], *,
-                   batch_size: int = 32, progress: Progress = null_progress) -> dict[tuple[int, int], list[float]]:
-    """Per-token activations of the kept top contexts of columns ``cols``: ``(col, rank) -> acts``.
+@dataclass
+class KeptActs:
+    """Per-token activations of the kept top contexts of some columns, one entry per
+    (column, rank) pair with a positive context max: its max position and value and the
+    sparse activations as a :mod:`store.examples` blob."""
 
-    The contexts these columns reference are re-run once, in batches."""
+    cols: list[int]
+    col_i: np.ndarray        # [P] index into ``cols``
+    rank: np.ndarray         # [P]
+    ctx: np.ndarray          # [P] context id
+    max_idx: np.ndarray      # [P] first position of the max
+    max_act: np.ndarray      # [P] float32 values as python floats read them
+    blobs: list[bytes | None]
+
+    def by_col(self) -> dict[int, np.ndarray]:
+        """Column -> its pair indices in rank order."""
+        order = np.lexsort((self.rank, self.col_i))
+        split = np.flatnonzero(np.diff(self.col_i[order])) + 1
+        return {self.cols[int(self.col_i[g[0]])]: g for g in np.split(order, split) if len(g)}
+
+
+@torch.inference_mode()
+def kept_acts(lm: LoadedModel, sae: Any, site: HookSite, col: Collection, cols: list[int], *,
+              batch_size: int = 32, progress: Progress = null_progress) -> KeptActs:
+    """Per-token activations of the kept top contexts of columns ``cols``.
+
+    Each distinct context is run once for all the columns together (not once per column),
+    and only what is stored is brought back to the host: per (column, rank) the nonzero
+    positions and values, the max and its position."""
+    empty = KeptActs(cols, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64),
+                     np.zeros(0, np.int64), np.zeros(0, np.float32), [])
     if not cols:
-        return {}
+        return empty
     cols_t = torch.tensor(cols)
     vals, ctx = col.top_vals[:, cols_t], col.top_ctx[:, cols_t]
     rank_i, col_i = (vals > 0).nonzero(as_tuple=True)
     pair_ctx = ctx[rank_i, col_i]
-    needed = pair_ctx.unique().tolist()
+    if pair_ctx.numel() == 0:
+        return empty
+    order = torch.argsort(pair_ctx, stable=True)
+    rank_i, col_i, pair_ctx = rank_i[order].numpy(), col_i[order].numpy(), pair_ctx[order].numpy()
+    needed = np.unique(pair_ctx)
     feats = col.features[cols_t]
     bos = lm.bos_id if lm.bos_id is not None else 0
-    out: dict[tuple[int, int], list[float]] = {}
+    n = len(pair_ctx)
+    max_idx = np.zeros(n, np.int64)
+    max_act = np.zeros(n, np.float32)
+    blobs: list[bytes | None] = [None] * n
+    starts = np.searchsorted(pair_ctx, needed)           # pairs are sorted by context
+    bounds = np.append(starts, n)
     for start in range(0, len(needed), batch_size):
-        chunk = needed[start:start + batch_size]
+        chunk = needed[start:start + batch_size].tolist()
         acts, _ = sae_acts(lm, sae, site, feats, [col.contexts[c] for c in chunk], bos)
-        acts = acts.float().cpu()
-        local = {c: i for i, c in enumerate(chunk)}
-        sel = torch.isin(pair_ctx, torch.tensor(chunk)).nonzero(as_tuple=True)[0]
-        for p in sel.tolist():
-            c = int(pair_ctx[p])
-            n_tok = len(col.contexts[c])
-            out[(cols[int(col_i[p])], int(rank_i[p]))] = acts[local[c], :n_tok, int(col_i[p])].tolist()
+        lo, hi = int(bounds[start]), int(bounds[min(start + batch_size, len(needed))])
+        b_local = np.searchsorted(np.asarray(chunk), pair_ctx[lo:hi])
+        sel = acts[torch.from_numpy(b_local).to(acts.device), :, torch.from_numpy(col_i[lo:hi]).to(acts.device)]
+        a = sel.float().cpu().numpy()                    # [pairs, T]; padding is zero
+        mi = a.argmax(axis=1)                            # the first max, as before
+        max_idx[lo:hi] = mi
+        max_act[lo:hi] = a[np.arange(len(a)), mi]
+        rows, pos = np.nonzero(a)
+        counts = np.bincount(rows, minlength=len(a))
+        ends = np.cumsum(counts)
+        wide = a.shape[1] > 65535
+        pos_b = pos.astype("<u4" if wide else "<u2").tobytes()
+        val_b = a[rows, pos].astype("<f4").tobytes()
+        pw = 4 if wide else 2
+        head = bytes([pw << 4 | 4])
+        prev = 0
+        for i, end in enumerate(ends.tolist()):
+            if end > prev:
+                blobs[lo + i] = head + pos_b[prev * pw:end * pw] + val_b[prev * 4:end * 4]
+            prev = end
         progress("examples (re-run kept contexts)", min(start + batch_size, len(needed)), len(needed))
-    return out
+    return KeptActs(cols, col_i.astype(np.int64), rank_i.astype(np.int64), pair_ctx.astype(np.int64),
+                    max_idx, max_act, blobs)
+
+
+@torch.inference_mode()
+def per_token_acts(lm: LoadedModel, sae: Any, site: HookSite, col: Collection, cols: list[int], *,
+                   batch_size: int = 32, progress: Progress = null_progress) -> dict[tuple[int, int], list[float]]:
+    """Dense per-token activations of the kept top contexts: ``(col, rank) -> acts`` (the
+    reference the stored sparse form is checked against)."""
+    from store.examples import decode_acts
+
+    kept = kept_acts(lm, sae, site, col, cols, batch_size=batch_size, progress=progress)
+    return {(cols[int(kept.col_i[p])], int(kept.rank[p])): decode_acts(kept.blobs[p], len(col.contexts[int(kept.ctx[p])]))
+            for p in range(len(kept.blobs))}

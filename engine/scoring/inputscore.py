@@ -18,6 +18,7 @@ from typing import Any
 from engine.progress import Progress, null_progress
 from store import settings, status
 from store.db import Project, loads
+from store.examples import examples as stored_examples
 
 from .errors import ScoringError
 
@@ -94,11 +95,7 @@ def score_stored(project: Project, *, source: str | None = None, features: Seque
         chunk = ids[start:start + 256]
         results = []
         for fid in chunk:
-            exs = project.query(
-                "SELECT id, tokens, max_idx, max_act FROM examples WHERE feature_id = ? AND kind = 'top' "
-                "ORDER BY max_act DESC, rank", [fid])
-            for ex in exs:
-                ex["tokens"] = loads(ex["tokens"])
+            exs = sorted(stored_examples(project, fid, "top"), key=lambda e: (-e["max_act"], e["rank"]))
             lens = [r["token"] for r in project.query(
                 "SELECT token FROM logit_tokens WHERE feature_id = ? AND kind = 'promoted' ORDER BY rank LIMIT ?",
                 [fid, k_lens])]

@@ -20,19 +20,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from engine.progress import Progress, null_progress
 from store import settings
 from store.db import Project, loads
 from store.feature_spec import check_width, parse_feature_spec
-from store.features import (get_or_create_source, put_examples, put_logit_tokens, put_score, source_name,
-                            upsert_feature)
+from store.examples import (Vocab, delete_examples, drop_changed_nla, prune_contexts, put_contexts_ids,
+                            put_example_rows)
+from store.features import get_or_create_source, put_logit_tokens, put_score, source_name, upsert_feature
 
 from . import corpus as corpus_mod
-from .collect import Collection, collect, per_token_acts
+from .collect import Collection, KeptActs, collect, kept_acts
 from .errors import ScoringError
-from .inputscore import input_score
+from .inputscore import MAX_CONTEXTS
 from .lens import Lens, logit_lens
 from .models import load_model, load_sae, resolve_hook
 from .output import OutputScorer
@@ -213,16 +215,22 @@ def score(project: Project, *, model: str, sae: str, corpus: str | None = None, 
         report.n_contexts, report.n_tokens = col.n_contexts, col.n_tokens
         report.seconds["collect"] = time.perf_counter() - t
         t = time.perf_counter()
-        # Per-token activations are re-computed per chunk; size chunks to ~64M floats of host memory.
+        # Per-token activations of the kept contexts: each distinct context is re-run once per
+        # column chunk, for all the chunk's features together.  Chunks bound host memory to
+        # about 64M (feature, rank, token) cells; one chunk holds every feature of most SAEs.
         chunk_cols = max(1, min(len(in_todo), (64 << 20) // max(1, top_k * ctx_len)))
         for start in range(0, len(in_todo), chunk_cols):
             cols = list(range(start, min(start + chunk_cols, len(in_todo))))
-            acts = per_token_acts(lm, the_sae, site, col, cols, batch_size=batch_size, progress=progress)
+            kept = kept_acts(lm, the_sae, site, col, cols, batch_size=batch_size, progress=progress)
+            pairs = kept.by_col()
+            hits = _max_token_hits(kept, pairs, col, _lens_rows(lens, row_of, col, cols))
             for wstart in range(0, len(cols), feature_batch):
                 wcols = cols[wstart:wstart + feature_batch]
-                writer.write_input(wcols, col, acts, corpus_spec.description, ctx_len)
+                writer.write_input(wcols, col, kept, pairs, hits, corpus_spec.description, ctx_len)
                 report.input_scored += len(wcols)
                 progress("input scores", report.input_scored, len(in_todo))
+        with project.write() as db:
+            prune_contexts(db, source_id)           # contexts a re-run no longer keeps
         report.seconds["examples + input scores"] = time.perf_counter() - t
     report.seconds["total"] = time.perf_counter() - t0
     return report
@@ -253,6 +261,7 @@ class _Writer:
                  row_of: dict[int, int], device: str):
         self.project, self.lm, self.source_id, self.thr = project, lm, source_id, thr
         self.lens, self.row_of, self.device = lens, row_of, device
+        self.ctx_ids: dict[int, int] = {}   # collection context id -> stored context id
 
     def _lens_lists(self, j: int) -> tuple[list, list]:
         r = self.row_of[j]
@@ -293,48 +302,74 @@ class _Writer:
                           continuation=text, device=self.device,
                           details=self._merged_details(db, fid, "output", details))
 
-    def write_input(self, cols: list[int], col: Collection, acts: dict[tuple[int, int], list[float]],
-                    corpus_desc: str, ctx_len: int) -> None:
-        lm = self.lm
+    def _context_ids(self, db: Any, col: Collection, wanted: set[int]) -> dict[int, int]:
+        """Stored ids of the collection's contexts ``wanted`` (each stored once per source,
+        its token strings once in the source's vocabulary)."""
+        new = sorted(wanted - self.ctx_ids.keys())
+        if new:
+            seqs = [col.contexts[c] for c in new]
+            vocab = Vocab(db, self.source_id)
+            ids = sorted({int(i) for seq in seqs for i in seq})
+            vocab.lookup(ids)
+            vocab.add({i: self.lm.token_str(i) for i in ids if i not in vocab.known})
+            self.ctx_ids.update(zip(new, put_contexts_ids(db, self.source_id, seqs)))
+        return self.ctx_ids
+
+    def write_input(self, cols: list[int], col: Collection, kept: KeptActs, pairs: dict[int, np.ndarray],
+                    hits: dict[int, tuple[int, int]], corpus_desc: str, ctx_len: int) -> None:
         density = col.density
         rows = []
         for c in cols:
             j = int(col.features[c])
-            top = []
-            for rank, (ctx_id, cmax) in enumerate(col.top(c)):
-                ids = list(col.contexts[ctx_id])
-                a = acts[(c, rank)]
-                max_idx = max(range(len(a)), key=a.__getitem__)
-                top.append({"tokens": lm.token_strs(ids), "token_ids": ids, "acts": a,
-                            "max_idx": max_idx, "max_act": a[max_idx]})
-            negs = [{"tokens": lm.token_strs(ids), "token_ids": ids, "acts": [0.0] * len(ids), "max_idx": 0,
-                     "max_act": 0.0} for ids in (list(col.contexts[n]) for n in col.negatives(c))]
-            r = self.row_of[j]
-            score, used = input_score(top, self.lens.top_ids[r].tolist(), key="token_ids")
-            hits = round(score * used)
+            h, used = hits.get(c, (0, 0))
+            score = h / used if used else 0.0
             details = {"version": SCORER_VERSION, "from": "corpus", "corpus": corpus_desc, "ctx_len": ctx_len,
-                       "hits": hits, "contexts": used, "n_tokens": col.n_tokens, "n_contexts": col.n_contexts}
+                       "hits": h, "contexts": used, "n_tokens": col.n_tokens, "n_contexts": col.n_contexts}
             promoted, suppressed = self._lens_lists(j)
-            rows.append((j, float(density[c]), float(col.max_act[c]), top, negs, score, promoted,
-                         suppressed, details))
-        with self.project.write() as db:
-            for j, dens, mx, top, negs, score, promoted, suppressed, details in rows:
-                fid = upsert_feature(db, self.source_id, j, density=dens, max_act=mx, n_tokens_seen=col.n_tokens)
-                _replace_examples(db, fid, "top", top)
-                _replace_examples(db, fid, "negative", negs)
-                put_logit_tokens(db, fid, "promoted", promoted)
-                put_logit_tokens(db, fid, "suppressed", suppressed)
-                put_score(db, fid, **self.thr, scorer_version=SCORER_VERSION, input_score=score,
-                          device=self.device, details=self._merged_details(db, fid, "input", details))
+            rows.append((c, j, float(density[c]), float(col.max_act[c]), score, promoted, suppressed, details))
+        wanted = {int(kept.ctx[p]) for c in cols for p in pairs.get(c, ())}
+        wanted.update(n for c in cols for n in col.negatives(c))
+        known = dict(self.ctx_ids)
+        try:
+            with self.project.write() as db:
+                cid = self._context_ids(db, col, wanted)
+                for c, j, dens, mx, score, promoted, suppressed, details in rows:
+                    fid = upsert_feature(db, self.source_id, j, density=dens, max_act=mx,
+                                         n_tokens_seen=col.n_tokens)
+                    ps = pairs.get(c, np.zeros(0, np.int64))
+                    top = [(fid, "top", int(kept.rank[p]), None, cid[int(kept.ctx[p])], kept.blobs[p],
+                            int(kept.max_idx[p]), float(kept.max_act[p]), "scored") for p in ps.tolist()]
+                    negs = [(fid, "negative", r, None, cid[n], None, 0, 0.0, "scored")
+                            for r, n in enumerate(col.negatives(c))]
+                    for kind, ex_rows in (("top", top), ("negative", negs)):
+                        drop_changed_nla(db, fid, kind, [r[4] for r in ex_rows])
+                        delete_examples(db, fid, kind, from_rank=len(ex_rows))
+                        put_example_rows(db, ex_rows)
+                    put_logit_tokens(db, fid, "promoted", promoted)
+                    put_logit_tokens(db, fid, "suppressed", suppressed)
+                    put_score(db, fid, **self.thr, scorer_version=SCORER_VERSION, input_score=score,
+                              device=self.device, details=self._merged_details(db, fid, "input", details))
+        except BaseException:
+            self.ctx_ids = known          # what a rolled-back transaction wrote is not stored
+            raise
 
 
-def _replace_examples(db: Any, fid: int, kind: str, examples: list[dict[str, Any]]) -> None:
-    """Store ``examples`` as the feature's ``kind`` examples; NLA explanations of an example
-    whose tokens change are dropped (they explained another text)."""
-    from store.db import dumps
+def _lens_rows(lens: Lens, row_of: dict[int, int], col: Collection, cols: list[int]) -> np.ndarray:
+    """The logit-lens top token ids of each column in ``cols`` ([len(cols), k])."""
+    return lens.top_ids[[row_of[int(col.features[c])] for c in cols]].cpu().numpy()
 
-    old = db.execute("SELECT id, rank, tokens FROM examples WHERE feature_id = ? AND kind = ?", [fid, kind]).fetchall()
-    for ex_id, rank, tokens in old:
-        if rank >= len(examples) or tokens != dumps(list(examples[rank]["tokens"])):
-            db.execute("DELETE FROM nla_explanations WHERE example_id = ?", [ex_id])
-    put_examples(db, fid, kind, examples, "scored")
+
+def _max_token_hits(kept: KeptActs, pairs: dict[int, np.ndarray], col: Collection, lens_ids: np.ndarray) -> dict[int, tuple[int, int]]:
+    """Per column ``(hits, contexts)``: over its first :data:`MAX_CONTEXTS` activating kept
+    contexts (best first), how many have their max-activating token among its logit-lens
+    tokens (:func:`engine.scoring.inputscore.max_token_hits`, by token id, vectorised)."""
+    if not len(kept.blobs):
+        return {}
+    tid = np.fromiter((col.contexts[int(c)][int(m)] for c, m in zip(kept.ctx, kept.max_idx)),
+                      dtype=np.int64, count=len(kept.ctx))
+    hit = (lens_ids[kept.col_i] == tid[:, None]).any(axis=1)
+    out: dict[int, tuple[int, int]] = {}
+    for c, ps in pairs.items():
+        ps = ps[kept.max_act[ps] > 0][:MAX_CONTEXTS]
+        out[c] = (int(hit[ps].sum()), len(ps))
+    return out

@@ -25,7 +25,6 @@ Examples and logit-token lists that saegold computed itself are never overwritte
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import re
 import time
@@ -38,6 +37,8 @@ from sqlite_utils import Database
 
 from ..db import Project, dumps, now
 from ..errors import BadInput
+from ..examples import delete_examples, put_examples
+from ..examples import examples as stored_examples
 from ..features import get_or_create_source, source_name
 from ..labels import content_uuid
 from .log import log_import
@@ -486,30 +487,23 @@ class _Writer:
 
     def _examples(self, fid: int, kind: str, examples: list[Example]) -> None:
         db, c = self.db, self.report.counts
-        existing = db.execute(
-            "SELECT rank, tokens, acts, max_idx, max_act, origin FROM examples "
-            "WHERE feature_id = ? AND kind = ? ORDER BY rank", [fid, kind]).fetchall()
+        existing = stored_examples(db, fid, kind)
         if not examples and not existing:
             return
-        if any(row[5] != ORIGIN for row in existing):
+        if any(r["origin"] != ORIGIN for r in existing):
             c["examples_kept_scored"] += bool(examples)
             return
         if (fid, kind) in self.examples_written:  # a second file of this run adds to the first
             examples = merge_examples(
-                [Example(json.loads(r[1]), json.loads(r[2]), r[3], r[4]) for r in existing], examples)
+                [Example(r["tokens"], r["acts"], r["max_idx"], r["max_act"]) for r in existing], examples)
         self.examples_written.add((fid, kind))
-        rows = [(rank, dumps(ex.tokens), dumps(ex.acts), ex.max_idx, ex.max_act)
-                for rank, ex in enumerate(examples)]
-        if [tuple(r[:5]) for r in existing] == rows:
+        rows = [{"tokens": list(ex.tokens), "acts": [float(a) for a in ex.acts], "max_idx": ex.max_idx,
+                 "max_act": ex.max_act} for ex in examples]
+        if [(r["tokens"], r["acts"], r["max_idx"], r["max_act"]) for r in existing] == \
+                [(r["tokens"], r["acts"], r["max_idx"], r["max_act"]) for r in rows]:
             return
-        stale = "SELECT id FROM examples WHERE feature_id = ? AND kind = ?"
-        db.execute(f"DELETE FROM nla_explanations WHERE example_id IN ({stale})", [fid, kind])
-        db.execute("DELETE FROM examples WHERE feature_id = ? AND kind = ?", [fid, kind])
-        db.conn.executemany(
-            "INSERT INTO examples(feature_id, kind, rank, tokens, token_ids, acts, max_idx, max_act, origin) "
-            "VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?)",
-            [(fid, kind, *r, ORIGIN) for r in rows],
-        )
+        delete_examples(db, fid, kind)
+        put_examples(db, fid, kind, rows, ORIGIN)
         c["examples_written"] += len(rows)
 
     def _logits(self, fid: int, kind: str, tokens: list[tuple[str, float]]) -> None:

@@ -17,6 +17,7 @@ from store import judgments as sj
 from store import queue as sq
 from store import settings
 from store.db import open_project
+from store.examples import put_examples
 
 
 def test_each_feature_goes_to_overlap_annotators(project):
@@ -260,8 +261,7 @@ def _random_project(project, rng, n_features: int,
             c.execute("INSERT INTO features(id, source_id, idx) VALUES (?, 1, ?)", [fid, i])
             kinds = rng.choices([("top",), ("negative",), (), ("top", "negative")], weights=[8, 1, 1, 2])[0]
             for kind in kinds:
-                c.execute("INSERT INTO examples(feature_id, kind, rank, tokens, acts, max_idx, max_act, origin) "
-                          "VALUES (?, ?, 0, '[\"a\"]', '[1.0]', 0, 1.0, 'test')", [fid, kind])
+                put_examples(c, fid, kind, [{"tokens": ["a"], "acts": [1.0]}], "test")
             cat = rng.choice(cats)
             if cat != "none":  # "none": no taxonomy row at all
                 c.execute("INSERT INTO taxonomy_scores(feature_id, category, input_threshold, output_threshold, "

@@ -14,6 +14,7 @@ import pytest
 
 from store import settings
 from store.db import open_project
+from store.examples import put_examples
 
 # One process: one thread per annotator name, each topping up in small batches until two
 # batches in a row come back empty, writing a note or a skip on one of its features (or, for
@@ -71,8 +72,7 @@ def _build(path: Path, rng: random.Random, n: int, overlap: int) -> None:
             fid = i + 1
             c.execute("INSERT INTO features(id, source_id, idx) VALUES (?, 1, ?)", [fid, i])
             if rng.random() < 0.9:
-                c.execute("INSERT INTO examples(feature_id, kind, rank, tokens, acts, max_idx, max_act, origin) "
-                          "VALUES (?, 'top', 0, '[\"a\"]', '[1.0]', 0, 1.0, 'test')", [fid])
+                put_examples(c, fid, "top", [{"tokens": ["a"], "acts": [1.0]}], "test")
             cat = rng.choice(["input", "output", "cross", "obscure", None, "none"])
             if cat != "none":
                 c.execute("INSERT INTO taxonomy_scores(feature_id, category, input_threshold, output_threshold, "

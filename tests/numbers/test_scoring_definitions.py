@@ -18,6 +18,7 @@ from engine.scoring.job import score
 from engine.scoring.models import load_sae
 from engine.scoring.random_models import random_sae, save_random_model
 from store.db import loads
+from store.examples import examples as stored_examples
 from tolerance import ATOL, assert_topk, rank_range
 
 PROMPT = "From my experience,"
@@ -205,8 +206,7 @@ def test_input_score_uses_only_the_top_100_contexts(project, planted, demo_corpu
     checked = 0
     for row in project.query("SELECT f.id, t.input_score, t.details FROM features f "
                              "JOIN taxonomy_scores t ON t.feature_id = f.id"):
-        tops = project.query("SELECT token_ids, max_idx, max_act FROM examples WHERE feature_id = ? "
-                             "AND kind = 'top' ORDER BY rank", [row["id"]])
+        tops = stored_examples(project, row["id"], "top")
         if len(tops) <= 100:
             continue
         lens = {r["token_id"] for r in project.query(
@@ -214,7 +214,7 @@ def test_input_score_uses_only_the_top_100_contexts(project, planted, demo_corpu
         acts = [t["max_act"] for t in tops]
         assert acts == sorted(acts, reverse=True)
         first = tops[:100]
-        expected = sum(loads(t["token_ids"])[t["max_idx"]] in lens for t in first) / 100
+        expected = sum(t["token_ids"][t["max_idx"]] in lens for t in first) / 100
         assert row["input_score"] == expected
         assert loads(row["details"])["input"]["contexts"] == 100
         checked += 1

@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "app"))
 
-from store.db import dumps, now, open_project  # noqa: E402
+from store.db import now, open_project  # noqa: E402
+from store.examples import context_digest, encode_acts, encode_ids  # noqa: E402
 
 WORDS = "the cat sat on a mat while dog ran to park and rain fell over Paris in spring".split()
 CATS = ("input", "output", "cross", "obscure")
@@ -49,13 +50,18 @@ def build(path: Path, n: int, seed: int = 0) -> float:
         c.executemany("INSERT INTO features(id, source_id, idx, density, max_act) VALUES (?, 1, ?, ?, ?)",
                       ((i + 1, i, rng.random() * 0.01, 1 + rng.random() * 10) for i in range(n)))
         ex_rows, lt_rows, tax_rows, lab_rows = [], [], [], []
+        c.executemany("INSERT INTO vocab(source_id, token_id, token) VALUES (1, ?, ?)",
+                      [(k, " " + w) for k, w in enumerate(WORDS)])
+        ctx_rows = []
         for i in range(n):
             fid = i + 1
             for r in range(2):
-                toks = [" " + rng.choice(WORDS) for _ in range(32)]
+                ids = [rng.randrange(len(WORDS)) for _ in range(32)]
                 acts = [round(rng.random(), 3) if rng.random() < 0.2 else 0.0 for _ in range(32)]
                 mx = max(range(32), key=acts.__getitem__)
-                ex_rows.append((fid, "top", r, dumps(toks), dumps(acts), mx, acts[mx], "scored"))
+                blob = encode_ids(ids)
+                ctx_rows.append((len(ctx_rows) + 1, context_digest(blob, None), blob))
+                ex_rows.append((fid, "top", r, len(ctx_rows), encode_acts(acts), mx, acts[mx], "scored"))
             for kind in ("promoted", "suppressed", "amplified_next"):
                 for r in range(8):
                     lt_rows.append((fid, kind, r, " " + rng.choice(WORDS), r, rng.random()))
@@ -65,7 +71,8 @@ def build(path: Path, n: int, seed: int = 0) -> float:
             if cat != "obscure":
                 for m in ("eleuther_acts_top5", "baez"):
                     lab_rows.append((f"{fid}-{m}", fid, m, f"label {m} {fid}", "saegold", stamp))
-        c.executemany("INSERT INTO examples(feature_id, kind, rank, tokens, acts, max_idx, max_act, origin) "
+        c.executemany("INSERT INTO contexts(id, source_id, digest, token_ids) VALUES (?, 1, ?, ?)", ctx_rows)
+        c.executemany("INSERT INTO examples(feature_id, kind, rank, context_id, acts, max_idx, max_act, origin) "
                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", ex_rows)
         c.executemany("INSERT INTO logit_tokens(feature_id, kind, rank, token, token_id, value) VALUES (?, ?, ?, ?, ?, ?)",
                       lt_rows)

@@ -9,8 +9,9 @@ import pytest
 from robust_harness import table_dump
 
 from store import judgments, settings
-from store.db import dumps, open_project
+from store.db import open_project
 from store.errors import BadInput, SchemaTooNew, StoreError
+from store.examples import examples as stored_examples
 from store.features import (get_or_create_source, put_examples, put_logit_tokens, put_score,
                             upsert_feature)
 from store.labels import add_label
@@ -114,7 +115,7 @@ def test_merge_folds_in_everything_by_natural_keys(pair):
         assert p.scalar("SELECT count(*) FROM assignments WHERE feature_id = ?", [new7]) == 2
         assert p.scalar("SELECT count(*) FROM llm_cache") == 2
         # Both copies scored feature 7 with different examples: ours kept, difference reported.
-        assert p.scalar("SELECT tokens FROM examples WHERE feature_id = ?", [new7]) == dumps(["a", "alice"])
+        assert [e["tokens"] for e in stored_examples(p, new7)] == [["a", "alice"]]
         assert [c.key for c in report.conflicts if c.table == "examples"] == ["shared-new/3-res#7 top (count)"]
         assert report.present["taxonomy_scores"] == 1
         assert report.nla_skipped == 1  # B's explanation of B's (different) example is not attached to ours
@@ -122,14 +123,14 @@ def test_merge_folds_in_everything_by_natural_keys(pair):
     with open_project(b) as pb, pb.write() as db:
         put_examples(db, _fid(pb, "shared-new/3-res", 9), "top",
                      [{"tokens": ["z"], "acts": [1.0]}], origin="scored")
-        ex = db.execute("SELECT id FROM examples WHERE tokens = ?", [dumps(["z"])]).fetchone()[0]
+        ex = stored_examples(db, _fid(pb, "shared-new/3-res", 9))[0]["id"]
         db.execute("INSERT INTO nla_explanations(example_id, nla_source, token_index, text, created_at) "
                    "VALUES (?, 'nla', 0, 'z explained', 'now')", [ex])
         put_logit_tokens(db, _fid(pb, "shared-new/3-res", 9), "promoted", [(" z", 9, 3.0)])
     with open_project(a) as p:
         merge(p, b)
         f9 = _fid(p, "shared-new/3-res", 9)
-        assert p.scalar("SELECT tokens FROM examples WHERE feature_id = ?", [f9]) == dumps(["z"])
+        assert [e["tokens"] for e in stored_examples(p, f9)] == [["z"]]
         assert p.scalar("SELECT text FROM nla_explanations n JOIN examples e ON e.id = n.example_id "
                         "WHERE e.feature_id = ?", [f9]) == "z explained"
         assert p.scalar("SELECT token FROM logit_tokens WHERE feature_id = ?", [f9]) == " z"

@@ -5,7 +5,7 @@ from typing import Any
 
 from tolerance import ATOL, P_RTOL, assert_close_lists, close, ranked_lists_agree
 
-from store.db import loads
+from store.examples import examples as stored_examples
 
 
 def snapshot(project) -> dict[int, dict[str, Any]]:
@@ -16,9 +16,8 @@ def snapshot(project) -> dict[int, dict[str, Any]]:
             "f.max_act, t.input_threshold, t.output_threshold FROM features f "
             "JOIN taxonomy_scores t ON t.feature_id = f.id"):
         fid = r.pop("id")
-        r["examples"] = {kind: [(loads(e["token_ids"]), loads(e["acts"])) for e in project.query(
-            "SELECT token_ids, acts FROM examples WHERE feature_id = ? AND kind = ? ORDER BY rank", [fid, kind])]
-            for kind in ("top", "negative")}
+        r["examples"] = {kind: [(e["token_ids"], e["acts"]) for e in stored_examples(project, fid, kind)]
+                         for kind in ("top", "negative")}
         r["logit_tokens"] = {kind: [(t["token_id"], t["value"]) for t in project.query(
             "SELECT token_id, value FROM logit_tokens WHERE feature_id = ? AND kind = ? ORDER BY rank", [fid, kind])]
             for kind in ("promoted", "suppressed", "amplified_next")}

@@ -8,7 +8,7 @@ from typing import Any
 from store import features as sf
 from store import labels as sl
 from store import steering as sst
-from store.db import Project, loads
+from store.db import Project
 
 MAX_EXAMPLES = 50
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -61,12 +61,8 @@ def load_feature(project: Project, feature_id: int, annotator: str) -> FeatureVi
         "SELECT f.id, f.idx, f.density, f.max_act, s.name AS source FROM features f "
         "JOIN sources s ON s.id = f.source_id WHERE f.id = ?", [feature_id]
     )[0]
-    examples = project.query(
-        "SELECT tokens, acts, max_idx, max_act FROM examples WHERE feature_id = ? AND kind = 'top' "
-        "ORDER BY rank LIMIT ?", [feature_id, MAX_EXAMPLES],
-    )
-    for ex in examples:
-        ex["tokens"], ex["acts"] = loads(ex["tokens"]), loads(ex["acts"])
+    examples = [{k: ex[k] for k in ("tokens", "acts", "max_idx", "max_act")}
+                for ex in sf.examples(project, feature_id, "top", limit=MAX_EXAMPLES)]
     lt: dict[str, list[tuple[str, float | None]]] = {"promoted": [], "suppressed": [], "amplified_next": []}
     for r in project.query(
         "SELECT kind, token, value FROM logit_tokens WHERE feature_id = ? ORDER BY kind, rank", [feature_id]

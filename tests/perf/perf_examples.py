@@ -1,0 +1,87 @@
+"""Project-file size per feature and the cost of the examples pass against collection.
+
+    .venv/bin/python tests/perf/perf_examples.py [--features 2048] [--contexts 1240] [--top-k 100]
+    .venv/bin/python tests/perf/perf_examples.py --code /path/to/other/checkout   # the same world, other code
+
+The world: a random Llama (word-level demo tokenizer) and a random SAE whose encoder biases
+are set per feature so that each feature fires on ``--density`` of the corpus tokens (1% by
+default, a realistic SAE density), so that every feature fills its top ``--top-k`` contexts
+(checked and printed).  ``saegold score`` runs on ``--contexts`` contexts of 64 tokens of the
+bundled demo corpus.  Prints the project file's bytes per feature (target <= 16 KB) and the
+score job's "examples + input scores" seconds against its "collect" seconds (target <= 1.5x).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--features", type=int, default=2048)
+    ap.add_argument("--contexts", type=int, default=1240)
+    ap.add_argument("--top-k", type=int, default=100)
+    ap.add_argument("--density", type=float, default=0.01)
+    ap.add_argument("--code", default=str(Path(__file__).resolve().parents[2]),
+                    help="the saegold checkout to measure (default: this one)")
+    args = ap.parse_args(argv)
+    sys.path.insert(0, args.code)
+
+    import torch
+
+    from engine.planted import demo_corpus_path
+    from engine.scoring import corpus as corpus_mod
+    from engine.scoring.job import score
+    from engine.scoring.models import load_model, resolve_hook, run_to_site
+    from engine.scoring.collect import pad_batch
+    from engine.scoring.random_models import random_sae, save_random_model
+    from store.db import open_project
+
+    print(f"code: {Path(sys.modules['engine'].__file__).resolve().parents[1]}")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        model_dir = save_random_model(tmp, "llama", d_model=64, n_layers=2, seed=3)
+        lm = load_model(str(model_dir), "cpu", "float32")
+        sae = random_sae(64, args.features, "blocks.1.hook_resid_post", seed=4, bias=0.0)
+        site = resolve_hook(lm, sae)
+        spec = corpus_mod.resolve(str(demo_corpus_path()))
+        ctxs = list(corpus_mod.contexts(spec, lm.tokenizer, 64, lm.bos_id, max_contexts=args.contexts))
+        # Per-feature bias: fire on `density` of the (non-BOS) tokens of this corpus.
+        with torch.inference_mode():
+            pre = []
+            for i in range(0, len(ctxs), 64):
+                ids, mask = pad_batch(ctxs[i:i + 64], lm.bos_id, lm.device)
+                h = run_to_site(lm, site, ids)
+                pre.append(((h - sae.b_dec) @ sae.W_enc)[mask])
+            pre = torch.cat(pre)
+            thr = torch.quantile(pre, 1 - args.density, dim=0)
+            sae.b_enc.copy_(-thr)
+        sae_dir = tmp / "sae"
+        sae.save_model(sae_dir)
+        p = open_project(tmp / "p.db", create=True)
+        empty = (tmp / "p.db").stat().st_size
+        t = time.perf_counter()
+        rep = score(p, model=str(model_dir), sae=str(sae_dir), corpus=str(demo_corpus_path()), ctx_len=64,
+                    top_k=args.top_k, max_contexts=args.contexts, continuation_tokens=0, device="cpu")
+        total = time.perf_counter() - t
+        full = p.scalar("SELECT count(*) FROM (SELECT feature_id FROM examples WHERE kind = 'top' "
+                        "GROUP BY feature_id HAVING count(*) = ?)", [args.top_k])
+        n_top = p.scalar("SELECT count(*) FROM examples WHERE kind = 'top'")
+        p.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        p.close()
+        size = (tmp / "p.db").stat().st_size
+        print(f"world: {args.features:,} features, {rep.n_contexts:,} contexts x 64 tokens, top {args.top_k}; "
+              f"{full:,} of {args.features:,} features fill their top {args.top_k} ({n_top:,} top examples)")
+        print(f"project file: {size / 1e6:.1f} MB = {(size - empty) / args.features / 1024:.1f} KB per feature "
+              f"(target <= 16 KB)")
+        col, ex = rep.seconds.get("collect", 0.0), rep.seconds.get("examples + input scores", 0.0)
+        print(f"score: collect {col:.2f} s, examples + input scores {ex:.2f} s = {ex / col:.2f}x collect "
+              f"(target <= 1.5x); output scores {rep.seconds.get('output scores', 0):.1f} s; total {total:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
