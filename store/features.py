@@ -65,11 +65,10 @@ def put_logit_tokens(db: Database, feature_id: int, kind: str,
                      tokens: list[tuple[str, int | None, float | None]]) -> None:
     """Replace the feature's ``kind`` list with ``(token, token_id, value)`` in rank order."""
     db.execute("DELETE FROM logit_tokens WHERE feature_id = ? AND kind = ?", [feature_id, kind])
-    for rank, (token, token_id, value) in enumerate(tokens):
-        db.execute(
-            "INSERT INTO logit_tokens(feature_id, kind, rank, token, token_id, value) VALUES (?, ?, ?, ?, ?, ?)",
-            [feature_id, kind, rank, token, token_id, value],
-        )
+    getattr(db, "conn", db).executemany(
+        "INSERT INTO logit_tokens(feature_id, kind, rank, token, token_id, value) VALUES (?, ?, ?, ?, ?, ?)",
+        [(feature_id, kind, rank, token, token_id, value) for rank, (token, token_id, value) in enumerate(tokens)],
+    )
 
 
 def categorize(input_score: float | None, output_score: float | None,

@@ -327,8 +327,12 @@ class _Writer:
                        "hits": h, "contexts": used, "n_tokens": col.n_tokens, "n_contexts": col.n_contexts}
             promoted, suppressed = self._lens_lists(j)
             rows.append((c, j, float(density[c]), float(col.max_act[c]), score, promoted, suppressed, details))
-        wanted = {int(kept.ctx[p]) for c in cols for p in pairs.get(c, ())}
-        wanted.update(n for c in cols for n in col.negatives(c))
+        # Plain Python lists once per chunk: per-element numpy scalars cost more than the writes.
+        neg_of = {c: [n for n in ns if n >= 0] for c, ns in zip(cols, col.neg_ctx[:, cols].T.tolist())}
+        p_of = {c: pairs[c].tolist() for c in cols if c in pairs}
+        ctx, rank, mi, mx = (kept.ctx.tolist(), kept.rank.tolist(), kept.max_idx.tolist(), kept.max_act.tolist())
+        wanted = {ctx[p] for ps in p_of.values() for p in ps}
+        wanted.update(n for ns in neg_of.values() for n in ns)
         known = dict(self.ctx_ids)
         try:
             with self.project.write() as db:
@@ -336,11 +340,10 @@ class _Writer:
                 for c, j, dens, mx, score, promoted, suppressed, details in rows:
                     fid = upsert_feature(db, self.source_id, j, density=dens, max_act=mx,
                                          n_tokens_seen=col.n_tokens)
-                    ps = pairs.get(c, np.zeros(0, np.int64))
-                    top = [(fid, "top", int(kept.rank[p]), None, cid[int(kept.ctx[p])], kept.blobs[p],
-                            int(kept.max_idx[p]), float(kept.max_act[p]), "scored") for p in ps.tolist()]
+                    top = [(fid, "top", rank[p], None, cid[ctx[p]], kept.blobs[p], mi[p], mx[p], "scored")
+                           for p in p_of.get(c, ())]
                     negs = [(fid, "negative", r, None, cid[n], None, 0, 0.0, "scored")
-                            for r, n in enumerate(col.negatives(c))]
+                            for r, n in enumerate(neg_of[c])]
                     for kind, ex_rows in (("top", top), ("negative", negs)):
                         drop_changed_nla(db, fid, kind, [r[4] for r in ex_rows])
                         delete_examples(db, fid, kind, from_rank=len(ex_rows))
