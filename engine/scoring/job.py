@@ -229,8 +229,11 @@ def score(project: Project, *, model: str, sae: str, corpus: str | None = None, 
                 writer.write_input(wcols, col, kept, pairs, hits, corpus_spec.description, ctx_len)
                 report.input_scored += len(wcols)
                 progress("input scores", report.input_scored, len(in_todo))
-        with project.write() as db:
-            prune_contexts(db, source_id)           # contexts a re-run no longer keeps
+        if shard_t is None:
+            # Contexts a re-run no longer keeps.  Not in a sharded run: another shard may
+            # still be about to use a context it has stored (they are pruned next time).
+            with project.write() as db:
+                prune_contexts(db, source_id)
         report.seconds["examples + input scores"] = time.perf_counter() - t
     report.seconds["total"] = time.perf_counter() - t0
     return report
@@ -330,8 +333,9 @@ class _Writer:
         # Plain Python lists once per chunk: per-element numpy scalars cost more than the writes.
         neg_of = {c: [n for n in ns if n >= 0] for c, ns in zip(cols, col.neg_ctx[:, cols].T.tolist())}
         p_of = {c: pairs[c].tolist() for c in cols if c in pairs}
-        ctx, rank, mi, mx = (kept.ctx.tolist(), kept.rank.tolist(), kept.max_idx.tolist(), kept.max_act.tolist())
-        wanted = {ctx[p] for ps in p_of.values() for p in ps}
+        k_ctx, k_rank, k_mi, k_mx = (kept.ctx.tolist(), kept.rank.tolist(), kept.max_idx.tolist(),
+                                     kept.max_act.tolist())
+        wanted = {k_ctx[p] for ps in p_of.values() for p in ps}
         wanted.update(n for ns in neg_of.values() for n in ns)
         known = dict(self.ctx_ids)
         try:
@@ -340,7 +344,7 @@ class _Writer:
                 for c, j, dens, mx, score, promoted, suppressed, details in rows:
                     fid = upsert_feature(db, self.source_id, j, density=dens, max_act=mx,
                                          n_tokens_seen=col.n_tokens)
-                    top = [(fid, "top", rank[p], None, cid[ctx[p]], kept.blobs[p], mi[p], mx[p], "scored")
+                    top = [(fid, "top", k_rank[p], None, cid[k_ctx[p]], kept.blobs[p], k_mi[p], k_mx[p], "scored")
                            for p in p_of.get(c, ())]
                     negs = [(fid, "negative", r, None, cid[n], None, 0, 0.0, "scored")
                             for r, n in enumerate(neg_of[c])]

@@ -37,7 +37,7 @@ from sqlite_utils import Database
 
 from ..db import Project, dumps, now
 from ..errors import BadInput
-from ..examples import delete_examples, put_examples
+from ..examples import delete_examples, prune_contexts, put_examples
 from ..examples import examples as stored_examples
 from ..features import get_or_create_source, source_name
 from ..labels import content_uuid
@@ -427,6 +427,8 @@ class _Writer:
         self.db, self.report, self.progress = db, report, progress
         self.source_ids: dict[str, int] = {}
         self.examples_written: set[tuple[int, str]] = set()
+        self.replaced: set[int] = set()              # features whose examples were replaced
+        self.replaced_sources: set[int] = set()
 
     def write(self, batch: Batch) -> None:
         db, c = self.db, self.report.counts
@@ -465,6 +467,14 @@ class _Writer:
                 if tokens is not None:
                     self._logits(fid, kind, tokens)
         self.progress(WRITING_STAGE, total, total)
+        if self.replaced:                       # contexts that replaced examples held alone
+            for fid in self.replaced:
+                sid = db.execute("SELECT source_id FROM features WHERE id = ?", [fid]).fetchone()[0]
+                self.replaced_sources.add(sid)
+            for sid in self.replaced_sources:
+                prune_contexts(db, sid)
+            self.replaced.clear()
+            self.replaced_sources.clear()
         changes = db.conn.total_changes
         db.conn.executemany(
             "INSERT OR IGNORE INTO labels(uuid, feature_id, method, text, status, model, origin, "
@@ -502,6 +512,8 @@ class _Writer:
         if [(r["tokens"], r["acts"], r["max_idx"], r["max_act"]) for r in existing] == \
                 [(r["tokens"], r["acts"], r["max_idx"], r["max_act"]) for r in rows]:
             return
+        if existing:
+            self.replaced.add(fid)
         delete_examples(db, fid, kind)
         put_examples(db, fid, kind, rows, ORIGIN)
         c["examples_written"] += len(rows)
