@@ -30,7 +30,7 @@ from store.db import Project
 from store.judgments import TIERS
 
 from . import data, thresholds
-from .calibration_map import CalibrationMap, fit_calibration
+from .calibration_map import CHOICE_RULE, CalibrationMap, fit_calibration
 from .measures import auroc, weighted_auroc
 from .resample import DEFAULT_BOOT, DEFAULT_SEED, Estimate, cluster_counts, estimate
 
@@ -83,6 +83,7 @@ class Cell:
     calibration: CalibrationMap
     shuffled: ShuffledControl
     conclusion: str = ""
+    auroc_p: float | None = None  # one-sided label-permutation p of AUROC(correct) > 0.5
 
 
 @dataclass
@@ -126,6 +127,28 @@ class CalibrationReport:
         return next((c for c in self.cells if c.benchmark == benchmark and c.category == category), None)
 
 
+PREDICTS_RULE = "'predicts' / 'anti-predicts' when the 95% label-bootstrap CI of the AUROC is entirely above / below 0.5"
+BEST_RULE = ("'shown to predict humans' when the best benchmark's one-sided label-permutation p of AUROC > 0.5 is at "
+             "most 0.025 divided by the number of benchmarks compared (Bonferroni: picking the best of several "
+             "must not raise the false-positive rate)")
+
+
+def auroc_permutation(x: np.ndarray, pos: np.ndarray, groups: np.ndarray, n_perm: int, seed: int) -> float | None:
+    """One-sided label-permutation p of AUROC(x for ``pos``) > 0.5 (scores permuted among
+    labels, each label's verdicts kept together, as :func:`spearman_permutation`)."""
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    if n_pos == 0 or n_neg == 0 or n_perm < 1:
+        return None
+    label_score = np.zeros(int(groups.max()) + 1)
+    label_score[groups] = x
+    rng = np.random.default_rng(seed)
+    perms = np.argsort(rng.random((n_perm, len(label_score))), axis=1)
+    ranks = _rank_rows(np.vstack([x[None, :], label_score[perms][:, groups]]))
+    auc = (ranks[:, pos].sum(axis=1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)  # Mann-Whitney, ties half
+    # The same formula on every row; 1e-12 absorbs summation-order rounding between equal values.
+    return float((1 + np.sum(auc[1:] >= auc[0] - 1e-12)) / (1 + n_perm))
+
+
 def _conclusion(est: Estimate) -> str:
     if est.value is None:
         reason = est.reason or f"n={est.n_items}"
@@ -136,10 +159,10 @@ def _conclusion(est: Estimate) -> str:
     lo, hi = est.ci
     span = f"{lead} [{lo:.2f}, {hi:.2f}]"
     if lo > CHANCE:
-        return f"predicts human 'correct': {span}, {est.value - CHANCE:+.2f} above chance"
+        return f"predicts human 'correct': {span}, {est.value - CHANCE:+.2f} above chance (CI above 0.5)"
     if hi < CHANCE:
-        return f"anti-predicts human 'correct': {span}, {est.value - CHANCE:+.2f} below chance"
-    return f"indistinguishable from chance: {span}"
+        return f"anti-predicts human 'correct': {span}, {est.value - CHANCE:+.2f} below chance (CI below 0.5)"
+    return f"indistinguishable from chance: {span} (CI includes 0.5)"
 
 
 def _auroc_est(x: np.ndarray, pos: np.ndarray, groups: np.ndarray, counts: np.ndarray,
@@ -235,6 +258,8 @@ def _cell(benchmark: str, category: str, rows: list[tuple[str, float, int]], lab
         float(x.mean()) if n else None, strict, lenient, rho, p, cal,
         _shuffled(labels, true_by, shuf_by, n_boot, seed, min_rows))
     cell.conclusion = _conclusion(strict)
+    if strict.value is not None:
+        cell.auroc_p = auroc_permutation(x, v == 2, groups, n_boot, seed)
     return cell
 
 
@@ -361,6 +386,9 @@ def compute(project: Project, *, n_boot: int = DEFAULT_BOOT, seed: int = DEFAULT
         settings={"n_boot": n_boot, "seed": seed, "min_rows": min_rows, "ci_level": 0.95,
                   "chance": CHANCE, "rows": "each (label, annotator) verdict",
                   "ci_method": "percentile bootstrap over labels",
+                  "rules": {"predicts": PREDICTS_RULE, "best_predictor": BEST_RULE,
+                            "true_vs_shuffled": SHUFFLED_RULE, "thresholds": thresholds.RULE,
+                            "calibration_map": CHOICE_RULE},
                   "spearman_p": f"two-sided label-permutation test ({n_boot} permutations of the labels' "
                                 "scores, each label's verdicts kept together)"},
         notes=notes)
@@ -391,6 +419,15 @@ def category_findings(cells: list[Cell]) -> list[str]:
             line += f"; too few verdicts for {', '.join(missing)}"
         out.append(line + ".")
     return out
+
+
+BEST_LEVEL = 0.025
+
+
+def best_shown(ranked: list[Cell]) -> bool:
+    """The BEST_RULE: is the highest-AUROC benchmark shown to predict humans?"""
+    best = max(ranked, key=lambda c: c.auroc_correct.value)
+    return best.auroc_p is not None and best.auroc_p <= BEST_LEVEL / len(ranked)
 
 
 def findings(cells: list[Cell], summaries: list[BenchmarkSummary], fit: thresholds.ThresholdFit,
@@ -429,10 +466,14 @@ def findings(cells: list[Cell], summaries: list[BenchmarkSummary], fit: threshol
     ranked = [c for c in cells if c.category == "all" and c.auroc_correct.value is not None]
     if ranked:
         best = max(ranked, key=lambda c: c.auroc_correct.value)
-        beats = best.auroc_correct.ci is not None and best.auroc_correct.ci[0] > CHANCE
-        out.append(f"Best predictor of human judgment: {best.benchmark} (AUROC {best.auroc_correct.value:.2f})"
-                   + ("" if beats else ", but its CI includes chance: no benchmark is shown to predict humans")
-                   + ".")
+        beats = best_shown(ranked)
+        p = "n/a" if best.auroc_p is None else f"{best.auroc_p:.2g}"
+        out.append(f"Best predictor of human judgment: {best.benchmark} (highest AUROC, "
+                   f"{best.auroc_correct.value:.2f}, of {len(ranked)})"
+                   + (f"; shown to predict humans (permutation p={p}, needs <= {BEST_LEVEL / len(ranked):.2g})"
+                      if beats else f", but not shown to predict humans (permutation p={p}, needs <= "
+                                    f"{BEST_LEVEL / len(ranked):.2g})")
+                   + f". Rules: {PREDICTS_RULE}; {BEST_RULE}.")
     if fit.fitted is not None and fit.cv_kappa is not None:
         verdict = ("fitted thresholds improve on the current ones: change recommended"
                    if fit.recommended else

@@ -2,6 +2,7 @@
 
 Run: .venv/bin/python tests/validity/stats_checks.py [CHECK ...] [--reps N] [--seed S]
      CHECK: spearman thresholds agreement shuffled ece rules (default: all)
+     (rules runs reps/4 worlds of 3 benchmarks; agreement and ece reps/2)
 
 Each check draws worlds whose population values are known, runs the engine's own code on
 them, and prints the false-positive rate / coverage / power with its Monte Carlo standard
@@ -85,6 +86,54 @@ def spearman_null(reps: int, n_labels: int, seed: int, n_boot: int = 200) -> Rat
         cell = calibration._cell("b", "all", rows, labels, true_by, {}, n_boot=n_boot, seed=r, min_rows=10)
         hits += cell.spearman_p is not None and cell.spearman_p < 0.05
     return Rate(hits, reps)
+
+
+def conclusions_null(reps: int, n_labels: int, seed: int, n_benchmarks: int = 3, n_boot: int = 500,
+                     full: bool = True) -> dict[str, Rate]:
+    """Null worlds (every benchmark unrelated to the verdicts): how often the worded calls fire.
+
+    'predicts' (AUROC CI above 0.5; one-sided 2.5%), 'not indistinguishable' (either side; 5%),
+    and 'best predictor shown to predict humans' (best of ``n_benchmarks``): the old rule (its
+    CI above 0.5) and the new one (Bonferroni label-permutation p).  ``full`` runs the whole
+    report cell; otherwise only the AUROC pieces (fast)."""
+    from engine.stats import calibration
+    from engine.stats.measures import auroc, weighted_auroc
+    from engine.stats.resample import cluster_counts, estimate
+
+    rng = np.random.default_rng(seed)
+    hits = {"predicts": 0, "either side": 0, "best (old rule: CI)": 0, "best (rule)": 0}
+    cells_seen = 0
+    for rep in range(reps):
+        rows, labels, _ = spearman_world(rng, n_labels)
+        cells = []
+        for b in range(n_benchmarks):
+            score = {u: float(rng.random()) for u in labels}
+            brows = [(u, score[u], c) for u, _, c in rows]
+            if full:
+                cells.append(calibration._cell(f"b{b}", "all", brows, labels, score, {}, n_boot=n_boot,
+                                               seed=rep * 10 + b, min_rows=10))
+                continue
+            x = np.array([r[1] for r in brows])
+            v = np.array([r[2] for r in brows])
+            _, groups = np.unique([r[0] for r in brows], return_inverse=True)
+            counts = cluster_counts(int(groups.max()) + 1, n_boot, rep * 10 + b)
+            est = estimate(auroc(x, v == 2)[0], len(x), weighted_auroc(x, v == 2, counts[:, groups]))
+            cell = calibration.Cell.__new__(calibration.Cell)
+            cell.benchmark, cell.auroc_correct = f"b{b}", est
+            cell.auroc_p = calibration.auroc_permutation(x, v == 2, groups, n_boot, rep * 10 + b)
+            cell.conclusion = calibration._conclusion(est)
+            cells.append(cell)
+        ranked = [c for c in cells if c.auroc_correct.value is not None]
+        for c in ranked:
+            cells_seen += 1
+            hits["predicts"] += c.conclusion.startswith("predicts")
+            hits["either side"] += not c.conclusion.startswith("indistinguishable")
+        if ranked:
+            best = max(ranked, key=lambda c: c.auroc_correct.value)
+            hits["best (old rule: CI)"] += bool(best.auroc_correct.ci and best.auroc_correct.ci[0] > 0.5)
+            hits["best (rule)"] += (calibration.best_shown(ranked) if hasattr(calibration, "best_shown")
+                                    else bool(best.auroc_correct.ci and best.auroc_correct.ci[0] > 0.5))
+    return {k: Rate(v, cells_seen if k in ("predicts", "either side") else reps) for k, v in hits.items()}
 
 
 # -- 19.2: recommending fitted thresholds ------------------------------------------------------
@@ -266,7 +315,7 @@ def ece_study(reps: int, n: int, seed: int) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("checks", nargs="*", default=["spearman", "thresholds", "agreement", "shuffled", "ece"])
+    ap.add_argument("checks", nargs="*", default=["spearman", "thresholds", "agreement", "shuffled", "ece", "rules"])
     ap.add_argument("--reps", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=20260)
     args = ap.parse_args(argv)
@@ -276,6 +325,11 @@ def main(argv: list[str] | None = None) -> int:
             for n_labels in (30, 80):
                 print(f"spearman p < 0.05 under the null, {n_labels} labels: "
                       f"{spearman_null(args.reps, n_labels, args.seed)}  (nominal 5%)")
+        elif check == "rules":
+            for n_labels in (30, 80):
+                for name, rate in conclusions_null(max(1, args.reps // 4), n_labels, args.seed).items():
+                    nominal = {"predicts": "2.5%", "either side": "5%"}.get(name, "2.5%")
+                    print(f"null world, {n_labels} labels, 3 benchmarks: '{name}' fires {rate}  (nominal {nominal})")
         elif check == "thresholds":
             for f in (30, 60):
                 print(f"thresholds, {f} features, planted pair current: change recommended "
