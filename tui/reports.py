@@ -72,7 +72,9 @@ def interval_bar(e: Estimate, lo: float = 0.0, hi: float = 1.0, chance: float = 
 
 # -- agreement -------------------------------------------------------------------------------
 
-def agreement_renderable(rep: AgreementReport) -> RenderableType:
+def agreement_renderable(rep: AgreementReport, bar: int = BAR) -> RenderableType:
+    """The agreement report; ``bar`` is the width of the interval charts (narrower on a
+    small terminal: the chart column never wraps or shrinks)."""
     parts: list[RenderableType] = []
     raters = ", ".join(f"{n} feature(s) by {k}" for k, n in rep.raters_per_feature.items()) or "none"
     head = Text(f"{rep.n_features_judged} features judged by {rep.n_annotators} annotator(s); {raters}.")
@@ -82,8 +84,9 @@ def agreement_renderable(rep: AgreementReport) -> RenderableType:
     parts.append(head)
 
     t = Table(title="Agreement between annotators", title_justify="left")
-    for col in ("variable", "measure", "value [95% CI]", "items", "chart (0..1, ¦ = 0.5)"):
+    for col in ("variable", "measure", "value [95% CI]", "items"):
         t.add_column(col)
+    t.add_column("chart 0..1, ¦ 0.5", no_wrap=True, min_width=bar + 1)
     for var in (rep.tier, rep.verdict):
         rows = [(f"Krippendorff's α ({var.level})", var.krippendorff_alpha),
                 ("percent agreement", var.percent_agreement)]
@@ -91,7 +94,7 @@ def agreement_renderable(rep: AgreementReport) -> RenderableType:
             rows.append(("Fleiss' κ", var.fleiss_kappa))
         for name, e in rows:
             t.add_row(var.variable, name, est_text(e, pct=name == "percent agreement"), str(e.n_items),
-                      interval_bar(e))
+                      interval_bar(e, width=bar))
     parts.append(t)
     notes = [e.reason for var in (rep.tier, rep.verdict)
              for e in (var.krippendorff_alpha, var.percent_agreement, var.fleiss_kappa)

@@ -18,8 +18,9 @@ N_BOOT = 200  # fewer resamples than `saegold agreement`: a quick look, not the 
 
 class AgreementScreen(ModalScreen[None]):
     DEFAULT_CSS = """
-    AgreementScreen { align: center middle; }
-    AgreementScreen > VerticalScroll { width: 98%; height: 95%; border: round $accent;
+    /* Opaque and full-size: nothing of the feature screen behind shows through at its edges. */
+    AgreementScreen { background: $panel; }
+    AgreementScreen > VerticalScroll { width: 100%; height: 100%; border: round $accent;
                                        background: $panel; padding: 0 1; }
     """
     BINDINGS = [Binding("escape,a,q,enter", "close", "close", show=False),
@@ -45,7 +46,8 @@ class AgreementScreen(ModalScreen[None]):
             from tui.reports import agreement_renderable
 
             report = compute(self.project, n_boot=N_BOOT)  # project.db: this worker thread's connection
-            body = agreement_renderable(report)
+            # 80 columns: a 16-cell chart leaves the other columns room; wide: the full 30
+            body = agreement_renderable(report, bar=30 if self.app.size.width >= 110 else 16)
         except Exception as exc:  # shown, never fatal to the annotation session
             body = Text(f"agreement could not be computed: {inert_line(exc)}", style="bold red")
         self.app.call_from_thread(self._show, body)
