@@ -299,7 +299,7 @@ def test_header_keeps_progress_and_name_at_80_columns_with_a_long_source(filled)
     with filled.write() as db:
         db.execute("UPDATE sources SET name = 'gemma-2-2b/20-gemmascope-res-16k-canonical-long'")
     head = drive(make_app(filled), [], size=(80, 24), after=lambda a: screen_text(a).splitlines()[0])
-    assert "done 0/" in head and "(at 1)" in head and "alice" in head, head
+    assert "done 0/" in head and "queue position 1" in head and "alice" in head, head
 
 
 def test_skip_saves_and_moves_on(filled):
@@ -373,3 +373,12 @@ def test_a_store_error_while_moving_on_is_shown_not_a_crash(filled, monkeypatch,
     monkeypatch.setattr(app.session, "next", locked)
     fid, status = drive(app, [key], after=lambda a: (a.session.view.feature_id, str(a.screen.status)))
     assert fid == here and "could not open" in status and "database is locked" in status
+
+
+def test_header_says_position_and_pace_in_words(filled):
+    """Issue 13: no bare "(at 43)" or "—/h": the position and, after a minute, the pace in words."""
+    ticks = iter(range(0, 10_000, 50))
+    app = make_app(filled, clock=lambda: float(next(ticks)))
+    head = drive(app, ["i", "n"], size=(120, 40), after=lambda a: screen_text(a).splitlines()[0])
+    assert "queue position 2" in head and "(at" not in head and "/h" not in head
+    assert "done per hour" in head

@@ -103,12 +103,17 @@ def header(session) -> Header:
         t.append("#", theme.STYLE_HEAD)
         t.append(str(v.idx), theme.STYLE_HEAD)
         t.append(f"  {density_text(v.density)}")
-    pos = "—" if session.pos is None else str(session.pos + 1)
     rate = session.rate_per_hour()
     skipped = session.skipped_count
     t.append(f"  done {session.done_count}/{session.assigned_count}"
-             + (f" ({skipped} skipped)" if skipped else "") + f"  (at {pos})")
-    t.append(f"  {'—' if rate is None else f'{rate:.0f}'}/h  ", theme.STYLE_DIM)
+             + (f" ({skipped} skipped)" if skipped else ""))
+    # Where this feature sits in the queue, and the pace, in words (a bare "(at 43)" and
+    # "—/h" meant nothing to a newcomer).  The pace appears after the first minute.
+    t.append("  not in your queue" if session.pos is None else f"  queue position {session.pos + 1}",
+             theme.STYLE_DIM)
+    if rate is not None:
+        t.append(f"  {rate:.0f} done per hour", theme.STYLE_DIM)
+    t.append("  ")
     return Header(t, inert_line(session.annotator), inert_line(v.source) if v is not None else None)
 
 
