@@ -99,7 +99,7 @@ def build_demo(project: Project, workdir: str | Path, *, progress: Progress = nu
     report.categories = {r["c"] or "unscored": r["n"] for r in project.query(
         "SELECT t.category c, COUNT(*) n FROM features f LEFT JOIN taxonomy_scores t ON t.feature_id = f.id "
         "GROUP BY t.category ORDER BY t.category")}
-    report.labels = project.scalar("SELECT COUNT(*) FROM labels WHERE status = 'ok'")
+    report.labels = project.scalar("SELECT COUNT(*) FROM labels WHERE status = 'ok' AND superseded_at IS NULL")
     report.bench_rows = project.scalar("SELECT COUNT(*) FROM bench_scores")
     return report
 

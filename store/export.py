@@ -49,7 +49,8 @@ _SQL = {
         SELECT s.name AS source, f.idx AS feature, s.model_id, s.sae_id, s.hook_name, s.layer,
                s.d_sae, f.density, f.max_act, f.n_tokens_seen,
                (SELECT count(*) FROM examples e WHERE e.feature_id = f.id AND e.kind = 'top') AS n_examples,
-               (SELECT count(*) FROM labels l WHERE l.feature_id = f.id AND l.status = 'ok') AS n_labels,
+               (SELECT count(*) FROM labels l WHERE l.feature_id = f.id AND l.status = 'ok'
+                AND l.superseded_at IS NULL) AS n_labels,
                t.category, f.id AS _fid
         FROM features f JOIN sources s ON s.id = f.source_id
         LEFT JOIN taxonomy_scores t ON t.feature_id = f.id
@@ -105,6 +106,7 @@ def records(project: Project, kind: str, *, source: str | None = None,
             params.append(method)
         if not include_failed:
             where.append("l.status = 'ok'")
+        where.append("l.superseded_at IS NULL")   # a redo replaced it (it stays in the project)
     sql = _SQL[kind].format(where=("WHERE " + " AND ".join(where)) if where else "")
     examples_db = project.db if with_examples else None
     # A second cursor on the same connection reads examples while the main query streams.

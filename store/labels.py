@@ -1,4 +1,12 @@
-"""Candidate labels, NLA explanations and benchmark scores."""
+"""Candidate labels, NLA explanations and benchmark scores.
+
+A redo supersedes: a label saegold makes for a (feature, method) that already has a live one
+marks the old one ``superseded_by`` the new one (:func:`add_label`).  The old label stays, with
+the judgments made on it (gold data and agreement use them for what they were), but the app,
+``bench`` and ``method`` references see only live labels (:data:`LIVE`).  Imported labels
+(origin ``neuronpedia``) are the source's own: several explanations of one ``typeName`` on a
+feature stay several live candidates (name one by ``label_uuid``).
+"""
 from __future__ import annotations
 
 import uuid as _uuid
@@ -7,6 +15,16 @@ from typing import Any
 from sqlite_utils import Database
 
 from .db import Project, dumps, now
+
+# A usable candidate now: not a failed attempt, not replaced by a redo.  ``live("l")`` for an alias.
+LIVE = "status = 'ok' AND superseded_at IS NULL"
+SUPERSEDING_ORIGIN = "saegold"   # labels saegold makes: one live per (feature, method)
+
+
+def live(alias: str = "") -> str:
+    p = f"{alias}." if alias else ""
+    return f"{p}status = 'ok' AND {p}superseded_at IS NULL"
+
 
 # Stable namespace so that the same imported label always gets the same UUID (idempotent
 # re-import, merge without duplicates).
@@ -23,8 +41,16 @@ def add_label(db: Database, feature_id: int, method: str, text: str | None, *, o
               raw_response: str | None = None, error: str | None = None,
               details: dict | None = None, uuid: str | None = None,
               created_at: str | None = None) -> str:
-    """Insert a label (or failed attempt) unless its UUID exists; return the UUID."""
+    """Insert a label (or failed attempt) unless its UUID exists; return the UUID.
+
+    A usable label saegold makes (``origin`` saegold, status ok) supersedes the feature's
+    live label of the same method (a redo), in the caller's transaction."""
     uuid = uuid or str(_uuid.uuid4())
+    if status == "ok" and origin == SUPERSEDING_ORIGIN and not db.execute(
+            "SELECT 1 FROM labels WHERE uuid = ?", [uuid]).fetchone():
+        db.execute(
+            f"UPDATE labels SET superseded_by = ?, superseded_at = ? WHERE feature_id = ? AND method = ? "
+            f"AND origin = ? AND {LIVE}", [uuid, now(), feature_id, method, SUPERSEDING_ORIGIN])
     db.execute(
         "INSERT OR IGNORE INTO labels(uuid, feature_id, method, text, status, model, prompt_hash, "
         "prompt_tokens, completion_tokens, raw_response, error, origin, details, created_at) "
@@ -37,7 +63,7 @@ def add_label(db: Database, feature_id: int, method: str, text: str | None, *, o
 
 
 def candidates(project: Project, feature_id: int) -> list[dict[str, Any]]:
-    """The feature's usable candidate labels (status ok), oldest first."""
+    """The feature's live candidate labels (usable, not superseded by a redo), oldest first."""
     return project.query(
-        "SELECT * FROM labels WHERE feature_id = ? AND status = 'ok' ORDER BY created_at, id", [feature_id]
+        f"SELECT * FROM labels WHERE feature_id = ? AND {LIVE} ORDER BY created_at, id", [feature_id]
     )

@@ -32,13 +32,14 @@ from typing import Any
 from sqlite_utils import Database
 
 from . import settings as _settings
-from .db import Project, connect_read_only, dumps, loads
+from .db import Project, connect_read_only, dumps, loads, now
 from .errors import BadInput, SchemaTooNew, StoreError
 from .features import categorize
 from .judgments import COLUMNS as JUDGMENT_COLUMNS
 from .judgments import LEAD_KINDS
 from .examples import Vocab, all_examples, example_row, put_example_rows
 from .examples import examples as stored_examples
+from .labels import LIVE, SUPERSEDING_ORIGIN
 from .schema import known_migrations
 from .sqlite_errors import is_damaged, translate
 
@@ -440,7 +441,8 @@ class _Merger:
             self.label_uuids[r["id"]] = r["uuid"]
             ours = self.one("SELECT id, feature_id, method, text FROM labels WHERE uuid = ?", [r["uuid"]])
             if ours is None:
-                self.label_ids[r["id"]] = self.insert("labels", {**r, "feature_id": fid})
+                r = self.one_live_label({**r, "feature_id": fid})
+                self.label_ids[r["id"]] = self.insert("labels", r)
             else:
                 self.label_ids[r["id"]] = ours["id"]
                 self.report.present["labels"] += 1
@@ -448,6 +450,31 @@ class _Merger:
                     self.report.conflict("labels", f"uuid {r['uuid']}", (ours["method"], ours["text"]),
                                          (r["method"], r["text"]))
             self.step("labels", n, len(rows))
+
+    def one_live_label(self, r: dict[str, Any]) -> dict[str, Any]:
+        """Each feature keeps one live label per method (store.labels): when both databases
+        made one (two redos, or one each), the newer stays live and the older is marked
+        superseded by it, whichever database it came from."""
+        live = r.get("status") == "ok" and not r.get("superseded_at") and r.get("origin") == SUPERSEDING_ORIGIN
+        if not live:
+            return r
+        ours = self.one(f"SELECT uuid, created_at, id FROM labels WHERE feature_id = ? AND method = ? "
+                        f"AND origin = ? AND {LIVE}", [r["feature_id"], r["method"], SUPERSEDING_ORIGIN])
+        if ours is None:
+            return r
+        stamp = now()
+        if (r["created_at"] or "") > (ours["created_at"] or ""):
+            self.db.execute("UPDATE labels SET superseded_by = ?, superseded_at = ? WHERE id = ?",
+                            [r["uuid"], stamp, ours["id"]])
+            kept, other = r["uuid"], ours["uuid"]
+        else:
+            r = {**r, "superseded_by": ours["uuid"], "superseded_at": stamp}
+            kept, other = ours["uuid"], r["uuid"]
+        name = self.one("SELECT s.name || '#' || f.idx AS k FROM features f JOIN sources s ON s.id = f.source_id "
+                        "WHERE f.id = ?", [r["feature_id"]])
+        self.report.conflict("labels", f"{name['k'] if name else r['feature_id']} method {r['method']!r}", kept, other,
+                             f"two live labels: kept the newer ({kept}) live, {other} superseded")
+        return r
 
     def bench_scores(self) -> None:
         rows = self.rows("bench_scores", "id")

@@ -479,7 +479,8 @@ def states(project: Project, annotator: str, feature_ids: list[int] | None = Non
         )
         lrows = project.query(
             "SELECT l.feature_id, l.uuid FROM assignments a JOIN labels l "
-            "ON l.feature_id = a.feature_id AND l.status = 'ok' WHERE a.annotator = ?",
+            "ON l.feature_id = a.feature_id AND l.status = 'ok' AND l.superseded_at IS NULL "
+            "WHERE a.annotator = ?",
             [annotator],
         )
         feature_ids = queue(project, annotator)
@@ -492,7 +493,8 @@ def states(project: Project, annotator: str, feature_ids: list[int] | None = Non
                 [annotator, *chunk],
             )
             lrows += project.query(
-                f"SELECT feature_id, uuid FROM labels WHERE status = 'ok' AND feature_id IN ({marks})",
+                f"SELECT feature_id, uuid FROM labels WHERE status = 'ok' AND superseded_at IS NULL "
+                f"AND feature_id IN ({marks})",
                 chunk,
             )
     cands: dict[int, list[str]] = {}

@@ -399,6 +399,36 @@ def m007_contexts_once(db: Database) -> None:
     )
 
 
+@migrations()
+def m008_live_labels(db: Database) -> None:
+    """A redo supersedes (store.labels): a label saegold made stays, with the judgments made
+    on it, but ``superseded_by`` (the replacing label's uuid) and ``superseded_at`` mark it;
+    each feature has one live label per method (a partial unique index).  Projects that
+    already hold several live ones (``label --redo --no-cache`` before this) keep the newest
+    live and supersede the older.  Imported labels (Neuronpedia: several explanations of one
+    typeName are several candidates) are not bound by the index."""
+    _run_script(
+        db,
+        """
+        ALTER TABLE labels ADD COLUMN superseded_by TEXT;
+        ALTER TABLE labels ADD COLUMN superseded_at TEXT;
+        UPDATE labels SET
+            superseded_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
+            superseded_by = (SELECT n.uuid FROM labels n
+                             WHERE n.feature_id = labels.feature_id AND n.method = labels.method
+                               AND n.status = 'ok' AND n.origin = 'saegold'
+                             ORDER BY n.created_at DESC, n.id DESC LIMIT 1)
+        WHERE status = 'ok' AND origin = 'saegold' AND EXISTS (
+            SELECT 1 FROM labels n
+            WHERE n.feature_id = labels.feature_id AND n.method = labels.method
+              AND n.status = 'ok' AND n.origin = 'saegold'
+              AND (n.created_at > labels.created_at OR (n.created_at = labels.created_at AND n.id > labels.id)));
+        CREATE UNIQUE INDEX labels_live ON labels(feature_id, method)
+            WHERE status = 'ok' AND superseded_at IS NULL AND origin = 'saegold';
+        """,
+    )
+
+
 def _run_script(db: Database, script: str) -> None:
     """Run statements one by one: ``executescript`` would commit the migration's transaction."""
     import sqlite3

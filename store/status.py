@@ -53,7 +53,7 @@ def sources(project: Project) -> list[dict[str, Any]]:
         "(SELECT count(*) FROM features f JOIN taxonomy_scores t ON t.feature_id = f.id "
         " WHERE f.source_id = s.id) AS scored, "
         "(SELECT count(DISTINCT l.feature_id) FROM labels l JOIN features f ON f.id = l.feature_id "
-        " WHERE f.source_id = s.id AND l.status = 'ok') AS labeled "
+        " WHERE f.source_id = s.id AND l.status = 'ok' AND l.superseded_at IS NULL) AS labeled "
         "FROM sources s ORDER BY s.name")
 
 
@@ -69,8 +69,9 @@ def categories(project: Project) -> dict[str, int]:
 
 def label_methods(project: Project) -> list[dict[str, Any]]:
     return project.query(
-        "SELECT method, sum(status = 'ok') AS ok, sum(status = 'failed') AS failed, "
-        "count(DISTINCT CASE WHEN status = 'ok' THEN feature_id END) AS features, "
+        "SELECT method, sum(status = 'ok' AND superseded_at IS NULL) AS ok, "
+        "sum(status = 'ok' AND superseded_at IS NOT NULL) AS superseded, sum(status = 'failed') AS failed, "
+        "count(DISTINCT CASE WHEN status = 'ok' AND superseded_at IS NULL THEN feature_id END) AS features, "
         "group_concat(DISTINCT origin) AS origins "
         "FROM labels GROUP BY method ORDER BY method")
 
@@ -83,7 +84,8 @@ def annotation_progress(project: Project) -> list[dict[str, Any]]:
     judged_fids = {fid for fid, _ in view}
     cands: dict[int, list[str]] = defaultdict(list)
     if judged_fids:
-        for row in project.db.execute("SELECT feature_id, uuid FROM labels WHERE status = 'ok'"):
+        for row in project.db.execute("SELECT feature_id, uuid FROM labels WHERE status = 'ok' "
+                                      "AND superseded_at IS NULL"):
             if row[0] in judged_fids:
                 cands[row[0]].append(row[1])
     roles = {r["name"]: r["role"] for r in project.query("SELECT name, role FROM annotators")}

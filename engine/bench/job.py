@@ -86,7 +86,7 @@ class LabelRow:
 
 def usable_labels(project: Project, methods: list[str] | None = None,
                   feature_ids: list[int] | None = None) -> list[LabelRow]:
-    where, params = ["l.status = 'ok'", "l.text IS NOT NULL", "trim(l.text) != ''"], []
+    where, params = ["l.status = 'ok'", "l.superseded_at IS NULL", "l.text IS NOT NULL", "trim(l.text) != ''"], []
     if methods:
         where.append(f"l.method IN ({','.join('?' * len(methods))})")
         params += list(methods)

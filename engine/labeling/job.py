@@ -139,7 +139,7 @@ async def run_label_job(project: Project, client: LLMClient, opts: LabelOptions,
                               activations=opts.activations)
     done = set() if opts.redo else {
         (r["feature_id"], r["method"]) for r in project.query(
-            "SELECT DISTINCT feature_id, method FROM labels WHERE status = 'ok'")}
+            "SELECT DISTINCT feature_id, method FROM labels WHERE status = 'ok' AND superseded_at IS NULL")}
 
     # -- plan, and estimate the cost of the plan and of everything --------------------------
     pairs: list[_Pair] = []

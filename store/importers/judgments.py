@@ -132,6 +132,7 @@ class _Resolver:
             raise rec.bad("method", "missing: name the candidate by its method (or give label_uuid)")
         uuids = [r["uuid"] for r in self.project.query(
             "SELECT uuid FROM labels WHERE feature_id = ? AND method = ? AND status = 'ok' "
+            "AND superseded_at IS NULL "
             "ORDER BY created_at, id", [fid, method])]
         if not uuids:
             raise rec.bad("method", f"this feature has no usable {method!r} label")
