@@ -25,8 +25,8 @@ def proj(project):
         f12, f13 = upsert_feature(db, sid, 12), upsert_feature(db, sid, 13)
         project.labels = {
             "baez": add_label(db, f12, "baez", "numbers in sports results", origin="saegold"),
-            "e1": add_label(db, f12, "eleuther_acts_top5", "scores", origin="saegold"),
-            "e2": add_label(db, f12, "eleuther_acts_top5", "sports", origin="saegold"),
+            "e1": add_label(db, f12, "eleuther_acts_top5", "scores", origin="neuronpedia"),  # several of one method: imported
+            "e2": add_label(db, f12, "eleuther_acts_top5", "sports", origin="neuronpedia"),  # several of one method: imported
             "failed": add_label(db, f12, "output_logits", None, status="failed", origin="saegold"),
             "baez13": add_label(db, f13, "baez", "colons", origin="saegold"),
         }
