@@ -98,7 +98,7 @@ def test_the_migration_keeps_the_newest_live_and_supersedes_the_older(tmp_path):
     conn.execute("DROP INDEX labels_live")
     conn.execute("ALTER TABLE labels DROP COLUMN superseded_at")
     conn.execute("ALTER TABLE labels DROP COLUMN superseded_by")
-    conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'm007_live_labels'")
+    conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'm008_live_labels'")
     for uuid, text, at in (("a", "old", "2026-01-01T00:00:00Z"), ("b", "new", "2026-01-03T00:00:00Z"),
                            ("c", "middle", "2026-01-02T00:00:00Z")):
         conn.execute("INSERT INTO labels(uuid, feature_id, method, text, origin, created_at) "
