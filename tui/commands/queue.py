@@ -5,11 +5,7 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 
-from rich.console import Console
-from rich.table import Table
 
-from store import queue as sq
-from store.db import default_path, open_project
 from store.errors import SaegoldError
 
 from ..safe import inert, inert_line, print_json
@@ -44,6 +40,12 @@ def _age(seconds: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from store import queue as sq          # here, not at the top: `saegold --help` stays light
+    from rich.console import Console
+    from rich.table import Table
+
+    from store.db import default_path, open_project
+
     with open_project(args.db or default_path()) as project:
         released: dict[str, object] = {}   # for --json: what this run released
         said: list[str] = []
