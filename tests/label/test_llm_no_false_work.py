@@ -250,3 +250,26 @@ async def _chat(client, **params):
         return await client.chat(MSG, **params)
     finally:
         await client.aclose()
+
+
+def test_a_null_answer_cached_by_an_older_version_is_not_a_label(project, llm_server):
+    """Old versions cached `content: null` as an answer, so every run 'labeled' it again."""
+    add_feature(project, 0, category="input", examples=word_examples("dog"))
+    server = llm_server(lambda req: "[EXPLANATION]: dogs")
+    client = client_for(project, server.base_url)
+    dry = run_label(project, client_for(project, server.base_url, dry_run=True))
+    assert dry.planned == 1 and server.count == 0
+    # Find the request the job sends, and plant a null answer for it in the cache.
+    run_label(project, client)
+    row = project.query("SELECT key, request FROM llm_cache")[0]
+    with project.write() as db:
+        db.execute("DELETE FROM labels")
+    null = {"choices": [{"index": 0, "message": {"role": "assistant", "content": None},
+                         "finish_reason": "stop"}]}
+    client.cache.put(row["key"], endpoint=server.base_url, model="m", request=json.loads(row["request"]),
+                     response=null, prompt_tokens=1, completion_tokens=0)
+    sent = server.count
+    report = run_label(project, client_for(project, server.base_url))
+    assert server.count == sent + 1, "the null cached answer must be asked again"
+    assert report.labeled == 1
+    assert project.scalar("SELECT text FROM labels WHERE status = 'ok'") == "dogs"
