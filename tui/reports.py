@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from engine.stats.agreement import AgreementReport
-from engine.stats.calibration import CalibrationReport, Cell
+from engine.stats.calibration import CalibrationReport, Cell, anti_predicts, predicts
 from engine.stats.calibration_map import CalibrationMap
 from engine.stats.resample import Estimate
 from engine.stats.thresholds import ThresholdFit, decision
@@ -53,8 +53,10 @@ def est_text(e: Estimate | None, pct: bool = False, with_n: bool = False) -> Tex
 
 
 def interval_bar(e: Estimate, lo: float = 0.0, hi: float = 1.0, chance: float = 0.5,
-                 width: int = BAR) -> Text:
-    """A one-line forest plot: ``├──●──┤`` on [lo, hi], with ``¦`` at chance."""
+                 width: int = BAR, call: int | None = None) -> Text:
+    """A one-line forest plot: ``├──●──┤`` on [lo, hi], with ``¦`` at chance.  Green / red /
+    yellow: above / below / not shown to differ from chance -- by ``call`` (+1, -1, 0) when the
+    report decides by a test, else by the CI."""
     cells = [" "] * (width + 1)
     pos = lambda v: max(0, min(width, round((v - lo) / (hi - lo) * width)))  # noqa: E731
     cells[pos(chance)] = "¦"
@@ -66,7 +68,9 @@ def interval_bar(e: Estimate, lo: float = 0.0, hi: float = 1.0, chance: float = 
             cells[i] = "─"
         cells[a], cells[b] = "├", "┤"
     cells[pos(e.value)] = "●"
-    style = "green" if e.ci and e.ci[0] > chance else "red" if e.ci and e.ci[1] < chance else "yellow"
+    if call is None:
+        call = 1 if e.ci and e.ci[0] > chance else -1 if e.ci and e.ci[1] < chance else 0
+    style = {1: "green", -1: "red"}.get(call, "yellow")
     return Text("".join(cells), style=style)
 
 
@@ -180,7 +184,8 @@ def _cell_row(c: Cell) -> list[RenderableType]:
     sh = c.shuffled
     return [
         inert(c.benchmark), c.category, str(c.n_labels), str(c.n_rows), fmt(c.human_correct_rate, pct=True),
-        est_text(c.auroc_correct), est_text(c.auroc_correct_or_partly),
+        Text.assemble(est_text(c.auroc_correct), f" p={fmt_p(c.auroc_p)}") if c.auroc_p is not None
+        else est_text(c.auroc_correct), est_text(c.auroc_correct_or_partly),
         Text(f"{fmt(c.spearman.value)} (p={fmt_p(c.spearman_p)})") if c.spearman.value is not None
         else Text("—", style="dim"),
         Text.assemble(f"{c.calibration.method} CE ", est_text(c.calibration.cv_calibration_error))
@@ -188,7 +193,7 @@ def _cell_row(c: Cell) -> list[RenderableType]:
         else Text("—", style="dim"),
         Text.assemble(est_text(sh.gap), f" p={fmt_p(sh.p_value)}") if sh.gap.value is not None
         else Text(f"— n={sh.n_labels}", style="dim"),
-        interval_bar(c.auroc_correct),
+        interval_bar(c.auroc_correct, call=1 if predicts(c) else -1 if anti_predicts(c) else 0),
     ]
 
 
@@ -248,7 +253,7 @@ def calibration_renderable(rep: CalibrationReport) -> RenderableType:
 
     t = Table(title=f"Benchmarks vs human verdicts ({rep.n_verdicts} verdicts; rows = (label, annotator))",
               title_justify="left")
-    for col in ("benchmark", "category", "labels", "verdicts", "% correct", "AUROC correct [CI]",
+    for col in ("benchmark", "category", "labels", "verdicts", "% correct", "AUROC correct [CI] (perm. p > 0.5)",
                 "AUROC correct|partly [CI]", "Spearman ρ (label-perm. p)", "calibration", "true−shuffled gap (sign-flip p)",
                 "AUROC (0..1, ¦ = chance)"):
         t.add_column(col)

@@ -188,13 +188,15 @@ def render(calibration: CalibrationReport | None, agreement: AgreementReport | N
         sections.append(f"<h2>Which benchmark predicts human judgment?</h2><ul>{items}</ul>")
         rows = [[_e(f"{c.benchmark} · {c.category}"), str(c.n_labels), str(c.n_rows),
                  "—" if c.human_correct_rate is None else f"{c.human_correct_rate:.0%}",
-                 _est(c.auroc_correct), _est(c.auroc_correct_or_partly),
+                 _est(c.auroc_correct) + ("" if c.auroc_p is None else f" p={c.auroc_p:.2g}"),
+                 _est(c.auroc_correct_or_partly),
                  "—" if c.spearman.value is None else
                  f"{c.spearman.value:.2f} (p={'—' if c.spearman_p is None else f'{c.spearman_p:.2g}'})",
                  _e(c.calibration.method or c.calibration.reason or "—"),
                  _est(c.shuffled.gap) + ("" if c.shuffled.p_value is None else f" p={c.shuffled.p_value:.2g}")]
                 for c in calibration.cells if c.category == "all" or c.n_rows]
-        sections.append(_table(["benchmark · category", "labels", "verdicts", "% correct", "AUROC correct",
+        sections.append(_table(["benchmark · category", "labels", "verdicts", "% correct",
+                                "AUROC correct (one-sided label-permutation p of AUROC > 0.5)",
                                 "AUROC correct|partly", "Spearman ρ (label-permutation p)", "calibration map",
                                 "true−shuffled gap (one-sided sign-flip p)"], rows))
         if calibration.methods:

@@ -214,7 +214,7 @@ def test_calibration_says_per_category_which_benchmarks_track_humans(build):
     assert rep.cell("steering", "output").auroc_correct.ci[0] > 0.5
     lines = {line.split(" features:")[0]: line for line in rep.findings if " features: " in line}
     assert set(lines) == {"input", "output"}
-    assert re.match(r"input features: detection \(AUROC [\d.]+ \[[\d.]+, [\d.]+\]\) track human verdicts better "
+    assert re.match(r"input features: detection \(AUROC [\d.]+ \[[\d.]+, [\d.]+\], p=[\d.e-]+\) track human verdicts better "
                     r"than chance; not shown for steering", lines["input"]), lines["input"]
-    assert re.match(r"output features: steering \(AUROC [\d.]+ \[[\d.]+, [\d.]+\]\) track human verdicts better "
+    assert re.match(r"output features: steering \(AUROC [\d.]+ \[[\d.]+, [\d.]+\], p=[\d.e-]+\) track human verdicts better "
                     r"than chance; not shown for detection", lines["output"]), lines["output"]

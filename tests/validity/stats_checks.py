@@ -29,7 +29,12 @@ Worlds (the same in the suite and here):
   items).  The one-sided 2.5% "tells true from shuffled" call should fire in <= 2.5%.
 - ece: n verdicts on one label each, score x ~ U(0,1), P(correct | x) = 1/(1+exp(-(3x-1.5))).
   The reported calibration error is compared with the fitted map's calibration error on the
-  known truth (same 10 equal-width bins of predicted P, 200,000 fresh scores).
+  known truth (same 10 equal-width bins of predicted P, 200,000 fresh scores), and its 95%
+  interval's coverage of it is counted; then the interval alone for fixed predictors
+  (ce_interval_coverage).
+- rules: null worlds of 'spearman' (10 labels of 2-6 verdicts, 30 and 80 of 2-3) with three
+  unrelated benchmarks: how often 'predicts', 'predicts or anti-predicts' and 'best predictor
+  shown to predict humans' fire, by the report's rules and by the old CI rules.
 """
 from __future__ import annotations
 
@@ -63,14 +68,15 @@ class Rate:
 
 # -- 19.1: Spearman p under the null, label-clustered rows ------------------------------------
 
-def spearman_world(rng: np.random.Generator, n_labels: int):
-    """(rows, labels, true_by): verdicts correlated within a label, scores unrelated."""
+def spearman_world(rng: np.random.Generator, n_labels: int, max_annotators: int = 3):
+    """(rows, labels, true_by): verdicts correlated within a label (2..``max_annotators`` per
+    label), scores unrelated."""
     rows, true_by = [], {}
     for i in range(n_labels):
         u = f"l{i:04d}"
         q = rng.normal()
         true_by[u] = float(rng.random())
-        for _ in range(int(rng.integers(2, 4))):
+        for _ in range(int(rng.integers(2, max_annotators + 1))):
             z = q + 0.5 * rng.normal()
             rows.append((u, true_by[u], 0 if z < -0.4 else 1 if z < 0.4 else 2))
     return rows, sorted(true_by), true_by
@@ -89,22 +95,25 @@ def spearman_null(reps: int, n_labels: int, seed: int, n_boot: int = 200) -> Rat
 
 
 def conclusions_null(reps: int, n_labels: int, seed: int, n_benchmarks: int = 3, n_boot: int = 500,
-                     full: bool = True) -> dict[str, Rate]:
+                     full: bool = True, max_annotators: int = 3) -> dict[str, Rate]:
     """Null worlds (every benchmark unrelated to the verdicts): how often the worded calls fire.
 
-    'predicts' (AUROC CI above 0.5; one-sided 2.5%), 'not indistinguishable' (either side; 5%),
-    and 'best predictor shown to predict humans' (best of ``n_benchmarks``): the old rule (its
-    CI above 0.5) and the new one (Bonferroni label-permutation p).  ``full`` runs the whole
-    report cell; otherwise only the AUROC pieces (fast)."""
+    'predicts' (one-sided 2.5%) and 'either side' ('predicts' or 'anti-predicts'; 5%) by the
+    report's rule (a one-sided label-permutation p <= 0.025) and by the old one (the AUROC's
+    95% percentile-bootstrap CI above / not including 0.5); 'best predictor shown to predict
+    humans' (best of ``n_benchmarks``): the old rule (its CI above 0.5) and the report's
+    (Bonferroni label-permutation p).  ``full`` runs the whole report cell; otherwise only the
+    AUROC pieces (fast)."""
     from engine.stats import calibration
     from engine.stats.measures import auroc, weighted_auroc
     from engine.stats.resample import cluster_counts, estimate
 
     rng = np.random.default_rng(seed)
-    hits = {"predicts": 0, "either side": 0, "best (old rule: CI)": 0, "best (rule)": 0}
+    hits = {"predicts": 0, "predicts (old rule: CI)": 0, "either side": 0, "either side (old rule: CI)": 0,
+            "best (old rule: CI)": 0, "best (rule)": 0}
     cells_seen = 0
     for rep in range(reps):
-        rows, labels, _ = spearman_world(rng, n_labels)
+        rows, labels, _ = spearman_world(rng, n_labels, max_annotators)
         cells = []
         for b in range(n_benchmarks):
             score = {u: float(rng.random()) for u in labels}
@@ -120,20 +129,23 @@ def conclusions_null(reps: int, n_labels: int, seed: int, n_benchmarks: int = 3,
             est = estimate(auroc(x, v == 2)[0], len(x), weighted_auroc(x, v == 2, counts[:, groups]))
             cell = calibration.Cell.__new__(calibration.Cell)
             cell.benchmark, cell.auroc_correct = f"b{b}", est
-            cell.auroc_p = calibration.auroc_permutation(x, v == 2, groups, n_boot, rep * 10 + b)
-            cell.conclusion = calibration._conclusion(est)
+            cell.auroc_p, cell.auroc_p_below = (calibration.auroc_permutation(x, v == 2, groups, n_boot, rep * 10 + b)
+                                                if est.value is not None else (None, None))
+            cell.conclusion = calibration._conclusion(est, cell.auroc_p, cell.auroc_p_below)
             cells.append(cell)
         ranked = [c for c in cells if c.auroc_correct.value is not None]
         for c in ranked:
             cells_seen += 1
+            ci = c.auroc_correct.ci
             hits["predicts"] += c.conclusion.startswith("predicts")
-            hits["either side"] += not c.conclusion.startswith("indistinguishable")
+            hits["either side"] += c.conclusion.startswith(("predicts", "anti-predicts"))
+            hits["predicts (old rule: CI)"] += bool(ci and ci[0] > 0.5)
+            hits["either side (old rule: CI)"] += bool(ci and (ci[0] > 0.5 or ci[1] < 0.5))
         if ranked:
             best = max(ranked, key=lambda c: c.auroc_correct.value)
             hits["best (old rule: CI)"] += bool(best.auroc_correct.ci and best.auroc_correct.ci[0] > 0.5)
-            hits["best (rule)"] += (calibration.best_shown(ranked) if hasattr(calibration, "best_shown")
-                                    else bool(best.auroc_correct.ci and best.auroc_correct.ci[0] > 0.5))
-    return {k: Rate(v, cells_seen if k in ("predicts", "either side") else reps) for k, v in hits.items()}
+            hits["best (rule)"] += calibration.best_shown(ranked)
+    return {k: Rate(v, reps if k.startswith("best") else cells_seen) for k, v in hits.items()}
 
 
 # -- 19.2: recommending fitted thresholds ------------------------------------------------------
@@ -274,19 +286,19 @@ def binned_error(pred: np.ndarray, target: np.ndarray, n_bins: int = 10, squared
     return math.sqrt(total) if squared else total
 
 
-def ece_study(reps: int, n: int, seed: int) -> dict[str, float]:
+def ece_study(reps: int, n: int, seed: int, n_boot: int = 1000, n_fresh: int = 200_000) -> dict[str, float]:
     """Mean reported figure vs mean true figure of the fitted map, their correlation, and the
     coverage of the reported interval (when there is one)."""
     from engine.stats.calibration_map import _fit_predict, fit_calibration
 
     rng = np.random.default_rng(seed)
-    fresh = rng.random(200_000)
+    fresh = rng.random(n_fresh)
     p_fresh = ece_truth_p(fresh)
     reported, truth, covered, with_ci = [], [], 0, 0
     for _ in range(reps):
         x = rng.random(n)
         y = rng.random(n) < ece_truth_p(x)
-        cal = fit_calibration(x, y, np.arange(n))
+        cal = fit_calibration(x, y, np.arange(n), n_boot=n_boot)
         if cal.method is None:
             continue
         f = _fit_predict(cal.method, x, y.astype(float), fresh)
@@ -311,6 +323,31 @@ def ece_study(reps: int, n: int, seed: int) -> dict[str, float]:
             "coverage": covered / with_ci if with_ci else float("nan"), "with_ci": with_ci}
 
 
+def ce_interval_coverage(reps: int, n: int, seed: int, slope: float = 1.5, n_boot: int = 300) -> dict[str, Rate]:
+    """Coverage of the calibration-error interval for a fixed predictor (no map fitted, so the
+    interval alone is checked): x ~ U(0,1), P(correct | x) = ece_truth_p(x), predicted P =
+    ece_truth_p(slope (x - 0.5) + 0.5) (over-confident for slope > 1); the truth is the binned
+    RMS error of that predictor on 400,000 fresh scores.  'interval': the report's; 'percentile
+    (old)': the percentile interval of the resamples' debiased errors it replaced."""
+    from engine.stats.calibration_map import calibration_error_ci, debiased_calibration_error
+    from engine.stats.resample import cluster_counts
+
+    rng = np.random.default_rng(seed)
+    fx = rng.random(400_000)
+    truth = binned_error(ece_truth_p(slope * (fx - 0.5) + 0.5), ece_truth_p(fx), squared=True)
+    new = old = 0
+    for r in range(reps):
+        x = rng.random(n)
+        y = (rng.random(n) < ece_truth_p(x)).astype(float)
+        pred = ece_truth_p(slope * (x - 0.5) + 0.5)
+        w = cluster_counts(n, n_boot, r)
+        ci, _ = calibration_error_ci(pred, y, w)
+        new += ci is not None and ci[0] <= truth <= ci[1]
+        lo, hi = np.percentile(np.sqrt(np.maximum(debiased_calibration_error(pred, y, w), 0.0)), [2.5, 97.5])
+        old += lo <= truth <= hi
+    return {"interval": Rate(new, reps), "percentile (old)": Rate(old, reps), "_truth": truth}  # type: ignore[dict-item]
+
+
 # -- main --------------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
@@ -326,10 +363,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"spearman p < 0.05 under the null, {n_labels} labels: "
                       f"{spearman_null(args.reps, n_labels, args.seed)}  (nominal 5%)")
         elif check == "rules":
-            for n_labels in (30, 80):
-                for name, rate in conclusions_null(max(1, args.reps // 4), n_labels, args.seed).items():
-                    nominal = {"predicts": "2.5%", "either side": "5%"}.get(name, "2.5%")
-                    print(f"null world, {n_labels} labels, 3 benchmarks: '{name}' fires {rate}  (nominal {nominal})")
+            for n_labels, max_ann in ((10, 6), (30, 3), (80, 3)):
+                for name, rate in conclusions_null(max(1, args.reps // 4), n_labels, args.seed,
+                                                   max_annotators=max_ann).items():
+                    nominal = "5%" if name.startswith("either side") else "2.5%"
+                    print(f"null world, {n_labels} labels of 2-{max_ann} verdicts, 3 benchmarks: '{name}' fires "
+                          f"{rate}  (nominal {nominal})")
         elif check == "thresholds":
             for f in (30, 60):
                 print(f"thresholds, {f} features, planted pair current: change recommended "
@@ -352,9 +391,16 @@ def main(argv: list[str] | None = None) -> int:
         elif check == "ece":
             for n in (50, 100, 200):
                 s = ece_study(max(1, args.reps // 2), n, args.seed)
+                cov = Rate(round(s["coverage"] * s["with_ci"]), s["with_ci"])
                 print(f"calibration error, n={n}: reported mean {s['mean_reported']:.3f} vs true mean "
-                      f"{s['mean_true']:.3f}; corr {s['corr']:+.2f}; interval coverage "
-                      f"{s['coverage']:.1%} of {s['with_ci']} (reps {s['reps']})")
+                      f"{s['mean_true']:.3f}; corr {s['corr']:+.2f}; 95% interval coverage {cov} "
+                      f"(reps {s['reps']})")
+            for slope in (1.0, 1.5, 2.0):
+                for n in (50, 100, 200):
+                    c = ce_interval_coverage(args.reps, n, args.seed, slope)
+                    print(f"calibration error of a fixed predictor (slope {slope}, true RMS error "
+                          f"{c.pop('_truth'):.3f}), n={n}: 95% interval coverage {c['interval']}, "
+                          f"old percentile interval {c['percentile (old)']}")
         else:
             print(f"unknown check {check!r}", file=sys.stderr)
             return 2
