@@ -44,11 +44,6 @@ def inert(text: object, style: str = "") -> Text:
     return Text(inert_line(text), style=style)
 
 
-def token_text(token: str) -> str:
-    """A token string made visible: leading/trailing spaces kept, newlines shown as ``⏎``."""
-    return inert_line(token.replace("\n", "⏎"))
-
-
 def inert_lines(text: str) -> str:
     """Like :func:`inert_line` but keeps newlines (and tabs) as they are: for data streams."""
     return "\n".join("\t".join(inert_line(cell) for cell in line.split("\t"))

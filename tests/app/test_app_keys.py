@@ -126,7 +126,9 @@ def test_more_examples_toggle(filled):
     app = make_app(filled)
     before = drive(app, [], after=screen_text, size=(80, 24))
     after = drive(make_app(filled), ["m"], after=screen_text, size=(80, 24))
-    assert "(5 of 7)" in before and "(7 of 7)" in after
+    # the first screen fits: compact output evidence, no suppressed tokens; m shows it all
+    assert "of 7)" in before and "suppresses" not in before
+    assert "(7 of 7)" in after and "suppresses" in after
     tall = drive(make_app(filled), [], after=screen_text, size=(120, 36))
     assert "(7 of 7)" in tall  # a taller terminal shows more examples without a key
 
@@ -227,7 +229,7 @@ def test_feature_without_labels_or_scores_degrades(project):
     project.db.conn.commit()
     app = make_app(project)
     text = drive(app, ["i", "y"], after=screen_text)
-    assert "none for this feature" in text and "not scored yet" in text
+    assert "none for this feature" in text and "no model has been run on this feature" in text
     assert "DONE" in text  # no candidates: the tier alone finishes it
     assert [e["kind"] for e in my_events(project)] == ["tier"]
 
@@ -267,16 +269,20 @@ def test_header_counts_done_and_skipped(filled):
     assert f"done 1/{app.session.assigned_count} (1 skipped)" in head and "#" in head and "density" in head
 
 
-def test_page_keys_reach_the_output_evidence_on_a_small_terminal(filled):
+def test_page_keys_open_and_scroll_more(filled):
+    """The first screen fits the terminal; PgDn opens "more" (every example in full, the
+    full output evidence) and pages through it; PgUp pages back."""
     from textual.containers import VerticalScroll
 
-    def scroll_y(a):
-        return a.screen.query_one("#body", VerticalScroll).scroll_y
+    def state(a):
+        more = a.screen.query_one("#more", VerticalScroll)
+        return a.screen.expanded, more.scroll_y
 
-    assert drive(make_app(filled), [], size=(80, 24), after=scroll_y) == 0
-    down = drive(make_app(filled), ["pagedown"], size=(80, 24), after=scroll_y)
-    assert down > 0
-    assert drive(make_app(filled), ["pagedown", "pageup"], size=(80, 24), after=scroll_y) == 0
+    assert drive(make_app(filled), [], size=(80, 24), after=state) == (False, 0)
+    assert drive(make_app(filled), ["pagedown"], size=(80, 24), after=state) == (True, 0)
+    expanded, down = drive(make_app(filled), ["pagedown", "pagedown"], size=(80, 24), after=state)
+    assert expanded and down > 0
+    assert drive(make_app(filled), ["pagedown", "pagedown", "pageup"], size=(80, 24), after=state) == (True, 0)
     assert my_events(filled) == []  # scrolling writes nothing
 
 

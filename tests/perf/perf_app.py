@@ -108,7 +108,12 @@ def measure_keys(path: Path, presses: int) -> tuple[list[float], float, list[flo
     sq.assign_more(p, "assign-probe", n=100)
     assign_s = time.perf_counter() - t0
 
-    # Without the screen: session.next() + building every Rich text.
+    # Without the screen: session.next() + building every Rich text (the fitted examples and
+    # output evidence rendered at 80 columns, as the first screen does).
+    import io
+
+    from rich.console import Console
+    console = Console(width=80, file=io.StringIO(), color_system="256")
     s = Session(p, "bare")
     s.start()
     bare, topups = [], []
@@ -118,7 +123,7 @@ def measure_keys(path: Path, presses: int) -> tuple[list[float], float, list[flo
         for fn in (render.header, render.candidates, render.judgment, render.machine):
             fn(s)
         render.examples(s.view, expanded=False)
-        render.evidence(s.view)
+        console.render_lines(render.Evidence(s.view), console.options.update(height=8))
         bare.append(time.perf_counter() - t)
         if s.wants_refill:  # what the app's background worker does, timed on its own
             t = time.perf_counter()

@@ -8,7 +8,8 @@ from textual.widgets import Static
 
 from . import theme
 
-KEY_NAMES = {"question_mark": "?", "shift+tab": "⇧tab", "right": "→", "left": "←"}
+KEY_NAMES = {"question_mark": "?", "shift+tab": "⇧tab", "right": "→", "left": "←",
+             "pagedown": "PgDn", "pageup": "PgUp"}
 
 
 def key_name(key: str) -> str:

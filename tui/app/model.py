@@ -40,6 +40,8 @@ class FeatureView:
     candidates: list[Candidate]
     steering: list[sst.SteeredRow] = field(default_factory=list)   # steered continuations, by target KL
     clean: dict[str, str] = field(default_factory=dict)             # prompt -> clean continuation
+    model_id: str | None = None     # what the source names: the model and SAE a score run needs
+    sae_id: str | None = None
 
     @property
     def candidate_uuids(self) -> list[str]:
@@ -58,10 +60,10 @@ def shuffled(cands: list[dict[str, Any]], annotator: str, feature_id: int) -> li
 
 def load_feature(project: Project, feature_id: int, annotator: str) -> FeatureView:
     row = project.query(
-        "SELECT f.id, f.idx, f.density, f.max_act, s.name AS source FROM features f "
+        "SELECT f.id, f.idx, f.density, f.max_act, s.name AS source, s.model_id, s.sae_id FROM features f "
         "JOIN sources s ON s.id = f.source_id WHERE f.id = ?", [feature_id]
     )[0]
-    examples = [{k: ex[k] for k in ("tokens", "acts", "max_idx", "max_act")}
+    examples = [{k: ex[k] for k in ("tokens", "acts", "max_idx", "max_act", "origin")}
                 for ex in sf.examples(project, feature_id, "top", limit=MAX_EXAMPLES)]
     lt: dict[str, list[tuple[str, float | None]]] = {"promoted": [], "suppressed": [], "amplified_next": []}
     for r in project.query(
@@ -82,7 +84,7 @@ def load_feature(project: Project, feature_id: int, annotator: str) -> FeatureVi
         feature_id=feature_id, source=row["source"], idx=row["idx"], density=row["density"],
         max_act=row["max_act"], examples=examples, promoted=lt["promoted"],
         suppressed=lt["suppressed"], amplified_next=lt["amplified_next"],
-        taxonomy=tax[0] if tax else None,
+        taxonomy=tax[0] if tax else None, model_id=row["model_id"], sae_id=row["sae_id"],
         candidates=[
             Candidate(LETTERS[i] if i < len(LETTERS) else str(i), c["uuid"], c["text"] or "",
                       c["method"], bench.get(c["id"], {}))

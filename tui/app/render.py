@@ -1,25 +1,28 @@
 """Rich ``Text`` for every part of the feature screen.
 
 Untrusted strings (tokens, labels, continuations, notes) only ever enter a ``Text`` through
-:func:`tui.safe.inert_line` / :func:`tui.safe.token_text` and ``Text.append`` with a plain
+:func:`tui.safe.inert_line` / :mod:`tui.tokens` and ``Text.append`` with a plain
 ``str``, which never parses markup.
 """
 from __future__ import annotations
 
+import io
+
 from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.measure import Measurement
+from rich.table import Table
 from rich.text import Text
 
 from store.judgments import FeatureJudgment
 
-from ..safe import inert_line, token_text
+from ..safe import inert_line
+from ..tokens import listed, running
 from . import theme
 from .model import Candidate, FeatureView
 
 BENCHMARKS = ("detection", "fuzzing", "embedding", "steering")
 SHORT = {"detection": "det", "fuzzing": "fuzz", "embedding": "emb", "steering": "steer"}
-CONTEXT_BEFORE, CONTEXT_AFTER = 24, 8
 
 
 def _fmt(v: float | None, digits: int = 3) -> str:
@@ -117,60 +120,187 @@ def header(session) -> Header:
     return Header(t, inert_line(session.annotator), inert_line(v.source) if v is not None else None)
 
 
-def example_line(ex: dict, scale: float, *, full: bool) -> Text:
-    tokens, acts, mx = ex["tokens"], ex["acts"], ex["max_idx"]
-    lo, hi = (0, len(tokens)) if full else (max(0, mx - CONTEXT_BEFORE), min(len(tokens), mx + CONTEXT_AFTER + 1))
-    t = Text()
-    t.append(f"{ex['max_act']:>6.3g} ", theme.STYLE_DIM)
+def fmt_act(v: float) -> str:
+    """An activation in at most 6 cells, without exponents below a million (1420, not 1.42e+03)."""
+    return f"{v:.0f}" if 1000 <= abs(v) < 1e6 else f"{v:.3g}"
+
+
+def fmt_prob(p: float) -> str:
+    """A probability as a percentage with two significant digits (0.0123 -> 1.2%, 4.5e-5 ->
+    0.0045%), never a bare 0.00."""
+    pct = p * 100
+    if pct == 0:
+        return "0%"
+    if pct < 1e-3:
+        return "<0.001%"
+    return f"{pct:.2g}%"
+
+
+def _fit_context(toks: list[str], acts: list, mx: int, scale: float, room: int) -> Text:
+    """One context cut to ``room`` cells around its max token: about two thirds of the room
+    before it, the rest after; ``…`` where it is cut."""
+    t = Text(no_wrap=True, overflow="crop")
+    if room <= 0 or not toks:
+        return t
+    mx = min(max(mx, 0), len(toks) - 1)
+    max_tok = toks[mx]
+    body = max_tok.lstrip(" ")
+    core = max_tok[: len(max_tok) - len(body)] + theme.MAX_MARK + body
+    used = cell_len(core)
+    lo, hi = mx, mx + 1
+    before_room = max(0, (room - used) * 2 // 3)   # for tokens before it and their "…"
+    acc = 0
+    while lo > 0 and acc + cell_len(toks[lo - 1]) + 1 <= before_room:
+        lo -= 1
+        acc += cell_len(toks[lo])
+    used += acc + (1 if lo > 0 else 0)
+    while hi < len(toks) and used + cell_len(toks[hi]) + (1 if hi + 1 < len(toks) else 0) <= room:
+        used += cell_len(toks[hi])
+        hi += 1
+    if hi < len(toks):
+        used += 1
+    while lo > 0 and used + cell_len(toks[lo - 1]) <= room:   # room left after the tail: more before
+        lo -= 1
+        used += cell_len(toks[lo])
     if lo > 0:
         t.append("…", theme.STYLE_DIM)
     for i in range(lo, hi):
-        tok = token_text(str(tokens[i]))
         act = float(acts[i]) if i < len(acts) and acts[i] is not None else 0.0
         if i == mx:  # the marker goes after the token's leading spaces: " ▶cheese"
+            t.append(max_tok[: len(max_tok) - len(body)])
+            t.append(theme.MAX_MARK + body, theme.STYLE_MAX)
+        else:
+            t.append(toks[i], theme.act_style(act, scale))
+    if hi < len(toks):
+        t.append("…", theme.STYLE_DIM)
+    t.truncate(room, overflow="ellipsis")
+    return t
+
+
+def _full_context(toks: list[str], acts: list, mx: int, scale: float) -> Text:
+    t = Text(overflow="fold")
+    for i, tok in enumerate(toks):
+        if i == mx:
             body = tok.lstrip(" ")
             t.append(tok[: len(tok) - len(body)])
             t.append(theme.MAX_MARK + body, theme.STYLE_MAX)
         else:
+            act = float(acts[i]) if i < len(acts) and acts[i] is not None else 0.0
             t.append(tok, theme.act_style(act, scale))
-    if hi < len(tokens):
-        t.append("…", theme.STYLE_DIM)
     return t
+
+
+class Examples:
+    """The top activating examples, fitted to the room the screen gives them.
+
+    Compact (the first screen): one line per example, its activation value first and the
+    context cut around the max token to the width, as many examples as the height holds
+    (``m`` shows all).  Full (``m``): every stored example with its whole context, wrapped
+    beside its value, which stays on the example's first line."""
+
+    def __init__(self, view: FeatureView, *, full: bool = False, n_max: int = 25):
+        self.view, self.full, self.n_max = view, full, n_max
+        exs = view.examples
+        self.scale = max((float(e["max_act"]) for e in exs), default=0.0) or (view.max_act or 0.0)
+        self.values = [fmt_act(float(e["max_act"])) for e in exs]
+        self.value_w = max((len(v) for v in self.values), default=1)
+        self._tokens: list[list[str] | None] = [None] * len(exs)
+
+    def tokens(self, k: int) -> list[str]:
+        if self._tokens[k] is None:
+            self._tokens[k] = running([str(x) for x in self.view.examples[k]["tokens"]])
+        return self._tokens[k]
+
+    def count(self, height: int | None) -> int:
+        n = len(self.view.examples)
+        if self.full:
+            return n
+        if height is None:
+            return min(n, 5)
+        more = 1 if n > height - 1 else 0
+        return max(0, min(n, self.n_max, height - 1 - more))
+
+    def _title(self, shown: int, width: int) -> Text:
+        t = Text(no_wrap=True, overflow="ellipsis")
+        t.append(f"Top activating examples ({shown} of {len(self.view.examples)})", theme.STYLE_HEAD)
+        t.append("  colour: activation, ▶ strongest", theme.STYLE_DIM)
+        t.truncate(width, overflow="ellipsis")
+        return t
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width, exs = options.max_width, self.view.examples
+        shown = self.count(options.height)
+        yield self._title(shown, width)
+        if not exs:
+            yield Text("  no activating examples stored for this feature", theme.STYLE_DIM)
+            return
+        if self.full:
+            grid = Table.grid(padding=(0, 1))
+            grid.add_column(justify="right", no_wrap=True, style=theme.STYLE_DIM)
+            grid.add_column(overflow="fold")
+            for k, ex in enumerate(exs):
+                grid.add_row(self.values[k], _full_context(self.tokens(k), ex["acts"], ex["max_idx"], self.scale))
+            yield grid
+            return
+        room = width - self.value_w - 1
+        for k in range(shown):
+            ex = exs[k]
+            line = Text(no_wrap=True, overflow="crop")
+            line.append(self.values[k].rjust(self.value_w) + " ", theme.STYLE_DIM)
+            line.append_text(_fit_context(self.tokens(k), ex["acts"], ex["max_idx"], self.scale, room))
+            yield line
+        if shown < len(exs):
+            yield Text(f"  m: all {len(exs)} with full contexts, and the full output evidence",
+                       theme.STYLE_DIM, no_wrap=True, overflow="ellipsis")
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement(1, options.max_width)
 
 
 def examples(view: FeatureView, *, expanded: bool, n_default: int = 5) -> Text:
+    """The examples as plain Text (no screen), ``n_default`` of them or all when expanded."""
+    console = Console(width=120, color_system=None, file=io.StringIO())
+    ex = Examples(view, full=expanded, n_max=n_default)
+    lines = console.render_lines(ex, console.options.update(height=None if expanded else n_default + 2),
+                                 pad=False)
     t = Text()
-    shown = view.examples if expanded else view.examples[:n_default]
-    t.append(f"Top activating examples ({len(shown)} of {len(view.examples)}", theme.STYLE_HEAD)
-    t.append(")  colour = activation, ▶ = max token\n", theme.STYLE_DIM)
-    if not view.examples:
-        t.append("  no activating examples stored for this feature\n", theme.STYLE_DIM)
-        return t
-    scale = max((float(e["max_act"]) for e in view.examples), default=0.0) or (view.max_act or 0.0)
-    for ex in shown:
-        t.append_text(example_line(ex, scale, full=expanded))
+    for line in lines:
+        for seg in line:
+            t.append(seg.text, seg.style)
         t.append("\n")
-    if not expanded and len(view.examples) > len(shown):
-        t.append(f"  m: {len(view.examples) - len(shown)} more, full contexts\n", theme.STYLE_DIM)
     return t
 
 
-def _token_list(t: Text, items: list[tuple[str, float | None]], *, prob: bool, n: int = 10) -> None:
-    for i, (tok, val) in enumerate(items[:n]):
-        if i:
-            t.append(" ")
-        t.append(token_text(tok).replace(" ", "␣"), theme.STYLE_TOKEN)
+def _token_units(items: list[tuple[str, float | None]], *, prob: bool, n: int = 10) -> list[Text]:
+    """One unit per token (with its probability): a line breaks between units, never inside."""
+    units = []
+    shown = items[:n]
+    for tok, (_, val) in zip(listed([x[0] for x in shown]), shown):
+        u = Text(tok, theme.STYLE_TOKEN)
         if prob and val is not None:
-            t.append(f" {val:.2f}", theme.STYLE_DIM)
+            u.append(f" {fmt_prob(val)}", theme.STYLE_DIM)
+        units.append(u)
+    return units
 
 
-STEER_CELLS = (22, 16)   # cells of steered and clean text on the compact line (fits 80 columns)
+def _pack(units: list[Text], room: int) -> list[Text]:
+    """Units packed greedily into lines of ``room`` cells, one space apart."""
+    lines: list[Text] = [Text()]
+    for u in units:
+        if lines[-1].cell_len and lines[-1].cell_len + 1 + u.cell_len > room:
+            lines.append(Text())
+        if lines[-1].cell_len:
+            lines[-1].append(" ")
+        lines[-1].append_text(u)
+    return lines
 
 
 def shorten_end(text: str, cells: int) -> str:
     """``text`` cut to ``cells`` terminal cells, an ellipsis at the end."""
     if cell_len(text) <= cells:
         return text
+    if cells <= 0:
+        return ""
     out = ""
     for ch in text:
         if cell_len(out + ch) > cells - 1:
@@ -184,68 +314,225 @@ def _kl_tag(row) -> str:
     return f"KL {row.kl:.2f}" if row.reached else f"KL {row.kl:.2f}<{row.target_kl:g}"
 
 
-def steering_lines(view: FeatureView, t: Text, *, expanded: bool) -> None:
-    """Steered continuations next to the clean ones: one line for the first prompt at the
-    strongest target (``m`` shows every prompt at every target).  Evidence, not a score:
-    shown in blind mode too."""
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _steered_first(view: FeatureView) -> tuple[str, str, str | None] | None:
+    """(KL tag, steered text, clean text) of the first prompt at the strongest target."""
     if not view.steering:
-        return
-    if not expanded:
-        row = view.steering[-1]
-        first = row.continuations[0] if row.continuations else None
-        if first is None:
-            return
-        t.append(f"  steered    {_kl_tag(row)} ", theme.STYLE_DIM)
-        t.append(inert_line(shorten_end(first["text"].strip(), STEER_CELLS[0])))
-        clean = view.clean.get(first["prompt"])
-        if clean is not None:
-            t.append("  clean ", theme.STYLE_DIM)
-            t.append(inert_line(shorten_end(clean.strip(), STEER_CELLS[1])), theme.STYLE_DIM)
-        t.append("\n")
-        return
-    t.append("  steered continuations: alpha·W_dec added at every position, at a KL(clean‖steered) target\n",
-             theme.STYLE_DIM)
+        return None
+    row = view.steering[-1]
+    first = row.continuations[0] if row.continuations else None
+    if first is None:
+        return None
+    clean = view.clean.get(first["prompt"])
+    return (_kl_tag(row) + " ", inert_line(_one_line(first["text"])),
+            inert_line(_one_line(clean)) if clean is not None else None)
+
+
+def steered_compact(view: FeatureView, room: int) -> Text | None:
+    """The steered continuation of the first prompt at the strongest target, next to the
+    clean one, in ``room`` cells: ``KL 0.31<0.5 castle castle…  clean the plain…``.  The
+    steered text gets three fifths of what is left after the KL, the clean text the rest."""
+    got = _steered_first(view)
+    if got is None:
+        return None
+    tag, steered, clean = got
+    left = max(0, room - cell_len(tag))
+    if clean is None:
+        s_cells, c_cells = left, 0
+    else:
+        c_room = max(0, left - len("  clean "))
+        s_cells = min(cell_len(steered), max(c_room * 3 // 5, c_room - cell_len(clean)))
+        c_cells = c_room - s_cells
+    t = Text(no_wrap=True, overflow="ellipsis")
+    t.append(tag, theme.STYLE_DIM)
+    t.append(shorten_end(steered, s_cells))
+    if clean is not None and c_cells > 0:
+        t.append("  clean ", theme.STYLE_DIM)
+        t.append(shorten_end(clean, c_cells), theme.STYLE_DIM)
+    return t
+
+
+def steered_pair(view: FeatureView, room: int) -> list[Text]:
+    """The same two texts on two lines of ``room`` cells each (where a line has room to
+    spare): steered, then clean."""
+    got = _steered_first(view)
+    if got is None:
+        return []
+    tag, steered, clean = got
+    out = [Text(tag, theme.STYLE_DIM) + Text(shorten_end(steered, room - cell_len(tag)))]
+    if clean is not None:
+        pad = "clean".ljust(cell_len(tag) - 1) + " "
+        out.append(Text(pad, theme.STYLE_DIM) + Text(shorten_end(clean, room - cell_len(pad)), theme.STYLE_DIM))
+    return out
+
+
+def steering_block(view: FeatureView, width: int) -> list[Text]:
+    """Every prompt at every target, the clean continuation first (``m``), each text wrapped
+    under itself.  Evidence, not a score: shown in blind mode too."""
+    if not view.steering:
+        return []
+
+    def hang(prefix: str, text: str, style: str = "") -> list[Text]:
+        room = max(8, width - cell_len(prefix))
+        body = Text(text, style)
+        lines = list(body.wrap(_CONSOLE, room, overflow="fold")) or [Text()]
+        out = []
+        for k, part in enumerate(lines):
+            line = Text((prefix if k == 0 else " " * cell_len(prefix)), theme.STYLE_DIM)
+            line.append_text(part)
+            out.append(line)
+        return out
+
+    out = hang("", "steered continuations: alpha·W_dec added at every position, at a KL(clean‖steered) target",
+               theme.STYLE_DIM)
+    tag_w = max([len("clean")] + [len(_kl_tag(r)) for r in view.steering])
     prompts = [c["prompt"] for c in view.steering[0].continuations]
     for prompt in prompts:
-        t.append("  ▸ ", theme.STYLE_DIM)
-        t.append(inert_line(prompt), theme.STYLE_TOKEN)
-        t.append("\n")
+        out += hang("▸ ", inert_line(prompt), theme.STYLE_TOKEN)
         if prompt in view.clean:
-            t.append("    clean       ", theme.STYLE_DIM)
-            t.append(inert_line(view.clean[prompt].strip()), theme.STYLE_DIM)
-            t.append("\n")
+            out += hang(f"  {'clean':<{tag_w}} ", inert_line(_one_line(view.clean[prompt])), theme.STYLE_DIM)
         for row in view.steering:
             text = next((c["text"] for c in row.continuations if c["prompt"] == prompt), None)
-            if text is None:
-                continue
-            t.append(f"    {_kl_tag(row):<11} ", theme.STYLE_DIM)
-            t.append(inert_line(text.strip()))
-            t.append("\n")
+            if text is not None:
+                out += hang(f"  {_kl_tag(row):<{tag_w}} ", inert_line(_one_line(text)))
     if any(not r.reached for r in view.steering):
-        t.append("  KL a<b: the target b was out of reach; shown at the closest KL a\n", theme.STYLE_DIM)
+        out += hang("", "KL a<b: the target b was out of reach; shown at the closest KL a", theme.STYLE_DIM)
+    return out
 
 
-def evidence(view: FeatureView, *, expanded: bool = False) -> Text:
-    t = Text()
-    t.append("Output evidence\n", theme.STYLE_HEAD)
+def missing_parts(view: FeatureView) -> list[str]:
+    """The kinds of output evidence this feature has none of."""
     tax = view.taxonomy or {}
-    if not (view.promoted or view.suppressed or view.amplified_next or tax.get("continuation") or view.steering):
-        t.append("  not scored yet (run `saegold score`)\n", theme.STYLE_DIM)
-        return t
-    for name, items, prob in (("promotes   ", view.promoted, False), ("suppresses ", view.suppressed, False),
-                              ("amplified→ ", view.amplified_next, True)):
-        t.append(f"  {name}", theme.STYLE_DIM)
-        if items:
-            _token_list(t, items, prob=prob)
-        else:
-            t.append("—", theme.STYLE_DIM)
-        t.append("\n")
-    if tax.get("continuation") is not None:
-        t.append("  continues  ", theme.STYLE_DIM)
-        t.append(inert_line(tax["continuation"]))
-        t.append("\n")
-    steering_lines(view, t, expanded=expanded)
-    return t
+    have = {"logit-lens tokens": bool(view.promoted or view.suppressed),
+            "amplified next tokens": bool(view.amplified_next),
+            "continuation": tax.get("continuation") is not None,
+            "steered continuations": bool(view.steering)}
+    return [k for k, v in have.items() if not v]
+
+
+def missing_output(view: FeatureView, missing: list[str] | None = None, lead: str = "none") -> str:
+    """What output evidence is missing and why, and what `saegold score` would need: the
+    model and SAE that the feature's source names, written into that source."""
+    missing = missing_parts(view) if missing is None else missing
+    imported = any((e.get("origin") or "") == "neuronpedia" for e in view.examples)
+    why = ("this feature came from Neuronpedia without them" if imported
+           else "no model has been run on this feature")
+    what = ", ".join(missing[:-1]) + (" or " if len(missing) > 1 else "") + missing[-1]
+    model = inert_line(view.model_id) if view.model_id else "MODEL"
+    sae = inert_line(view.sae_id) if view.sae_id else "the SAE"
+    return (f"{lead}: {why}: no {what}. "
+            f"`saegold score --model {model} --sae RELEASE:SAE_ID --source {inert_line(view.source)}` "
+            f"computes them with the model {model} and the SAE {sae} (in sae-lens form) that the source names.")
+
+
+class Evidence:
+    """The output evidence: what the feature makes the model say.  Sections in the order
+    that decides a tier: promoted tokens, amplified next tokens with their probabilities,
+    the amplified continuation, the steered continuation (where steering ran), then the
+    suppressed tokens.  Compact: one line per section, all but the suppressed tokens; full:
+    every section wrapped, and every steering prompt at every target; fitted (beside the
+    examples): the fullest of full, rows (steering on two lines) and compact that fits."""
+
+    LABEL_W = 11
+
+    def __init__(self, view: FeatureView, *, full: bool = False, fit: bool = False):
+        """``full``: everything (under "more").  ``fit``: the fullest form that fits the
+        height it is given (beside the examples); otherwise compact (below them)."""
+        self.view, self.full, self.fit = view, full, fit
+
+    def rows(self, room: int) -> list[tuple[str, list[Text] | Text, bool]]:
+        """(label, token units or one text, compact?) per section."""
+        v, tax = self.view, self.view.taxonomy or {}
+        pending = Text("— (needs a model run: saegold score)", theme.STYLE_DIM)
+        cont = tax.get("continuation")
+        rows: list[tuple[str, list[Text] | Text, bool]] = [
+            ("promotes", _token_units(v.promoted, prob=False) if v.promoted else pending, True),
+            ("amplified→", _token_units(v.amplified_next, prob=True) if v.amplified_next else pending, True),
+            ("continues", Text(inert_line(cont)) if cont is not None else pending, True),
+        ]
+        steered = steered_compact(v, room)
+        if steered is not None:
+            rows.append(("steered", steered, True))
+        elif self.full and not v.steering:   # said under "more" only: no clutter on the first screen
+            rows.append(("steered", Text("— (none stored: saegold score steers unless --no-steering)",
+                                         theme.STYLE_DIM), False))
+        rows.append(("suppresses", _token_units(v.suppressed, prob=False) if v.suppressed else pending, False))
+        return rows
+
+    def empty(self) -> bool:
+        v = self.view
+        return not (v.promoted or v.suppressed or v.amplified_next or (v.taxonomy or {}).get("continuation")
+                    or v.steering)
+
+    def _lines(self, width: int, form: str) -> list[Text]:
+        """The sections as lines: a label column, then the value.  ``compact``: one line per
+        section, cut; ``rows``: every section wrapped under itself, steering on its one line;
+        ``full``: as ``rows`` with every steering prompt at every target below."""
+        compact = form == "compact"
+        room = max(1, width - self.LABEL_W - 1)
+        out: list[Text] = []
+        for label, value, in_compact in self.rows(room):
+            if compact and not in_compact:
+                continue
+            if form == "full" and label == "steered" and self.view.steering:
+                continue   # every prompt and target below
+            if isinstance(value, list):
+                parts = [Text(" ").join(value)] if compact else _pack(value, room)
+            elif label == "steered":   # fitted to the room already: one line, or two
+                parts = [value] if compact else (steered_pair(self.view, room) or [value])
+            else:
+                parts = [value] if compact else list(value.wrap(_CONSOLE, room, overflow="fold"))
+            for k, part in enumerate(parts):
+                line = Text(no_wrap=True, overflow="ellipsis")
+                line.append((label if k == 0 else "").ljust(self.LABEL_W) + " ", theme.STYLE_DIM)
+                part = part.copy()
+                part.truncate(room, overflow="ellipsis")
+                line.append_text(part)
+                out.append(line)
+        if form == "full":
+            out.extend(steering_block(self.view, width))
+            missing = missing_parts(self.view)
+            if self.full and set(missing) - {"steered continuations"}:
+                # partial evidence (an import with logit-lens tokens only, say): what score adds
+                note = Text(missing_output(self.view, missing, lead="missing"), theme.STYLE_DIM)
+                out.extend(note.wrap(_CONSOLE, width, overflow="fold"))
+        return out
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width, height = options.max_width, options.height
+        title = Text("Output evidence", theme.STYLE_HEAD, no_wrap=True, overflow="ellipsis")
+        if self.empty():
+            yield title
+            yield Text(missing_output(self.view), theme.STYLE_DIM)
+            return
+        if title.cell_len + len(SUBTITLE) <= width:
+            title.append(SUBTITLE, theme.STYLE_DIM)
+        title.truncate(width, overflow="ellipsis")
+        yield title
+        if self.full:
+            yield from self._lines(width, "full")
+            return
+        # The first screen: the fullest form that fits the height it is given (none: compact).
+        for form in ("full", "rows") if self.fit and height is not None else ():
+            lines = self._lines(width, form)
+            if len(lines) <= height - 1:
+                yield from lines
+                return
+        yield from self._lines(width, "compact")
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement(1, options.max_width)
+
+
+_CONSOLE = Console(width=200, color_system=None, file=io.StringIO())
+SUBTITLE = "  what the feature makes the model say"
+
+
+def evidence(view: FeatureView, *, full: bool = True) -> Evidence:
+    return Evidence(view, full=full)
 
 
 def _bench(c: Candidate) -> Text:
@@ -336,18 +623,18 @@ def machine(session) -> Text:
     if v is None:
         return t
     if not session.revealed:
-        t.append("Predicted category: hidden until you give the tier and every verdict.\n", theme.STYLE_DIM)
+        t.append("Predicted category: hidden until you give the tier and every verdict.", theme.STYLE_DIM)
         return t
     tax = v.taxonomy
     t.append("Predicted ", theme.STYLE_HEAD)
     if not tax or tax.get("category") is None:
-        t.append("— (not scored)\n", theme.STYLE_DIM)
+        t.append("— (not scored)", theme.STYLE_DIM)
         return t
     t.append(tax["category"], theme.CATEGORY_STYLE.get(tax["category"], theme.STYLE_HEAD))
     i, o = tax.get("input_score"), tax.get("output_score")
     ti, to = tax.get("input_threshold"), tax.get("output_threshold")
     rel = lambda v, th: "?" if v is None or th is None else ("≥" if v >= th else "<")  # noqa: E731
-    t.append(f"  input score {_fmt(i)} {rel(i, ti)} {_fmt(ti)}, output score {_fmt(o)} {rel(o, to)} {_fmt(to)}\n",
+    t.append(f"  input score {_fmt(i)} {rel(i, ti)} {_fmt(ti)}, output score {_fmt(o)} {rel(o, to)} {_fmt(to)}",
              theme.STYLE_DIM)
     return t
 

@@ -15,7 +15,7 @@ from rich.text import Text
 from textual import _time, events
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Static
@@ -37,6 +37,7 @@ GRACE_S = 0.15
 # can give up a waiting write (SQLite cannot interrupt a busy wait).
 LOCK_SLICE_MS = 250
 QUIT_KEYS = ("q", "ctrl+c", "ctrl+q")
+WIDE = 100   # from this many columns the examples and the output evidence sit side by side
 
 
 @dataclass
@@ -81,7 +82,7 @@ BINDINGS = [
     Binding("f", "flag", "flag"),
     Binding("t", "note", "note"),
     Binding("m", "more", "more"),
-    # On a small terminal the output evidence lies below the examples: page to it.
+    # "more" (m) scrolls: every example with its full context, and the full output evidence.
     Binding("pagedown", "scroll_body(1)", "down", group=SCROLL, key_display="PgDn"),
     Binding("pageup", "scroll_body(-1)", "up", group=SCROLL, key_display="PgUp"),
     Binding("g", "jump", "jump"),
@@ -98,13 +99,22 @@ class FeatureScreen(Screen[None]):
     FeatureScreen { layout: vertical; }
     #header { height: 1; background: $boost; }
     #body { height: 1fr; padding: 0 1; }
+    #sides { height: 1fr; }
+    #examples { width: 1fr; height: 1fr; }
+    #evidence { width: 42%; height: 1fr; padding-left: 2; }
+    #sides.-narrow { layout: vertical; }
+    #sides.-narrow #examples { width: 100%; height: 1fr; }
+    #sides.-narrow #evidence { width: 100%; height: auto; padding-left: 0; }
+    #more { height: 1fr; padding: 0 1; }
+    #more > Static { height: auto; }
+    #more-examples { margin-top: 1; }
     #candidates { height: auto; max-height: 45%; padding: 0 1; border-top: solid $primary; }
     #judgment { height: auto; padding: 0 1; }
     #status { height: auto; max-height: 3; padding: 0 1; background: $boost; }
     .hidden { display: none; }
     """
     BINDINGS = BINDINGS
-    AUTO_FOCUS = "#body"
+    AUTO_FOCUS = None
 
     def __init__(self, session: Session, *, wallclock: Callable[[], str] = clock_now):
         super().__init__()
@@ -126,12 +136,19 @@ class FeatureScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static(id="header")
-        with VerticalScroll(id="body"):
+        # The first screen: both sides of the tier at once, fitted to the terminal (examples
+        # cut to one line each, the output evidence compact below them, or beside them from
+        # WIDE columns); m (or PgDn) opens "more": everything, scrolled.
+        with Vertical(id="body"):
             yield Static(id="machine")
             # a lead reviews disagreements: what each annotator said comes first
             yield Static(id="others").set_class(not self.session.lead, "hidden")
-            yield Static(id="examples")
-            yield Static(id="evidence")
+            with Horizontal(id="sides"):
+                yield Static(id="examples")
+                yield Static(id="evidence")
+        with VerticalScroll(id="more", classes="hidden"):
+            yield Static(id="more-evidence")
+            yield Static(id="more-examples")
         yield Static(id="candidates")
         yield Static(id="judgment")
         yield Static(id="status")
@@ -147,7 +164,6 @@ class FeatureScreen(Screen[None]):
         with self.app.batch_update():
             if s.view is not None:
                 self._draw_examples()
-                self.query_one("#evidence", Static).update(render.evidence(s.view, expanded=self.expanded))
             self.query_one("#others", Static).update(render.others(s))
             self.refresh_judgment()
 
@@ -320,7 +336,7 @@ class FeatureScreen(Screen[None]):
     def _moved(self) -> None:
         self.status = self._arrival_status()
         with self.app.batch_update():
-            self.query_one("#body", VerticalScroll).scroll_home(animate=False)
+            self.query_one("#more", VerticalScroll).scroll_home(animate=False)
             self.refresh_all()
         self._maybe_refill()
 
@@ -421,28 +437,44 @@ class FeatureScreen(Screen[None]):
                                         integer=True), done)
 
     def _draw_examples(self) -> None:
-        """Top examples: 5 on a small terminal, more when there are rows to spare."""
-        if self.session.view is not None:
-            rows = self.size.height or 24
-            n = 5 if rows < 30 else min(15, 5 + (rows - 30) // 2)
-            self.query_one("#examples", Static).update(
-                render.examples(self.session.view, expanded=self.expanded, n_default=n))
+        """Examples and output evidence: fitted on the first screen, in full under "more"."""
+        v = self.session.view
+        if v is None:
+            return
+        if self.expanded:
+            self.query_one("#more-examples", Static).update(render.Examples(v, full=True))
+            self.query_one("#more-evidence", Static).update(render.Evidence(v, full=True))
+        else:
+            self.query_one("#examples", Static).update(render.Examples(v))
+            self.query_one("#evidence", Static).update(render.Evidence(v, fit=self.size.width >= WIDE))
 
     def on_resize(self) -> None:
+        self.query_one("#sides").set_class(self.size.width < WIDE, "-narrow")
         self._draw_examples()
 
     def action_more(self) -> None:
         self.expanded = not self.expanded
-        self._draw_examples()
-        if self.session.view is not None:
-            self.query_one("#evidence", Static).update(render.evidence(self.session.view, expanded=self.expanded))
+        more = self.query_one("#more", VerticalScroll)
+        with self.app.batch_update():
+            self.query_one("#body").set_class(self.expanded, "hidden")
+            more.set_class(not self.expanded, "hidden")
+            self._draw_examples()
+            more.scroll_home(animate=False)
+        if self.expanded:
+            more.focus()
+        else:
+            self.set_focus(None)
 
     def action_scroll_body(self, pages: int) -> None:
-        body = self.query_one("#body", VerticalScroll)
+        if not self.expanded:
+            if pages > 0:
+                self.action_more()
+            return
+        more = self.query_one("#more", VerticalScroll)
         if pages > 0:
-            body.scroll_page_down(animate=False)
+            more.scroll_page_down(animate=False)
         else:
-            body.scroll_page_up(animate=False)
+            more.scroll_page_up(animate=False)
 
     def action_agreement(self) -> None:
         from .agreement import AgreementScreen
