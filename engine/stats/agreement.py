@@ -31,6 +31,7 @@ from store.db import Project
 from store.judgments import TIERS, FeatureJudgment
 
 from . import data
+from .defaults import DEFAULT_MIN_ITEMS
 from .measures import alpha, fleiss, kappa, kappa_from_confusions, weighted_confusions
 from .resample import (DEFAULT_BOOT, DEFAULT_SEED, Estimate, bootstrap_loop, cluster_counts,
                        estimate, jackknife_counts)
@@ -38,7 +39,6 @@ from .resample import (DEFAULT_BOOT, DEFAULT_SEED, Estimate, bootstrap_loop, clu
 CI_METHOD = "BCa bootstrap over features (bias-corrected and accelerated, small-sample expanded)"
 
 VERDICT_ORDER = ("wrong", "partly", "correct")  # ordinal codes 0 < 1 < 2
-DEFAULT_MIN_ITEMS = 5
 #: An annotator whose median time per feature is under this share of the group's median
 #: (or under FAST_SECONDS outright) is flagged as very fast.
 FAST_SHARE = 1 / 3

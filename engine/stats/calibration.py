@@ -30,6 +30,7 @@ from store.db import Project
 from store.judgments import TIERS
 
 from . import data, thresholds
+from .defaults import DEFAULT_MIN_ROWS
 from .calibration_map import CHOICE_RULE, CalibrationMap, fit_calibration
 from .measures import auroc, weighted_auroc
 from .resample import DEFAULT_BOOT, DEFAULT_SEED, Estimate, cluster_counts, estimate
@@ -40,7 +41,6 @@ BENCHMARKS = ("detection", "fuzzing", "embedding", "steering")
 # engine.bench.CHANCE), since an AUROC compares scores, not a score with its chance level.
 CHANCE = 0.5
 VERDICT_CODE = {"wrong": 0, "partly": 1, "correct": 2}
-DEFAULT_MIN_ROWS = 10
 
 
 #: One-sided level of the "tells true labels from shuffled ones" call.

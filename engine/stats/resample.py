@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .defaults import DEFAULT_BOOT, DEFAULT_SEED  # noqa: F401  (their one owner: light, for --help)
+
 CI_LEVEL = 0.95
-DEFAULT_BOOT = 1000
-DEFAULT_SEED = 0
 #: Below this share of defined replicates a CI is not reported (the statistic is too often
 #: undefined on resamples, e.g. alpha when a resample holds a single value).
 MIN_DEFINED_SHARE = 0.9

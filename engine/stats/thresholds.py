@@ -31,10 +31,10 @@ from store.db import Project
 from store.judgments import TIERS, FeatureJudgment
 
 from . import data
+from .defaults import GRID
 from .measures import kappa, kappa_from_confusions, weighted_confusions
 from .resample import DEFAULT_BOOT, DEFAULT_SEED, Estimate, cluster_counts, estimate
 
-GRID = 40
 MAX_FOLDS = 5
 MIN_ROWS = 10
 # Category codes in TIERS order: input, output, cross, obscure.

@@ -4,9 +4,12 @@ Checked by the modules a fresh interpreter has loaded after printing the help (n
 tests/perf/perf_help.py prints the time)."""
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
+
+import pytest
 
 from tui.cli import build_parser
 
@@ -39,12 +42,23 @@ def _commands() -> list[str]:
     return sorted(sub.choices)
 
 
-def test_top_level_help_imports_nothing_heavy():
-    loaded = _loaded(["--help"])
-    assert "tui.commands.score" in loaded            # the probe really built the full parser
-    heavy = sorted(m for m in loaded if m.split(".")[0] in LIGHT or m in LIGHT
-                   or any(m.startswith(p + ".") for p in LIGHT))
-    assert heavy == []
+def _every_help_argv() -> list[list[str]]:
+    """``[CMD, --help]`` for every command and every nested subcommand (export gold, ...)."""
+    argvs: list[list[str]] = []
+
+    def walk(parser: argparse.ArgumentParser, path: list[str]) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    argvs.append([*path, name, "--help"])
+                    walk(child, [*path, name])
+    walk(build_parser(), [])
+    return argvs
+
+
+def _heavy(loaded: set[str], allowed: frozenset[str] = frozenset()) -> list[str]:
+    return sorted(m for m in loaded - allowed if m.split(".")[0] in LIGHT or m in LIGHT
+                  or any(m.startswith(p + ".") for p in LIGHT))
 
 
 def test_no_command_help_imports_the_model_stack():
@@ -55,6 +69,26 @@ def test_no_command_help_imports_the_model_stack():
     loaded = _loaded(*argvs)
     assert "tui.commands.calibrate" in loaded
     assert sorted(m for m in loaded if m.split(".")[0] in MODEL_STACK) == []
+
+
+# A command's help may read its defaults from this light module (no NumPy): nothing else heavy.
+HELP_DEFAULTS = frozenset({"engine.stats", "engine.stats.defaults"})
+
+
+@pytest.mark.parametrize("command", ["agreement", "calibrate"])
+def test_statistics_help_is_light(command):
+    """`saegold agreement --help` and `saegold calibrate --help` show the statistics'
+    defaults without importing NumPy, SciPy, scikit-learn or the database layer."""
+    loaded = _loaded([command, "--help"])
+    assert f"tui.commands.{command}" in loaded and "engine.stats.defaults" in loaded
+    assert _heavy(loaded, HELP_DEFAULTS) == []
+
+
+def test_every_command_help_is_light():
+    argvs = _every_help_argv()
+    assert ["export", "gold", "--help"] in argvs and ["settings", "set", "--help"] in argvs
+    assert len(argvs) > len(_commands())             # nested subcommands were found
+    assert _heavy(_loaded(*argvs), HELP_DEFAULTS) == []
 
 
 def test_later_defaults_are_shown_and_resolved(capsys):

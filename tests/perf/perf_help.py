@@ -20,8 +20,14 @@ import time
 from pathlib import Path
 
 SAEGOLD = Path(sys.executable).parent / "saegold"
-COMMANDS = ["init", "settings", "status", "import", "score", "label", "bench", "annotate", "agreement",
-            "calibrate", "export", "merge", "backup", "demo"]
+
+
+def commands() -> list[str]:
+    """Every command of the installed saegold (read from its parser, so none is left out)."""
+    from tui.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    return list(sub.choices)
 
 
 def median_seconds(argv: list[str], repeat: int, env: dict | None = None) -> float:
@@ -48,7 +54,7 @@ def main() -> None:
         print(f"{'python -c pass (interpreter start-up)':<40} {bare:6.3f} s")
         print(f"{'saegold --help':<40} {top:6.3f} s   (target < 0.5 s; {top - bare:.3f} s above bare Python)")
         print(f"{'saegold --help, no bytecode cache':<40} {top_cold:6.3f} s")
-        for cmd in COMMANDS:
+        for cmd in commands():
             t = median_seconds([str(SAEGOLD), cmd, "--help"], max(3, n // 2), env)
             print(f"{'saegold ' + cmd + ' --help':<40} {t:6.3f} s")
 

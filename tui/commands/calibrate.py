@@ -34,13 +34,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="with --store-thresholds: store the fitted pair even when it is not shown to be "
                         "better than the current one (says so)")
     p.add_argument("--yes", action="store_true", help="do not ask before storing thresholds")
-    p.add_argument("--bootstrap", type=at_least(1), default=Later("engine.stats.resample", "DEFAULT_BOOT"),
+    p.add_argument("--bootstrap", type=at_least(1), default=Later("engine.stats.defaults", "DEFAULT_BOOT"),
                    metavar="N", help="bootstrap resamples for the CIs (default %(default)s)")
-    p.add_argument("--seed", type=int, default=Later("engine.stats.resample", "DEFAULT_SEED"),
+    p.add_argument("--seed", type=int, default=Later("engine.stats.defaults", "DEFAULT_SEED"),
                    help="bootstrap seed (default %(default)s)")
-    p.add_argument("--min-rows", type=at_least(2), default=Later("engine.stats.calibration", "DEFAULT_MIN_ROWS"),
+    p.add_argument("--min-rows", type=at_least(2), default=Later("engine.stats.defaults", "DEFAULT_MIN_ROWS"),
                    metavar="N", help="fewest verdicts for a figure (default %(default)s)")
-    p.add_argument("--grid", type=at_least(2), default=Later("engine.stats.thresholds", "GRID"), metavar="N",
+    p.add_argument("--grid", type=at_least(2), default=Later("engine.stats.defaults", "GRID"), metavar="N",
                    help="candidate values per threshold in the grid search (default %(default)s)")
     p.set_defaults(func=run)
 
