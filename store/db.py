@@ -19,12 +19,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlite_utils import Database
-
 from . import sqlite_errors
+from .sqlite_utils_lib import Database
 from .errors import SchemaTooNew, StoreError
 from .schema import known_migrations, migrations
 from .sqlite_errors import translate
+
+
 
 DEFAULT_DB = "saegold.db"
 BUSY_TIMEOUT_MS = 30_000

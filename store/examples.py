@@ -301,11 +301,35 @@ def prune_contexts(db: Any, source_id: int | None = None) -> int:
 
 # -- reading ---------------------------------------------------------------------------
 
+def has_top(col: str) -> str:
+    """SQL: 1 when the feature with id ``col`` has top examples, else 0.  Asked of the small
+    index of rank-0 top examples first (schema m009: one entry per feature, megabytes) and
+    only for a feature without one of the full examples index (about 100 entries per
+    feature), so the answer is exact whatever ranks were written."""
+    return (f"(CASE WHEN EXISTS (SELECT 1 FROM examples e0 INDEXED BY examples_top_first "
+            f"WHERE e0.feature_id = {col} AND e0.kind = 'top' AND e0.rank = 0) THEN 1 "
+            f"ELSE EXISTS (SELECT 1 FROM examples e1 WHERE e1.feature_id = {col} AND e1.kind = 'top') END)")
+
+
 _SELECT = ("SELECT e.id, e.feature_id, e.kind, e.rank, e.bin, e.acts, e.max_idx, e.max_act, e.origin, "
            "c.source_id, c.token_ids, c.tokens FROM examples e JOIN contexts c ON c.id = e.context_id ")
 
 
-def _rows_to_dicts(conn: Any, rows: list[tuple]) -> list[dict[str, Any]]:
+def _reader_vocabs(db: Any) -> dict[int, dict[int, str]] | None:
+    """The token strings a :class:`store.db.Project` has read so far, per source, kept for
+    the project's life (the app opens one feature per key: its contexts' strings are read
+    once, not once per feature).  Safe to keep: a vocabulary entry is never changed or
+    removed once written (:meth:`Vocab.add` inserts only ids not known yet)."""
+    if isinstance(db, (sqlite3.Connection, str)) or not hasattr(db, "close_thread"):
+        return None
+    cache = getattr(db, "_vocab_read_cache", None)
+    if cache is None:
+        cache = db._vocab_read_cache = {}
+    return cache
+
+
+def _rows_to_dicts(conn: Any, rows: list[tuple], cache: dict[int, dict[int, str]] | None = None
+                   ) -> list[dict[str, Any]]:
     vocabs: dict[int, Vocab] = {}
     need: dict[int, set[int]] = {}
     decoded = []
@@ -316,6 +340,8 @@ def _rows_to_dicts(conn: Any, rows: list[tuple]) -> list[dict[str, Any]]:
         decoded.append(ids)
     for sid, wanted in need.items():
         vocabs[sid] = Vocab(conn, sid)
+        if cache is not None:
+            vocabs[sid].known = cache.setdefault(sid, {})
         vocabs[sid].lookup(wanted)
     out = []
     for r, ids in zip(rows, decoded):
@@ -342,7 +368,48 @@ def examples(db: Any, feature_id: int, kind: str = "top", *, limit: int | None =
     if limit is not None:
         sql += " LIMIT ?"
         args.append(int(limit))
-    return _rows_to_dicts(conn, conn.execute(sql, args).fetchall())
+    return _rows_to_dicts(conn, conn.execute(sql, args).fetchall(), _reader_vocabs(db))
+
+
+class LazyExamples(Sequence[dict[str, Any]]):
+    """A feature's examples read in one query and decoded (token strings, dense
+    activations) only when an item is first read: the app reads the 50 strongest and shows
+    5 to 15 of them until the annotator asks for more.  Items are the dicts
+    :func:`examples` returns; :attr:`max_acts` and :attr:`origins` need no decoding."""
+
+    def __init__(self, conn: Any, rows: list[tuple], cache: dict[int, dict[int, str]] | None):
+        self._conn, self._rows, self._cache = conn, rows, cache
+        self._done: list[dict[str, Any] | None] = [None] * len(rows)
+        self.max_acts: list[float] = [float(r[7]) for r in rows]
+        self.origins: list[str] = [r[8] for r in rows]
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def _decode(self, idx: list[int]) -> None:
+        todo = [i for i in idx if self._done[i] is None]
+        if todo:
+            for i, d in zip(todo, _rows_to_dicts(self._conn, [self._rows[i] for i in todo], self._cache)):
+                self._done[i] = d
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            idx = list(range(*i.indices(len(self._rows))))
+            self._decode(idx)
+            return [self._done[k] for k in idx]
+        k = range(len(self._rows))[i]      # IndexError as for a list
+        self._decode([k])
+        return self._done[k]
+
+
+def examples_lazy(db: Any, feature_id: int, kind: str = "top", *, limit: int | None = None) -> LazyExamples:
+    """:func:`examples`, decoded on first read (:class:`LazyExamples`)."""
+    conn = _conn(db)
+    sql, args = _SELECT + "WHERE e.feature_id = ? AND e.kind = ? ORDER BY e.rank", [feature_id, kind]
+    if limit is not None:
+        sql += " LIMIT ?"
+        args.append(int(limit))
+    return LazyExamples(conn, conn.execute(sql, args).fetchall(), _reader_vocabs(db))
 
 
 def example_by_id(db: Any, example_id: int) -> dict[str, Any] | None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlite_utils import Database
+from .sqlite_utils_lib import Database
 
 from . import examples as _ex
 from .db import Project, dumps, now

@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid as _uuid
 from typing import Any
 
-from sqlite_utils import Database
+from .sqlite_utils_lib import Database
 
 from .db import Project, dumps, now
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlite_utils import Database
+from .sqlite_utils_lib import Database
 
 from . import settings as _settings
 from .db import Project, connect_read_only, dumps, loads, now

@@ -35,6 +35,7 @@ from typing import Any
 from . import settings
 from .db import Project, dumps, explain_db_error, now
 from .errors import StoreError
+from .examples import has_top
 from .judgments import FeatureJudgment, derive, ensure_annotator
 
 QUEUE_CATEGORIES = ("input", "output", "cross", "obscure", "unscored")
@@ -77,7 +78,7 @@ WITH held(fid, taken) AS (
     FROM held h LEFT JOIN taxonomy_scores t ON t.feature_id = h.fid
     WHERE h.taken < :overlap
       AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.feature_id = h.fid AND a.annotator = :who)
-      AND EXISTS (SELECT 1 FROM examples e WHERE e.feature_id = h.fid AND e.kind = 'top')
+      AND {has_top('h.fid')} = 1
 )
 SELECT fid, cat FROM (
     SELECT fid, cat, ROW_NUMBER() OVER (PARTITION BY cat ORDER BY k, fid) AS rn FROM cand
@@ -90,7 +91,7 @@ _FRESH = f"""
     NOT EXISTS (SELECT 1 FROM assignments a WHERE a.feature_id = s.fid)
     AND NOT EXISTS (SELECT 1 FROM judgments j WHERE j.feature_id = s.fid AND j.annotator != :who
                     AND j.kind NOT IN {_NOT_HOLDING})
-    AND EXISTS (SELECT 1 FROM examples e WHERE e.feature_id = s.fid AND e.kind = 'top')
+    AND {has_top('s.fid')} = 1
 """
 
 # The first :m features of one category in the annotator's order (from the category index,
@@ -142,17 +143,24 @@ def _pick(project: Project, annotator: str, n: int, avoid: frozenset[int] = froz
     for fid, cat in db.execute(_STARTED, params).fetchall():
         per_cat[cat].append(fid)
     mine = db.execute("SELECT COUNT(*) FROM assignments WHERE annotator = ?", [annotator]).fetchone()[0]
-    for cat in QUEUE_CATEGORIES:
+    for k, cat in enumerate(QUEUE_CATEGORIES):
+        # The categories take turns, one feature each per round: once the first ``wanted``
+        # categories each have a feature, the first round alone fills the order, and the
+        # later categories need not be read (each read scans its category: issue 17).
+        if k >= wanted and all(_kept(per_cat[c], avoid) for c in QUEUE_CATEGORIES[:wanted]):
+            break
         need = n - len(per_cat[cat])
         if need <= 0:
             continue
-        size = _category_size(db, cat)
         sql = _FRESH_UNSCORED if cat == "unscored" else _FRESH_SCORED
         # Look at the first m features of the category in the annotator's order; those they
-        # already have or others hold are passed over, so look further when too few were free.
-        m = 2 * n + mine
-        while size:
+        # already have or others hold are passed over, so look further when too few were free
+        # (up to the category's size, counted only then).
+        m, size = 2 * n + mine, None
+        while True:
             fresh = [r[0] for r in db.execute(sql, {**params, "cat": cat, "m": m, "need": need})]
+            if len(fresh) < need and size is None:
+                size = _category_size(db, cat)
             if len(fresh) == need or m >= size:
                 per_cat[cat] += fresh
                 break
@@ -161,6 +169,11 @@ def _pick(project: Project, annotator: str, n: int, avoid: frozenset[int] = froz
         per_cat = {c: [f for f in fids if f not in avoid][:wanted] for c, fids in per_cat.items()}
     order = [per_cat[c][rn] for rn in range(wanted) for c in QUEUE_CATEGORIES if rn < len(per_cat[c])]
     return order[:wanted]
+
+
+def _kept(fids: list[int], avoid: frozenset[int]) -> bool:
+    """Does this category still have a feature once ``avoid`` is left out?"""
+    return any(f not in avoid for f in fids)
 
 
 # Tries at choosing outside the write lock before choosing under it (see assign_more).
@@ -181,19 +194,32 @@ def assign_more(project: Project, annotator: str, n: int | None = None, *,
     the write transaction.  So many annotator processes starting at once never over-assign
     a feature.  Features in ``avoid`` are passed over (the rule as if they did not exist).
     """
-    n = BATCH if n is None else n
-    kw = {"avoid": frozenset(avoid)} if avoid else {}
+    return _assign(project, annotator, BATCH if n is None else n, frozenset(avoid))
+
+
+def _assign(project: Project, annotator: str, n: int, avoid: frozenset[int],
+            then: Any = None) -> int:
+    """:func:`assign_more`; ``then()`` runs inside the transaction that writes the batch
+    (so a top-up commits once: :func:`top_up`)."""
+    kw = {"avoid": avoid} if avoid else {}
+
+    def insert(chosen: list[int]) -> int:
+        got = _insert(project, annotator, chosen)
+        if then is not None:
+            then()
+        return got
+
     if project.db.conn.in_transaction:  # inside a caller's transaction: choose and write in it
         with project.write():
-            return _insert(project, annotator, _pick(project, annotator, n, **kw))
+            return insert(_pick(project, annotator, n, **kw))
     for _ in range(_TRIES):
         chosen, version = _pick_snapshot(project, annotator, n, **kw)
         with project.write() as db:
             if _data_version(db.conn) == version or (
                     len(chosen) == n and _still_free(project, annotator, chosen)):
-                return _insert(project, annotator, chosen)
+                return insert(chosen)
     with project.write():
-        return _insert(project, annotator, _pick(project, annotator, n, **kw))
+        return insert(_pick(project, annotator, n, **kw))
 
 
 # How many of the features :ids (a JSON list) still go to :who: not theirs yet, fewer than
@@ -334,8 +360,9 @@ def top_up(project: Project, annotator: str, keep: Iterable[int] = (), ahead: in
     Their leases are renewed and every annotator's expired leases released (one short write
     transaction); features are handed out until the annotator holds ``ahead`` of them
     (:func:`assign_more`); then the annotator's other leases (features they passed over
-    without judging) are released, after the choice, so the features handed out are new ones;
-    ``avoid`` (features the app has behind the annotator) are not handed out again.
+    without judging) are released, after the choice (in the transaction that writes the new
+    ones: a top-up commits twice), so the features handed out are new ones; ``avoid``
+    (features the app has behind the annotator) are not handed out again.
     """
     keep = set(keep)
     with project.write() as db:
@@ -344,11 +371,15 @@ def top_up(project: Project, annotator: str, keep: Iterable[int] = (), ahead: in
             "AND feature_id IN (SELECT value FROM json_each(?))", [stamp(_utc(at)), annotator, dumps(sorted(keep))])
         release_expired(project, at=at)
         before = _leased(project, annotator)
-    need = ahead - len(before & keep)
-    got = assign_more(project, annotator, need, avoid=avoid) if need > 0 else 0
-    if before - keep:
-        release(project, annotator, before - keep)
-    return got
+        need = ahead - len(before & keep)
+        if need <= 0 and before - keep:   # nothing to choose: release now, in this transaction
+            release(project, annotator, before - keep)
+    if need <= 0:
+        return 0
+    # The passed-over leases go in the transaction that writes the new ones (one commit).
+    passed = before - keep
+    return _assign(project, annotator, need, frozenset(avoid),
+                   then=(lambda: release(project, annotator, passed)) if passed else None)
 
 
 def hold(project: Project, annotator: str, feature_id: int) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from sqlite_utils import Database, Migrations
+from .sqlite_utils_lib import Database, Migrations
 
 migrations = Migrations("saegold")
 
@@ -425,6 +425,31 @@ def m008_live_labels(db: Database) -> None:
               AND (n.created_at > labels.created_at OR (n.created_at = labels.created_at AND n.id > labels.id)));
         CREATE UNIQUE INDEX labels_live ON labels(feature_id, method)
             WHERE status = 'ok' AND superseded_at IS NULL AND origin = 'saegold';
+        """,
+    )
+
+
+@migrations()
+def m009_scale_indexes(db: Database) -> None:
+    """Small indexes for the questions asked of every feature on wide SAEs (issue 17: 262,144
+    features x 100 examples), so `saegold status`, `annotate`'s start and the queue read a
+    few megabytes instead of the examples index (hundreds of megabytes):
+
+    * ``examples_top_first``: the features whose top example at rank 0 is stored, one entry
+      per feature (store.examples.HAS_TOP asks it first, then the full index only for a
+      feature without one, so the answer is exact whatever ranks a writer used);
+    * ``labels_current``: the features with a live label (ok, not superseded);
+    * ``labels_method_counts``: labels per method, status and origin, read without the rows;
+    * ``labels_current_method``: the features with a live label per method, in order (their
+      count needs no sort)."""
+    _run_script(
+        db,
+        """
+        CREATE INDEX examples_top_first ON examples(feature_id) WHERE kind = 'top' AND rank = 0;
+        CREATE INDEX labels_current ON labels(feature_id) WHERE status = 'ok' AND superseded_at IS NULL;
+        CREATE INDEX labels_method_counts ON labels(method, status, origin, superseded_at, feature_id);
+        CREATE INDEX labels_current_method ON labels(method, feature_id)
+            WHERE status = 'ok' AND superseded_at IS NULL;
         """,
     )
 

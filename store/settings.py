@@ -42,6 +42,7 @@ from typing import Any
 
 from .db import Project, dumps, loads
 from .errors import StoreError
+from .examples import has_top
 from .features import CATEGORIES, recategorize
 
 # The label methods `saegold label` can make (engine/labeling/methods.py defines them; a test
@@ -288,7 +289,7 @@ def _overlap_note(project: Project, new: Mapping[str, Any]) -> str:
     total, enough = project.db.execute(
         "SELECT COUNT(*), COALESCE(SUM(n >= ?), 0) FROM (SELECT f.id, (SELECT COUNT(DISTINCT j.annotator) "
         "FROM judgments j WHERE j.feature_id = f.id AND j.kind = 'tier') AS n FROM features f "
-        "WHERE EXISTS (SELECT 1 FROM examples e WHERE e.feature_id = f.id AND e.kind = 'top'))",
+        f"WHERE {has_top('f.id')} = 1)",
         [k]).fetchone()
     if not total:
         return f"each feature will go to {k} annotator(s) (no feature has activating examples yet)"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlite_utils import Database
+from .sqlite_utils_lib import Database
 
 from .db import Project, dumps, loads, now
 

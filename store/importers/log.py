@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlite_utils import Database
+from ..sqlite_utils_lib import Database
 
 from ..db import Project, now
 

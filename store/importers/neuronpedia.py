@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlite_utils import Database
+from ..sqlite_utils_lib import Database
 
 from ..db import Project, dumps, now
 from ..errors import BadInput

@@ -95,10 +95,13 @@ def test_the_migration_keeps_the_newest_live_and_supersedes_the_older(tmp_path):
     fid = add_feature(p, 0, examples=word_examples("dog"))
     p.close()
     conn = sqlite3.connect(path)
-    conn.execute("DROP INDEX labels_live")
+    # as made before m008: without it, and without the later steps (m009's indexes)
+    for index in ("labels_live", "examples_top_first", "labels_current", "labels_method_counts",
+                  "labels_current_method"):
+        conn.execute(f"DROP INDEX {index}")
     conn.execute("ALTER TABLE labels DROP COLUMN superseded_at")
     conn.execute("ALTER TABLE labels DROP COLUMN superseded_by")
-    conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'm008_live_labels'")
+    conn.execute("DELETE FROM _sqlite_migrations WHERE name IN ('m008_live_labels', 'm009_scale_indexes')")
     for uuid, text, at in (("a", "old", "2026-01-01T00:00:00Z"), ("b", "new", "2026-01-03T00:00:00Z"),
                            ("c", "middle", "2026-01-02T00:00:00Z")):
         conn.execute("INSERT INTO labels(uuid, feature_id, method, text, origin, created_at) "

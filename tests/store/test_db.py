@@ -68,3 +68,16 @@ def test_retract_and_identity(project):
     view = judgments.current(project)
     assert view[(fid, "alice")].tier is None if (fid, "alice") in view else True
     assert project.scalar("SELECT count(*) FROM judgments") == 2
+
+
+def test_opening_a_project_does_not_import_pandas(tmp_path):
+    """sqlite-utils would import pandas (most of a second, on every command) only for table
+    creation from Python values, which saegold never does; pandas still imports afterwards."""
+    import subprocess
+    import sys
+
+    probe = ("import sys; from store.db import open_project; "
+             f"open_project({str(tmp_path / 'p.db')!r}, create=True).close(); "
+             "print('pandas' in sys.modules); import pandas; print(pandas.DataFrame({'a': [1]}).shape)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "(1,", "1)"]

@@ -194,3 +194,27 @@ def test_merge_reads_a_project_from_before_the_change_and_backup_copies_the_new_
         assert res.bytes > 0
     with open_project(tmp_path / "copy.db") as c:
         assert len(list(all_examples(c))) == len(before)
+
+
+def test_lazy_examples_read_as_the_eager_ones(project):
+    """The app's examples (decoded when first read, token strings kept per project) are the
+    same dicts as store.examples.examples, whichever items are read first and how."""
+    from store.examples import examples_lazy
+
+    with project.write() as db:
+        sid = F.get_or_create_source(db, "m", "lazy")
+        fid = F.upsert_feature(db, sid, 0)
+        exs = [{"tokens": [f" a{k}", f" b{k}", " c"], "token_ids": [10 + k, 20 + k, 3],
+                "acts": [0.0, 1.5 + k, 0.25]} for k in range(6)]
+        exs.append({"tokens": ["own", " strings"], "acts": [2.0, 0.0]})     # no ids: exact strings
+        F.put_examples(db, fid, "top", exs, "scored")
+    eager = examples(project, fid, "top")
+    lazy = examples_lazy(project, fid, "top", limit=5)
+    assert len(lazy) == 5
+    assert lazy.max_acts == [e["max_act"] for e in eager[:5]]
+    assert lazy[3] == eager[3] and lazy[-1] == eager[4]
+    assert lazy[:2] == eager[:2] and lazy[:] == eager[:5] and list(lazy) == eager[:5]
+    with pytest.raises(IndexError):
+        lazy[5]
+    assert examples_lazy(project, fid, "top")[:] == eager
+    assert examples(project, fid, "top") == eager          # read again through the kept strings

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -9,6 +10,7 @@ from store import features as sf
 from store import labels as sl
 from store import steering as sst
 from store.db import Project
+from store.examples import examples_lazy
 
 MAX_EXAMPLES = 50
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -32,7 +34,7 @@ class FeatureView:
     idx: int
     density: float | None
     max_act: float | None
-    examples: list[dict[str, Any]]
+    examples: Sequence[dict[str, Any]]   # items: tokens, acts, max_idx, max_act (and more)
     promoted: list[tuple[str, float | None]]
     suppressed: list[tuple[str, float | None]]
     amplified_next: list[tuple[str, float | None]]
@@ -63,8 +65,8 @@ def load_feature(project: Project, feature_id: int, annotator: str) -> FeatureVi
         "SELECT f.id, f.idx, f.density, f.max_act, s.name AS source, s.model_id, s.sae_id FROM features f "
         "JOIN sources s ON s.id = f.source_id WHERE f.id = ?", [feature_id]
     )[0]
-    examples = [{k: ex[k] for k in ("tokens", "acts", "max_idx", "max_act", "origin")}
-                for ex in sf.examples(project, feature_id, "top", limit=MAX_EXAMPLES)]
+    # Decoded when shown: the screen shows 5-15 of them until the annotator asks for more.
+    examples = examples_lazy(project, feature_id, "top", limit=MAX_EXAMPLES)
     lt: dict[str, list[tuple[str, float | None]]] = {"promoted": [], "suppressed": [], "amplified_next": []}
     for r in project.query(
         "SELECT kind, token, value FROM logit_tokens WHERE feature_id = ? ORDER BY kind, rank", [feature_id]

@@ -7,7 +7,6 @@ Untrusted strings (tokens, labels, continuations, notes) only ever enter a ``Tex
 from __future__ import annotations
 
 import io
-import math
 
 from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, RenderResult
@@ -122,26 +121,19 @@ def header(session) -> Header:
 
 
 def fmt_act(v: float) -> str:
-    """An activation in at most 6 cells, without exponents below a million (1420 and 1000,
-    not 1.42e+03 or 1e+03)."""
-    return f"{v:.0f}" if 100 <= abs(v) < 1e6 else f"{v:.3g}"
+    """An activation in at most 6 cells, without exponents below a million (1420, not 1.42e+03)."""
+    return f"{v:.0f}" if 1000 <= abs(v) < 1e6 else f"{v:.3g}"
 
 
 def fmt_prob(p: float) -> str:
-    """A probability as a percentage: two significant digits below 10% (0.0123 -> 1.2%,
-    4.5e-5 -> 0.0045%), whole percents above (0.42 -> 42%), never a bare 0.00 nor an
-    exponent; a probability short of 1 never reads 100% (0.9996 -> 99.9%)."""
+    """A probability as a percentage with two significant digits (0.0123 -> 1.2%, 4.5e-5 ->
+    0.0045%), never a bare 0.00."""
     pct = p * 100
     if pct == 0:
         return "0%"
     if pct < 1e-3:
         return "<0.001%"
-    if pct < 9.95:
-        return f"{pct:.2g}%"
-    whole = f"{pct:.0f}"
-    if whole == "100" and p < 1:
-        return f"{math.floor(pct * 10) / 10:.1f}%"
-    return whole + "%"
+    return f"{pct:.2g}%"
 
 
 def _fit_context(toks: list[str], acts: list, mx: int, scale: float, room: int) -> Text:
@@ -209,8 +201,13 @@ class Examples:
     def __init__(self, view: FeatureView, *, full: bool = False, n_max: int = 25):
         self.view, self.full, self.n_max = view, full, n_max
         exs = view.examples
-        self.scale = max((float(e["max_act"]) for e in exs), default=0.0) or (view.max_act or 0.0)
-        self.values = [fmt_act(float(e["max_act"])) for e in exs]
+        # store.examples.LazyExamples knows every max without decoding an example: only the
+        # examples drawn are decoded (a screen shows a few of the 50 read).
+        maxima = getattr(exs, "max_acts", None)
+        if maxima is None:
+            maxima = [float(e["max_act"]) for e in exs]
+        self.scale = max(maxima, default=0.0) or (view.max_act or 0.0)
+        self.values = [fmt_act(float(m)) for m in maxima]
         self.value_w = max((len(v) for v in self.values), default=1)
         self._tokens: list[list[str] | None] = [None] * len(exs)
 
@@ -246,7 +243,7 @@ class Examples:
             grid = Table.grid(padding=(0, 1))
             grid.add_column(justify="right", no_wrap=True, style=theme.STYLE_DIM)
             grid.add_column(overflow="fold")
-            for k, ex in enumerate(exs):
+            for k, ex in enumerate(exs[:]):     # decoded in one go
                 grid.add_row(self.values[k], _full_context(self.tokens(k), ex["acts"], ex["max_idx"], self.scale))
             yield grid
             return
@@ -425,7 +422,10 @@ def missing_output(view: FeatureView, missing: list[str] | None = None, lead: st
     """What output evidence is missing and why, and what `saegold score` would need: the
     model and SAE that the feature's source names, written into that source."""
     missing = missing_parts(view) if missing is None else missing
-    imported = any((e.get("origin") or "") == "neuronpedia" for e in view.examples)
+    origins = getattr(view.examples, "origins", None)   # store.examples.LazyExamples: no decoding
+    if origins is None:
+        origins = [e.get("origin") for e in view.examples]
+    imported = any((o or "") == "neuronpedia" for o in origins)
     why = ("this feature came from Neuronpedia without them" if imported
            else "no model has been run on this feature")
     what = ", ".join(missing[:-1]) + (" or " if len(missing) > 1 else "") + missing[-1]

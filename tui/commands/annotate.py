@@ -38,10 +38,12 @@ def demo_notice(project) -> str | None:
 def queue_notice(project) -> str | None:
     """How many features cannot be judged (no activating examples), why, and what would fill
     them; None when every feature can be judged."""
-    from store.status import not_judgeable, not_judgeable_line
+    from store.status import feature_counts, not_judgeable_line
 
-    judgeable = project.scalar("SELECT COUNT(DISTINCT feature_id) FROM examples WHERE kind = 'top'")
-    return not_judgeable_line(not_judgeable(project), judgeable)
+    counts = feature_counts(project, full=False)   # one index probe per feature, no scan of examples
+    judgeable = sum(r["with_examples"] for r in counts)
+    return not_judgeable_line({r["name"]: r["features"] - r["with_examples"] for r in counts
+                               if r["features"] > r["with_examples"]}, judgeable)
 
 
 def run(args: argparse.Namespace) -> int:
