@@ -105,3 +105,32 @@ def test_missing_output_evidence_names_what_score_needs(filled):
     source = filled.scalar("SELECT name FROM sources")
     assert f"saegold score --model gemma-3-270m-it --sae RELEASE:SAE_ID --source {source}" in flat
     assert "12-gemmascope-2-res-16k" in flat
+
+
+def test_untrusted_tokens_stay_inert_on_both_sides(filled):
+    from store import examples as sx
+    fid = filled.scalar("SELECT MIN(f.id) FROM features f")
+    toks = ["▁[bold]loud[/bold]", "▁\x1b[31mred", "▁[link=http://x]y[/link]", "."]
+    with filled.write() as db:
+        sf.put_logit_tokens(db, fid, "promoted", [("▁[red]p[/red]", 1, 3.0), ("\x1b[2Jclear", 2, 2.0)])
+        sx.put_examples(db, fid, "top", [{"tokens": toks, "acts": [0.0, 2.0, 0.5, 0.0]}], "neuronpedia")
+    for size, keys in (((80, 24), []), ((120, 40), []), ((80, 24), ["m"])):
+        app = make_app(filled)
+        app.session.jump(filled.scalar("SELECT idx FROM features WHERE id = ?", [fid]))
+        text = drive(app, keys, size=size, after=screen_text)
+        assert "[bold]loud[/bold]" in text and "[link=http://x]y[/link]" in text, text
+        assert "␣[red]p[/red]" in text and "\x1b" not in text, text
+
+
+def test_partial_evidence_says_what_is_missing_under_more(filled):
+    """An import with logit-lens tokens only: the first screen marks the empty rows, "more"
+    says what is missing and the score run that fills it."""
+    with filled.write() as db:
+        db.execute("DELETE FROM logit_tokens WHERE kind = 'amplified_next'")
+        db.execute("UPDATE taxonomy_scores SET continuation = NULL")
+    first = drive(make_app(filled), [], size=(80, 24), after=screen_text)
+    assert "promotes    ␣" in first and first.count("needs a model run") == 2, first
+    more = " ".join(drive(make_app(filled), ["m"], size=(80, 24), after=screen_text).split())
+    assert "missing: no model has been run on this feature: no amplified next tokens, continuation or " \
+           "steered continuations" in more, more
+    assert "saegold score --model" in more
