@@ -10,7 +10,7 @@ from rich.cells import cell_len
 
 from store import features as sf
 from tui import tokens
-from tui.app.render import fmt_prob
+from tui.app.render import fmt_act, fmt_prob
 
 
 def above_candidates(text: str) -> str:
@@ -86,6 +86,11 @@ def test_a_long_example_keeps_its_value_on_its_line(filled):
 def test_probabilities_have_significant_digits(filled):
     assert fmt_prob(0.0042) == "0.42%" and fmt_prob(0.3) == "30%" and fmt_prob(4.2e-5) == "0.0042%"
     assert fmt_prob(1e-9) == "<0.001%" and fmt_prob(0.0) == "0%"
+    # never an exponent, and a probability short of 1 never reads 100%
+    assert fmt_prob(1.0) == "100%" and fmt_prob(0.9996) == "99.9%" and fmt_prob(0.42) == "42%"
+    assert fmt_prob(0.0994) == "9.9%" and fmt_prob(0.0999) == "10%"
+    assert all("e" not in fmt_prob(p) for p in (1.0, 0.999, 0.5, 0.1, 1e-3, 2e-5))
+    assert fmt_act(999.7) == "1000" and fmt_act(1234.5) == "1234" and fmt_act(12.345) == "12.3"
     with filled.write() as db:
         db.execute("UPDATE logit_tokens SET value = value / 1000 WHERE kind = 'amplified_next'")
     text = drive(make_app(filled), [], size=(120, 40), after=screen_text)

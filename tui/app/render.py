@@ -7,6 +7,7 @@ Untrusted strings (tokens, labels, continuations, notes) only ever enter a ``Tex
 from __future__ import annotations
 
 import io
+import math
 
 from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, RenderResult
@@ -121,19 +122,26 @@ def header(session) -> Header:
 
 
 def fmt_act(v: float) -> str:
-    """An activation in at most 6 cells, without exponents below a million (1420, not 1.42e+03)."""
-    return f"{v:.0f}" if 1000 <= abs(v) < 1e6 else f"{v:.3g}"
+    """An activation in at most 6 cells, without exponents below a million (1420 and 1000,
+    not 1.42e+03 or 1e+03)."""
+    return f"{v:.0f}" if 100 <= abs(v) < 1e6 else f"{v:.3g}"
 
 
 def fmt_prob(p: float) -> str:
-    """A probability as a percentage with two significant digits (0.0123 -> 1.2%, 4.5e-5 ->
-    0.0045%), never a bare 0.00."""
+    """A probability as a percentage: two significant digits below 10% (0.0123 -> 1.2%,
+    4.5e-5 -> 0.0045%), whole percents above (0.42 -> 42%), never a bare 0.00 nor an
+    exponent; a probability short of 1 never reads 100% (0.9996 -> 99.9%)."""
     pct = p * 100
     if pct == 0:
         return "0%"
     if pct < 1e-3:
         return "<0.001%"
-    return f"{pct:.2g}%"
+    if pct < 9.95:
+        return f"{pct:.2g}%"
+    whole = f"{pct:.0f}"
+    if whole == "100" and p < 1:
+        return f"{math.floor(pct * 10) / 10:.1f}%"
+    return whole + "%"
 
 
 def _fit_context(toks: list[str], acts: list, mx: int, scale: float, room: int) -> Text:
