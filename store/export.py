@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from .errors import StoreError
+from .fingerprints import fingerprint_id
 from .sqlite_errors import writable
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ KINDS = ("features", "scores", "labels", "judgments")
 
 FIELDS: dict[str, tuple[str, ...]] = {
     "features": ("source", "feature", "model_id", "sae_id", "hook_name", "layer", "d_sae",
-                 "density", "max_act", "n_tokens_seen", "n_examples", "n_labels", "category"),
+                 "source_fingerprint", "density", "max_act", "n_tokens_seen", "n_examples", "n_labels", "category"),
     "scores": ("source", "feature", "input_score", "output_score", "category",
                "input_threshold", "output_threshold", "scorer_version", "device",
                "continuation", "created_at"),
@@ -47,7 +48,7 @@ JSON_COLUMNS = {"details"}  # stored as JSON text: an object in JSONL, JSON text
 _SQL = {
     "features": """
         SELECT s.name AS source, f.idx AS feature, s.model_id, s.sae_id, s.hook_name, s.layer,
-               s.d_sae, f.density, f.max_act, f.n_tokens_seen,
+               s.d_sae, s.fingerprint AS source_fingerprint, f.density, f.max_act, f.n_tokens_seen,
                (SELECT count(*) FROM examples e WHERE e.feature_id = f.id AND e.kind = 'top') AS n_examples,
                (SELECT count(*) FROM labels l WHERE l.feature_id = f.id AND l.status = 'ok'
                 AND l.superseded_at IS NULL) AS n_labels,
@@ -110,8 +111,12 @@ def records(project: Project, kind: str, *, source: str | None = None,
     sql = _SQL[kind].format(where=("WHERE " + " AND ".join(where)) if where else "")
     examples_db = project.db if with_examples else None
     # A second cursor on the same connection reads examples while the main query streams.
+    short: dict[str | None, str | None] = {}        # source fingerprint -> its short id
     for row in project.db.query(sql, params):
         fid = row.pop("_fid", None)
+        if "source_fingerprint" in row:
+            fp = row["source_fingerprint"]
+            row["source_fingerprint"] = short[fp] if fp in short else short.setdefault(fp, fingerprint_id(fp))
         for col in JSON_COLUMNS & row.keys():
             row[col] = loads(row[col])
         if examples_db is not None and fid is not None:

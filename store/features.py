@@ -10,7 +10,9 @@ from typing import Any
 from .sqlite_utils_lib import Database
 
 from . import examples as _ex
-from .db import Project, dumps, now
+from .db import Project, dumps, loads, now
+from .errors import StoreError
+from .fingerprints import fingerprint_differences, fingerprint_id, merged_fingerprint, refusal
 
 CATEGORIES = ("input", "output", "cross", "obscure")
 
@@ -20,20 +22,40 @@ def source_name(model_id: str, sae_id: str) -> str:
     return f"{model_id}/{sae_id}"
 
 
-def get_or_create_source(db: Database, model_id: str, sae_id: str, **meta: Any) -> int:
-    """Return the source's id, creating it; known metadata (hook_name, layer, d_sae, width)
-    fills fields that were empty and never overwrites ones that are set."""
-    name = source_name(model_id, sae_id)
-    row = db.execute("SELECT id FROM sources WHERE name = ?", [name]).fetchone()
+def get_or_create_source(db: Database, model_id: str, sae_id: str, *, name: str | None = None,
+                         fingerprint: dict[str, Any] | None = None, replace_fingerprint: bool = False,
+                         **meta: Any) -> int:
+    """Return the source's id (named ``name``, else ``MODEL/SOURCE``), creating it; known
+    metadata (hook_name, layer, d_sae, width) fills fields that were empty and never overwrites
+    ones that are set.  ``fingerprint`` (what produced the scores about to be written) must
+    agree with the stored one (:func:`fingerprint_differences`, checked again here, inside the
+    write transaction, against a concurrent run); parts the stored one lacks are added, and
+    ``replace_fingerprint`` (``--redo`` of another run) replaces it."""
+    name = name or source_name(model_id, sae_id)
+    row = db.execute("SELECT id, fingerprint FROM sources WHERE name = ?", [name]).fetchone()
     fields = {k: v for k, v in meta.items() if k in ("hook_name", "layer", "d_sae", "width") and v is not None}
     if row is None:
         cur = db.execute(
-            "INSERT INTO sources(name, model_id, sae_id, hook_name, layer, d_sae, width, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO sources(name, model_id, sae_id, hook_name, layer, d_sae, width, fingerprint, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [name, model_id, sae_id, fields.get("hook_name"), fields.get("layer"),
-             fields.get("d_sae"), fields.get("width"), now()],
+             fields.get("d_sae"), fields.get("width"), dumps(fingerprint) if fingerprint else None, now()],
         )
         return cur.lastrowid
+    if fingerprint is not None:
+        stored = loads(row[1])
+        if replace_fingerprint:
+            new = fingerprint
+            for key in ("hook_name", "layer", "d_sae", "width"):     # they describe the new run
+                if key in fields:
+                    db.execute(f"UPDATE sources SET {key} = ? WHERE id = ?", [fields[key], row[0]])
+        else:
+            diffs = fingerprint_differences(stored, fingerprint)
+            if diffs:
+                raise StoreError(refusal(name, diffs))
+            new = merged_fingerprint(stored, fingerprint)
+        if new != stored:
+            db.execute("UPDATE sources SET fingerprint = ? WHERE id = ?", [dumps(new), row[0]])
     for key, value in fields.items():
         db.execute(f"UPDATE sources SET {key} = ? WHERE id = ? AND {key} IS NULL", [value, row[0]])
     return row[0]

@@ -21,6 +21,8 @@ line naming OTHER, the table and the row, and this project is left as it was.
 """
 from __future__ import annotations
 
+import json
+
 import os
 import sqlite3
 from collections import defaultdict
@@ -35,6 +37,7 @@ from . import settings as _settings
 from .db import Project, connect_read_only, dumps, loads, now
 from .errors import BadInput, SchemaTooNew, StoreError
 from .features import categorize
+from .fingerprints import fingerprint_differences, fingerprint_id
 from .judgments import COLUMNS as JUDGMENT_COLUMNS
 from .judgments import LEAD_KINDS
 from .examples import Vocab, all_examples, example_row, put_example_rows
@@ -49,7 +52,7 @@ TABLES = ("sources", "features", "examples", "nla_explanations", "logit_tokens",
           "taxonomy_scores", "labels", "bench_scores", "annotators", "assignments",
           "judgments", "llm_cache", "settings")
 # Tables merged when OTHER has them (projects of an older saegold may not).
-OPTIONAL_TABLES = ("steering", "steering_clean")
+OPTIONAL_TABLES = ("steering", "steering_clean", "superseded_results")
 
 
 @dataclass
@@ -227,6 +230,7 @@ class _Merger:
         self.steering_clean()
         self.labels()
         self.bench_scores()
+        self.superseded_results()
         self.annotators()
         self.assignments()
         self.judgments()
@@ -243,7 +247,24 @@ class _Merger:
                 self.source_ids[r["id"]] = ours["id"]
                 self.report.present["sources"] += 1
                 self._fill("sources", ours, r, ("hook_name", "layer", "d_sae", "width"), f"{r['name']!r}")
+                self._fingerprint(ours, r)
             self.step("sources", n, len(rows))
+
+    def _fingerprint(self, ours: dict, theirs: dict) -> None:
+        """A source is what produced it: two fingerprints that differ (another model, SAE or
+        settings under one name) are a conflict; theirs adds the parts ours lacks.  An unknown
+        fingerprint of ours stays unknown (only a score run records one: ours may hold scores
+        of something else)."""
+        mine, other = loads(ours.get("fingerprint")), loads(theirs.get("fingerprint"))
+        if not other or not mine:
+            return
+        diffs = fingerprint_differences(mine, other)
+        if diffs:
+            self.report.conflict("sources", f"{ours['name']!r} fingerprint ({'; '.join(diffs)})",
+                                 fingerprint_id(mine), fingerprint_id(other))
+        elif {**other, **mine} != mine:          # their parts ours lacks
+            self.db.execute("UPDATE sources SET fingerprint = ? WHERE id = ?", [dumps({**other, **mine}), ours["id"]])
+            self.report.filled["sources"] += 1
 
     def _fill(self, table: str, ours: dict, theirs: dict, fields: Iterable[str], key: str) -> None:
         """Fill our NULL fields from theirs; report fields where both differ."""
@@ -491,6 +512,33 @@ class _Merger:
                     self.report.conflict("bench_scores", f"label {self.label_uuids[r['label_id']]} "
                                          f"{r['benchmark']} {r['control']}", ours["value"], r["value"])
             self.step("bench_scores", n, len(rows))
+
+    def superseded_results(self) -> None:
+        """Results a redo replaced in OTHER come along (their ids in the kept row mapped to
+        ours); one both hold is not doubled."""
+        if not self._has("superseded_results"):
+            return
+        rows = self.rows("superseded_results", "id")
+        for n, r in enumerate(rows, 1):
+            fid = self.ref(self.feature_ids, r, "superseded_results", "feature_id")
+            lid = self.ref(self.label_ids, r, "superseded_results", "label_id") if r["label_id"] is not None else None
+            kept = json.loads(r["row"])
+            kept.pop("id", None)
+            if "feature_id" in kept:
+                kept["feature_id"] = fid
+            if kept.get("label_id") is not None:
+                kept["label_id"] = lid
+            if kept.get("scored_label_id") is not None:
+                kept["scored_label_id"] = self.label_ids.get(kept["scored_label_id"])
+            row = json.dumps(kept, ensure_ascii=False, separators=(",", ":"))
+            same = [json.loads(x[0]) for x in self.db.execute(
+                "SELECT row FROM superseded_results WHERE tbl = ? AND feature_id = ? AND label_id IS ? "
+                "AND superseded_at = ?", [r["tbl"], fid, lid, r["superseded_at"]])]
+            if any({k: v for k, v in x.items() if k != "id"} == kept for x in same):
+                self.report.present["superseded_results"] += 1
+            else:
+                self.insert("superseded_results", {**r, "feature_id": fid, "label_id": lid, "row": row})
+            self.step("superseded_results", n, len(rows))
 
     def annotators(self) -> None:
         for r in self.rows("annotators", "name"):

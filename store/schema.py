@@ -454,6 +454,35 @@ def m009_scale_indexes(db: Database) -> None:
     )
 
 
+@migrations()
+def m010_source_fingerprint(db: Database) -> None:
+    """Each source's fingerprint: what produced its scores (model and revision or file digest,
+    SAE config and weight digest, dtype, result-changing settings; engine/scoring/fingerprint.py).
+    NULL: unknown (sources scored before this migration, Neuronpedia imports); the first score
+    run that names such a source records its own."""
+    _run_script(db, "ALTER TABLE sources ADD COLUMN fingerprint TEXT;  -- JSON\n")
+
+
+@migrations()
+def m011_superseded_results(db: Database) -> None:
+    """Results a redo replaced (store/superseded.py): the replaced row of ``taxonomy_scores``
+    or ``bench_scores``, whole, as JSON; the live tables keep one row per key as before."""
+    _run_script(
+        db,
+        """
+        CREATE TABLE superseded_results (
+            id INTEGER PRIMARY KEY,
+            tbl TEXT NOT NULL CHECK (tbl IN ('taxonomy_scores', 'bench_scores')),
+            feature_id INTEGER NOT NULL REFERENCES features(id),
+            label_id INTEGER REFERENCES labels(id),   -- bench_scores rows: the label scored
+            row TEXT NOT NULL,                        -- JSON: every column of the replaced row
+            superseded_at TEXT NOT NULL
+        );
+        CREATE INDEX superseded_results_feature ON superseded_results(feature_id);
+        """,
+    )
+
+
 def _run_script(db: Database, script: str) -> None:
     """Run statements one by one: ``executescript`` would commit the migration's transaction."""
     import sqlite3

@@ -4,9 +4,10 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import Any
 
-from .db import Project
+from .db import Project, loads
 from .examples import has_top
 from .features import CATEGORIES
+from .fingerprints import fingerprint_id
 from .judgments import current
 from .queue import idle_limit, leases
 
@@ -34,7 +35,7 @@ def feature_counts(project: Project, *, full: bool = True) -> list[dict[str, Any
         "sum(EXISTS (SELECT 1 FROM labels l WHERE l.feature_id = f.id AND l.status = 'ok' "
         "AND l.superseded_at IS NULL))")
     return project.query(
-        "SELECT s.name, s.hook_name, s.layer, s.d_sae, COALESCE(c.features, 0) AS features, "
+        "SELECT s.name, s.hook_name, s.layer, s.d_sae, s.fingerprint, COALESCE(c.features, 0) AS features, "
         "COALESCE(c.with_examples, 0) AS with_examples, COALESCE(c.scored, 0) AS scored, "
         "COALESCE(c.labeled, 0) AS labeled FROM sources s LEFT JOIN ("
         "  SELECT f.source_id AS sid, count(*) AS features, "
@@ -61,10 +62,18 @@ def table_counts(project: Project) -> dict[str, int]:
 
 
 def sources(project: Project, counts: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-    """Per source: name, hook, layer, width, and its features with examples, scores, labels."""
+    """Per source: name, hook, layer, width, its features with examples, scores, labels, and
+    ``fingerprint`` (a short id of what produced it; None when unknown) with ``made_from``,
+    the fingerprint itself."""
     counts = feature_counts(project) if counts is None else counts
-    return [{k: r[k] for k in ("name", "hook_name", "layer", "d_sae", "features", "with_examples", "scored",
-                               "labeled")} for r in counts]
+    out = []
+    for r in counts:
+        row = {k: r[k] for k in ("name", "hook_name", "layer", "d_sae", "features", "with_examples", "scored",
+                                 "labeled")}
+        row["made_from"] = loads(r["fingerprint"])
+        row["fingerprint"] = fingerprint_id(row["made_from"])
+        out.append(row)
+    return out
 
 
 def categories(project: Project) -> dict[str, int]:

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from store.db import Project, dumps, loads, now
+from store.superseded import supersede_bench
 
 
 @dataclass(frozen=True)
@@ -35,8 +36,10 @@ def stored_runs(project: Project, benchmarks: list[str] | tuple[str, ...]) -> di
 
 
 def write(project: Project, row: BenchRow) -> None:
-    """Store one result in its own short transaction (replacing an earlier one on --redo)."""
+    """Store one result in its own short transaction; an earlier one it replaces (--redo, or
+    other example settings) is superseded: kept in ``store.superseded``, no longer live."""
     with project.write() as db:
+        supersede_bench(db, row.label_id, row.benchmark, row.control)
         db.execute(
             "INSERT INTO bench_scores(label_id, benchmark, control, scored_label_id, value, n, parse_failures, "
             "judge_model, seed, details, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "

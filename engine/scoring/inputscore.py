@@ -19,6 +19,7 @@ from engine.progress import Progress, null_progress
 from store import settings, status
 from store.db import Project, loads
 from store.examples import examples as stored_examples
+from store.superseded import supersede_taxonomy
 
 from .errors import ScoringError
 
@@ -107,6 +108,8 @@ def score_stored(project: Project, *, source: str | None = None, features: Seque
                 details = (loads(old[0]) if old and old[0] else {}) or {}
                 details["input"] = {"from": "stored", "hits": hits, "contexts": used, "lens_tokens": n_lens,
                                     "compare": "token string", "version": STORED_SCORER_VERSION}
+                if redo:
+                    supersede_taxonomy(db, fid)
                 put_score(db, fid, input_threshold=thr_in, output_threshold=thr_out,
                           scorer_version=STORED_SCORER_VERSION, input_score=hits / used if used else 0.0,
                           details=details)

@@ -29,15 +29,19 @@ from store.db import Project, loads
 from store.feature_spec import check_width, parse_feature_spec
 from store.examples import (Vocab, delete_examples, drop_changed_nla, prune_contexts, put_contexts_ids,
                             put_example_rows)
-from store.features import get_or_create_source, put_logit_tokens, put_score, source_name, upsert_feature
+from store.features import get_or_create_source, put_logit_tokens, put_score, upsert_feature
+from store.fingerprints import fingerprint_id
+from store.superseded import supersede_taxonomy
 
 from . import corpus as corpus_mod
 from .collect import Collection, KeptActs, collect, kept_acts
 from .errors import ScoringError
+from .fingerprint import corpus_part, run_fingerprint, steering_part
 from .inputscore import MAX_CONTEXTS
 from .lens import Lens, logit_lens
 from .models import load_model, load_sae, resolve_hook
 from .output import OutputScorer
+from .source import resolve_source
 from .steering_job import SteeringReport, config_from_settings, steer_features
 
 SCORER_VERSION = "saegold-score/1"
@@ -61,6 +65,8 @@ class ScoreReport:
     self_check: float | None = None   # fast vs naive relative difference on a few features
     f_max: float | None = None    # largest SAE activation at the neutral prompt's last token
     steering: SteeringReport | None = None   # None: steering not asked for
+    fingerprint: str | None = None    # short id of what produced the source (store.features.fingerprint_id)
+    notes: list[str] = field(default_factory=list)   # e.g. a fingerprint recorded for the first time
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -148,14 +154,18 @@ def score(project: Project, *, model: str, sae: str, corpus: str | None = None, 
     steer_config = config_from_settings(cfg, seed) if steering else None
     for steer_prompt in (steer_config.prompts if steer_config is not None else ()):
         lm.encode_prompt(steer_prompt)        # a prompt the tokenizer cannot encode fails before any write
-    model_id = _model_id(model)
-    if source is not None:
-        row = project.db.execute("SELECT model_id, sae_id FROM sources WHERE name = ?", [source]).fetchone()
-        if row is None:
-            raise ScoringError(f"--source {source!r}: no such source in {project.path}")
-        model_id, sae_id = row
-    name = source_name(model_id, sae_id)
-    report = ScoreReport(source=name, features=len(scope), device=str(lm.device))
+    input_part = None if corpus_spec is None else corpus_part(
+        corpus_spec, ctx_len=ctx_len, top_k=top_k, n_negatives=n_negatives, seed=seed,
+        max_contexts=max_contexts, max_tokens=max_tokens)
+    fp = run_fingerprint(model_spec=model, model=lm.model, dtype=lm.dtype, sae_spec=sae, sae=the_sae,
+                         hook=site.name, neutral_prompt=prompt, amplification=amp, logit_lens_k=k_lens,
+                         continuation_tokens=continuation_tokens, input_part=input_part,
+                         steering_part=None if steer_config is None else steering_part(steer_config))
+    src = resolve_source(project, source=source, model_id=_model_id(model), sae_id=sae_id, fingerprint=fp,
+                         redo=redo, requested=parse_features(wanted, d_sae))
+    name = src.name
+    report = ScoreReport(source=name, features=len(scope), device=str(lm.device), notes=src.notes,
+                         fingerprint=fingerprint_id(src.recorded))
     report.seconds["load"] = time.perf_counter() - t0
 
     state = _stored_state(project, name)
@@ -174,14 +184,15 @@ def score(project: Project, *, model: str, sae: str, corpus: str | None = None, 
         scorer = OutputScorer(lm, the_sae, site, prompt, amp)
         probe = torch.tensor(out_todo[:: max(1, len(out_todo) // 4)][:4], dtype=torch.long)
         report.self_check = scorer.self_check(probe, lens.top_ids[[row_of[j] for j in probe.tolist()]])
-        report.fast_path = "skip-layers" if scorer.skip_layers else "full-layers"
+        report.fast_path = scorer.plan.name
         report.f_max = scorer.f_max
 
     # Everything is checked: from here on, writes (one feature chunk per transaction).
     with project.write() as db:
-        source_id = get_or_create_source(db, model_id, sae_id, hook_name=site.name, layer=site.layer,
+        source_id = get_or_create_source(db, src.model_id, src.sae_id, name=name, fingerprint=src.recorded,
+                                         replace_fingerprint=src.replace, hook_name=site.name, layer=site.layer,
                                          d_sae=d_sae, width=lm.width)
-    writer = _Writer(project, lm, source_id, thr, lens, row_of, str(lm.device))
+    writer = _Writer(project, lm, source_id, thr, lens, row_of, str(lm.device), redo=redo)
     if scorer is not None:
         t = time.perf_counter()
         for start in range(0, len(out_todo), feature_batch):
@@ -261,10 +272,19 @@ class _Writer:
     """Writes one chunk of features per short transaction."""
 
     def __init__(self, project: Project, lm: Any, source_id: int, thr: dict[str, float], lens: Lens,
-                 row_of: dict[int, int], device: str):
+                 row_of: dict[int, int], device: str, *, redo: bool = False):
         self.project, self.lm, self.source_id, self.thr = project, lm, source_id, thr
         self.lens, self.row_of, self.device = lens, row_of, device
         self.ctx_ids: dict[int, int] = {}   # collection context id -> stored context id
+        # --redo: each feature's scores from before this run are superseded (kept in
+        # store.superseded) by its first write here; its later writes in the run complete them.
+        self.redo = redo
+        self.superseded: set[int] = set()
+
+    def _supersede(self, db: Any, fid: int, pending: set[int]) -> None:
+        if self.redo and fid not in self.superseded and fid not in pending:
+            supersede_taxonomy(db, fid)
+            pending.add(fid)
 
     def _lens_lists(self, j: int) -> tuple[list, list]:
         r = self.row_of[j]
@@ -292,18 +312,21 @@ class _Writer:
             details = {"version": SCORER_VERSION, "prompt": scorer.prompt, "amplification": scorer.amp,
                        "f_max": scorer.f_max, "min_rank": int(res.min_rank[i]), "max_p": float(res.max_p[i]),
                        "vocab": int(scorer.clean_p.shape[0]), "hook": scorer.site.name,
-                       "fast_path": "skip-layers" if scorer.skip_layers else "full-layers",
+                       "fast_path": scorer.plan.name,
                        "continuation_ids": conts[i]}
             rows.append((j, float(res.scores[i]), promoted, suppressed, nxt, text, details))
+        pending: set[int] = set()
         with self.project.write() as db:
             for j, s, promoted, suppressed, nxt, text, details in rows:
                 fid = upsert_feature(db, self.source_id, j)
+                self._supersede(db, fid, pending)
                 put_logit_tokens(db, fid, "promoted", promoted)
                 put_logit_tokens(db, fid, "suppressed", suppressed)
                 put_logit_tokens(db, fid, "amplified_next", nxt)
                 put_score(db, fid, **self.thr, scorer_version=SCORER_VERSION, output_score=s,
                           continuation=text, device=self.device,
                           details=self._merged_details(db, fid, "output", details))
+        self.superseded |= pending
 
     def _context_ids(self, db: Any, col: Collection, wanted: set[int]) -> dict[int, int]:
         """Stored ids of the collection's contexts ``wanted`` (each stored once per source,
@@ -338,12 +361,14 @@ class _Writer:
         wanted = {k_ctx[p] for ps in p_of.values() for p in ps}
         wanted.update(n for ns in neg_of.values() for n in ns)
         known = dict(self.ctx_ids)
+        pending: set[int] = set()
         try:
             with self.project.write() as db:
                 cid = self._context_ids(db, col, wanted)
                 for c, j, dens, mx, score, promoted, suppressed, details in rows:
                     fid = upsert_feature(db, self.source_id, j, density=dens, max_act=mx,
                                          n_tokens_seen=col.n_tokens)
+                    self._supersede(db, fid, pending)
                     top = [(fid, "top", k_rank[p], None, cid[k_ctx[p]], kept.blobs[p], k_mi[p], k_mx[p], "scored")
                            for p in p_of.get(c, ())]
                     negs = [(fid, "negative", r, None, cid[n], None, 0, 0.0, "scored")
@@ -359,6 +384,7 @@ class _Writer:
         except BaseException:
             self.ctx_ids = known          # what a rolled-back transaction wrote is not stored
             raise
+        self.superseded |= pending
 
 
 def _lens_rows(lens: Lens, row_of: dict[int, int], col: Collection, cols: list[int]) -> np.ndarray:

@@ -16,7 +16,7 @@ one full forward pass of the whole prompt per feature, through the model's own h
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -24,6 +24,7 @@ import torch
 from engine.progress import Progress, null_progress
 
 from .errors import ScoringError
+from .fastpath import FastPath
 from .models import HookSite, LoadedModel, edit_site, start_at_site, stop_at
 
 
@@ -99,14 +100,20 @@ def tail_rows(vocab: int, device: torch.device) -> int:
 
 
 class OutputScorer:
-    """Scores features of one SAE against one neutral prompt on one model."""
+    """Scores features of one SAE against one neutral prompt on one model.
+
+    Constructing it runs the clean prompt once (the KV cache of its prefix, the clean
+    next-token distribution and the SAE's code at the site: what every score is measured
+    against) and checks the two shortcuts that need no reference run (own head, affine
+    decode).  Its :class:`FastPath` plan starts with ``skip_layers`` as asked;
+    :meth:`check` tests the plan against the per-feature reference and returns the one to
+    run, :meth:`adopt` runs it (:meth:`self_check` does both)."""
 
     def __init__(self, lm: LoadedModel, sae: Any, site: HookSite, prompt: str, amplification: float = 10.0,
                  skip_layers: bool = True):
         from transformers import DynamicCache
 
         self.lm, self.sae, self.site, self.amp = lm, sae, site, float(amplification)
-        self.skip_layers = skip_layers
         self.prompt = prompt
         self.prompt_ids = lm.encode_prompt(prompt)
         self.sae_dtype = sae.W_dec.dtype
@@ -136,7 +143,7 @@ class OutputScorer:
             self.f = sae.encode(self.h[None])[0]
             self.err = self.h - sae.decode(self.f[None])[0]
             self.f_max = float(self.f.max())
-            self.linear_decode = self._decode_is_affine()
+            affine = self._decode_is_affine()
             # The fast path unembeds the final norm's output itself, a block of rows at a
             # time; that needs ``logits_from_normed`` to reproduce the model's own head.
             # Where it does not (a head with extra scaling, say), the model's logits are used.
@@ -148,8 +155,32 @@ class OutputScorer:
                 buf = torch.empty(1, lm.vocab_size, device=x.device) if x.dtype == torch.float32 else None
                 own = lm.logits_from_normed(x, buf).float()[0]
             tol = 1e-4 if lm.dtype == torch.float32 else 2e-2
-            self.own_head = own is not None and own.shape == logits.shape and bool(
+            own_head = own is not None and own.shape == logits.shape and bool(
                 ((own - logits).abs().max() <= tol * logits.abs().max().clamp_min(1.0)))
+        self.plan = FastPath(skip_layers=skip_layers, own_head=own_head, affine_decode=affine)
+
+    # The plan's decisions, as the code below reads them.
+    @property
+    def skip_layers(self) -> bool:
+        return self.plan.skip_layers
+
+    @property
+    def own_head(self) -> bool:
+        return self.plan.own_head
+
+    @property
+    def linear_decode(self) -> bool:
+        return self.plan.affine_decode
+
+    def with_plan(self, plan: FastPath) -> OutputScorer:
+        """This scorer (sharing its clean state) running ``plan``."""
+        other = copy.copy(self)
+        other.plan = plan
+        return other
+
+    def adopt(self, plan: FastPath) -> None:
+        """Run ``plan`` from now on (one returned by :meth:`check`)."""
+        self.plan = plan
 
     def _cache(self, batch: int):
         if self.prefix_cache is None:
@@ -225,33 +256,37 @@ class OutputScorer:
         with torch.inference_mode():
             return self.head(self.fast_head_input(features))
 
-    def self_check(self, features: torch.Tensor, lens_ids: torch.Tensor) -> float:
-        """Check the fast path on a few features; returns its largest relative difference
-        from the naive reference.
+    def check(self, features: torch.Tensor, lens_ids: torch.Tensor) -> FastPath:
+        """The plan to run on this model, checked on a few features (nothing is changed here).
 
         Skipping the layers below the site must give the same numbers as running them (the
         same kernels then see the same inputs from the site on); where it does not (a model
-        whose layers share KV caches, say) the layers are run.  The fast path must then match
-        the per-feature reference (to 1e-3 in float32; loosely in half precision, where a
-        batch and a single row round differently), else the model cannot be scored."""
+        whose layers share KV caches, say) the plan runs them.  The chosen plan must then
+        match the per-feature reference (to 1e-3 in float32; loosely in half precision, where
+        a batch and a single row round differently), else the model cannot be scored."""
         def scores(skip: bool) -> torch.Tensor:
-            self.skip_layers = skip
-            return self.score(features, lens_ids, batch_size=len(features)).scores
+            plan = replace(self.plan, skip_layers=skip)
+            return self.with_plan(plan).score(features, lens_ids, batch_size=len(features)).scores
 
         def rel(a: torch.Tensor, b: torch.Tensor) -> float:
             return float(((a - b).abs() / b.abs().clamp_min(1e-12)).max())
 
         half = self.lm.dtype != torch.float32
         full = scores(False)
-        self.skip_layers = rel(scores(True), full) <= (1e-3 if half else 1e-5)
-        fast = full if not self.skip_layers else scores(True)
-        err = rel(fast, self.score_naive(features, lens_ids))
+        skipped = scores(True)
+        skip = rel(skipped, full) <= (1e-3 if half else 1e-5)
+        err = rel(skipped if skip else full, self.score_naive(features, lens_ids))
         tol = 0.25 if half else 1e-3
         if err > tol:
             raise ScoringError(
                 f"the batched output-score path disagrees with the per-feature reference on this model "
                 f"(relative difference {err:.2e} > {tol:g}); cannot score it reliably")
-        return err
+        return replace(self.plan, skip_layers=skip, checked=err)
+
+    def self_check(self, features: torch.Tensor, lens_ids: torch.Tensor) -> float:
+        """:meth:`check`, then :meth:`adopt` its plan; returns the difference it found."""
+        self.adopt(self.check(features, lens_ids))
+        return float(self.plan.checked or 0.0)
 
     @torch.inference_mode()
     def naive_logits(self, feature: int) -> torch.Tensor:

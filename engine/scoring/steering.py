@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -47,6 +47,7 @@ import torch
 from engine.progress import Progress, null_progress
 
 from .errors import ScoringError
+from .fastpath import FastPath
 from .models import HookSite, LoadedModel, edit_site, run_to_site, start_at_site
 
 STEERING_VERSION = "saegold-steer/1"
@@ -126,12 +127,17 @@ def _kl_rows(logp: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
 
 
 class Steerer:
-    """Steers features of one SAE on one model from the configured prompts."""
+    """Steers features of one SAE on one model from the configured prompts.
+
+    Constructing it runs the clean prompts (their residuals at the site and clean next-token
+    distributions).  Its :class:`FastPath` plan (only ``skip_layers`` applies here) starts as
+    asked; :meth:`check` tests it against the per-feature reference and returns the one to
+    run, :meth:`adopt` runs it (:meth:`self_check` does both)."""
 
     def __init__(self, lm: LoadedModel, sae: Any, site: HookSite, config: SteeringConfig,
                  skip_layers: bool = True):
         self.lm, self.site, self.config = lm, site, config
-        self.skip_layers = skip_layers
+        self.plan = FastPath(skip_layers=skip_layers)
         self.W = sae.W_dec.detach()
         self.prompt_ids = [lm.encode_prompt(p) for p in config.prompts]
         norms, self.site_h, self.clean_logp = [], [], []
@@ -144,6 +150,14 @@ class Steerer:
                 logits = self._logits(ids[None])
                 self.clean_logp.append(torch.log_softmax(logits[0, -1].float(), dim=-1))
         self.resid_norm = float(torch.cat(norms).mean())
+
+    @property
+    def skip_layers(self) -> bool:
+        return self.plan.skip_layers
+
+    def adopt(self, plan: FastPath) -> None:
+        """Run ``plan`` from now on (one returned by :meth:`check`)."""
+        self.plan = plan
 
     # -- forward passes ------------------------------------------------------------------
     def _logits(self, ids: torch.Tensor, cache: Any = None, last_only: bool = True) -> torch.Tensor:
@@ -159,8 +173,11 @@ class Steerer:
         return (alphas.to(w.device, torch.float32)[:, None] * w).to(self.lm.dtype)
 
     @torch.inference_mode()
-    def kl(self, features: torch.Tensor, alphas: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-        """Batched ``KL(alpha)`` [R] (float64) of rows ``(features[r], alphas[r])``."""
+    def kl(self, features: torch.Tensor, alphas: torch.Tensor, batch_size: int = 256,
+           plan: FastPath | None = None) -> torch.Tensor:
+        """Batched ``KL(alpha)`` [R] (float64) of rows ``(features[r], alphas[r])``, by this
+        steerer's plan or ``plan``."""
+        skip = (plan or self.plan).skip_layers
         out = []
         for s in range(0, len(features), batch_size):
             delta = self._delta(features[s:s + batch_size], alphas[s:s + batch_size])      # [r, d]
@@ -168,7 +185,7 @@ class Steerer:
             for ids, h, logp in zip(self.prompt_ids, self.site_h, self.clean_logp):
                 steered = h[None].to(self.lm.dtype) + delta[:, None, :]                  # [r, T, d]
                 batch_ids = ids[None].expand(len(delta), -1)
-                if self.skip_layers:
+                if skip:
                     with start_at_site(self.lm, self.site, lambda _: steered):
                         logits = self._logits(batch_ids)
                 else:
@@ -356,33 +373,39 @@ class Steerer:
         return conts, gaps
 
     # -- checks --------------------------------------------------------------------------
-    def self_check(self, features: torch.Tensor) -> float:
-        """The batched KL against :meth:`kl_naive` on a few features at ``alpha_0``; falls back
-        to running the layers below the site where skipping them changes the numbers (a model
-        whose layers share KV caches), and refuses a model where even that disagrees.
-        Returns the largest relative difference."""
+    def check(self, features: torch.Tensor) -> FastPath:
+        """The plan to run on this model, checked on a few features at ``alpha_0`` against
+        :meth:`kl_naive` (nothing is changed here): the layers below the site are run where
+        skipping them changes the numbers (a model whose layers share KV caches), and a model
+        where even that disagrees is refused."""
         alphas = self.alpha0(features)
         keep = alphas > 0
         features, alphas = features[keep], alphas[keep]
         if len(features) == 0:
-            return 0.0
+            return replace(self.plan, checked=0.0)
         ref = torch.tensor([self.kl_naive(int(f), float(a)) for f, a in zip(features.tolist(), alphas.tolist())],
                            dtype=torch.float64)
         half = self.lm.dtype != torch.float32
         tol = 0.05 if half else 1e-3
 
-        def rel() -> float:
-            got = self.kl(features, alphas)
+        def rel(plan: FastPath) -> float:
+            got = self.kl(features, alphas, plan=plan)
             return float(((got - ref).abs() / ref.abs().clamp_min(1e-6)).max())
 
-        err = rel()
-        if err > tol and self.skip_layers:
-            self.skip_layers = False
-            err = rel()
+        plan = self.plan
+        err = rel(plan)
+        if err > tol and plan.skip_layers:
+            plan = replace(plan, skip_layers=False)
+            err = rel(plan)
         if err > tol:
             raise ScoringError(f"the batched steering path disagrees with the per-feature reference on this model "
                                f"(relative KL difference {err:.2e} > {tol:g}); cannot steer it reliably")
-        return err
+        return replace(plan, checked=err)
+
+    def self_check(self, features: torch.Tensor) -> float:
+        """:meth:`check`, then :meth:`adopt` its plan; returns the largest relative difference."""
+        self.adopt(self.check(features))
+        return float(self.plan.checked or 0.0)
 
 
 @dataclass

@@ -58,7 +58,7 @@ def steer_features(project: Project, lm: LoadedModel, sae: Any, site: HookSite, 
     steerer = Steerer(lm, sae, site, config)
     probe = torch.tensor(todo[:: max(1, len(todo) // 3)][:3], dtype=torch.long)
     report.self_check = steerer.self_check(probe)
-    report.path = "skip-layers" if steerer.skip_layers else "full-layers"
+    report.path = steerer.plan.name
     want = config.settings()
 
     def text(ids: list[int]) -> str:

@@ -119,12 +119,23 @@ def test_rerun_sends_zero_requests(bench_project, llm_server):
     before = _rows(bench_project)
     summary, usage = run(bench_project, server)            # finished results are skipped
     assert server.count == sent and summary.jobs == 0 and summary.already_done == 96
+    kept_before = bench_project.scalar("SELECT max(id) FROM superseded_results") or 0
     summary, usage = run(bench_project, server, BenchConfig(benchmarks=JUDGED, redo=True))
     assert server.count == sent                              # --redo: every answer is cached
     assert usage.cache_hits == sent and usage.calls == 0 and summary.written == {"detection": 48, "fuzzing": 48}
     after = _rows(bench_project)
     assert [(r["label_id"], r["value"], r["details"]["examples"]) for r in after] == \
            [(r["label_id"], r["value"], r["details"]["examples"]) for r in before]
+    # --redo supersedes: one live result per (label, benchmark, control); each replaced row kept whole
+    assert len(after) == len({(r["label_id"], r["benchmark"], r["control"]) for r in after})
+    kept = {json.loads(r["row"])["id"]: (r["tbl"], r["label_id"], json.loads(r["row"]))
+            for r in bench_project.query("SELECT * FROM superseded_results WHERE id > ?", [kept_before])}
+    redone = [r for r in before if r["benchmark"] in JUDGED]
+    assert len(kept) == len(redone) == 96
+    for r in redone:
+        tbl, label_id, row = kept[r["id"]]
+        assert tbl == "bench_scores" and label_id == r["label_id"]
+        assert {**row, "details": loads(row["details"])} == r
 
 
 def test_seed_reproduces_exactly(tmp_path, llm_server):

@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     st = Steerer(lm, sae, site, cfg)
     print(f"model: {label}; device {device}, dtype {dtype}; built in {time.perf_counter() - t:.1f}s")
     print(f"{n} features x {len(cfg.targets)} targets x {len(cfg.prompts)} prompts x {cfg.n_tokens} tokens; "
-          f"KL path {'skip-layers' if st.skip_layers else 'full-layers'}")
+          f"KL path {st.plan.name}")
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     steer_chunk(st, list(range(min(n, 8))), batch_size=args.batch_size)        # warm-up

@@ -362,3 +362,30 @@ def test_odd_file_names(pair, tmp_path, cli):
     rc, out, err = cli("--db", odd_a, "backup", tmp_path / "snap #2?.db")
     assert rc == 0, err
     assert "10 judgment events" in out
+
+
+def test_superseded_results_come_along_with_our_ids_and_only_once(pair):
+    """Results a redo replaced in OTHER (store.superseded) are merged: their feature and label
+    refer to our rows, inside the kept row too; merging again adds nothing."""
+    import json
+
+    from store.superseded import supersede_bench, supersede_taxonomy
+
+    a, b = pair
+    with open_project(b) as pb, pb.write() as db:
+        f7 = _fid(pb, "shared-new/3-res", 7)
+        lid = db.execute("SELECT id FROM labels WHERE feature_id = ? AND text = ?", [f7, "bob's label"]).fetchone()[0]
+        assert supersede_taxonomy(db, f7) and supersede_bench(db, lid, "detection", "true")
+        assert not supersede_bench(db, lid, "fuzzing", "true")          # nothing to supersede
+    with open_project(a) as p:
+        merge(p, b)
+        f7 = _fid(p, "shared-new/3-res", 7)
+        ours = p.scalar("SELECT id FROM labels WHERE feature_id = ? AND text = ?", [f7, "bob's label"])
+        kept = {r["tbl"]: r for r in p.query("SELECT * FROM superseded_results")}
+        assert set(kept) == {"taxonomy_scores", "bench_scores"}
+        tax, bench = json.loads(kept["taxonomy_scores"]["row"]), json.loads(kept["bench_scores"]["row"])
+        assert kept["taxonomy_scores"]["feature_id"] == tax["feature_id"] == f7 and tax["input_score"] == 0.9
+        assert kept["bench_scores"]["label_id"] == bench["label_id"] == ours and bench["value"] == 0.75
+        assert kept["bench_scores"]["feature_id"] == f7
+        merge(p, b)
+        assert p.scalar("SELECT count(*) FROM superseded_results") == 2

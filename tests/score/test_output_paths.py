@@ -188,7 +188,12 @@ def test_self_check_falls_back_to_running_all_layers(tmp_path, monkeypatch):
 
     monkeypatch.setattr(output_mod, "start_at_site", broken)
     scorer = OutputScorer(lm, sae, site, "From my experience,", 10.0)
+    plan = scorer.check(feats[:4], lens.top_ids[:4])          # the plan is returned, nothing switched
+    assert scorer.plan.skip_layers and scorer.plan.checked is None
+    assert plan.name == "full-layers" and not plan.skip_layers and plan.checked <= 1e-4
+    assert plan.own_head == scorer.plan.own_head and plan.affine_decode == scorer.plan.affine_decode
     assert scorer.self_check(feats[:4], lens.top_ids[:4]) <= 1e-4
+    assert scorer.plan == plan
     assert not scorer.skip_layers
     full = scorer.score(feats, lens.top_ids, batch_size=10).scores
     assert _rel_err(full, scorer.score_naive(feats, lens.top_ids)) <= 1e-4

@@ -1,6 +1,8 @@
 """Ctrl+C keeps finished chunks, a re-run skips them, --redo redoes, shards merge cleanly."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from scorekit import assert_same_results, snapshot
@@ -53,9 +55,16 @@ def test_interrupt_keeps_finished_chunks_and_rerun_completes(tiny, demo_corpus, 
     assert assert_same_results(reference, snapshot(project)) <= 2
     again = score(project, **args)
     assert (again.output_scored, again.input_scored) == (0, 0)
+    live = {r["feature_id"]: r for r in project.query("SELECT * FROM taxonomy_scores")}
     redo = score(project, redo=True, **args)
     assert (redo.output_scored, redo.input_scored) == (64, 64)
     assert assert_same_results(reference, snapshot(project)) <= 2
+    # --redo supersedes: one live row per feature, and the row it replaced kept whole, once
+    # (not the half-written row between the run's output and input passes)
+    assert project.scalar("SELECT count(*) FROM taxonomy_scores") == 64
+    kept = project.query("SELECT feature_id, row FROM superseded_results WHERE tbl = 'taxonomy_scores'")
+    assert sorted(r["feature_id"] for r in kept) == sorted(live)
+    assert all(json.loads(r["row"]) == live[r["feature_id"]] for r in kept)
 
 
 def test_shards_fill_one_project_without_duplicates(tiny, demo_corpus, project, reference):

@@ -49,6 +49,8 @@ def test_neuronpedia_input_score_from_stored_activations(project, tmp_path, caps
     # Done features are skipped; --redo recomputes; the CLI goes the same way.
     assert score_stored(project) == 0
     assert score_stored(project, redo=True) == 1
+    kept = project.query("SELECT feature_id, row FROM superseded_results")       # the replaced row, whole
+    assert len(kept) == 1 and loads(kept[0]["row"]) == {k: v for k, v in row.items() if k != "idx"}
     db = str(project.path)
     assert main(["--db", db, "score", "--from-stored", "--redo", "--source",
                  "gemma-4-e2b/17-matryoshka-res-65k"]) == 0

@@ -214,3 +214,32 @@ def loads_text(continuations: str) -> str:
     import json
 
     return json.loads(continuations)[0]["text"]
+
+
+def test_the_steering_plan_is_checked_not_switched(planted, monkeypatch):
+    """Where skipping the layers below the site changes the KL, the check returns a plan that
+    runs them (the steerer keeps its own until it adopts one); where even that disagrees with
+    the reference, the model is refused."""
+    import engine.scoring.steering as steering_mod
+    from engine.scoring.errors import ScoringError
+
+    model_dir, sae_dir, _ = planted
+    lm, sae, site = _load(model_dir, sae_dir)
+    cfg = SteeringConfig(prompts=("I think",), n_tokens=2)
+    feats = torch.tensor([12, 13])
+    good = Steerer(lm, sae, site, cfg).check(feats)
+    assert good.name == "skip-layers" and good.checked <= 1e-3
+
+    real = steering_mod.start_at_site
+    monkeypatch.setattr(steering_mod, "start_at_site", lambda lm_, site_, fn: real(lm_, site_, lambda h: fn(h) * 1.5))
+    st = Steerer(lm, sae, site, cfg)
+    plan = st.check(feats)
+    assert st.plan.skip_layers and st.plan.checked is None
+    assert plan.name == "full-layers" and plan.checked <= 1e-3
+    assert st.self_check(feats) == plan.checked and st.plan == plan and not st.skip_layers
+
+    real_naive = Steerer.kl_naive                    # a reference both batched plans disagree with
+    monkeypatch.setattr(Steerer, "kl_naive", lambda self, f, a: 2 * real_naive(self, f, a) + 1.0)
+    st = Steerer(lm, sae, site, cfg)
+    with pytest.raises(ScoringError, match="disagrees with the per-feature reference"):
+        st.check(feats)

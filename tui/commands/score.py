@@ -25,6 +25,15 @@ Writes go one feature chunk per transaction: Ctrl+C keeps every finished chunk a
 re-run skips done features (unless --redo).  --shard I/N scores the I-th of N disjoint
 feature ranges, so N processes can fill one project.
 
+A source is what produced it: its fingerprint records the model (Hub revision, or a digest
+of the local directory's files), the SAE (config and a digest of its weights), the dtype and
+the settings that change results (neutral prompt, amplification, logit lens k, continuation
+tokens; with --corpus: the corpus by content, --text-field, --doc-sep, --ctx-len, --top-k,
+--negatives, --max-contexts, --max-tokens).  A run into a source of the same name made from
+anything else is refused (exit 2, nothing written, one line saying what differs): give
+--source NAME for a new source, or --redo to replace it (then every feature it holds is
+rescored).
+
 With --from-stored: no model; input scores of stored features (e.g. imported from
 Neuronpedia) from their stored activations and promoted tokens.  Output scores stay empty
 until a model run fills them.  The features it leaves out are listed per source with the
@@ -72,7 +81,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-tokens", type=at_least(1), help="stop the corpus pass after this many tokens")
     p.add_argument("--shard", help="I/N: score only the I-th of N disjoint feature ranges; auto: from "
                                    "torchrun (RANK/WORLD_SIZE) or a Slurm job array")
-    p.add_argument("--source", help="write into this existing source (MODEL/SAE name) instead of the derived one")
+    p.add_argument("--source", help="write into the source of this name, or start a new one (default: "
+                                    "MODEL/SAE from the model's and SAE's names); --from-stored: score this "
+                                    "stored source")
     p.add_argument("--redo", action="store_true", help="recompute features that are already scored")
     p.add_argument("--from-stored", action="store_true",
                    help="no model: input scores from stored activations (Neuronpedia imports)")
@@ -107,7 +118,10 @@ def run(args: argparse.Namespace) -> int:
             continuation_tokens=args.continuation_tokens, source=args.source, text_field=args.text_field,
             doc_sep=args.doc_sep, steering=not args.no_steering, progress=progress,
         )
-        print(f"source {inert_line(report.source)} on {report.device}: {report.features} features in scope")
+        for note in report.notes:
+            print(inert_line(note))
+        print(f"source {inert_line(report.source)} (fingerprint {report.fingerprint}) on {report.device}: "
+              f"{report.features} features in scope")
         print(f"  output scores: {report.output_scored} computed, {report.output_skipped} already done"
               + (f" (fast path {report.fast_path}, matches the per-feature reference to "
                  f"{report.self_check:.1e})" if report.self_check is not None else ""))

@@ -61,10 +61,11 @@ def run(args: argparse.Namespace) -> int:
     console.print(t)
 
     if data["sources"]:
-        t = _table("Sources", "source", "layer", "features", "with examples", "scored", "labeled")
+        t = _table("Sources", "source", "layer", "features", "with examples", "scored", "labeled",
+                   "fingerprint")
         for s in data["sources"]:
             t.add_row(inert(s["name"]), _n(s["layer"]), _n(s["features"]), _n(s["with_examples"]),
-                      _n(s["scored"]), _n(s["labeled"]))
+                      _n(s["scored"]), _n(s["labeled"]), s["fingerprint"] or "unknown")
         console.print(t)
         line = not_judgeable_line(data["not_judgeable"]["by_source"])
         if line:

@@ -1,0 +1,70 @@
+"""Source fingerprints as the store keeps and compares them (what produced a source; the
+engine builds them: ``engine/scoring/fingerprint.py``).  No database access here, so listing
+commands can name a fingerprint without loading the database layer."""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+# Fields that say where something came from, not what it is: never compared.
+PROVENANCE = frozenset({"path", "corpus"})
+_PART_NAMES = {"model": "model", "sae": "SAE", "output": "", "input": ""}
+_FIELD_NAMES = {"files": "files", "weights": "weights", "neutral_prompt": "neutral prompt",
+                "logit_lens_k": "logit lens k", "continuation_tokens": "continuation tokens",
+                "ctx_len": "ctx len", "doc_sep": "doc sep", "top_k": "top k", "n_negatives": "negatives", "text_field": "text field",
+                "max_contexts": "max contexts", "max_tokens": "max tokens", "d_in": "d_in", "d_sae": "width"}
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value):
+        return value[:12]                     # a sha256 digest: its first 12 hex digits
+    if isinstance(value, str):
+        return repr(value if len(value) <= 60 else value[:57] + "...")
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def fingerprint_differences(stored: dict[str, Any] | None, run: dict[str, Any]) -> list[str]:
+    """What differs between a stored fingerprint and a run's, as ``what: stored vs run``, in
+    the parts both have (a part one of them lacks is unknown there, not different)."""
+    if not stored:
+        return []
+    out = []
+    for part in [p for p in (*_PART_NAMES, "dtype") if p in stored and p in run]:
+        a, b = stored[part], run[part]
+        if not isinstance(a, dict) or not isinstance(b, dict):
+            if a != b:
+                out.append(f"{part} {_show(a)} vs {_show(b)}")
+            continue
+        for key in sorted((set(a) | set(b)) - PROVENANCE):
+            if a.get(key) != b.get(key):
+                label = " ".join(x for x in (_PART_NAMES.get(part, part), _FIELD_NAMES.get(key, key)) if x)
+                out.append(f"{label} {_show(a.get(key))} vs {_show(b.get(key))}")
+    return out
+
+
+def merged_fingerprint(stored: dict[str, Any] | None, run: dict[str, Any]) -> dict[str, Any]:
+    """The stored fingerprint with the run's parts it lacked (and the run's provenance)."""
+    return {**(stored or {}), **run}
+
+
+def refusal(name: str, diffs: list[str]) -> str:
+    """The one line a run gets when it is not what the stored source of that name is."""
+    return (f"source {name!r} holds scores of another model, SAE or settings ({'; '.join(diffs)}; stored vs "
+            f"this run): give --source NAME to score this as a new source, or --redo to replace the stored "
+            f"scores")
+
+
+def fingerprint_id(fingerprint: dict[str, Any] | str | None) -> str | None:
+    """A short id of what a fingerprint identifies (provenance left out), for listings; None
+    when unknown."""
+    fp = json.loads(fingerprint) if isinstance(fingerprint, str) else fingerprint
+    if not fp:
+        return None
+    core = {part: ({k: v for k, v in val.items() if k not in PROVENANCE} if isinstance(val, dict) else val)
+            for part, val in fp.items()}
+    return hashlib.sha256(json.dumps(core, sort_keys=True).encode()).hexdigest()[:12]
+
+
