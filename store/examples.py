@@ -138,7 +138,8 @@ class Vocab:
         self.known: dict[int, str] = {}
 
     def lookup(self, ids: Iterable[int]) -> None:
-        missing = sorted({int(i) for i in ids} - self.known.keys())
+        known = self.known          # (a set minus dict keys would copy every known id first)
+        missing = sorted({i for i in map(int, ids) if i not in known})
         for start in range(0, len(missing), 30000):
             part = missing[start:start + 30000]
             for tid, tok in self.conn.execute(
@@ -372,13 +373,15 @@ def examples(db: Any, feature_id: int, kind: str = "top", *, limit: int | None =
 
 
 class LazyExamples(Sequence[dict[str, Any]]):
-    """A feature's examples read in one query and decoded (token strings, dense
-    activations) only when an item is first read: the app reads the 50 strongest and shows
-    5 to 15 of them until the annotator asks for more.  Items are the dicts
-    :func:`examples` returns; :attr:`max_acts` and :attr:`origins` need no decoding."""
+    """A feature's examples read in one query, their contexts read and decoded (token
+    strings, dense activations) only when an item is first read: the app reads the 50
+    strongest and draws the few the screen holds until the annotator asks for more.  Items
+    are the dicts :func:`examples` returns; :attr:`max_acts` and :attr:`origins` need no
+    decoding."""
 
-    def __init__(self, conn: Any, rows: list[tuple], cache: dict[int, dict[int, str]] | None):
-        self._conn, self._rows, self._cache = conn, rows, cache
+    def __init__(self, db: Any, rows: list[tuple], cache: dict[int, dict[int, str]] | None):
+        # rows: _SELECT_EXAMPLE's columns (the context's id last)
+        self._db, self._rows, self._cache = db, rows, cache
         self._done: list[dict[str, Any] | None] = [None] * len(rows)
         self.max_acts: list[float] = [float(r[7]) for r in rows]
         self.origins: list[str] = [r[8] for r in rows]
@@ -388,9 +391,16 @@ class LazyExamples(Sequence[dict[str, Any]]):
 
     def _decode(self, idx: list[int]) -> None:
         todo = [i for i in idx if self._done[i] is None]
-        if todo:
-            for i, d in zip(todo, _rows_to_dicts(self._conn, [self._rows[i] for i in todo], self._cache)):
-                self._done[i] = d
+        if not todo:
+            return
+        conn = _conn(self._db)      # this thread's connection (a Project's are per thread)
+        cids = sorted({self._rows[i][9] for i in todo})
+        ctx = {r[0]: tuple(r[1:]) for r in conn.execute(
+            "SELECT id, source_id, token_ids, tokens FROM contexts WHERE id IN (SELECT value FROM json_each(?))",
+            [json.dumps(cids)])}
+        full = [tuple(self._rows[i][:9]) + ctx[self._rows[i][9]] for i in todo]   # _SELECT's columns
+        for i, d in zip(todo, _rows_to_dicts(conn, full, self._cache)):
+            self._done[i] = d
 
     def __getitem__(self, i: Any) -> Any:
         if isinstance(i, slice):
@@ -402,14 +412,18 @@ class LazyExamples(Sequence[dict[str, Any]]):
         return self._done[k]
 
 
+_SELECT_EXAMPLE = ("SELECT e.id, e.feature_id, e.kind, e.rank, e.bin, e.acts, e.max_idx, e.max_act, e.origin, "
+                   "e.context_id FROM examples e ")
+
+
 def examples_lazy(db: Any, feature_id: int, kind: str = "top", *, limit: int | None = None) -> LazyExamples:
-    """:func:`examples`, decoded on first read (:class:`LazyExamples`)."""
+    """:func:`examples`, each read in full and decoded when first read (:class:`LazyExamples`)."""
     conn = _conn(db)
-    sql, args = _SELECT + "WHERE e.feature_id = ? AND e.kind = ? ORDER BY e.rank", [feature_id, kind]
+    sql, args = _SELECT_EXAMPLE + "WHERE e.feature_id = ? AND e.kind = ? ORDER BY e.rank", [feature_id, kind]
     if limit is not None:
         sql += " LIMIT ?"
         args.append(int(limit))
-    return LazyExamples(conn, conn.execute(sql, args).fetchall(), _reader_vocabs(db))
+    return LazyExamples(db, conn.execute(sql, args).fetchall(), _reader_vocabs(db))
 
 
 def example_by_id(db: Any, example_id: int) -> dict[str, Any] | None:

@@ -93,6 +93,23 @@ class Header:
         t.truncate(width, overflow="ellipsis")
         yield t
 
+    def _compact(self, width: int, shown: int) -> list[Text]:
+        """The compact lines for this width, made once: the screen renders the examples many
+        times per feature (measuring, laying out, drawing) at the same size."""
+        key = (width, shown)
+        lines = self._lines.get(key)
+        if lines is None:
+            room = width - self.value_w - 1
+            drawn = self.view.examples[:shown]     # decoded in one go (store.examples.LazyExamples)
+            lines = []
+            for k, ex in enumerate(drawn):
+                line = Text(no_wrap=True, overflow="crop")
+                line.append(self.values[k].rjust(self.value_w) + " ", theme.STYLE_DIM)
+                line.append_text(_fit_context(self.tokens(k), ex["acts"], ex["max_idx"], self.scale, room))
+                lines.append(line)
+            self._lines[key] = lines
+        return [line.copy() for line in lines]
+
     def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
         return Measurement(1, options.max_width)
 
@@ -218,6 +235,7 @@ class Examples:
         self.values = [fmt_act(float(m)) for m in maxima]
         self.value_w = max((len(v) for v in self.values), default=1)
         self._tokens: list[list[str] | None] = [None] * len(exs)
+        self._lines: dict[tuple[int, int], list[Text]] = {}
 
     def tokens(self, k: int) -> list[str]:
         if self._tokens[k] is None:
@@ -255,16 +273,27 @@ class Examples:
                 grid.add_row(self.values[k], _full_context(self.tokens(k), ex["acts"], ex["max_idx"], self.scale))
             yield grid
             return
-        room = width - self.value_w - 1
-        for k in range(shown):
-            ex = exs[k]
-            line = Text(no_wrap=True, overflow="crop")
-            line.append(self.values[k].rjust(self.value_w) + " ", theme.STYLE_DIM)
-            line.append_text(_fit_context(self.tokens(k), ex["acts"], ex["max_idx"], self.scale, room))
-            yield line
+        yield from self._compact(width, shown)
         if shown < len(exs):
             yield Text(f"  m: all {len(exs)} with full contexts, and the full output evidence",
                        theme.STYLE_DIM, no_wrap=True, overflow="ellipsis")
+
+    def _compact(self, width: int, shown: int) -> list[Text]:
+        """The compact lines for this width, made once: the screen renders the examples many
+        times per feature (measuring, laying out, drawing) at the same size."""
+        key = (width, shown)
+        lines = self._lines.get(key)
+        if lines is None:
+            room = width - self.value_w - 1
+            drawn = self.view.examples[:shown]     # decoded in one go (store.examples.LazyExamples)
+            lines = []
+            for k, ex in enumerate(drawn):
+                line = Text(no_wrap=True, overflow="crop")
+                line.append(self.values[k].rjust(self.value_w) + " ", theme.STYLE_DIM)
+                line.append_text(_fit_context(self.tokens(k), ex["acts"], ex["max_idx"], self.scale, room))
+                lines.append(line)
+            self._lines[key] = lines
+        return [line.copy() for line in lines]
 
     def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
         return Measurement(1, options.max_width)
@@ -538,6 +567,23 @@ class Evidence:
                 yield from lines
                 return
         yield from self._lines(width, "compact")
+
+    def _compact(self, width: int, shown: int) -> list[Text]:
+        """The compact lines for this width, made once: the screen renders the examples many
+        times per feature (measuring, laying out, drawing) at the same size."""
+        key = (width, shown)
+        lines = self._lines.get(key)
+        if lines is None:
+            room = width - self.value_w - 1
+            drawn = self.view.examples[:shown]     # decoded in one go (store.examples.LazyExamples)
+            lines = []
+            for k, ex in enumerate(drawn):
+                line = Text(no_wrap=True, overflow="crop")
+                line.append(self.values[k].rjust(self.value_w) + " ", theme.STYLE_DIM)
+                line.append_text(_fit_context(self.tokens(k), ex["acts"], ex["max_idx"], self.scale, room))
+                lines.append(line)
+            self._lines[key] = lines
+        return [line.copy() for line in lines]
 
     def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
         return Measurement(1, options.max_width)
