@@ -197,6 +197,27 @@ def _cell_row(c: Cell) -> list[RenderableType]:
     ]
 
 
+def ppi_renderable(rep: CalibrationReport) -> RenderableType:
+    """Share of labels humans would call correct over all labelled features: prediction-powered
+    estimate next to the judged-only one (engine.stats.ppi)."""
+    t = Table(title="Share of each method's labels humans would call correct, over all its labels "
+                    "(prediction-powered, PPI, vs judged labels only; 95% CIs)",
+              caption=rep.settings.get("rules", {}).get("prediction_powered", ""), caption_justify="left",
+              title_justify="left")
+    for col in ("method", "category", "verdict", "labels", "judged", "judged only [CI]",
+                "PPI [CI]", "worth (judged labels)"):
+        t.add_column(col)
+    for e in rep.ppi:
+        if not e.n_judged:
+            continue
+        t.add_row(inert(e.method), e.category, "correct" if e.target == "correct" else "correct|partly",
+                  str(e.n_labels), str(e.n_judged), est_text(e.classical, pct=True),
+                  est_text(e.ppi, pct=True) if e.ppi.value is not None or not e.reason
+                  else Text(e.reason, style="dim"),
+                  "—" if e.worth is None else f"{e.worth:.0f}")
+    return t
+
+
 def thresholds_renderable(fit: ThresholdFit) -> RenderableType:
     body = Text()
     body.append(f"current thresholds: input {fit.current[0]:.4g}, output {fit.current[1]:.4g}; "
@@ -250,6 +271,9 @@ def calibration_renderable(rep: CalibrationReport) -> RenderableType:
                        est_text(m.correct_or_partly, pct=True), str(m.preferred),
                        *[fmt(m.mean_score.get(b)) for b in bench_names])
         parts.append(mt)
+
+    if any(e.n_judged for e in rep.ppi):
+        parts.append(ppi_renderable(rep))
 
     t = Table(title=f"Benchmarks vs human verdicts ({rep.n_verdicts} verdicts; rows = (label, annotator))",
               title_justify="left")

@@ -29,7 +29,7 @@ from engine.progress import Progress, null_progress
 from store.db import Project
 from store.judgments import TIERS
 
-from . import data, thresholds
+from . import data, ppi, thresholds
 from .defaults import DEFAULT_MIN_ROWS
 from .calibration_map import CHOICE_RULE, CalibrationMap, fit_calibration
 from .measures import auroc, weighted_auroc
@@ -120,6 +120,9 @@ class CalibrationReport:
     n_verdicts: int
     settings: dict[str, Any]
     notes: list[str] = field(default_factory=list)
+    # Per label method x category: share of labels humans call correct over all live labels
+    # (prediction-powered, next to the judged-only estimate); see engine.stats.ppi.
+    ppi: list[ppi.PPIEstimate] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -403,6 +406,10 @@ def compute(project: Project, *, n_boot: int = DEFAULT_BOOT, seed: int = DEFAULT
                                     n_boot=n_boot, seed=seed)
     methods = method_summaries(verdict_rows, labels, Counter(j.preference for j in judged if j.preference),
                                true_by, benchmarks, n_boot=n_boot, seed=seed)
+    progress("prediction-powered estimates", 0, 1)
+    ppi_estimates = ppi.estimates(ppi.inputs(labels, feats, true_by, benchmarks, verdict_rows), list(TIERS),
+                                  seed=seed)
+    progress("prediction-powered estimates", 1, 1)
     notes = []
     if adjudications:
         notes.append(f"{len(adjudications)} lead adjudications are left out (they are not independent verdicts)")
@@ -410,17 +417,17 @@ def compute(project: Project, *, n_boot: int = DEFAULT_BOOT, seed: int = DEFAULT
     if unscored:
         notes.append(f"{len(unscored)} judged labels have no benchmark score and are not used")
     return CalibrationReport(
-        summaries, cells, methods, fit, findings(cells, summaries, fit, methods), len(verdict_rows),
+        summaries, cells, methods, fit, findings(cells, summaries, fit, methods, ppi_estimates), len(verdict_rows),
         settings={"n_boot": n_boot, "seed": seed, "min_rows": min_rows, "ci_level": 0.95,
                   "chance": CHANCE, "rows": "each (label, annotator) verdict",
                   "ci_method": ("percentile bootstrap over labels (the calibration error: basic, pivotal, "
                                 "bootstrap over labels)"),
                   "rules": {"predicts": PREDICTS_RULE, "best_predictor": BEST_RULE,
                             "true_vs_shuffled": SHUFFLED_RULE, "thresholds": thresholds.RULE,
-                            "calibration_map": CHOICE_RULE},
+                            "calibration_map": CHOICE_RULE, "prediction_powered": ppi.RULE},
                   "spearman_p": f"two-sided label-permutation test ({n_boot} permutations of the labels' "
                                 "scores, each label's verdicts kept together)"},
-        notes=notes)
+        notes=notes, ppi=ppi_estimates)
 
 
 def category_findings(cells: list[Cell]) -> list[str]:
@@ -462,7 +469,7 @@ def best_shown(ranked: list[Cell]) -> bool:
 
 
 def findings(cells: list[Cell], summaries: list[BenchmarkSummary], fit: thresholds.ThresholdFit,
-             methods: list[MethodSummary] = ()) -> list[str]:
+             methods: list[MethodSummary] = (), ppi_estimates: list[ppi.PPIEstimate] = ()) -> list[str]:
     """Plain sentences answering: which benchmark predicts human judgment, where, how far from chance."""
     out = []
     judged = [m for m in methods if m.correct.value is not None]
@@ -471,6 +478,16 @@ def findings(cells: list[Cell], summaries: list[BenchmarkSummary], fit: threshol
             ci = f" [{m.correct.ci[0]:.0%}, {m.correct.ci[1]:.0%}]" if m.correct.ci else ""
             return f"{m.method} {m.correct.value:.0%}{ci} of {m.n_rows}"
         out.append("Humans judge labels correct: " + "; ".join(rate(m) for m in judged) + ".")
+    over_all = [e for e in ppi_estimates if e.category == "all" and e.target == "correct" and e.ppi.ci
+                and e.n_judged < e.n_labels]
+    if over_all:
+        def share(e: ppi.PPIEstimate) -> str:
+            worth = "" if e.worth is None else f", worth {e.worth:.0f} judged labels"
+            return (f"{e.method} {e.ppi.value:.0%} [{e.ppi.ci[0]:.0%}, {e.ppi.ci[1]:.0%}] of {e.n_labels} labels "
+                    f"(prediction-powered{worth}; judged labels only {e.classical.value:.0%} "
+                    f"[{e.classical.ci[0]:.0%}, {e.classical.ci[1]:.0%}] of {e.n_judged})")
+        out.append("Over all live labels, humans would call correct: " + "; ".join(share(e) for e in over_all)
+                   + ". Valid if the judged labels are a uniform random sample of each method's labels.")
     for s in summaries:
         mine = [c for c in cells if c.benchmark == s.benchmark]
         overall = next(c for c in mine if c.category == "all")

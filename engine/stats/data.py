@@ -29,6 +29,7 @@ class LabelInfo:
     method: str
     text: str | None
     status: str
+    live: bool = True  # usable and not superseded by a redo (store.labels.LIVE)
 
 
 @dataclass(frozen=True)
@@ -63,8 +64,11 @@ def features(project: Project) -> dict[int, FeatureInfo]:
 
 
 def labels(project: Project) -> dict[str, LabelInfo]:
-    rows = project.query("SELECT uuid, id, feature_id, method, text, status FROM labels ORDER BY id")
-    return {r["uuid"]: LabelInfo(r["uuid"], r["id"], r["feature_id"], r["method"], r["text"], r["status"])
+    from store.labels import LIVE
+
+    rows = project.query(f"SELECT uuid, id, feature_id, method, text, status, ({LIVE}) AS live FROM labels ORDER BY id")
+    return {r["uuid"]: LabelInfo(r["uuid"], r["id"], r["feature_id"], r["method"], r["text"], r["status"],
+                                 bool(r["live"]))
             for r in rows}
 
 

@@ -199,6 +199,16 @@ def render(calibration: CalibrationReport | None, agreement: AgreementReport | N
                                 "AUROC correct (one-sided label-permutation p of AUROC > 0.5)",
                                 "AUROC correct|partly", "Spearman ρ (label-permutation p)", "calibration map",
                                 "true−shuffled gap (one-sided sign-flip p)"], rows))
+        ppi_rows = [[_e(e.method), _e(e.category), "correct" if e.target == "correct" else "correct or partly",
+                     str(e.n_labels), str(e.n_judged), _est(e.classical, pct=True), _est(e.ppi, pct=True) if e.ppi.value is not None
+                     else _e(e.reason or "—"), "—" if e.worth is None else f"{e.worth:.0f}"]
+                    for e in calibration.ppi if e.n_judged]
+        if ppi_rows:
+            sections.append("<h2>Share of labels humans would call correct, over all labels</h2>"
+                            f"<p>{_e(calibration.settings.get('rules', {}).get('prediction_powered', ''))}</p>"
+                            + _table(["method", "category", "verdict", "labels", "judged",
+                                      "judged labels alone [95% CI]", "prediction-powered [95% CI]",
+                                      "worth (judged labels)"], ppi_rows))
         if calibration.methods:
             names = [b.benchmark for b in calibration.benchmarks]
             sections.append("<h3>Label methods as humans judge them</h3>" + _table(
