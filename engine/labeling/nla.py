@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.llm.aio import first_error
-from engine.llm.client import LLMClient
-from engine.llm.errors import MalformedResponse
+from engine.llm.client import MAX_REPLY_CHARS, LLMClient
+from engine.llm.errors import LLMRequestFailed, MalformedResponse
 from engine.progress import Progress, null_progress
 from store.db import Project, now
 from store.examples import find_example
@@ -188,13 +188,25 @@ class NLAService:
             if result is None:
                 raise MalformedResponse(f"NLA answer has no description for position {req.position}")
 
+        def keep(data: Any) -> dict[str, Any]:
+            # Only the asked position's result is kept (cached, stored), its description cut
+            # to MAX_REPLY_CHARS with its full length noted where longer.
+            result = dict(_result_at(data, req.position) or {})
+            text = result.get("description", "")
+            if len(text) > MAX_REPLY_CHARS:
+                result["description"], result["oversize"] = text[:MAX_REPLY_CHARS], len(text)
+            return {"results": [result]}
+
+        what = f"NLA request to {self.client.endpoint} ({self.model_id}/{self.nla_source_id})"
         data, _cached = await self.client.post_json(
-            "/explain", body, tag=tag, cache_kind="nla_explain", validate=validate,
-            what=f"NLA request to {self.client.endpoint} ({self.model_id}/{self.nla_source_id})",
-        )
+            "/explain", body, tag=tag, cache_kind="nla_explain", validate=validate, keep=keep, what=what)
         if data is None:
             return None
         result = _result_at(data, req.position)
+        size = (result or {}).get("oversize") or len((result or {}).get("description", ""))
+        if result is None or size > MAX_REPLY_CHARS:     # (an older version cached whole bodies)
+            raise LLMRequestFailed(f"{what}: the explanation of example {example.id} is {size:,} characters "
+                                   f"long, over the limit of {MAX_REPLY_CHARS:,}; not stored")
         their = str(result.get("token") or "")
         if their and their.strip() != req.token.strip():
             self.token_mismatches += 1
@@ -206,8 +218,6 @@ class NLAService:
         """Fetch and store the explanations of ``examples`` that are not stored yet;
         each is written as soon as it arrives.  Returns how many were stored."""
         import asyncio
-
-        from engine.llm.errors import LLMRequestFailed
 
         total, done, stored = len(examples), 0, 0
         progress("NLA explanations", 0, total)

@@ -380,10 +380,13 @@ class LLMClient:
     # -- other JSON endpoints on the same host (e.g. an NLA service) -------------------------
     async def post_json(self, path: str, body: dict[str, Any], *, tag: str = "",
                         cache_kind: str | None = None, what: str | None = None,
-                        validate: Callable[[Any], None] | None = None) -> tuple[Any, bool]:
+                        validate: Callable[[Any], None] | None = None,
+                        keep: Callable[[Any], Any] | None = None) -> tuple[Any, bool]:
         """POST ``body`` to ``endpoint + path`` with the same retries, semaphore and (with
         ``cache_kind``) cache as chat calls.  ``validate`` raises :class:`MalformedResponse`
-        on a bad body (retried).  Returns ``(json, cached)``; dry run returns ``(None, False)``."""
+        on a bad body (retried); ``keep`` reduces a valid body to what the caller uses, before
+        it is cached or returned (an answer padded with megabytes is not kept whole).  Returns
+        ``(json, cached)``; dry run returns ``(None, False)``."""
         key = request_key(self.model, cache_kind or "post", {"path": path, "body": body}, {})
         if cache_kind:
             hit = self.cache.get(key)
@@ -399,7 +402,7 @@ class LLMClient:
                 data = await sdk.post(path, cast_to=object, body=body)
                 if validate is not None:
                     validate(data)
-                return data
+                return keep(data) if keep is not None else data
 
             data = await self._send(call, tag=tag, what=what or f"request to {self.endpoint}{path}")
             if cache_kind:

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import asyncio
-import io
+import html
+import re
 from collections.abc import Callable, Iterable
 
-from rich.console import Console
+from rich.cells import cell_len
 
 from store.judgments import events
 from tui.app.app import AnnotateApp
@@ -23,13 +24,32 @@ def make_app(project, annotator: str = "alice", *, lead: bool = False, intro: bo
                        wallclock=lambda: "12:00:00")
 
 
+# A text cell of the SVG screenshot (Rich's Console.export_svg): its x (column x the cell width)
+# and the clip path of its line (row y).
+_TEXT = re.compile(r'<text [^>]*?x="([^"]+)"[^>]*?clip-path="url\(#[^")]*-line-(\d+)\)"[^>]*>(.*?)</text>', re.S)
+_CELL_WIDTH = 20 * 0.61          # Rich's export_svg: char_height 20, font_aspect_ratio 0.61
+
+
 def screen_text(app: AnnotateApp) -> str:
-    """What the terminal shows right now, as plain text."""
+    """What the terminal shows right now, as plain text: read from Textual's public SVG
+    screenshot (``App.export_screenshot``), each text run placed at its column on its line."""
     width, height = app.size
-    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True,
-                      color_system="truecolor", record=True, legacy_windows=False)
-    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
-    return console.export_text()
+    rows: list[list[tuple[int, str]]] = [[] for _ in range(height)]
+    for x, line, text in _TEXT.findall(app.export_screenshot()):
+        if int(line) < height:
+            text = html.unescape(text).replace("\xa0", " ").replace("\n", "")
+            rows[int(line)].append((round(float(x) / _CELL_WIDTH), text))
+    out = []
+    for runs in rows:
+        line, used = "", 0
+        for col, text in sorted(runs):
+            if col > used:
+                line += " " * (col - used)
+                used = col
+            line += text
+            used += cell_len(text)
+        out.append(line + " " * max(0, width - used))
+    return "\n".join(out) + "\n"
 
 
 def drive(app: AnnotateApp, keys: Iterable[str] = (), *, size=(120, 40),

@@ -176,3 +176,32 @@ def test_jsonl_not_utf8(project, tmp_path):
         import_jsonl(project, path)
     with pytest.raises(BadInput, match="cannot read"):
         import_jsonl(project, tmp_path / "missing.jsonl")
+
+
+def test_an_oversize_nla_answer_is_not_stored_nor_cached_whole(project, llm_server):
+    """A 5 MB NLA answer (a huge description, padded with other positions' results) is one
+    failed explanation: nothing stored, and the cache keeps only the asked result, cut."""
+    from engine.llm.client import MAX_REPLY_CHARS
+
+    add_feature(project, 0, examples=word_examples("dog", n=2))
+    exs = examples_of(project, 0)
+    server = llm_server(nla_handler=lambda text, pos, req: ("x" * 5_000_000) if "I saw" in text else "fine")
+    failed = []
+
+    async def fetch():
+        client = LLMClient(project, base_url=server.nla_url, model="nla:tiny/src", api_key_env=None,
+                           backoff_base=0.01)
+        service = NLAService(client, model_id="tiny-model", nla_source_id="src")
+        stored = await service.fill(project, exs, on_error=lambda ex, exc: failed.append((ex.id, str(exc))))
+        await client.aclose()
+        return stored
+
+    assert asyncio.run(fetch()) == 1
+    assert [i for i, _ in failed] == [exs[0].id]
+    assert "5,000,000 characters long, over the limit of 32,000; not stored" in failed[0][1]
+    assert project.query("SELECT example_id FROM nla_explanations") == [{"example_id": exs[1].id}]
+    sizes = [len(r["response"]) for r in project.query("SELECT response FROM llm_cache")]
+    assert len(sizes) == 2 and max(sizes) < MAX_REPLY_CHARS + 1000
+    sent = server.count
+    failed.clear()
+    assert asyncio.run(fetch()) == 1 and server.count == sent and len(failed) == 1    # cached: same outcome
