@@ -93,23 +93,6 @@ class Header:
         t.truncate(width, overflow="ellipsis")
         yield t
 
-    def _compact(self, width: int, shown: int) -> list[Text]:
-        """The compact lines for this width, made once: the screen renders the examples many
-        times per feature (measuring, laying out, drawing) at the same size."""
-        key = (width, shown)
-        lines = self._lines.get(key)
-        if lines is None:
-            room = width - self.value_w - 1
-            drawn = self.view.examples[:shown]     # decoded in one go (store.examples.LazyExamples)
-            lines = []
-            for k, ex in enumerate(drawn):
-                line = Text(no_wrap=True, overflow="crop")
-                line.append(self.values[k].rjust(self.value_w) + " ", theme.STYLE_DIM)
-                line.append_text(_fit_context(self.tokens(k), ex["acts"], ex["max_idx"], self.scale, room))
-                lines.append(line)
-            self._lines[key] = lines
-        return [line.copy() for line in lines]
-
     def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
         return Measurement(1, options.max_width)
 
@@ -567,23 +550,6 @@ class Evidence:
                 yield from lines
                 return
         yield from self._lines(width, "compact")
-
-    def _compact(self, width: int, shown: int) -> list[Text]:
-        """The compact lines for this width, made once: the screen renders the examples many
-        times per feature (measuring, laying out, drawing) at the same size."""
-        key = (width, shown)
-        lines = self._lines.get(key)
-        if lines is None:
-            room = width - self.value_w - 1
-            drawn = self.view.examples[:shown]     # decoded in one go (store.examples.LazyExamples)
-            lines = []
-            for k, ex in enumerate(drawn):
-                line = Text(no_wrap=True, overflow="crop")
-                line.append(self.values[k].rjust(self.value_w) + " ", theme.STYLE_DIM)
-                line.append_text(_fit_context(self.tokens(k), ex["acts"], ex["max_idx"], self.scale, room))
-                lines.append(line)
-            self._lines[key] = lines
-        return [line.copy() for line in lines]
 
     def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
         return Measurement(1, options.max_width)
