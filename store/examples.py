@@ -33,6 +33,21 @@ import numpy as np
 
 KINDS = ("top", "negative", "quantile")
 
+QUANTILE_BINS = 10
+
+
+def quantile_bins(values: list[float], n_bins: int = QUANTILE_BINS) -> list[tuple[int, int]]:
+    """``(index into values, bin)`` in descending order of value: the values split into
+    ``n_bins`` equal-count bins of their own order (bin ``n_bins - 1`` the strongest).
+
+    On a uniform random sample of a feature's activating contexts the bins estimate the
+    activation distribution's quantile bins (deciles for 10), as Delphi's quantile sampler
+    draws them from all cached activations.  Ties keep the earlier index first."""
+    n = len(values)
+    order = sorted(range(n), key=lambda i: (-values[i], i))
+    return [(i, n_bins - 1 - (r * n_bins) // n) for r, i in enumerate(order)] if n else []
+
+
 # acts blob: one header byte (position width << 4 | value width), then the positions, then
 # the values, all little-endian.  An example with no nonzero activation stores NULL.
 _POS = {2: np.dtype("<u2"), 4: np.dtype("<u4")}

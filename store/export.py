@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from .db import Project
 
 FORMATS = ("jsonl", "csv")
-KINDS = ("features", "scores", "labels", "judgments")
+KINDS = ("features", "scores", "labels", "judgments", "bench")
 
 FIELDS: dict[str, tuple[str, ...]] = {
     "features": ("source", "feature", "model_id", "sae_id", "hook_name", "layer", "d_sae",
@@ -42,6 +42,10 @@ FIELDS: dict[str, tuple[str, ...]] = {
     # the shape `saegold import judgments` reads back (method: the judged candidate's method)
     "judgments": ("source", "feature", "uuid", "annotator", "login", "kind", "value", "method",
                   "label_uuid", "confidence", "target_uuid", "seconds_spent", "created_at"),
+    # one per (label, benchmark, control): the score with its own 95% interval and how it was made
+    "bench": ("source", "feature", "method", "label_uuid", "benchmark", "control", "scored_label_uuid",
+              "value", "ci_low", "ci_high", "n", "parse_failures", "sampler", "negatives", "judge_model",
+              "seed", "created_at"),
 }
 JSON_COLUMNS = {"details"}  # stored as JSON text: an object in JSONL, JSON text in CSV
 
@@ -76,6 +80,18 @@ _SQL = {
         JOIN sources s ON s.id = f.source_id
         LEFT JOIN labels l ON l.uuid = j.label_uuid
         {where} ORDER BY j.seq""",
+    "bench": """
+        SELECT s.name AS source, f.idx AS feature, l.method, l.uuid AS label_uuid, b.benchmark, b.control,
+               sl.uuid AS scored_label_uuid, b.value, json_extract(b.details, '$.ci[0]') AS ci_low,
+               json_extract(b.details, '$.ci[1]') AS ci_high, b.n, b.parse_failures,
+               CASE WHEN b.benchmark IN ('detection', 'fuzzing', 'embedding')
+                    THEN COALESCE(json_extract(b.details, '$.selection.sampler'), 'top') END AS sampler,
+               json_extract(b.details, '$.selection.negatives') AS negatives, b.judge_model, b.seed,
+               b.created_at
+        FROM bench_scores b JOIN labels l ON l.id = b.label_id
+        LEFT JOIN labels sl ON sl.id = b.scored_label_id
+        JOIN features f ON f.id = l.feature_id JOIN sources s ON s.id = f.source_id
+        {where} ORDER BY s.name, f.idx, l.method, l.id, b.benchmark, b.control""",
 }
 
 

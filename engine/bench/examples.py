@@ -1,7 +1,16 @@
 """Which examples a label is judged on, and how they are shown to a judge.
 
-Positives are activating examples the labelers did *not* see: by default the feature's top
-contexts at ranks 6-15 (1-based; the labelers read ranks 1-5).  Negatives are by default the
+Positives are activating examples the labelers did *not* see (the labelers read the top
+ranks 1-5; those contexts are never positives), drawn by a named sampler:
+
+- ``quantiles`` (default, as Delphi): from the feature's ``quantile`` examples -- a uniform
+  random sample of every context where it fires, kept by ``saegold score`` in 10
+  activation-quantile bins -- an equal number from each bin (2 of each for 20 positives),
+  so weak activations count as much as the peak;
+- ``top``: the top contexts at ranks 6-25 (1-based; ``positive_ranks``), the strongest only;
+- ``random``: a uniform random draw from the same activating sample, whatever the bins.
+
+Negatives are by default the
 feature's non-activating contexts from the scoring pass (examples of kind ``negative``); with
 ``negatives="other-features"`` they are top examples of other random features of the same
 source, as the 2026 experiment did.  By default as many negatives as positives are drawn.
@@ -24,7 +33,12 @@ from store.errors import SaegoldError
 from .rng import rng_for
 
 NEGATIVE_SOURCES = ("scoring", "other-features")
-DEFAULT_POSITIVE_RANKS = (6, 15)
+SAMPLERS = ("quantiles", "top", "random")
+EXAMPLE_BENCHMARKS = ("detection", "fuzzing", "embedding")   # the benchmarks judged on these examples
+DEFAULT_SAMPLER = "quantiles"
+DEFAULT_N_POSITIVES = 20
+LABELER_RANKS = 5          # top ranks 1-5: what the example-based labelers read
+DEFAULT_POSITIVE_RANKS = (LABELER_RANKS + 1, LABELER_RANKS + DEFAULT_N_POSITIVES)
 HIGHLIGHT_THRESHOLD = 0.3
 
 
@@ -38,12 +52,13 @@ class BenchExample:
 
     example_id: int
     feature_id: int          # the feature the example belongs to (another one for other-features)
-    kind: str                # 'top' | 'negative'
+    kind: str                # 'top' | 'quantile' | 'negative'
     rank: int                # 0-based rank within its kind
     truth: int
     tokens: tuple[str, ...]
     acts: tuple[float, ...]
     highlight: tuple[int, ...] = ()
+    bin: int | None = None   # activation-quantile bin of a 'quantile' example (0 = weakest)
 
     def text(self) -> str:
         return join_tokens(self.tokens)
@@ -53,8 +68,11 @@ class BenchExample:
 
     def record(self) -> dict:
         """The JSON-able identity of this example in a bench_scores ``details`` entry."""
-        return {"example_id": self.example_id, "feature_id": self.feature_id, "kind": self.kind,
-                "rank": self.rank, "truth": self.truth}
+        out = {"example_id": self.example_id, "feature_id": self.feature_id, "kind": self.kind,
+               "rank": self.rank, "truth": self.truth}
+        if self.bin is not None:
+            out["bin"] = self.bin
+        return out
 
 
 @dataclass
@@ -132,6 +150,12 @@ def true_highlights(acts: tuple[float, ...] | list[float], threshold: float = HI
     return tuple(int(i) for i in np.flatnonzero(a >= threshold * top))
 
 
+def stored_sampler(selection: dict | None) -> str:
+    """The sampler a stored result's positives were drawn with (results from before samplers
+    existed took top ranks: ``top``)."""
+    return (selection or {}).get("sampler", "top")
+
+
 def parse_ranks(spec: str) -> tuple[int, int]:
     """``"6-15"`` -> (6, 15): an inclusive, 1-based range of top-example ranks."""
     try:
@@ -147,13 +171,23 @@ def parse_ranks(spec: str) -> tuple[int, int]:
 class ExampleSelector:
     """Builds the seeded :class:`ExampleSet` of each feature for one run."""
 
-    def __init__(self, project: Project, *, seed: int, positive_ranks: tuple[int, int] = DEFAULT_POSITIVE_RANKS,
+    def __init__(self, project: Project, *, seed: int, sampler: str = DEFAULT_SAMPLER,
+                 n_positives: int = DEFAULT_N_POSITIVES, positive_ranks: tuple[int, int] | None = None,
                  negatives: str = "scoring", n_negatives: int | None = None,
                  highlight_threshold: float = HIGHLIGHT_THRESHOLD):
         if negatives not in NEGATIVE_SOURCES:
             raise SaegoldError(f"--negatives {negatives!r}: expected one of {', '.join(NEGATIVE_SOURCES)}")
+        if sampler not in SAMPLERS:
+            raise SaegoldError(f"--sampler {sampler!r}: expected one of {', '.join(SAMPLERS)}")
+        if n_positives < 1:
+            raise SaegoldError("--n-positives must be at least 1")
         self.project, self.seed = project, int(seed)
-        self.positive_ranks, self.negatives = positive_ranks, negatives
+        self.sampler = sampler
+        if positive_ranks is not None:       # the top sampler's ranks, given: they fix the count
+            n_positives = positive_ranks[1] - positive_ranks[0] + 1
+        self.n_positives = n_positives
+        self.positive_ranks = positive_ranks or (LABELER_RANKS + 1, LABELER_RANKS + n_positives)
+        self.negatives = negatives
         self.n_negatives, self.threshold = n_negatives, highlight_threshold
         self._names: dict[int, tuple[int, str]] = {}
         self._pools: dict[int, list[int]] = {}
@@ -161,8 +195,11 @@ class ExampleSelector:
 
     @property
     def settings(self) -> dict:
-        return {"seed": self.seed, "positive_ranks": list(self.positive_ranks), "negatives": self.negatives,
-                "n_negatives": self.n_negatives, "highlight_threshold": self.threshold}
+        out = {"seed": self.seed, "sampler": self.sampler, "n_positives": self.n_positives,
+               "negatives": self.negatives, "n_negatives": self.n_negatives, "highlight_threshold": self.threshold}
+        if self.sampler == "top":
+            out["positive_ranks"] = list(self.positive_ranks)
+        return out
 
     def _key(self, feature_id: int) -> tuple[int, str]:
         """(source id, stable name) of a feature."""
@@ -189,10 +226,35 @@ class ExampleSelector:
             r["tokens"], r["acts"] = tuple(r["tokens"]), tuple(r["acts"])
         return rows
 
+    def _positive_rows(self, feature_id: int, name: str) -> list[dict]:
+        """The sampler's positives (rank order for ``top``, else bin then rank order)."""
+        if self.sampler == "top":
+            first, last = self.positive_ranks
+            return self._rows(feature_id, "top", (first - 1, last - 1))
+        seen = {tuple(r["tokens"]) for r in self._rows(feature_id, "top", (0, LABELER_RANKS - 1))}
+        pool = [r for r in self._rows(feature_id, "quantile")
+                if r["max_act"] is not None and r["max_act"] > 0 and r["tokens"] not in seen]
+        rng = rng_for(self.seed, "positives", self.sampler, name)
+        if self.sampler == "random":
+            take = rng.permutation(len(pool))[: self.n_positives]
+            return [pool[int(i)] for i in sorted(take)]
+        # quantiles: one from each bin in turn (bins in a seeded order, each bin's examples
+        # shuffled), so the bins are equally represented; a short bin leaves its turn to others.
+        by_bin: dict[int, list[dict]] = {}
+        for r in pool:
+            by_bin.setdefault(int(r["bin"] if r["bin"] is not None else 0), []).append(r)
+        queues = {b: [rows[int(i)] for i in rng.permutation(len(rows))] for b, rows in sorted(by_bin.items())}
+        order = [sorted(queues)[int(i)] for i in rng.permutation(len(queues))]
+        picked: list[dict] = []
+        while len(picked) < self.n_positives and any(queues[b] for b in order):
+            for b in order:
+                if queues[b] and len(picked) < self.n_positives:
+                    picked.append(queues[b].pop())
+        return sorted(picked, key=lambda r: (r["bin"] or 0, r["rank"]))
+
     def _build(self, feature_id: int) -> ExampleSet:
         source_id, name = self._key(feature_id)
-        first, last = self.positive_ranks
-        pos_rows = self._rows(feature_id, "top", (first - 1, last - 1))
+        pos_rows = self._positive_rows(feature_id, name)
         want = len(pos_rows) if self.n_negatives is None else self.n_negatives
         rng = rng_for(self.seed, "negatives", name)
         if self.negatives == "scoring":
@@ -257,4 +319,5 @@ class ExampleSelector:
     @staticmethod
     def _example(row: dict, truth: int, highlight: tuple[int, ...]) -> BenchExample:
         return BenchExample(row["id"], row["feature_id"], row["kind"], row["rank"], truth,
-                            row["tokens"], row["acts"], highlight)
+                            row["tokens"], row["acts"], highlight,
+                            row.get("bin") if row["kind"] == "quantile" else None)

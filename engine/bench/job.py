@@ -24,7 +24,8 @@ from store.errors import SaegoldError
 from . import BENCHMARKS, JUDGED, prompts, results, scorers
 from . import steering as steering_bench
 from .embedders import ApiEmbedder, Embedder
-from .examples import DEFAULT_POSITIVE_RANKS, HIGHLIGHT_THRESHOLD, ExampleSelector
+from .examples import (DEFAULT_N_POSITIVES, DEFAULT_SAMPLER, EXAMPLE_BENCHMARKS, HIGHLIGHT_THRESHOLD,
+                       SAMPLERS, ExampleSelector, stored_sampler)
 from .rng import rng_for
 
 CONTROLS = ("true", "shuffled")
@@ -36,7 +37,9 @@ class BenchConfig:
     methods: list[str] | None = None          # None: every method
     feature_ids: list[int] | None = None      # None: every feature
     seed: int = 0
-    positive_ranks: tuple[int, int] = DEFAULT_POSITIVE_RANKS
+    sampler: str = DEFAULT_SAMPLER             # how positives are drawn: quantiles | top | random
+    n_positives: int = DEFAULT_N_POSITIVES
+    positive_ranks: tuple[int, int] | None = None   # the top sampler's ranks (default 6 .. 5 + n_positives)
     negatives: str = "scoring"
     n_negatives: int | None = None            # None: as many as positives
     batch_size: int = prompts.BATCH_SIZE
@@ -54,6 +57,10 @@ class BenchConfig:
                                f"expected some of {', '.join(BENCHMARKS)}")
         if self.batch_size < 1:
             raise SaegoldError("--batch-size must be at least 1")
+        if self.sampler not in SAMPLERS:
+            raise SaegoldError(f"--sampler {self.sampler!r}: expected one of {', '.join(SAMPLERS)}")
+        if self.positive_ranks is not None and self.sampler != "top":
+            raise SaegoldError("--positive-ranks goes with --sampler top")
 
 
 @dataclass
@@ -63,6 +70,7 @@ class BenchSummary:
     already_done: int = 0
     no_examples: int = 0                       # results skipped: feature without positives or negatives
     no_positives: int = 0                      #   ... of which: no held-out positives
+    no_sample: int = 0                         #     ... of which: no quantile examples stored at all
     no_negatives: int = 0                      #   ... of which: no negatives
     no_control: int = 0                        # labels whose method has no label on another feature
     no_steering: int = 0                       # steering results skipped: the feature has no steered
@@ -160,11 +168,16 @@ async def run_bench(project: Project, config: BenchConfig, *, client: Any = None
         judge_params["max_tokens"] = config.max_tokens
     labels = usable_labels(project, config.methods, config.feature_ids)
     shuffled = ShuffledLabels(project, config.seed)
-    selector = ExampleSelector(project, seed=config.seed, positive_ranks=config.positive_ranks,
+    selector = ExampleSelector(project, seed=config.seed, sampler=config.sampler, n_positives=config.n_positives,
+                               positive_ranks=config.positive_ranks,
                                negatives=config.negatives, n_negatives=config.n_negatives,
                                highlight_threshold=config.highlight_threshold)
     steer_sets = steering_bench.SteeringSets(project, config.seed) if "steering" in config.benchmarks else None
     stored = {} if config.redo else results.stored_runs(project, config.benchmarks)
+    # A result drawn with another sampler is not this run's: it is made again (replaced), so
+    # the stored results of a benchmark never mix samplers silently.
+    stored = {k: v for k, v in stored.items()
+              if k[1] not in EXAMPLE_BENCHMARKS or stored_sampler(v[2]) == config.sampler}
     summary = BenchSummary(labels=len(labels))
 
     def plan(count: bool):
@@ -236,6 +249,8 @@ async def run_bench(project: Project, config: BenchConfig, *, client: Any = None
         if not examples.usable():
             summary.no_examples += 1
             summary.no_positives += examples.n_positive == 0
+            summary.no_sample += examples.n_positive == 0 and config.sampler != "top" and not project.scalar(
+                "SELECT 1 FROM examples WHERE feature_id = ? AND kind = 'quantile' LIMIT 1", [label.feature_id])
             summary.no_negatives += examples.n_negative == 0
             return
         if config.dry_run:

@@ -17,6 +17,9 @@ calibration can hold it against human judgments:
     {"benchmark", "label_text", "embedding_model", "selection",
      "examples": [{"example_id", "feature_id", "kind", "rank", "truth", "similarity"}]}
 
+Every result's ``details`` also holds ``ci``: ``[low, high]``, the 95% interval of that one
+label's score (:mod:`.metrics`: balanced accuracy, AUROC, steering's proportion), or null.
+
 ``n`` counts the examples that were scored; ``parse_failures`` counts the examples whose
 batch answer could not be parsed (or never came).  They are left out of the metric, never
 scored as wrong.
@@ -73,7 +76,9 @@ async def judge(client: Any, benchmark: str, label_text: str, examples: ExampleS
                 truth.append(ex.truth)
                 predicted.append(pred)
     value = metrics.balanced_accuracy(truth, predicted)
+    ci = metrics.balanced_accuracy_ci(truth, predicted) if value is not None else (None, None)
     details = {"benchmark": benchmark, "label_text": label_text, "selection": examples.settings,
+               "ci": None if ci[0] is None else list(ci), "ci_method": "agresti-caffo balanced accuracy",
                "examples": rows, "batches": batch_rows}
     return Score(value, len(truth), failures, details)
 
@@ -91,6 +96,8 @@ async def embedding(embedder: Embedder, label_text: str, examples: ExampleSet,
     sims = metrics.cosine(vectors, label_vec)
     truth = [e.truth for e in examples.examples]
     rows = [{**e.record(), "similarity": float(s)} for e, s in zip(examples.examples, sims)]
+    ci = metrics.auroc_ci(truth, sims.tolist())
     details = {"benchmark": "embedding", "label_text": label_text, "embedding_model": embedder.name,
-               "selection": examples.settings, "examples": rows}
+               "selection": examples.settings, "ci": None if ci[0] is None else list(ci),
+               "ci_method": "hanley-mcneil auroc, logit scale", "examples": rows}
     return Score(metrics.auroc(truth, sims.tolist()), len(rows), 0, details)

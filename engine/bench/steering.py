@@ -157,5 +157,8 @@ async def judge(client: Any, label_text: str, triples: list[Triple], sets: Steer
             answered += 1
             correct += pick == tr.truth
     value = correct / answered if answered else None
-    details = {"benchmark": "steering", "label_text": label_text, "selection": sets.settings, "examples": rows}
+    from .metrics import wilson_ci
+
+    details = {"benchmark": "steering", "label_text": label_text, "selection": sets.settings, "examples": rows,
+               "ci": list(wilson_ci(correct, answered)) if answered else None, "ci_method": "wilson"}
     return Score(value, answered, failures, details)

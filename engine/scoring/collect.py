@@ -1,8 +1,11 @@
 """One streamed, batched pass over a corpus: per feature its top-K activating contexts,
-firing density, max activation, and a reservoir of non-activating contexts.
+firing density, max activation, a reservoir of non-activating contexts, and a reservoir
+of activating contexts (a uniform random sample of every context where the feature fires,
+from which the quantile bins are drawn after the pass: :func:`quantile_bins`).
 
 Device memory stays bounded whatever the corpus length: per feature only the K best
-(context max, context id) pairs and R reservoir (random key, context id) pairs are kept,
+(context max, context id) pairs, R negative reservoir (random key, context id) pairs and Q
+activating reservoir (random key, context max, context id) triples are kept,
 merged batch by batch with ``torch.topk``; token ids are kept on the host only for contexts
 still referenced.  Per-token activations of the kept contexts are recomputed afterwards,
 one feature chunk at a time (:func:`per_token_acts`).
@@ -22,6 +25,10 @@ import torch
 
 from engine.progress import Progress, null_progress
 
+from store.examples import QUANTILE_BINS, quantile_bins  # noqa: F401  (re-exported)
+
+EDGE_FACTOR = 4   # the activating reservoir holds 4 x the kept sample's maxima to place the bins
+
 from .models import HookSite, LoadedModel, run_to_site
 
 
@@ -37,6 +44,10 @@ class Collection:
     top_vals: torch.Tensor        # [K, F] context maxima, descending; <= 0 means empty
     top_ctx: torch.Tensor         # [K, F] context ids
     neg_ctx: torch.Tensor         # [R, F] reservoir of non-activating context ids; -1 empty
+    # The activating reservoir: [W, F] context maxima in ascending key order (<= 0 empty), W =
+    # EDGE_FACTOR x Q, and the context ids of its first Q slots [Q, F] (the kept sample).
+    q_vals: torch.Tensor = field(default_factory=lambda: torch.zeros(0, 0))
+    q_ctx: torch.Tensor = field(default_factory=lambda: torch.zeros(0, 0, dtype=torch.long))
     contexts: dict[int, Sequence[int]] = field(repr=False, default_factory=dict)
 
     @property
@@ -52,6 +63,28 @@ class Collection:
     def negatives(self, col: int) -> list[int]:
         c = self.neg_ctx[:, col]
         return c[c >= 0].tolist()
+
+    @property
+    def top_k(self) -> int:
+        return int(self.top_vals.shape[0])
+
+    def sample(self, col: int) -> list[tuple[int, float, int]]:
+        """(context id, max activation, quantile bin) of the column's kept activating sample:
+        a uniform random sample (without replacement) of every context where it fires.
+
+        The bin of each is its place in the larger reservoir it belongs to (EDGE_FACTOR
+        times as many maxima, also uniform): 10 equal-count bins of that reservoir's order,
+        9 the strongest, so the bins estimate the activation deciles four times more finely
+        than the kept sample alone could."""
+        if self.q_ctx.numel() == 0:
+            return []
+        vals = self.q_vals[:, col].tolist()
+        filled = [i for i, v in enumerate(vals) if v > 0]
+        order = sorted(filled, key=lambda i: (vals[i], -i))            # ascending
+        rank = {i: r for r, i in enumerate(order)}
+        ctx = self.q_ctx[:, col].tolist()
+        return [(ctx[i], vals[i], (rank[i] * QUANTILE_BINS) // len(order))
+                for i in range(len(ctx)) if i in rank]
 
 
 def pad_batch(batch: Sequence[Sequence[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -85,11 +118,12 @@ class Collector:
     """Accumulates the top-K / reservoir state batch by batch."""
 
     def __init__(self, lm: LoadedModel, sae: Any, site: HookSite, features: torch.Tensor, *,
-                 top_k: int = 100, n_negatives: int = 20, seed: int = 0):
+                 top_k: int = 100, n_negatives: int = 20, n_sample: int = 0, seed: int = 0):
         self.lm, self.sae, self.site = lm, sae, site
         self.features = features.cpu()
         self.select = None if torch.equal(self.features, torch.arange(int(sae.cfg.d_sae))) else self.features
-        self.k, self.r = top_k, n_negatives
+        self.k, self.r, self.q = top_k, n_negatives, n_sample
+        self.qw = EDGE_FACTOR * n_sample     # reservoir width: the maxima that place the bins
         dev = lm.device
         n = len(features)
         self.bos = lm.bos_id if lm.bos_id is not None else 0
@@ -101,6 +135,12 @@ class Collector:
         self.top_ctx = torch.full((n, top_k), -1, dtype=torch.long, device=dev)
         self.neg_keys = torch.full((n, n_negatives), float("inf"), device=dev)
         self.neg_ctx = torch.full((n, n_negatives), -1, dtype=torch.long, device=dev)
+        # The activating reservoir: the Q smallest keys among contexts that fire, ascending.
+        # Only the first Q slots' contexts are ever stored: a slot's position only grows as
+        # smaller keys arrive, so a context past slot Q never comes back (host copies go).
+        self.q_keys = torch.full((n, self.qw), float("inf"), device=dev)
+        self.q_vals = torch.zeros(n, self.qw, device=dev)
+        self.q_ctx = torch.full((n, self.qw), -1, dtype=torch.long, device=dev)
         self.seed = seed
         self.features_dev = self.features.to(dev)
         self.contexts: dict[int, Sequence[int]] = {}
@@ -139,6 +179,20 @@ class Collector:
                 k, order = k.sort(dim=1, stable=True)
                 self.neg_keys[sel] = k[:, : self.r]
                 self.neg_ctx[sel] = ctx.gather(1, order[:, : self.r])
+        if self.q:
+            # Independent keys (another salt) over the contexts that fire: the Q smallest form
+            # a uniform sample without replacement, whatever the batching or feature subset.
+            keys = _uniform_keys(ids, self.features_dev, self.seed, salt=0x27D4EB2F)
+            keys.masked_fill_(cmax <= 0, float("inf"))
+            sel = (keys.amin(dim=0) < self.q_keys[:, -1]).nonzero().squeeze(1)
+            if sel.numel():
+                k = torch.cat([self.q_keys[sel], keys[:, sel].T], dim=1)
+                v = torch.cat([self.q_vals[sel], cmax[:, sel].T], dim=1)
+                ctx = torch.cat([self.q_ctx[sel], ids[None, :].expand(len(sel), -1)], dim=1)
+                k, order = k.sort(dim=1, stable=True)
+                self.q_keys[sel] = k[:, : self.qw]
+                self.q_vals[sel] = v.gather(1, order[:, : self.qw])
+                self.q_ctx[sel] = ctx.gather(1, order[:, : self.qw])
         self._batches += 1
         if self._batches % 64 == 0:
             self._prune()
@@ -146,6 +200,8 @@ class Collector:
     def _referenced(self) -> set[int]:
         ref = set(self.top_ctx[self.top_vals > 0].unique().tolist())
         ref.update(self.neg_ctx[torch.isfinite(self.neg_keys)].unique().tolist())
+        kept = self.q_ctx[:, : self.q]
+        ref.update(kept[torch.isfinite(self.q_keys[:, : self.q])].unique().tolist())
         return ref
 
     def _prune(self) -> None:
@@ -155,17 +211,21 @@ class Collector:
     def result(self) -> Collection:
         self._prune()
         neg = self.neg_ctx.masked_fill(~torch.isfinite(self.neg_keys), -1)
+        filled = torch.isfinite(self.q_keys)
         return Collection(
             features=self.features, n_tokens=self.n_tokens, n_contexts=self.n_contexts,
             fire_count=self.fire.cpu(), max_act=self.max_act.cpu(), top_vals=self.top_vals.T.cpu(),
-            top_ctx=self.top_ctx.T.cpu(), neg_ctx=neg.T.cpu(), contexts=self.contexts,
+            top_ctx=self.top_ctx.T.cpu(), neg_ctx=neg.T.cpu(),
+            q_vals=self.q_vals.masked_fill(~filled, 0.0).T.cpu(),
+            q_ctx=self.q_ctx.masked_fill(~filled, -1)[:, : self.q].T.cpu(), contexts=self.contexts,
         )
 
 
-def _uniform_keys(ctx_ids: torch.Tensor, features: torch.Tensor, seed: int) -> torch.Tensor:
-    """Reservoir keys in [0, 1) from a hash of (seed, context id, feature index): the same
-    sample of negatives whatever the batch size, shard or feature subset."""
-    x = ctx_ids[:, None] * 0x9E3779B1 + features[None, :] * 0x85EBCA77 + seed * 0xC2B2AE3D
+def _uniform_keys(ctx_ids: torch.Tensor, features: torch.Tensor, seed: int, salt: int = 0) -> torch.Tensor:
+    """Reservoir keys in [0, 1) from a hash of (seed, salt, context id, feature index): the
+    same sample whatever the batch size, shard or feature subset (``salt`` separates the
+    negatives' reservoir from the activating one)."""
+    x = ctx_ids[:, None] * 0x9E3779B1 + features[None, :] * 0x85EBCA77 + seed * 0xC2B2AE3D + salt * 0x165667B1
     for mul in (0xBF58476D1CE4E5B9 - (1 << 64), 0x94D049BB133111EB - (1 << 64)):
         x = x ^ (x >> 31)
         x = x * mul                      # int64 products wrap around, as the hash wants
@@ -186,10 +246,11 @@ def _batched(items: Iterable[list[int]], size: int) -> Iterator[list[list[int]]]
 
 def collect(lm: LoadedModel, sae: Any, site: HookSite, features: torch.Tensor,
             contexts: Iterable[list[int]], *, batch_size: int = 32, top_k: int = 100,
-            n_negatives: int = 20, expected_contexts: int | None = None, seed: int = 0,
+            n_negatives: int = 20, n_sample: int = 0, expected_contexts: int | None = None, seed: int = 0,
             progress: Progress = null_progress) -> Collection:
-    """Stream ``contexts`` through the model and SAE once, in batches."""
-    col = Collector(lm, sae, site, features, top_k=top_k, n_negatives=n_negatives, seed=seed)
+    """Stream ``contexts`` through the model and SAE once, in batches (``n_sample``: size of
+    each feature's activating reservoir, 0 for none)."""
+    col = Collector(lm, sae, site, features, top_k=top_k, n_negatives=n_negatives, n_sample=n_sample, seed=seed)
     for batch in _batched(contexts, batch_size):
         col.add(batch)
         progress("activations (contexts)", col.n_contexts, expected_contexts)
@@ -200,7 +261,8 @@ def collect(lm: LoadedModel, sae: Any, site: HookSite, features: torch.Tensor,
 class KeptActs:
     """Per-token activations of the kept top contexts of some columns, one entry per
     (column, rank) pair with a positive context max: its max position and value and the
-    sparse activations as a :mod:`store.examples` blob."""
+    sparse activations as a :mod:`store.examples` blob.  With the activating sample too,
+    ranks from ``top_k`` on are its reservoir slots (``rank - top_k``)."""
 
     cols: list[int]
     col_i: np.ndarray        # [P] index into ``cols``
@@ -209,6 +271,7 @@ class KeptActs:
     max_idx: np.ndarray      # [P] first position of the max
     max_act: np.ndarray      # [P] float32 values as python floats read them
     blobs: list[bytes | None]
+    top_k: int = 0
 
     def by_col(self) -> dict[int, np.ndarray]:
         """Column -> its pair indices in rank order."""
@@ -219,18 +282,23 @@ class KeptActs:
 
 @torch.inference_mode()
 def kept_acts(lm: LoadedModel, sae: Any, site: HookSite, col: Collection, cols: list[int], *,
-              batch_size: int = 32, progress: Progress = null_progress) -> KeptActs:
-    """Per-token activations of the kept top contexts of columns ``cols``.
+              batch_size: int = 32, sample: bool = False, progress: Progress = null_progress) -> KeptActs:
+    """Per-token activations of the kept top contexts of columns ``cols`` (and, with
+    ``sample``, of their activating-reservoir contexts).
 
     Each distinct context is run once for all the columns together (not once per column),
     and only what is stored is brought back to the host: per (column, rank) the nonzero
     positions and values, the max and its position."""
     empty = KeptActs(cols, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64),
-                     np.zeros(0, np.int64), np.zeros(0, np.float32), [])
+                     np.zeros(0, np.int64), np.zeros(0, np.float32), [], col.top_k)
     if not cols:
         return empty
     cols_t = torch.tensor(cols)
     vals, ctx = col.top_vals[:, cols_t], col.top_ctx[:, cols_t]
+    if sample and col.q_ctx.numel():
+        q = col.q_ctx.shape[0]
+        vals = torch.cat([vals, col.q_vals[:q, cols_t]])
+        ctx = torch.cat([ctx, col.q_ctx[:, cols_t]])
     rank_i, col_i = (vals > 0).nonzero(as_tuple=True)
     pair_ctx = ctx[rank_i, col_i]
     if pair_ctx.numel() == 0:
@@ -271,7 +339,7 @@ def kept_acts(lm: LoadedModel, sae: Any, site: HookSite, col: Collection, cols: 
             prev = end
         progress("examples (re-run kept contexts)", min(start + batch_size, len(needed)), len(needed))
     return KeptActs(cols, col_i.astype(np.int64), rank_i.astype(np.int64), pair_ctx.astype(np.int64),
-                    max_idx, max_act, blobs)
+                    max_idx, max_act, blobs, col.top_k)
 
 
 @torch.inference_mode()

@@ -67,6 +67,7 @@ def score_stored(project: Project, *, source: str | None = None, features: Seque
 
     Skips features that already have an input score unless ``redo``; features without
     stored examples or promoted tokens are left alone.  Returns the number scored."""
+    from store.examples import put_examples
     from store.features import put_score
 
     where, args = ["1 = 1"], []
@@ -101,9 +102,12 @@ def score_stored(project: Project, *, source: str | None = None, features: Seque
                 "SELECT token FROM logit_tokens WHERE feature_id = ? AND kind = 'promoted' ORDER BY rank LIMIT ?",
                 [fid, k_lens])]
             hits, used = max_token_hits(exs, lens, key="tokens", dedupe=True)
-            results.append((fid, hits, used, len(lens)))
+            results.append((fid, hits, used, len(lens), stored_quantiles(project, fid, exs)))
         with project.write() as db:
-            for fid, hits, used, n_lens in results:
+            for fid, hits, used, n_lens, quant in results:
+                if quant is not None:
+                    put_examples(db, fid, "quantile", quant, STORED_QUANTILE_ORIGIN,
+                                 bins=[q["bin"] for q in quant])
                 old = db.execute("SELECT details FROM taxonomy_scores WHERE feature_id = ?", [fid]).fetchone()
                 details = (loads(old[0]) if old and old[0] else {}) or {}
                 details["input"] = {"from": "stored", "hits": hits, "contexts": used, "lens_tokens": n_lens,
@@ -116,6 +120,41 @@ def score_stored(project: Project, *, source: str | None = None, features: Seque
         done += len(chunk)
         progress("input scores (stored)", done, len(ids))
     return done
+
+
+STORED_QUANTILE_ORIGIN = "stored-bins"
+
+
+def stored_quantiles(project: Project, feature_id: int, exs: list[dict[str, Any]], *,
+                     n: int = 50, seed: int = 0) -> list[dict[str, Any]] | None:
+    """Quantile examples of a feature from its stored activating examples (no model): up to
+    ``n`` distinct contexts drawn at random (seeded by the feature id), in 10 equal-count bins
+    of their maxima (:func:`engine.scoring.collect.quantile_bins`).  The stored examples are
+    not a random sample of every activation (a Neuronpedia import holds its top list and a
+    few per activation interval), so the bins span what is stored, weak to strong.
+
+    None (leave them alone) when the feature has quantile examples from a model run."""
+    import numpy as np
+
+    from store.examples import quantile_bins
+
+    made = project.scalar("SELECT origin FROM examples WHERE feature_id = ? AND kind = 'quantile' LIMIT 1",
+                          [feature_id])
+    if made is not None and made != STORED_QUANTILE_ORIGIN:
+        return None
+    seen: set[tuple] = set()
+    pool = []
+    for ex in exs:
+        sig = tuple(ex["tokens"])
+        if ex["max_act"] is None or ex["max_act"] <= 0 or sig in seen:
+            continue
+        seen.add(sig)
+        pool.append(ex)
+    rng = np.random.default_rng([seed, feature_id])
+    pick = [pool[int(i)] for i in sorted(rng.permutation(len(pool))[:n])]
+    return [{"tokens": ex["tokens"], "token_ids": ex["token_ids"], "acts": ex["acts"], "max_idx": ex["max_idx"],
+             "max_act": ex["max_act"], "bin": b}
+            for i, b in quantile_bins([float(e["max_act"]) for e in pick]) for ex in (pick[i],)]
 
 
 # Why a feature in scope gets no input score from stored data, and what would give it one.

@@ -125,7 +125,7 @@ def _model_id(spec: str) -> str:
 
 
 def score(project: Project, *, model: str, sae: str, corpus: str | None = None, ctx_len: int = 64,
-          top_k: int = 100, n_negatives: int = 20, features: str | Sequence[int] | None = None,
+          top_k: int = 100, n_negatives: int = 20, n_quantile: int = 50, features: str | Sequence[int] | None = None,
           device: str | None = None, dtype: str | None = None, batch_size: int = 32,
           feature_batch: int = 256, redo: bool = False, shard: str | tuple[int, int] | None = None,
           max_contexts: int | None = None, max_tokens: int | None = None, continuation_tokens: int = 8,
@@ -219,7 +219,7 @@ def score(project: Project, *, model: str, sae: str, corpus: str | None = None, 
         stream = corpus_mod.contexts(corpus_spec, lm.tokenizer, ctx_len, bos,
                                      max_contexts=max_contexts, max_tokens=max_tokens)
         col = collect(lm, the_sae, site, torch.tensor(in_todo, dtype=torch.long), stream,
-                      batch_size=batch_size, top_k=top_k, n_negatives=n_negatives,
+                      batch_size=batch_size, top_k=top_k, n_negatives=n_negatives, n_sample=n_quantile,
                       expected_contexts=max_contexts, seed=seed, progress=progress)
         if col.n_contexts == 0:
             raise ScoringError(f"{corpus_spec.description}: the corpus gave no context to score")
@@ -229,10 +229,10 @@ def score(project: Project, *, model: str, sae: str, corpus: str | None = None, 
         # Per-token activations of the kept contexts: each distinct context is re-run once per
         # column chunk, for all the chunk's features together.  Chunks bound host memory to
         # about 64M (feature, rank, token) cells; one chunk holds every feature of most SAEs.
-        chunk_cols = max(1, min(len(in_todo), (64 << 20) // max(1, top_k * ctx_len)))
+        chunk_cols = max(1, min(len(in_todo), (64 << 20) // max(1, (top_k + n_quantile) * ctx_len)))
         for start in range(0, len(in_todo), chunk_cols):
             cols = list(range(start, min(start + chunk_cols, len(in_todo))))
-            kept = kept_acts(lm, the_sae, site, col, cols, batch_size=batch_size, progress=progress)
+            kept = kept_acts(lm, the_sae, site, col, cols, batch_size=batch_size, sample=True, progress=progress)
             pairs = kept.by_col()
             hits = _max_token_hits(kept, pairs, col, _lens_rows(lens, row_of, col, cols))
             for wstart in range(0, len(cols), feature_batch):
@@ -358,6 +358,7 @@ class _Writer:
         p_of = {c: pairs[c].tolist() for c in cols if c in pairs}
         k_ctx, k_rank, k_mi, k_mx = (kept.ctx.tolist(), kept.rank.tolist(), kept.max_idx.tolist(),
                                      kept.max_act.tolist())
+        top_k = kept.top_k
         wanted = {k_ctx[p] for ps in p_of.values() for p in ps}
         wanted.update(n for ns in neg_of.values() for n in ns)
         known = dict(self.ctx_ids)
@@ -369,11 +370,17 @@ class _Writer:
                     fid = upsert_feature(db, self.source_id, j, density=dens, max_act=mx,
                                          n_tokens_seen=col.n_tokens)
                     self._supersede(db, fid, pending)
+                    ps = p_of.get(c, ())
                     top = [(fid, "top", k_rank[p], None, cid[k_ctx[p]], kept.blobs[p], k_mi[p], k_mx[p], "scored")
-                           for p in p_of.get(c, ())]
+                           for p in ps if k_rank[p] < top_k]
                     negs = [(fid, "negative", r, None, cid[n], None, 0, 0.0, "scored")
                             for r, n in enumerate(neg_of[c])]
-                    for kind, ex_rows in (("top", top), ("negative", negs)):
+                    bin_of = {ctx: b for ctx, _, b in col.sample(c)}
+                    sample = sorted((p for p in ps if k_rank[p] >= top_k and k_mx[p] > 0),
+                                    key=lambda p: (-k_mx[p], k_rank[p]))
+                    quant = [(fid, "quantile", r, bin_of[k_ctx[p]], cid[k_ctx[p]], kept.blobs[p], k_mi[p], k_mx[p],
+                              "scored") for r, p in enumerate(sample)]
+                    for kind, ex_rows in (("top", top), ("negative", negs), ("quantile", quant)):
                         drop_changed_nla(db, fid, kind, [r[4] for r in ex_rows])
                         delete_examples(db, fid, kind, from_rank=len(ex_rows))
                         put_example_rows(db, ex_rows)
@@ -398,11 +405,12 @@ def _max_token_hits(kept: KeptActs, pairs: dict[int, np.ndarray], col: Collectio
     tokens (:func:`engine.scoring.inputscore.max_token_hits`, by token id, vectorised)."""
     if not len(kept.blobs):
         return {}
+    top = kept.rank < kept.top_k          # the input score reads the top contexts only
     tid = np.fromiter((col.contexts[int(c)][int(m)] for c, m in zip(kept.ctx, kept.max_idx)),
                       dtype=np.int64, count=len(kept.ctx))
     hit = (lens_ids[kept.col_i] == tid[:, None]).any(axis=1)
     out: dict[int, tuple[int, int]] = {}
     for c, ps in pairs.items():
-        ps = ps[kept.max_act[ps] > 0][:MAX_CONTEXTS]
+        ps = ps[top[ps] & (kept.max_act[ps] > 0)][:MAX_CONTEXTS]
         out[c] = (int(hit[ps].sum()), len(ps))
     return out

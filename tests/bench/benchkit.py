@@ -14,6 +14,7 @@ import re
 
 from engine.bench.job import BenchConfig, run_bench
 from engine.bench.prompts import EXAMPLE_PREFIX, LABEL_PREFIX
+from store.examples import quantile_bins
 from engine.llm.client import LLMClient
 from store.features import get_or_create_source, put_examples, put_score, upsert_feature
 from store.labels import add_label
@@ -27,9 +28,13 @@ def word(f: int) -> str:
     return f"zq{f}word"
 
 
-def build_project(project, n_features: int = 12, *, n_top: int = 16, n_neg: int = 12, length: int = 10,
-                  methods: tuple[str, ...] = ("m_true", "m_vague"), categories: bool = True) -> list[int]:
-    """Write a source with ``n_features`` features, their examples, labels and categories."""
+def build_project(project, n_features: int = 12, *, n_top: int = 30, n_neg: int = 20, length: int = 10,
+                  n_quantile: int = 30, methods: tuple[str, ...] = ("m_true", "m_vague"),
+                  categories: bool = True) -> list[int]:
+    """Write a source with ``n_features`` features, their examples, labels and categories.
+
+    ``quantile`` examples (as ``saegold score`` keeps them) hold the word too, with maxima
+    spread evenly from 0.1 to 5.0, in 10 equal-count bins."""
     ids = []
     with project.write() as db:
         sid = get_or_create_source(db, "tiny-model", "tiny-sae")
@@ -46,6 +51,17 @@ def build_project(project, n_features: int = 12, *, n_top: int = 16, n_neg: int 
                 acts[at + 1] = 0.4 * (5.0 - 0.1 * r)    # a second token above 0.3 x max
                 tops.append({"tokens": toks, "acts": acts})
             put_examples(db, fid, "top", tops, "test")
+            quant = []
+            for r in range(n_quantile):
+                toks = [" " + FILL[(5 * f + 7 * r + 2 * i) % len(FILL)] for i in range(length)] + [" q%d" % r]
+                at = 1 + (r % (length - 3))
+                toks[at] = " " + word(f)
+                acts = [0.0] * (length + 1)
+                acts[at] = 5.0 - 4.9 * r / max(1, n_quantile - 1)
+                acts[at + 1] = 0.4 * acts[at]
+                quant.append({"tokens": toks, "acts": acts})
+            order = quantile_bins([q["acts"][1 + (r % (length - 3))] for r, q in enumerate(quant)])
+            put_examples(db, fid, "quantile", [{**quant[i], "bin": b} for i, b in order], "test")
             negs = [{"tokens": [" " + FILL[(11 * f + 5 * r + 2 * i) % len(FILL)] for i in range(length)]
                      + [" n%dx%d" % (f, r)], "acts": [0.0] * (length + 1)} for r in range(n_neg)]
             put_examples(db, fid, "negative", negs, "test")

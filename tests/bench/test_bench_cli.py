@@ -64,7 +64,8 @@ def test_default_benchmarks(cli, capsys):
 def test_dry_run_and_subsets(cli, capsys):
     assert cli(*cli.endpoint, "--benchmarks", "detection", "--dry-run") == 0
     out = capsys.readouterr().out
-    assert "dry run: 32 results to score; would send 128 requests" in out and cli.server.count == 0
+    # 20 positives (default) + 20 negatives = 40 examples: 8 batches of 5 per result
+    assert "dry run: 32 results to score; would send 256 requests" in out and cli.server.count == 0
     assert cli(*cli.endpoint, "--benchmarks", "detection", "--methods", "m_true", "--features", "0-2,5",
                "--source", "tiny-model/tiny-sae", "--seed", "4") == 0
     out = capsys.readouterr().out

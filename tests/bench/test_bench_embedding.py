@@ -64,7 +64,7 @@ def test_separable_embeddings_give_auroc_one(bench_project, llm_server):
     true_vals = {r["method"]: set() for r in rows}
     for r in rows:
         true_vals[r["method"]].add(r["value"])
-        assert r["judge_model"] == "emb-small" and r["n"] == 20 and r["parse_failures"] == 0
+        assert r["judge_model"] == "emb-small" and r["n"] == 40 and r["parse_failures"] == 0
     assert true_vals["m_true"] == {1.0}
     assert true_vals["m_vague"] == {0.0}          # its vector lies on the negatives' axis: inverted
     row = next(r for r in build_report(bench_project)["overall"]
@@ -88,7 +88,7 @@ def test_embedding_details_hold_similarities(bench_project, llm_server):
     server = llm_server(embed_handler=separable)
     _embedding_run(bench_project, server)
     d = loads(bench_project.scalar("SELECT details FROM bench_scores WHERE benchmark = 'embedding' LIMIT 1"))
-    assert d["embedding_model"] == "emb-small" and len(d["examples"]) == 20
+    assert d["embedding_model"] == "emb-small" and len(d["examples"]) == 40
     assert {e["similarity"] for e in d["examples"] if e["truth"] == 1} in ({1.0}, {0.0})
 
 

@@ -14,12 +14,12 @@ def _ids(es):
     return [(e.example_id, e.truth, e.highlight) for e in es.examples]
 
 
-def test_default_selection_is_held_out_and_balanced(bench_project):
+def test_top_sampler_is_held_out_and_balanced(bench_project):
     fid = bench_project.scalar("SELECT id FROM features WHERE idx = 3")
-    es = ExampleSelector(bench_project, seed=0).for_feature(fid)
+    es = ExampleSelector(bench_project, seed=0, sampler="top").for_feature(fid)
     pos = [e for e in es.examples if e.truth == 1]
     neg = [e for e in es.examples if e.truth == 0]
-    assert sorted(e.rank for e in pos) == list(range(5, 15))          # 1-based ranks 6-15
+    assert sorted(e.rank for e in pos) == list(range(5, 25))          # 1-based ranks 6-25
     assert all(e.kind == "top" and e.feature_id == fid for e in pos)
     assert len(neg) == len(pos) and all(e.kind == "negative" and e.feature_id == fid for e in neg)
     assert es.usable()
@@ -108,7 +108,7 @@ def test_prompt_layout(bench_project):
     fid = bench_project.scalar("SELECT id FROM features WHERE idx = 1")
     es = ExampleSelector(bench_project, seed=0).for_feature(fid)
     groups = batches(es.examples, 5)
-    assert [len(g) for g in groups] == [5, 5, 5, 5]
+    assert [len(g) for g in groups] == [5] * 8          # 20 positives and 20 negatives
     det = judge_messages("detection", "line one\nline two", groups[0])
     fuzz = judge_messages("fuzzing", "x", groups[0])
     user = det[1]["content"]
@@ -125,7 +125,50 @@ def test_wrong_highlights_never_fall_on_bos(project):
         put_examples(db, fid, "top", [{"tokens": ["<bos>", " a", " b", " c"], "acts": [0, 0, 3.0, 2.0]}] * 8, "t")
         put_examples(db, fid, "negative", [{"tokens": ["<bos>", " x"], "acts": [0, 0]}] * 4, "t")
     for seed in range(5):
-        es = ExampleSelector(project, seed=seed).for_feature(fid)
+        es = ExampleSelector(project, seed=seed, sampler="top").for_feature(fid)
         assert [e.highlight for e in es.examples if not e.truth] == [(1,)] * 3
         assert {e.highlighted_text() for e in es.examples if not e.truth} == {" <<x>>"}
         assert {e.highlighted_text() for e in es.examples if e.truth} == {" a <<b c>>"}
+
+
+def test_quantiles_sampler_draws_every_bin_and_never_what_labelers_saw(bench_project):
+    from store.examples import examples as stored
+    from store.features import put_examples
+
+    fid = bench_project.scalar("SELECT id FROM features WHERE idx = 4")
+    # A quantile example that is also one of the top 5 (the labelers read it) is never a positive.
+    quant = stored(bench_project, fid, "quantile")
+    top1 = stored(bench_project, fid, "top", limit=1)[0]
+    with bench_project.write() as db:
+        put_examples(db, fid, "quantile", [{**q, "tokens": top1["tokens"], "acts": top1["acts"]} if q["rank"] == 0
+                                           else q for q in quant], "test")
+    es = ExampleSelector(bench_project, seed=2).for_feature(fid)
+    pos = [e for e in es.examples if e.truth]
+    assert len(pos) == 20 and all(e.kind == "quantile" for e in pos)
+    assert tuple(top1["tokens"]) not in {e.tokens for e in pos}
+    bins = [e.bin for e in pos]
+    # bin 9 lost one example (30 -> 2 left in it): every bin still gives 2
+    assert sorted(set(bins)) == list(range(10)) and all(bins.count(b) == 2 for b in range(10))
+    assert es.settings["sampler"] == "quantiles" and es.settings["n_positives"] == 20
+    assert all(e.record()["bin"] == e.bin for e in pos)
+
+    rnd = ExampleSelector(bench_project, seed=2, sampler="random").for_feature(fid)
+    rpos = [e for e in rnd.examples if e.truth]
+    assert len(rpos) == 20 and all(e.kind == "quantile" for e in rpos)
+    assert rnd.settings["sampler"] == "random" and "positive_ranks" not in rnd.settings
+    top = ExampleSelector(bench_project, seed=2, sampler="top").for_feature(fid)
+    assert top.settings["positive_ranks"] == [6, 25]
+    with pytest.raises(SaegoldError, match="--sampler"):
+        ExampleSelector(bench_project, seed=0, sampler="peak")
+
+
+def test_quantiles_sampler_without_quantile_examples_has_no_positives(project):
+    from store.features import get_or_create_source, put_examples, upsert_feature
+
+    with project.write() as db:
+        fid = upsert_feature(db, get_or_create_source(db, "m", "s"), 0)
+        put_examples(db, fid, "top", [{"tokens": [" a", " b"], "acts": [1.0, 0.0]}] * 30, "t")
+        put_examples(db, fid, "negative", [{"tokens": [" x"], "acts": [0.0]}] * 4, "t")
+    es = ExampleSelector(project, seed=0).for_feature(fid)
+    assert es.n_positive == 0 and not es.usable()       # never a silent fall-back to the top
+    assert ExampleSelector(project, seed=0, sampler="top").for_feature(fid).n_positive == 25 - 5

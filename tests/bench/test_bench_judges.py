@@ -36,11 +36,11 @@ def test_oracle_judge_scores_one(bench_project, llm_server):
     rows = _rows(bench_project)
     assert len(rows) == 12 * 2 * 2 * 2            # features x methods x benchmarks x controls
     assert summary.written == {"detection": 48, "fuzzing": 48}
-    assert all(r["value"] == 1.0 and r["n"] == 20 and r["parse_failures"] == 0 for r in rows)
-    assert usage.calls == server.count == 12 * 2 * 2 * 2 * 4   # 20 examples in batches of 5
+    assert all(r["value"] == 1.0 and r["n"] == 40 and r["parse_failures"] == 0 for r in rows)
+    assert usage.calls == server.count == 12 * 2 * 2 * 2 * 8   # 40 examples in batches of 5
     for r in rows:
         ex = r["details"]["examples"]
-        assert len(ex) == 20 and sum(e["truth"] for e in ex) == 10
+        assert len(ex) == 40 and sum(e["truth"] for e in ex) == 20
         assert all(e["prediction"] == e["truth"] and e["raw"] for e in ex)
         assert r["judge_model"] == "judge" and r["seed"] == 0
     # Controls: another feature's label of the same method, on the same examples.
@@ -91,8 +91,8 @@ def test_garbage_judge_counts_parse_failures(bench_project, llm_server):
     summary, _ = run(bench_project, server)
     rows = _rows(bench_project)
     assert len(rows) == 96
-    assert all(r["value"] is None and r["n"] == 0 and r["parse_failures"] == 20 for r in rows)
-    assert summary.parse_failures == 96 * 20 and summary.unscored == 96
+    assert all(r["value"] is None and r["n"] == 0 and r["parse_failures"] == 40 for r in rows)
+    assert summary.parse_failures == 96 * 40 and summary.unscored == 96
     for r in rows:
         assert {b["status"] for b in r["details"]["batches"]} == {"unparseable"}
         assert all(e["prediction"] is None and "examples 1 and 3" in e["raw"] for e in r["details"]["examples"])
@@ -189,7 +189,7 @@ def test_dry_run_sends_and_stores_nothing(bench_project, llm_server):
     server = llm_server(chat_handler=oracle_judge)
     summary, usage = run(bench_project, server, BenchConfig(benchmarks=JUDGED, dry_run=True))
     assert server.count == 0 and _rows(bench_project) == []
-    assert summary.jobs == 96 and usage.est_calls == 96 * 4 and usage.est_prompt_tokens > 0
+    assert summary.jobs == 96 and usage.est_calls == 96 * 8 and usage.est_prompt_tokens > 0
 
 
 def test_no_control_without_other_labels(project, llm_server):
@@ -218,3 +218,27 @@ def test_unscored_features_and_missing_negatives(project, llm_server):
     assert {r["method"]: r["mean"] for r in report["overall"]} == {"m_true": 1.0, "m_vague": 0.5}
     neg = [e for r in _rows(project) for e in r["details"]["examples"] if e["truth"] == 0]
     assert neg and all(e["kind"] == "top" for e in neg)
+
+
+def test_results_record_their_sampler_and_never_mix(bench_project, llm_server):
+    server = llm_server(chat_handler=oracle_judge)
+    fids = [bench_project.scalar("SELECT id FROM features WHERE idx = ?", [i]) for i in (0, 1)]
+    run(bench_project, server, BenchConfig(benchmarks=("detection",), sampler="top", feature_ids=fids))
+    rows = _rows(bench_project)
+    assert len(rows) == 8 and {r["details"]["selection"]["sampler"] for r in rows} == {"top"}
+    assert all({e["kind"] for e in r["details"]["examples"] if e["truth"]} == {"top"} for r in rows)
+    report = build_report(bench_project)
+    assert {r["sampler"] for r in report["overall"]} == {"top"}
+    # The default sampler does not keep the top-sampled results: it makes them again.
+    summary, _ = run(bench_project, server, BenchConfig(benchmarks=("detection",), feature_ids=fids))
+    assert summary.already_done == 0 and summary.written["detection"] == 8
+    rows = _rows(bench_project)
+    assert {r["details"]["selection"]["sampler"] for r in rows} == {"quantiles"}
+    assert all({e["kind"] for e in r["details"]["examples"] if e["truth"]} == {"quantile"} for r in rows)
+    summary, _ = run(bench_project, server, BenchConfig(benchmarks=("detection",), feature_ids=fids))
+    assert summary.already_done == 8
+    # Rows from before samplers existed read as 'top' and are reported apart.
+    with bench_project.write() as db:
+        db.execute("UPDATE bench_scores SET details = json_remove(details, '$.selection.sampler') "
+                   "WHERE id = (SELECT MIN(id) FROM bench_scores)")
+    assert sorted({r["sampler"] for r in build_report(bench_project)["overall"]}) == ["quantiles", "top"]

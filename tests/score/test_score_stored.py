@@ -46,6 +46,14 @@ def test_neuronpedia_input_score_from_stored_activations(project, tmp_path, caps
     assert row["output_score"] is None and row["category"] is None
     details = loads(row["details"])["input"]
     assert (details["hits"], details["contexts"], details["from"]) == (hits, used, "stored")
+    # Quantile examples from the stored activating contexts (distinct, up to 50), 10 equal bins
+    # from weakest to strongest, in descending order of activation.
+    from store.examples import examples as stored_examples
+    fid = project.scalar("SELECT id FROM features")
+    quant = stored_examples(project, fid, "quantile")
+    assert len(quant) == min(50, used) and len({tuple(q["tokens"]) for q in quant}) == len(quant)
+    assert [q["max_act"] for q in quant] == sorted((q["max_act"] for q in quant), reverse=True)
+    assert quant[0]["bin"] == 9 and quant[-1]["bin"] == 0 and {q["origin"] for q in quant} == {"stored-bins"}
     # Done features are skipped; --redo recomputes; the CLI goes the same way.
     assert score_stored(project) == 0
     assert score_stored(project, redo=True) == 1

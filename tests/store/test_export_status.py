@@ -74,7 +74,8 @@ def test_field_names_scripts_depend_on(filled):
     for kind in E.KINDS:
         assert E.FIELDS[kind][:2] == ("source", "feature")
         recs = _jsonl(filled, kind)
-        assert recs and all(tuple(r) == E.FIELDS[kind] for r in recs)
+        # (this project has no bench scores: tests/bench/test_bench_ci.py checks that export's records)
+        assert (recs or kind == "bench") and all(tuple(r) == E.FIELDS[kind] for r in recs)
         header, _ = _csv(filled, kind)
         assert tuple(header) == E.FIELDS[kind]
     assert {"input_score", "output_score", "category", "input_threshold", "output_threshold",

@@ -11,6 +11,8 @@ from store.errors import SaegoldError
 from store.feature_spec import parse_feature_spec, stored_feature_ids
 
 from ..cli_args import add_endpoint_args, parse_temperature
+
+SAMPLERS = ("quantiles", "top", "random")   # engine.bench.examples.SAMPLERS (not imported: light --help)
 from ..safe import inert, inert_line
 
 DESCRIPTION = """\
@@ -19,8 +21,13 @@ example in batches of 5; embedding: AUROC of label-example cosine similarity; st
 target KL the judge picks which of three sets of steered continuations -- the feature's own
 and two other features', in a seeded order -- the label describes, chance 1/3), each with a
 shuffled-label control (the label of another random feature, same method, same examples).
-Positives are held-out activating examples (top ranks 6-15 by default; labelers saw 1-5),
-negatives the scoring pass's non-activating contexts (or --negatives other-features).
+Positives are held-out activating examples (never the top 5 the labelers saw), drawn by
+--sampler: quantiles (default, as Delphi: equally from the 10 activation-quantile bins that
+`saegold score` keeps, so weak activations count too), top (top ranks 6-25: the strongest
+only) or random (uniformly from the activating sample); 20 by default (--n-positives).
+Negatives: the scoring pass's non-activating contexts (or --negatives other-features), as
+many as positives.  Every stored result records its sampler; a run with another sampler
+replaces a result instead of keeping it, and the report shows each sampler apart.
 Results are written as they complete; a re-run skips finished ones (--redo to redo), and
 judge answers are cached, so re-running sends no requests. Seeded: --seed reproduces a run.
 Exit status: 0 done; 1 finished but some results were not stored because a request failed
@@ -52,8 +59,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--negatives", choices=("scoring", "other-features"), default="scoring",
                    help="non-activating examples: the scoring pass's (default) or other features' top examples")
     p.add_argument("--n-negatives", type=int, help="negatives per feature (default: as many as positives)")
-    p.add_argument("--positive-ranks", default="6-15",
-                   help="1-based ranks of the top examples used as positives (default 6-15)")
+    p.add_argument("--sampler", choices=SAMPLERS, default="quantiles",
+                   help="how positives are drawn: quantiles (default: equally from 10 activation-quantile "
+                        "bins), top (top ranks 6-25), random (uniform over activating contexts)")
+    p.add_argument("--n-positives", type=int, default=20, help="positives per feature (default 20)")
+    p.add_argument("--positive-ranks",
+                   help="with --sampler top: 1-based ranks of the top examples used as positives "
+                        "(default 6 to 5 + --n-positives)")
     p.add_argument("--batch-size", type=int, default=5, help="examples per judge request (default 5)")
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
     p.add_argument("--dry-run", action="store_true",
@@ -115,7 +127,8 @@ def _score(project, args: argparse.Namespace) -> int:
                          + (("steering",) if project.scalar("SELECT 1 FROM steering LIMIT 1") else ())),
         methods=_csv(args.methods),
         feature_ids=parse_features(project, args.features, args.source),
-        seed=args.seed, positive_ranks=parse_ranks(args.positive_ranks), negatives=args.negatives,
+        seed=args.seed, sampler=args.sampler, n_positives=args.n_positives,
+        positive_ranks=parse_ranks(args.positive_ranks) if args.positive_ranks else None, negatives=args.negatives,
         n_negatives=args.n_negatives, batch_size=args.batch_size, redo=args.redo, dry_run=args.dry_run,
         temperature=parse_temperature(args.temperature), max_tokens=args.max_tokens or None,
         workers=max(2, args.concurrency),
@@ -177,9 +190,17 @@ def _print_summary(summary, usage, config) -> None:
     if summary.already_done:
         out.append(f"  {summary.already_done} results already stored were skipped (--redo to redo)")
     if summary.no_examples:
-        first, last = config.positive_ranks
+        if config.sampler == "top":
+            first, last = config.positive_ranks or (6, 5 + config.n_positives)
+            where = f"top ranks {first}-{last}"
+        else:
+            where = f"sampler {config.sampler}"
         out.append(f"  {summary.no_examples} results skipped: {summary.no_positives} lack held-out positives "
-                   f"(top ranks {first}-{last}), {summary.no_negatives} lack negatives")
+                   f"({where}), {summary.no_negatives} lack negatives")
+        if summary.no_sample:
+            out.append(f"    ({summary.no_sample} of them: the feature has no quantile examples -- scored before "
+                       "they existed (`saegold score --redo`), or imported (`saegold score --from-stored` "
+                       "bins the stored ones); or use --sampler top)")
         if summary.no_negatives and config.negatives == "scoring":
             out.append("    (features that fire almost everywhere, or imported ones, have no scoring-pass "
                        "negatives: --negatives other-features takes other features' top examples)")
@@ -224,14 +245,16 @@ def _table(title: str, rows: list[dict], with_category: bool):
     table = Table(title=title, title_justify="left")
     if with_category:
         table.add_column("category", overflow="fold")
-    for name in ("method", "benchmark"):
+    for name in ("method", "benchmark", "sampler"):
         table.add_column(name, overflow="fold")      # names are never cut short
-    for name in ("n", "mean [95% CI]", "chance", "shuffled", "true - shuffled [95% CI]", "parse fail"):
+    for name in ("n", "mean [95% CI]", "chance", "shuffled", "true - shuffled [95% CI]", "label CI width",
+                 "parse fail"):
         table.add_column(name, justify="right")
     for r in rows:
         cells = [inert(r["category"])] if with_category else []
-        cells += [inert(r["method"]), inert(r["benchmark"])]
+        cells += [inert(r["method"]), inert(r["benchmark"]), Text(r["sampler"] or "-")]
         cells += [Text(c) for c in (str(r["n"]), _ci(r), _fmt(r["chance"], 2), _fmt(r["shuffled_mean"]), _gap(r),
+                                    _fmt(r["label_ci_width_median"], 2),
                                     "-" if r["parse_failure_rate"] is None else f"{100 * r['parse_failure_rate']:.1f}%")]
         table.add_row(*cells)
     return table
@@ -260,13 +283,13 @@ def _report(project, *, as_json: bool) -> int:
     if data["method_pairs"]:
         pairs = Table(title="Paired method differences on shared features (A - B, true labels)",
                       title_justify="left")
-        for name in ("benchmark", "method A", "method B"):
+        for name in ("benchmark", "sampler", "method A", "method B"):
             pairs.add_column(name, overflow="fold")
         for name in ("features", "A - B [95% CI]"):
             pairs.add_column(name, justify="right")
         for r in data["method_pairs"]:
             diff = _ci({"mean": r["diff_mean"], "ci_low": r["diff_ci_low"], "ci_high": r["diff_ci_high"]})
-            pairs.add_row(inert(r["benchmark"]), inert(r["method_a"]), inert(r["method_b"]),
+            pairs.add_row(inert(r["benchmark"]), Text(r["sampler"] or "-"), inert(r["method_a"]), inert(r["method_b"]),
                           Text(str(r["n_features"])), Text(diff))
         console.print(pairs)
     seeds = sorted({x for r in data["overall"] for x in r["seeds"]})
@@ -277,6 +300,8 @@ def _report(project, *, as_json: bool) -> int:
     if len(seeds) > 1 or len(negatives) > 1:
         console.print(Text("note: these results mix selection settings (seeds or negatives); for one "
                            "comparable set, re-run with --redo and one setting."))
+    console.print(Text("label CI width: median width of one label's own 95% interval (stored with each score; "
+                       "in `saegold export bench`): a single label's score is only known to within it."))
     console.print(Text("~0: the true-minus-shuffled CI contains 0 -- the benchmark does not tell this "
                        "method's labels from shuffled ones.  parse fail: share of examples whose judge "
                        "answer could not be parsed (left out of the scores)."))

@@ -36,13 +36,14 @@ neuronpedia writes Neuronpedia explanation records; graph-labels [feature id, la
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="export features, scores, labels or gold data",
+    p = sub.add_parser("export", help="export features, scores, labels, judgments, bench scores or gold data",
                        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     what = p.add_subparsers(dest="export_kind", metavar="WHAT", required=True)
     helps = {"features": "sources, features, density, max activation, category",
              "scores": "taxonomy scores: input_score, output_score, category",
              "labels": "candidate labels: method, text, model, origin",
-             "judgments": "raw judgment events, as `saegold import judgments` reads them"}
+             "judgments": "raw judgment events, as `saegold import judgments` reads them",
+             "bench": "benchmark scores per label and control, each with its own confidence interval and sampler"}
     for kind in store_export.KINDS:
         q = what.add_parser(kind, help=helps[kind], description=f"Export {helps[kind]}.\n"
                             f"Fields: {', '.join(store_export.FIELDS[kind])}.")

@@ -20,7 +20,9 @@ tokens and an 8-token greedy continuation under amplification as evidence), its 
 at the SAE's hook at every position, at the KL targets of the steering_targets setting,
 sampled from the steering_prompts; --no-steering skips them) and, with
 --corpus, one streamed pass over the corpus for its top-K activating contexts, firing
-density, max activation, a reservoir of non-activating contexts, and its input score.
+density, max activation, a reservoir of non-activating contexts, a uniform sample of its
+activating contexts kept as 10 activation-quantile bins (the examples benchmarks draw
+positives from and annotators see across the activation range), and its input score.
 Writes go one feature chunk per transaction: Ctrl+C keeps every finished chunk and a
 re-run skips done features (unless --redo).  --shard I/N scores the I-th of N disjoint
 feature ranges, so N processes can fill one project.
@@ -63,6 +65,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top-k", type=int, default=100, help="top activating contexts kept per feature (default 100)")
     p.add_argument("--negatives", type=at_least(0), default=20,
                    help="non-activating contexts kept per feature for benchmarks (default 20)")
+    p.add_argument("--quantile-examples", type=at_least(0), default=50,
+                   help="activating contexts sampled uniformly per feature and stored in 10 activation-"
+                        "quantile bins (default 50; 0: none)")
     p.add_argument("--features", help="feature indices and inclusive ranges, e.g. 0-999 or 0-9,42, each "
                                       "within the SAE's width (--from-stored: stored) (default: all)")
     p.add_argument("--device", default="auto",
@@ -112,7 +117,8 @@ def run(args: argparse.Namespace) -> int:
     with open_project(args.db or default_path()) as project, progress_bars() as progress:
         report = score(
             project, model=args.model, sae=args.sae, corpus=args.corpus, ctx_len=args.ctx_len,
-            top_k=args.top_k, n_negatives=args.negatives, features=args.features, device=args.device,
+            top_k=args.top_k, n_negatives=args.negatives, n_quantile=args.quantile_examples,
+            features=args.features, device=args.device,
             dtype=args.dtype, batch_size=args.batch_size, feature_batch=args.feature_batch, redo=args.redo,
             shard=args.shard, max_contexts=args.max_contexts, max_tokens=args.max_tokens,
             continuation_tokens=args.continuation_tokens, source=args.source, text_field=args.text_field,
