@@ -269,3 +269,41 @@ def test_a_bad_idle_setting_is_one_clear_error(project):
         with pytest.raises(StoreError, match="lease_idle_minutes"):
             settings.set(project, "lease_idle_minutes", bad)
     assert settings.get(project, "lease_idle_minutes") == 30
+
+
+def test_a_hoard_handed_out_before_leases_becomes_leases_that_expire(tmp_path):
+    """A project whose annotator was handed a batch before leases existed (schema before
+    m006_leases): after the upgrade, what they judged stays theirs, the rest are leases from
+    when they were assigned, and an idle one returns to the pool for a third annotator."""
+    import sqlite3
+
+    from store.db import open_project
+
+    path = tmp_path / "old.db"
+    with open_project(path, create=True) as p:
+        fids = fill(p, 6)
+        for who in ("alice", "bob", "erin"):
+            sj.ensure_annotator(p, who)
+        settings.set(p, "overlap", 2)
+        with p.write() as db:
+            for i, fid in enumerate(fids):       # the old batch: every feature to alice and to bob
+                for who in ("alice", "bob"):
+                    db.execute("INSERT INTO assignments(feature_id, annotator, position, created_at) "
+                               "VALUES (?, ?, ?, '2026-01-01T00:00:00Z')", [fid, who, i])
+        sj.append(p, sj.make_event("alice", fids[0], "tier", value="input", confidence=2))
+    conn = sqlite3.connect(path)                 # as the project was before m006_leases
+    conn.execute("DROP INDEX assignments_leases")
+    conn.execute("ALTER TABLE assignments DROP COLUMN renewed_at")
+    conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'm006_leases'")
+    conn.commit()
+    conn.close()
+    with open_project(path) as p:
+        rows = {(r["annotator"], r["feature_id"]): r["renewed_at"]
+                for r in p.query("SELECT annotator, feature_id, renewed_at FROM assignments")}
+        assert rows[("alice", fids[0])] is None                         # judged: held, not a lease
+        assert all(v == "2026-01-01T00:00:00Z" for k, v in rows.items() if k != ("alice", fids[0]))
+        assert sq.release_expired(p) == 11                               # idle since January
+        assert {(r["annotator"], r["feature_id"]) for r in p.query("SELECT * FROM assignments")} == \
+            {("alice", fids[0])}
+        erin = _session(p, "erin")                                       # the pool is open again
+        assert erin.view is not None and erin.view.feature_id in fids
