@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlite_utils import Database
+from .sqlite_utils_lib import Database
 
 from .db import Project, dumps, loads, now
 
