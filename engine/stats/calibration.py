@@ -420,8 +420,8 @@ def compute(project: Project, *, n_boot: int = DEFAULT_BOOT, seed: int = DEFAULT
         summaries, cells, methods, fit, findings(cells, summaries, fit, methods, ppi_estimates), len(verdict_rows),
         settings={"n_boot": n_boot, "seed": seed, "min_rows": min_rows, "ci_level": 0.95,
                   "chance": CHANCE, "rows": "each (label, annotator) verdict",
-                  "ci_method": ("percentile bootstrap over labels (the calibration error: basic, pivotal, "
-                                "bootstrap over labels)"),
+                  "ci_method": ("percentile bootstrap over labels (the calibration error: the union of a "
+                                "basic, pivotal, and a percentile bootstrap interval over labels)"),
                   "rules": {"predicts": PREDICTS_RULE, "best_predictor": BEST_RULE,
                             "true_vs_shuffled": SHUFFLED_RULE, "thresholds": thresholds.RULE,
                             "calibration_map": CHOICE_RULE, "prediction_powered": ppi.RULE},

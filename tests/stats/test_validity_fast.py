@@ -180,7 +180,7 @@ def test_calibration_error_interval_covers_at_50_verdicts():
     """Issue 19, calibration error: a fixed over-confident predictor (true binned RMS error
     0.07), 50 verdicts, 400 worlds.  The percentile interval of the resamples' debiased errors
     sits on the plain (upward-biased) error and covered 77% for a nominal 95%; the report's
-    pivotal interval must cover at least 92% (SE ~1.1%)."""
+    interval (its union with the pivotal one) must cover at least 92% (SE ~1.1%)."""
     c = checks.ce_interval_coverage(400, 50, 196, slope=1.5, n_boot=300)
     assert c["percentile (old)"].p < 0.85, c
     assert c["interval"].p >= 0.92, c
