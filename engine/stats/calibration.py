@@ -133,9 +133,13 @@ class CalibrationReport:
 
 #: One-sided level of each per-cell call ('predicts' and 'anti-predicts' together: 5% two-sided).
 PREDICTS_LEVEL = 0.025
+#: Fewest label permutations behind that call, whatever --bootstrap says: the smallest p is
+#: 1 / (1 + permutations), which must reach 0.025 / 4 (the best-predictor rule over 4 benchmarks).
+MIN_PERMUTATIONS = 1000
 PREDICTS_RULE = (f"'predicts' / 'anti-predicts' when a one-sided label-permutation test of AUROC > 0.5 / "
                  f"< 0.5 gives p <= {PREDICTS_LEVEL} (the labels' scores permuted among labels, each label's "
-                 f"verdicts kept together; as many permutations as bootstrap resamples); the 95% CI shown "
+                 f"verdicts kept together; as many permutations as bootstrap resamples, at least "
+                 f"{MIN_PERMUTATIONS}); the 95% CI shown "
                  f"with it is a percentile bootstrap over labels, which is not the test (deciding by the CI "
                  f"alone fired in 4-5% of null worlds at 10 labels for a 2.5% call)")
 BEST_RULE = ("'shown to predict humans' when the best benchmark's one-sided label-permutation p of AUROC > 0.5 is at "
@@ -289,7 +293,7 @@ def _cell(benchmark: str, category: str, rows: list[tuple[str, float, int]], lab
         float(x.mean()) if n else None, strict, lenient, rho, p, cal,
         _shuffled(labels, true_by, shuf_by, n_boot, seed, min_rows))
     if strict.value is not None:
-        cell.auroc_p, cell.auroc_p_below = auroc_permutation(x, v == 2, groups, n_boot, seed)
+        cell.auroc_p, cell.auroc_p_below = auroc_permutation(x, v == 2, groups, max(n_boot, MIN_PERMUTATIONS), seed)
     cell.conclusion = _conclusion(strict, cell.auroc_p, cell.auroc_p_below)
     return cell
 

@@ -138,7 +138,7 @@ def test_worded_conclusions_hold_their_level_in_null_worlds():
     x = np.array([s for _, s, _ in rows])
     v = np.array([c for _, _, c in rows])
     _, groups = np.unique([u for u, _, _ in rows], return_inverse=True)
-    assert (cell.auroc_p, cell.auroc_p_below) == calibration.auroc_permutation(x, v == 2, groups, 100, 3)
+    assert (cell.auroc_p, cell.auroc_p_below) == calibration.auroc_permutation(x, v == 2, groups, 1000, 3)
     assert cell.conclusion.endswith("needs <= 0.025)") or "<= 0.025)" in cell.conclusion
 
 
@@ -164,13 +164,16 @@ def test_predicts_call_holds_its_level_in_small_null_cells():
             score[u] += shift * (c == 2) / 3
         brows = [(u, score[u], c) for u, _, c in rows]
         cell = calibration._cell("b", "all", brows, labels, score, {}, n_boot=200, seed=3, min_rows=10)
-        above, below = calibration.auroc_permutation(np.array([r[1] for r in brows]), v == 2, groups, 200, 3)
+        above, below = calibration.auroc_permutation(np.array([r[1] for r in brows]), v == 2, groups, 1000, 3)
         assert (cell.auroc_p, cell.auroc_p_below) == (above, below)
         assert calibration.predicts(cell) == (above <= 0.025)
         assert calibration.anti_predicts(cell) == (below <= 0.025)
         word = ("predicts" if above <= 0.025 else "anti-predicts" if below <= 0.025 else "indistinguishable")
         assert cell.conclusion.startswith(word), cell.conclusion
         words.add(word)
+        if word != "indistinguishable":  # the call does not hang on --bootstrap: 20 resamples, 1000 permutations
+            few = calibration._cell("b", "all", brows, labels, score, {}, n_boot=20, seed=3, min_rows=10)
+            assert few.conclusion.startswith(word) and (few.auroc_p, few.auroc_p_below) == (above, below)
         assert f"label-permutation p={min(above, below):.2g}" in cell.conclusion, cell.conclusion
     assert len(words) == 3  # each call was made once
     assert "label-permutation" in calibration.PREDICTS_RULE
