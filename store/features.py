@@ -12,7 +12,8 @@ from .sqlite_utils_lib import Database
 from . import examples as _ex
 from .db import Project, dumps, loads, now
 from .errors import StoreError
-from .fingerprints import fingerprint_differences, fingerprint_id, merged_fingerprint, refusal
+from .fingerprints import fingerprint_differences, identity_differences, merged_fingerprint, refusal
+from .superseded import supersede_taxonomy
 
 CATEGORIES = ("input", "output", "cross", "obscure")
 
@@ -46,6 +47,13 @@ def get_or_create_source(db: Database, model_id: str, sae_id: str, *, name: str 
         stored = loads(row[1])
         if replace_fingerprint:
             new = fingerprint
+            if fingerprint_differences(stored, fingerprint):
+                # The first run of a --redo to get here replaces (a concurrent shard of the same
+                # redo then finds it replaced): the scores made from the old fingerprint go now,
+                # in this transaction, so a redo cut short never leaves them counted as done.
+                _drop_results(db, row[0], identity=bool(identity_differences(stored, fingerprint)))
+                if identity_differences(stored, fingerprint):
+                    db.execute("UPDATE sources SET model_id = ?, sae_id = ? WHERE id = ?", [model_id, sae_id, row[0]])
             for key in ("hook_name", "layer", "d_sae", "width"):     # they describe the new run
                 if key in fields:
                     db.execute(f"UPDATE sources SET {key} = ? WHERE id = ?", [fields[key], row[0]])
@@ -59,6 +67,22 @@ def get_or_create_source(db: Database, model_id: str, sae_id: str, *, name: str 
     for key, value in fields.items():
         db.execute(f"UPDATE sources SET {key} = ? WHERE id = ? AND {key} IS NULL", [value, row[0]])
     return row[0]
+
+
+def _drop_results(db: Database, source_id: int, *, identity: bool) -> None:
+    """Results of a source scored from a fingerprint a redo replaces: its taxonomy scores
+    (superseded: kept in ``store.superseded``) and, when the model or SAE changed, its steered
+    continuations (they carry their settings, not the model they were made on)."""
+    fids = [r[0] for r in db.execute("SELECT t.feature_id FROM taxonomy_scores t JOIN features f "
+                                     "ON f.id = t.feature_id WHERE f.source_id = ?", [source_id])]
+    for fid in fids:
+        supersede_taxonomy(db, fid)
+    db.execute("DELETE FROM taxonomy_scores WHERE feature_id IN (SELECT id FROM features WHERE source_id = ?)",
+               [source_id])
+    if identity:
+        db.execute("DELETE FROM steering WHERE feature_id IN (SELECT id FROM features WHERE source_id = ?)",
+                   [source_id])
+        db.execute("DELETE FROM steering_clean WHERE source_id = ?", [source_id])
 
 
 def upsert_feature(db: Database, source_id: int, idx: int, *, density: float | None = None,

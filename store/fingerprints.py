@@ -13,7 +13,7 @@ _PART_NAMES = {"model": "model", "sae": "SAE", "output": "", "input": ""}
 _FIELD_NAMES = {"files": "files", "weights": "weights", "neutral_prompt": "neutral prompt",
                 "logit_lens_k": "logit lens k", "continuation_tokens": "continuation tokens",
                 "ctx_len": "ctx len", "doc_sep": "doc sep", "top_k": "top k", "n_negatives": "negatives", "text_field": "text field",
-                "max_contexts": "max contexts", "max_tokens": "max tokens", "d_in": "d_in", "d_sae": "width"}
+                "max_contexts": "max contexts", "max_tokens": "max tokens", "n_quantile": "quantile examples", "d_in": "d_in", "d_sae": "width"}
 
 
 def _show(value: Any) -> str:
@@ -38,11 +38,18 @@ def fingerprint_differences(stored: dict[str, Any] | None, run: dict[str, Any]) 
             if a != b:
                 out.append(f"{part} {_show(a)} vs {_show(b)}")
             continue
-        for key in sorted((set(a) | set(b)) - PROVENANCE):
-            if a.get(key) != b.get(key):
+        for key in sorted((set(a) & set(b)) - PROVENANCE):    # a key one side lacks: unknown there
+            if a[key] != b[key]:
                 label = " ".join(x for x in (_PART_NAMES.get(part, part), _FIELD_NAMES.get(key, key)) if x)
-                out.append(f"{label} {_show(a.get(key))} vs {_show(b.get(key))}")
+                out.append(f"{label} {_show(a[key])} vs {_show(b[key])}")
     return out
+
+
+def identity_differences(stored: dict[str, Any] | None, run: dict[str, Any]) -> list[str]:
+    """The differences in what the source *is* (model, SAE, dtype), not in its settings."""
+    stored = stored or {}
+    return [d for p in ("model", "sae", "dtype") if stored.get(p) is not None and p in run
+            for d in fingerprint_differences({p: stored[p]}, {p: run[p]})]
 
 
 def merged_fingerprint(stored: dict[str, Any] | None, run: dict[str, Any]) -> dict[str, Any]:

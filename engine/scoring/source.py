@@ -13,7 +13,7 @@ from typing import Any
 
 from store.db import Project, loads
 from store.features import source_name
-from store.fingerprints import fingerprint_differences, merged_fingerprint, refusal
+from store.fingerprints import fingerprint_differences, identity_differences, merged_fingerprint, refusal
 
 from .errors import ScoringError
 
@@ -64,8 +64,18 @@ def resolve_source(project: Project, *, source: str | None, model_id: str, sae_i
                 f"--redo of source {name!r} from another model, SAE or settings ({'; '.join(diffs)}) must "
                 f"rescore all {len(scored)} features it holds, and {len(outside)} lie outside --features: "
                 f"drop --features, or give --source NAME to score this as a new source")
-        identity = [p for p in ("model", "sae", "dtype") if p in stored and stored.get(p) is not None
-                    and fingerprint_differences({p: stored[p]}, {p: fingerprint[p]})]
+        identity = identity_differences(stored, fingerprint)
+        if identity:
+            made = project.db.execute(
+                "SELECT (SELECT count(*) FROM labels l JOIN features f ON f.id = l.feature_id WHERE f.source_id = ?), "
+                "(SELECT count(*) FROM judgments j JOIN features f ON f.id = j.feature_id WHERE f.source_id = ?)",
+                [sid, sid]).fetchone()
+            if made[0] or made[1]:
+                raise ScoringError(
+                    f"--redo of source {name!r} from another model or SAE ({'; '.join(identity)}): its {made[0]} "
+                    f"label(s) and {made[1]} judgment(s) describe the old one's features and would be taken for "
+                    f"the new one's: give --source NAME to score this as a new source")
+            resolved.model_id, resolved.sae_id = model_id, sae_id
         if identity and "input" not in fingerprint and project.db.execute(
                 "SELECT 1 FROM features f JOIN taxonomy_scores t ON t.feature_id = f.id "
                 "WHERE f.source_id = ? AND t.input_score IS NOT NULL LIMIT 1", [sid]).fetchone():

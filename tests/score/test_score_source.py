@@ -249,3 +249,51 @@ def test_redo_from_another_sae_must_rescore_the_input_scores_too(two, tmp_path, 
     assert _score(db, two, "b", "--redo", *corpus) == 0
     fp = json.loads(_sources(db)["model/sae"]["fingerprint"])
     assert fp["sae"]["hook"] == "blocks.0.hook_resid_post" and fp["input"]["top_k"] == 5
+
+
+def test_a_redo_from_another_sae_cut_short_leaves_nothing_counted_as_done(two, tmp_path, capsys):
+    """Ctrl+C in the middle of a --redo from another SAE: the old SAE's scores are superseded
+    when the source is replaced (first write), so a re-run scores the rest, never takes the old
+    SAE's scores for the new one's; the source names the new run's model and SAE."""
+    from engine.scoring.job import score
+
+    db = _init(tmp_path)
+    assert _score(db, two, "a") == 0
+
+    def stop(stage, done, total):
+        if stage == "output scores" and done >= 4:
+            raise KeyboardInterrupt
+
+    with open_project(db) as project, pytest.raises(KeyboardInterrupt):
+        score(project, model=str(two / "b" / "model"), sae=str(two / "b" / "sae"), features="0-11",
+              continuation_tokens=0, device="cpu", feature_batch=4, redo=True, steering=False, progress=stop)
+    with open_project(db) as project:
+        assert project.scalar("SELECT count(*) FROM taxonomy_scores") == 4            # only the new SAE's
+        assert project.scalar("SELECT count(*) FROM superseded_results WHERE tbl = 'taxonomy_scores'") == 12
+        assert project.scalar("SELECT count(*) FROM steering") == 0                   # the old SAE's: gone
+        hooks = {json.loads(d)["output"]["hook"] for (d,) in project.db.execute("SELECT details FROM taxonomy_scores")}
+        assert hooks == {"blocks.0.hook_resid_post"}
+    capsys.readouterr()
+    assert _score(db, two, "b", "--no-steering") == 0
+    assert "output scores: 8 computed, 4 already done" in capsys.readouterr().out
+    with open_project(db) as project:
+        hooks = [json.loads(d)["output"]["hook"] for (d,) in project.db.execute("SELECT details FROM taxonomy_scores")]
+        assert len(hooks) == 12 and set(hooks) == {"blocks.0.hook_resid_post"}
+
+
+def test_a_redo_from_another_sae_is_refused_where_labels_or_judgments_were_made(two, tmp_path, capsys, table_counts):
+    from store import judgments
+
+    db = _init(tmp_path)
+    assert _score(db, two, "a") == 0
+    with open_project(db) as project:
+        judgments.ensure_annotator(project, "alice")
+        fid = project.scalar("SELECT id FROM features WHERE idx = 3")
+        judgments.append(project, judgments.make_event("alice", fid, "tier", value="input", confidence=2))
+        before = table_counts(project)
+    capsys.readouterr()
+    assert _score(db, two, "b", "--redo") == 2
+    err = capsys.readouterr().err
+    assert "0 label(s) and 1 judgment(s) describe the old one's features" in err and "--source NAME" in err
+    with open_project(db) as project:
+        assert table_counts(project) == before
