@@ -394,9 +394,14 @@ class LazyExamples(Sequence[dict[str, Any]]):
     are the dicts :func:`examples` returns; :attr:`max_acts` and :attr:`origins` need no
     decoding."""
 
-    def __init__(self, db: Any, rows: list[tuple], cache: dict[int, dict[int, str]] | None):
-        # rows: _SELECT_EXAMPLE's columns (the context's id last)
-        self._db, self._rows, self._cache = db, rows, cache
+    def __init__(self, db: Any, rows: list[tuple], cache: dict[int, dict[int, str]] | None,
+                 reread: Any = None):
+        # rows: _SELECT_EXAMPLE's columns (the context's id last); reread() reads them again
+        self._db, self._cache, self._reread = db, cache, reread
+        self._set(rows)
+
+    def _set(self, rows: list[tuple]) -> None:
+        self._rows = rows
         self._done: list[dict[str, Any] | None] = [None] * len(rows)
         self.max_acts: list[float] = [float(r[7]) for r in rows]
         self.origins: list[str] = [r[8] for r in rows]
@@ -413,6 +418,15 @@ class LazyExamples(Sequence[dict[str, Any]]):
         ctx = {r[0]: tuple(r[1:]) for r in conn.execute(
             "SELECT id, source_id, token_ids, tokens FROM contexts WHERE id IN (SELECT value FROM json_each(?))",
             [json.dumps(cids)])}
+        if any(self._rows[i][9] not in ctx for i in todo) and self._reread is not None:
+            # Another process rewrote the feature's examples (a score, import or merge) and
+            # pruned the contexts these rows named since they were read: read them again, whole.
+            self._set(self._reread())
+            todo = [i for i in idx if i < len(self._rows)]
+            cids = sorted({self._rows[i][9] for i in todo})
+            ctx = {r[0]: tuple(r[1:]) for r in conn.execute(
+                "SELECT id, source_id, token_ids, tokens FROM contexts WHERE id IN (SELECT value FROM json_each(?))",
+                [json.dumps(cids)])}
         full = [tuple(self._rows[i][:9]) + ctx[self._rows[i][9]] for i in todo]   # _SELECT's columns
         for i, d in zip(todo, _rows_to_dicts(conn, full, self._cache)):
             self._done[i] = d
@@ -421,10 +435,10 @@ class LazyExamples(Sequence[dict[str, Any]]):
         if isinstance(i, slice):
             idx = list(range(*i.indices(len(self._rows))))
             self._decode(idx)
-            return [self._done[k] for k in idx]
+            return [self._done[k] for k in idx if k < len(self._rows)]
         k = range(len(self._rows))[i]      # IndexError as for a list
         self._decode([k])
-        return self._done[k]
+        return self._done[range(len(self._rows))[k]]
 
 
 _SELECT_EXAMPLE = ("SELECT e.id, e.feature_id, e.kind, e.rank, e.bin, e.acts, e.max_idx, e.max_act, e.origin, "
@@ -438,7 +452,8 @@ def examples_lazy(db: Any, feature_id: int, kind: str = "top", *, limit: int | N
     if limit is not None:
         sql += " LIMIT ?"
         args.append(int(limit))
-    return LazyExamples(db, conn.execute(sql, args).fetchall(), _reader_vocabs(db))
+    return LazyExamples(db, conn.execute(sql, args).fetchall(), _reader_vocabs(db),
+                        reread=lambda: _conn(db).execute(sql, args).fetchall())
 
 
 def example_by_id(db: Any, example_id: int) -> dict[str, Any] | None:

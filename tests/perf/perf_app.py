@@ -122,7 +122,7 @@ def measure_keys(path: Path, presses: int) -> tuple[list[float], float, list[flo
         s.next()
         for fn in (render.header, render.candidates, render.judgment, render.machine):
             fn(s)
-        render.examples(s.view, expanded=False)
+        console.render_lines(render.Examples(s.view), console.options.update(height=7))
         console.render_lines(render.Evidence(s.view), console.options.update(height=8))
         bare.append(time.perf_counter() - t)
         if s.wants_refill:  # what the app's background worker does, timed on its own

@@ -218,3 +218,26 @@ def test_lazy_examples_read_as_the_eager_ones(project):
         lazy[5]
     assert examples_lazy(project, fid, "top")[:] == eager
     assert examples(project, fid, "top") == eager          # read again through the kept strings
+
+
+def test_lazy_examples_survive_a_rewrite_by_another_process(project):
+    """The app read a feature's example rows; before it drew them, another process (a score
+    --redo) rewrote the examples and pruned the old contexts: the next read shows the new
+    examples, whole, instead of failing on a context that is gone."""
+    from store.db import open_project
+    from store.examples import examples_lazy, prune_contexts
+
+    with project.write() as db:
+        sid = F.get_or_create_source(db, "m", "lazy2")
+        fid = F.upsert_feature(db, sid, 0)
+        F.put_examples(db, fid, "top", [{"tokens": [f"a{k}", "b"], "token_ids": [k, 99], "acts": [1.0 + k, 0.0]}
+                                        for k in range(6)], "scored")
+    lazy = examples_lazy(project, fid, "top", limit=50)
+    assert lazy[0]["tokens"][0].startswith("a")
+    with open_project(project.path) as other, other.write() as db:
+        F.put_examples(db, fid, "top", [{"tokens": [f"z{k}", "b"], "token_ids": [100 + k, 99],
+                                         "acts": [1.0 + k, 0.0]} for k in range(4)], "scored")
+        assert prune_contexts(db, sid) > 0
+    got = lazy[3]
+    assert got["tokens"][0].startswith("z") and len(lazy) == 4
+    assert lazy[:] == examples(project, fid, "top")

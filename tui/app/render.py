@@ -282,20 +282,6 @@ class Examples:
         return Measurement(1, options.max_width)
 
 
-def examples(view: FeatureView, *, expanded: bool, n_default: int = 5) -> Text:
-    """The examples as plain Text (no screen), ``n_default`` of them or all when expanded."""
-    console = Console(width=120, color_system=None, file=io.StringIO())
-    ex = Examples(view, full=expanded, n_max=n_default)
-    lines = console.render_lines(ex, console.options.update(height=None if expanded else n_default + 2),
-                                 pad=False)
-    t = Text()
-    for line in lines:
-        for seg in line:
-            t.append(seg.text, seg.style)
-        t.append("\n")
-    return t
-
-
 def _token_units(items: list[tuple[str, float | None]], *, prob: bool, n: int = 10) -> list[Text]:
     """One unit per token (with its probability): a line breaks between units, never inside."""
     units = []
@@ -557,10 +543,6 @@ class Evidence:
 
 _CONSOLE = Console(width=200, color_system=None, file=io.StringIO())
 SUBTITLE = "  what the feature makes the model say"
-
-
-def evidence(view: FeatureView, *, full: bool = True) -> Evidence:
-    return Evidence(view, full=full)
 
 
 def _bench(c: Candidate) -> Text:
