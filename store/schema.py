@@ -483,6 +483,29 @@ def m011_superseded_results(db: Database) -> None:
     )
 
 
+@migrations()
+def m012_intruder_scores(db: Database) -> None:
+    """Intruder benchmark results (issue 15), one per feature (the benchmark needs no label):
+    accuracy over rounds, the rounds answered, parse failures, and per round what was shown
+    and answered (``details``, JSON, with the Wilson 95% interval)."""
+    _run_script(
+        db,
+        """
+        CREATE TABLE intruder_scores (
+            id INTEGER PRIMARY KEY,
+            feature_id INTEGER NOT NULL UNIQUE REFERENCES features(id),
+            value REAL,                    -- NULL when no round was answered
+            n INTEGER NOT NULL,            -- rounds answered
+            parse_failures INTEGER NOT NULL DEFAULT 0,
+            judge_model TEXT,
+            seed INTEGER,
+            details TEXT,                  -- JSON: selection, chance, ci, rounds
+            created_at TEXT NOT NULL
+        );
+        """,
+    )
+
+
 def _run_script(db: Database, script: str) -> None:
     """Run statements one by one: ``executescript`` would commit the migration's transaction."""
     import sqlite3

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from .prompts import EXAMPLE_PREFIX, LABEL_PREFIX, SYSTEM
+from .intruder import INTRUDER_SYSTEM
 from .steering import SET_PREFIX, STEERING_SYSTEM
 
 DIM = 256
@@ -74,6 +75,8 @@ def demo_judge_answer(request_json: Any) -> str | None:
     user = messages[-1].get("content") if isinstance(messages[-1], dict) else None
     if system == STEERING_SYSTEM and isinstance(user, str):
         return _steering_answer(user)
+    if system == INTRUDER_SYSTEM and isinstance(user, str):
+        return _intruder_answer(user)
     if benchmark is None or not isinstance(user, str):
         return None
     label: set[str] = set()
@@ -101,6 +104,16 @@ def _steering_answer(user: str) -> str:
             hits[-1] += sum(1 for w in _WORD.findall(line.lower()) if (w[:-1] if len(w) > 3 and w.endswith("s")
                                                                          else w) in label)
     return str(1 + max(range(len(hits)), key=lambda i: (hits[i], -i))) if hits else "1"
+
+
+def _intruder_answer(user: str) -> str:
+    """The example whose marked words the others share least (ties: the first)."""
+    marked = [words(" ".join(_MARK.findall(line.split(": ", 1)[1])))
+              for line in user.splitlines() if line.startswith(EXAMPLE_PREFIX) and ": " in line]
+    if not marked:
+        return "1"
+    shared = [sum(len(m & o) for j, o in enumerate(marked) if j != i) for i, m in enumerate(marked)]
+    return str(1 + min(range(len(marked)), key=lambda i: (shared[i], i)))
 
 
 def _bucket(word: str) -> tuple[int, float]:

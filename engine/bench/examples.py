@@ -32,7 +32,9 @@ from store.errors import SaegoldError
 
 from .rng import rng_for
 
-NEGATIVE_SOURCES = ("scoring", "other-features")
+NEGATIVE_SOURCES = ("scoring", "other-features", "hard")
+# origins of model-verified negatives the score job stores besides its random ones
+VERIFIED_ORIGINS = ("hard", "other")
 SAMPLERS = ("quantiles", "top", "random")
 EXAMPLE_BENCHMARKS = ("detection", "fuzzing", "embedding")   # the benchmarks judged on these examples
 DEFAULT_SAMPLER = "quantiles"
@@ -82,6 +84,8 @@ class ExampleSet:
     feature_id: int
     examples: list[BenchExample] = field(default_factory=list)
     settings: dict = field(default_factory=dict)
+    # False: other features' examples not checked by a model (the target may fire on them)
+    negatives_verified: bool = True
 
     @property
     def n_positive(self) -> int:
@@ -257,11 +261,22 @@ class ExampleSelector:
         pos_rows = self._positive_rows(feature_id, name)
         want = len(pos_rows) if self.n_negatives is None else self.n_negatives
         rng = rng_for(self.seed, "negatives", name)
-        if self.negatives == "scoring":
-            pool = self._rows(feature_id, "negative")
+        stored_negs = self._rows(feature_id, "negative")
+        verified = True
+        if self.negatives in ("scoring", "hard"):
+            if self.negatives == "scoring":
+                pool = [r for r in stored_negs if r["origin"] not in VERIFIED_ORIGINS]
+            else:
+                pool = [r for r in stored_negs if r["origin"] == "hard"]
+            take = rng.permutation(len(pool))[: want]
+            neg_rows = [pool[int(i)] for i in sorted(take)]
+        elif any(r["origin"] == "other" for r in stored_negs):
+            # other features' top contexts on which the model showed this feature silent
+            pool = [r for r in stored_negs if r["origin"] == "other"]
             take = rng.permutation(len(pool))[: want]
             neg_rows = [pool[int(i)] for i in sorted(take)]
         else:
+            verified = False
             neg_rows = self._other_feature_rows(feature_id, source_id, want, rng)
         hl_rng = rng_for(self.seed, "highlights", name)
         positives = [self._example(r, 1, true_highlights(r["acts"], self.threshold)) for r in pos_rows]
@@ -273,7 +288,7 @@ class ExampleSelector:
             negatives.append(self._example(r, 0, self._wrong_highlights(r, k, hl_rng, reference)))
         items = positives + negatives
         order = rng_for(self.seed, "order", name).permutation(len(items))
-        return ExampleSet(feature_id, [items[int(i)] for i in order], self.settings)
+        return ExampleSet(feature_id, [items[int(i)] for i in order], self.settings, verified)
 
     def _other_feature_rows(self, feature_id: int, source_id: int, want: int,
                             rng: np.random.Generator) -> list[dict]:
@@ -284,6 +299,10 @@ class ExampleSelector:
         others = [f for f in self._pools[source_id] if f != feature_id]
         if not others or want <= 0:
             return []
+        # Without a model nothing proves the feature silent there; what its own stored examples
+        # show it firing on is at least left out (the result is marked unverified all the same).
+        fires = {r["tokens"] for kind in ("top", "quantile") for r in self._rows(feature_id, kind)
+                 if r["max_act"] is not None and r["max_act"] > 0}
         # Distinct features while there are enough, then with replacement of features.
         picks = list(rng.permutation(len(others))[:want])
         while len(picks) < want:
@@ -292,7 +311,7 @@ class ExampleSelector:
         for i in picks:
             other = others[int(i)]
             top = self._rows(other, "top")
-            fresh = [r for r in top if r["id"] not in seen]
+            fresh = [r for r in top if r["id"] not in seen and r["tokens"] not in fires]
             if not fresh:
                 continue
             r = fresh[int(rng.integers(len(fresh)))]

@@ -22,6 +22,7 @@ from store.db import Project
 from store.errors import SaegoldError
 
 from . import BENCHMARKS, JUDGED, prompts, results, scorers
+from . import intruder as intruder_mod
 from . import steering as steering_bench
 from .embedders import ApiEmbedder, Embedder
 from .examples import (DEFAULT_N_POSITIVES, DEFAULT_SAMPLER, EXAMPLE_BENCHMARKS, HIGHLIGHT_THRESHOLD,
@@ -49,12 +50,16 @@ class BenchConfig:
     redo: bool = False
     dry_run: bool = False
     workers: int = 8                          # results worked on at once (calls are limited by the client)
+    intruder_k: int = intruder_mod.DEFAULT_K           # intruder: the feature's examples per round
+    intruder_rounds: int = intruder_mod.DEFAULT_ROUNDS
 
     def __post_init__(self) -> None:
-        unknown = [b for b in self.benchmarks if b not in BENCHMARKS]
+        unknown = [b for b in self.benchmarks if b not in BENCHMARKS + ("intruder",)]
         if unknown or not self.benchmarks:
             raise SaegoldError(f"--benchmarks: unknown {', '.join(unknown) or '(none given)'}; "
-                               f"expected some of {', '.join(BENCHMARKS)}")
+                               f"expected some of {', '.join(BENCHMARKS + ('intruder',))}")
+        if self.intruder_k < 1 or self.intruder_rounds < 1:
+            raise SaegoldError("--intruder-k and --intruder-rounds must be at least 1")
         if self.batch_size < 1:
             raise SaegoldError("--batch-size must be at least 1")
         if self.sampler not in SAMPLERS:
@@ -73,6 +78,7 @@ class BenchSummary:
     no_sample: int = 0                         #     ... of which: no quantile examples stored at all
     no_negatives: int = 0                      #   ... of which: no negatives
     no_control: int = 0                        # labels whose method has no label on another feature
+    no_intruder: int = 0                       # intruder: features without k quantile examples or another feature
     no_steering: int = 0                       # steering results skipped: the feature has no steered
                                                #   continuations with two other features' at its targets
     parse_failures: int = 0
@@ -155,7 +161,8 @@ async def run_bench(project: Project, config: BenchConfig, *, client: Any = None
                     embedder: Embedder | None = None, judge_model: str | None = None,
                     progress: Progress = null_progress) -> BenchSummary:
     """Score every selected label on ``config.benchmarks`` (with shuffled controls)."""
-    judged = [b for b in config.benchmarks if b in JUDGED]
+    judged = [b for b in config.benchmarks if b in JUDGED or b == "intruder"]
+    label_benchmarks = tuple(b for b in config.benchmarks if b != "intruder")
     if judged and client is None:
         raise SaegoldError(f"{', '.join(judged)} need an LLM judge (--model / --base-url)")
     if client is not None and bool(getattr(client, "dry_run", False)) != config.dry_run:
@@ -173,7 +180,7 @@ async def run_bench(project: Project, config: BenchConfig, *, client: Any = None
                                negatives=config.negatives, n_negatives=config.n_negatives,
                                highlight_threshold=config.highlight_threshold)
     steer_sets = steering_bench.SteeringSets(project, config.seed) if "steering" in config.benchmarks else None
-    stored = {} if config.redo else results.stored_runs(project, config.benchmarks)
+    stored = {} if config.redo else results.stored_runs(project, label_benchmarks)
     # A result drawn with another sampler is not this run's: it is made again (replaced), so
     # the stored results of a benchmark never mix samplers silently.
     stored = {k: v for k, v in stored.items()
@@ -188,7 +195,7 @@ async def run_bench(project: Project, config: BenchConfig, *, client: Any = None
         seed, judge or example selection: the pair's gap must compare the same examples."""
         for label in labels:
             control_label = shuffled.pick(label)
-            for benchmark in config.benchmarks:
+            for benchmark in label_benchmarks:
                 made_with = (config.seed, embedder.name if benchmark == "embedding" and embedder is not None
                              else judge_model,
                              steer_sets.settings if benchmark == "steering" else selector.settings)
@@ -204,7 +211,25 @@ async def run_bench(project: Project, config: BenchConfig, *, client: Any = None
                         summary.no_control += count
                         continue
                     yield label, benchmark, control, scored
+        if intruders is not None:
+            done = {} if config.redo else intruder_mod.stored(project)
+            for fid in intruder_features:
+                if fid in done and done[fid] == (config.seed, judge_model, intruders.settings):
+                    summary.already_done += count
+                    continue
+                yield "intruder", fid, None, None
 
+    intruders = (intruder_mod.IntruderRounds(project, seed=config.seed, k=config.intruder_k,
+                                             rounds=config.intruder_rounds)
+                 if "intruder" in config.benchmarks else None)
+    intruder_features = []
+    if intruders is not None:
+        intruder_features = [r["id"] for r in project.query(
+            "SELECT f.id FROM features f WHERE EXISTS (SELECT 1 FROM examples e WHERE e.feature_id = f.id "
+            "AND e.kind = 'quantile') ORDER BY f.id")]
+        if config.feature_ids is not None:
+            wanted = set(config.feature_ids)
+            intruder_features = [f for f in intruder_features if f in wanted]
     total = sum(1 for _ in plan(True))
     summary.jobs = total
     stage = "bench (dry run)" if config.dry_run else "bench"
@@ -242,7 +267,27 @@ async def run_bench(project: Project, config: BenchConfig, *, client: Any = None
         summary.parse_failures += score.parse_failures
         summary.unscored += score.value is None
 
+    async def work_intruder(feature_id: int) -> None:
+        rounds = intruders.for_feature(feature_id)
+        if not rounds:
+            summary.no_intruder += 1
+            return
+        try:
+            score = await intruder_mod.judge(client, rounds, intruders.settings, params=judge_params)
+        except LLMRequestFailed as exc:
+            summary.failed += 1
+            summary.first_error = summary.first_error or str(exc)
+            return
+        if config.dry_run:
+            return
+        intruder_mod.write(project, feature_id, score, judge_model, config.seed)
+        summary.written["intruder"] += 1
+        summary.parse_failures += score.parse_failures
+        summary.unscored += score.value is None
+
     async def work_one(label: LabelRow, benchmark: str, control: str, scored: LabelRow) -> None:
+        if label == "intruder":
+            return await work_intruder(benchmark)
         if benchmark == "steering":
             return await work_steering(label, control, scored)
         examples = selector.for_feature(label.feature_id)

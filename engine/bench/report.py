@@ -51,7 +51,9 @@ def _summarize(group: list[dict], seed: int, n_resamples: int) -> dict[str, Any]
         "unscored": sum(1 for r in true.values() if r["value"] is None),
         "judges": sorted({r["judge_model"] for r in group if r["judge_model"]}),
         "seeds": sorted({r["seed"] for r in group if r["seed"] is not None}),
-        "negatives": sorted({r["negatives"] for r in group if r["negatives"]}),
+        # 'other-features (unverified)': no model checked that the feature is silent on them
+        "negatives": sorted({r["negatives"] + (" (unverified)" if r.get("negatives_verified") == 0 else "")
+                             for r in group if r["negatives"]}),
     }
 
 
@@ -102,4 +104,35 @@ def build_report(project: Project, *, seed: int = 0, n_resamples: int = N_RESAMP
                                              key=lambda kv: (*_order(kv[0][0], kv[0][1], kv[0][3]), kv[0][2] or ""))]
     return {"confidence": 0.95, "bootstrap_resamples": n_resamples, "bootstrap_seed": seed,
             "results": len(rows), "overall": out_overall, "by_category": out_cat,
-            "method_pairs": method_pairs(rows, seed, n_resamples)}
+            "method_pairs": method_pairs(rows, seed, n_resamples),
+            "intruder": intruder_report(project, seed=seed, n_resamples=n_resamples)}
+
+
+def intruder_report(project: Project, *, seed: int = 0, n_resamples: int = N_RESAMPLES) -> list[dict[str, Any]]:
+    """The intruder benchmark per category ('all' first): features scored, mean accuracy with
+    a bootstrap CI over features, chance, median width of one feature's own Wilson CI, and
+    the share of rounds whose answer could not be parsed."""
+    from . import intruder
+
+    rows = intruder.rows(project)
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        groups["all"].append(r)
+        groups[r["category"] or UNSCORED].append(r)
+    out = []
+    for cat in ["all", *CATEGORIES, UNSCORED]:
+        g = groups.get(cat)
+        if not g:
+            continue
+        vals = [r["value"] for r in g if r["value"] is not None]
+        mean, lo, hi = mean_ci(vals, seed=seed, n_resamples=n_resamples)
+        widths = sorted(r["ci_high"] - r["ci_low"] for r in g if r["ci_low"] is not None)
+        asked = sum(r["n"] + r["parse_failures"] for r in g)
+        failed = sum(r["parse_failures"] for r in g)
+        out.append({"category": cat, "n": len(vals), "mean": mean, "ci_low": lo, "ci_high": hi,
+                    "chance": sorted({r["chance"] for r in g if r["chance"] is not None}),
+                    "feature_ci_width_median": widths[len(widths) // 2] if widths else None,
+                    "rounds_asked": asked, "parse_failures": failed,
+                    "parse_failure_rate": failed / asked if asked else None,
+                    "judges": sorted({r["judge_model"] for r in g if r["judge_model"]})})
+    return out

@@ -60,6 +60,7 @@ def rows(project: Project, *, with_details: bool = False) -> list[dict[str, Any]
         f"b.judge_model, b.seed{cols}, json_extract(b.details, '$.selection.negatives') AS negatives, "
         "CASE WHEN b.benchmark IN ('detection', 'fuzzing', 'embedding') "
         "THEN COALESCE(json_extract(b.details, '$.selection.sampler'), 'top') END AS sampler, "
+        "json_extract(b.details, '$.negatives_verified') AS negatives_verified, "
         "json_extract(b.details, '$.ci[0]') AS ci_low, json_extract(b.details, '$.ci[1]') AS ci_high, "
         "l.feature_id, l.method, t.category "
         "FROM bench_scores b JOIN labels l ON l.id = b.label_id "

@@ -79,6 +79,7 @@ async def judge(client: Any, benchmark: str, label_text: str, examples: ExampleS
     ci = metrics.balanced_accuracy_ci(truth, predicted) if value is not None else (None, None)
     details = {"benchmark": benchmark, "label_text": label_text, "selection": examples.settings,
                "ci": None if ci[0] is None else list(ci), "ci_method": "agresti-caffo balanced accuracy",
+               "negatives_verified": examples.negatives_verified,
                "examples": rows, "batches": batch_rows}
     return Score(value, len(truth), failures, details)
 
@@ -99,5 +100,6 @@ async def embedding(embedder: Embedder, label_text: str, examples: ExampleSet,
     ci = metrics.auroc_ci(truth, sims.tolist())
     details = {"benchmark": "embedding", "label_text": label_text, "embedding_model": embedder.name,
                "selection": examples.settings, "ci": None if ci[0] is None else list(ci),
+               "negatives_verified": examples.negatives_verified,
                "ci_method": "hanley-mcneil auroc, logit scale", "examples": rows}
     return Score(metrics.auroc(truth, sims.tolist()), len(rows), 0, details)

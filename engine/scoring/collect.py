@@ -233,6 +233,52 @@ def _uniform_keys(ctx_ids: torch.Tensor, features: torch.Tensor, seed: int, salt
     return (x & ((1 << 24) - 1)).float() / float(1 << 24)
 
 
+def candidate_negatives(col: Collection, w_dec: torch.Tensor, *, n_hard: int = 20, n_other: int = 20,
+                        neighbours: int = 3, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Contexts to check as a feature's *hard* and *other-feature* negatives: ``[H, F]`` and
+    ``[O, F]`` context ids (-1 empty), columns in the order of ``col.features``.
+
+    Hard: the top contexts of the ``neighbours`` features nearest to it by decoder cosine
+    (``w_dec``: the columns' decoder rows), best ranks first, as Delphi's neighbour negatives.
+    Other: the top context of ``n_other`` other random features (seeded per feature index).
+    Neither excludes contexts where the feature itself fires: the caller re-runs them and keeps
+    only those where it is silent (:func:`kept_acts` with ``extra``)."""
+    n = len(col.features)
+    hard = torch.full((n_hard, n), -1, dtype=torch.long)
+    other = torch.full((n_other, n), -1, dtype=torch.long)
+    if n < 2:
+        return hard, other
+    w = torch.nn.functional.normalize(w_dec.float(), dim=1)
+    k = min(neighbours, n - 1)
+    nbrs = torch.empty(n, k, dtype=torch.long)
+    for start in range(0, n, 1024):                    # [1024, F] cosines at a time
+        cos = w[start:start + 1024] @ w.T
+        rows = torch.arange(start, min(start + 1024, n))
+        cos[rows - start, rows.to(cos.device)] = -float("inf")
+        nbrs[start:start + 1024] = cos.topk(k, dim=1).indices.cpu()
+    top_ctx, filled = col.top_ctx.tolist(), (col.top_vals > 0).tolist()
+    by_col = [[top_ctx[r][c] for r in range(len(top_ctx)) if filled[r][c]] for c in range(n)]
+    feats = col.features.tolist()
+    for c in range(n):
+        own = set(by_col[c])
+        got: list[int] = []
+        lists = [by_col[m] for m in nbrs[c].tolist()]
+        for r in range(max((len(x) for x in lists), default=0)):
+            for lst in lists:
+                if r < len(lst) and lst[r] not in own and lst[r] not in got and len(got) < n_hard:
+                    got.append(lst[r])
+        hard[: len(got), c] = torch.tensor(got, dtype=torch.long)
+        rng = np.random.default_rng([seed, 0x0E6A7, feats[c]])
+        picks = [m for m in rng.permutation(n).tolist() if m != c and by_col[m]][:n_other]
+        got = []
+        for m in picks:
+            ctx = by_col[m][int(rng.integers(len(by_col[m])))]
+            if ctx not in got:
+                got.append(ctx)
+        other[: len(got), c] = torch.tensor(got, dtype=torch.long)
+    return hard, other
+
+
 def _batched(items: Iterable[list[int]], size: int) -> Iterator[list[list[int]]]:
     batch: list[list[int]] = []
     for item in items:
@@ -282,9 +328,11 @@ class KeptActs:
 
 @torch.inference_mode()
 def kept_acts(lm: LoadedModel, sae: Any, site: HookSite, col: Collection, cols: list[int], *,
-              batch_size: int = 32, sample: bool = False, progress: Progress = null_progress) -> KeptActs:
+              batch_size: int = 32, sample: bool = False, extra: torch.Tensor | None = None,
+              progress: Progress = null_progress) -> KeptActs:
     """Per-token activations of the kept top contexts of columns ``cols`` (and, with
-    ``sample``, of their activating-reservoir contexts).
+    ``sample``, of their activating-reservoir contexts; with ``extra``, ``[E, F]`` context ids,
+    -1 empty, of those contexts too, after them: :func:`candidate_negatives`).
 
     Each distinct context is run once for all the columns together (not once per column),
     and only what is stored is brought back to the host: per (column, rank) the nonzero
@@ -299,6 +347,10 @@ def kept_acts(lm: LoadedModel, sae: Any, site: HookSite, col: Collection, cols: 
         q = col.q_ctx.shape[0]
         vals = torch.cat([vals, col.q_vals[:q, cols_t]])
         ctx = torch.cat([ctx, col.q_ctx[:, cols_t]])
+    if extra is not None and extra.numel():
+        e = extra[:, cols_t]
+        vals = torch.cat([vals, (e >= 0).to(vals.dtype)])      # present: a placeholder value > 0
+        ctx = torch.cat([ctx, e])
     rank_i, col_i = (vals > 0).nonzero(as_tuple=True)
     pair_ctx = ctx[rank_i, col_i]
     if pair_ctx.numel() == 0:

@@ -34,7 +34,7 @@ from store.fingerprints import fingerprint_id
 from store.superseded import supersede_taxonomy
 
 from . import corpus as corpus_mod
-from .collect import Collection, KeptActs, collect, kept_acts
+from .collect import Collection, KeptActs, candidate_negatives, collect, kept_acts
 from .errors import ScoringError
 from .fingerprint import corpus_part, run_fingerprint, steering_part
 from .inputscore import MAX_CONTEXTS
@@ -229,10 +229,19 @@ def score(project: Project, *, model: str, sae: str, corpus: str | None = None, 
         # Per-token activations of the kept contexts: each distinct context is re-run once per
         # column chunk, for all the chunk's features together.  Chunks bound host memory to
         # about 64M (feature, rank, token) cells; one chunk holds every feature of most SAEs.
-        chunk_cols = max(1, min(len(in_todo), (64 << 20) // max(1, (top_k + n_quantile) * ctx_len)))
+        # Candidate hard (decoder-nearest features' top contexts) and other-feature negatives,
+        # re-run with the rest: only those where the feature is silent are kept.
+        extra = None
+        if n_negatives:
+            hard, other = candidate_negatives(col, the_sae.W_dec[torch.tensor(in_todo)].detach().cpu(),
+                                              n_hard=n_negatives, n_other=n_negatives, seed=seed)
+            extra = torch.cat([hard, other])
+        writer.n_hard = n_negatives
+        chunk_cols = max(1, min(len(in_todo), (64 << 20) // max(1, (top_k + n_quantile + 2 * n_negatives) * ctx_len)))
         for start in range(0, len(in_todo), chunk_cols):
             cols = list(range(start, min(start + chunk_cols, len(in_todo))))
-            kept = kept_acts(lm, the_sae, site, col, cols, batch_size=batch_size, sample=True, progress=progress)
+            kept = kept_acts(lm, the_sae, site, col, cols, batch_size=batch_size, sample=True, extra=extra,
+                             progress=progress)
             pairs = kept.by_col()
             hits = _max_token_hits(kept, pairs, col, _lens_rows(lens, row_of, col, cols))
             for wstart in range(0, len(cols), feature_batch):
@@ -276,6 +285,7 @@ class _Writer:
         self.project, self.lm, self.source_id, self.thr = project, lm, source_id, thr
         self.lens, self.row_of, self.device = lens, row_of, device
         self.ctx_ids: dict[int, int] = {}   # collection context id -> stored context id
+        self.n_hard = 0                     # hard candidates per feature (then as many other-feature ones)
         # --redo: each feature's scores from before this run are superseded (kept in
         # store.superseded) by its first write here; its later writes in the run complete them.
         self.redo = redo
@@ -376,8 +386,16 @@ class _Writer:
                     negs = [(fid, "negative", r, None, cid[n], None, 0, 0.0, "scored")
                             for r, n in enumerate(neg_of[c])]
                     bin_of = {ctx: b for ctx, _, b in col.sample(c)}
-                    sample = sorted((p for p in ps if k_rank[p] >= top_k and k_mx[p] > 0),
+                    q_end = top_k + (col.q_ctx.shape[0] if col.q_ctx.numel() else 0)
+                    sample = sorted((p for p in ps if top_k <= k_rank[p] < q_end and k_mx[p] > 0),
                                     key=lambda p: (-k_mx[p], k_rank[p]))
+                    # Negatives verified by the model: candidates on which the feature is silent
+                    # ('hard': decoder-nearest features' top contexts; 'other': random features').
+                    for origin, lo, hi in (("hard", q_end, q_end + self.n_hard),
+                                           ("other", q_end + self.n_hard, q_end + 2 * self.n_hard)):
+                        silent = [p for p in ps if lo <= k_rank[p] < hi and k_mx[p] <= 0]
+                        negs += [(fid, "negative", len(negs) + i, None, cid[k_ctx[p]], None, 0, 0.0, origin)
+                                 for i, p in enumerate(silent)]
                     quant = [(fid, "quantile", r, bin_of[k_ctx[p]], cid[k_ctx[p]], kept.blobs[p], k_mi[p], k_mx[p],
                               "scored") for r, p in enumerate(sample)]
                     for kind, ex_rows in (("top", top), ("negative", negs), ("quantile", quant)):

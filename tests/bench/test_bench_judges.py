@@ -242,3 +242,13 @@ def test_results_record_their_sampler_and_never_mix(bench_project, llm_server):
         db.execute("UPDATE bench_scores SET details = json_remove(details, '$.selection.sampler') "
                    "WHERE id = (SELECT MIN(id) FROM bench_scores)")
     assert sorted({r["sampler"] for r in build_report(bench_project)["overall"]}) == ["quantiles", "top"]
+
+
+def test_other_feature_negatives_without_a_model_are_marked_unverified(bench_project, llm_server):
+    server = llm_server(chat_handler=oracle_judge)
+    fids = [bench_project.scalar("SELECT id FROM features WHERE idx = ?", [i]) for i in (0, 1, 2)]
+    run(bench_project, server, BenchConfig(benchmarks=("detection",), negatives="other-features", feature_ids=fids))
+    rows = _rows(bench_project)
+    assert rows and all(r["details"]["negatives_verified"] is False for r in rows)
+    assert {n for r in build_report(bench_project)["overall"] for n in r["negatives"]} == \
+        {"other-features (unverified)"}

@@ -45,7 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--report", action="store_true", help="print the report of stored results instead of scoring")
     p.add_argument("--json", action="store_true", help="with --report: the same data as JSON")
     p.add_argument("--benchmarks",
-                   help="comma-separated subset of detection,fuzzing,embedding,steering (default: detection, "
+                   help="comma-separated subset of detection,fuzzing,embedding,steering,intruder (intruder: per "
+                        "feature, no label: name the one example of another feature among k of this one) "
+                        "(default: detection, "
                         "fuzzing, embedding when --embedding-model is given, steering when the project holds "
                         "steered continuations from `saegold score`)")
     p.add_argument("--methods", help="comma-separated label methods to score (default: every method)")
@@ -56,8 +58,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--embedding-model", help="embedding model at the endpoint, or a local "
                                              "sentence-transformers model directory (./dir, /dir, ~/dir: "
                                              "must exist)")
-    p.add_argument("--negatives", choices=("scoring", "other-features"), default="scoring",
-                   help="non-activating examples: the scoring pass's (default) or other features' top examples")
+    p.add_argument("--negatives", choices=("scoring", "other-features", "hard"), default="scoring",
+                   help="non-activating examples: the scoring pass's random ones (default); other features' "
+                        "top examples (checked silent by the model where `saegold score` ran, else "
+                        "unverified); hard: the decoder-nearest features' top contexts where this one is silent")
     p.add_argument("--n-negatives", type=int, help="negatives per feature (default: as many as positives)")
     p.add_argument("--sampler", choices=SAMPLERS, default="quantiles",
                    help="how positives are drawn: quantiles (default: equally from 10 activation-quantile "
@@ -67,6 +71,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="with --sampler top: 1-based ranks of the top examples used as positives "
                         "(default 6 to 5 + --n-positives)")
     p.add_argument("--batch-size", type=int, default=5, help="examples per judge request (default 5)")
+    p.add_argument("--intruder-k", type=int, default=4,
+                   help="intruder: the feature's examples per round, besides the intruder (default 4; chance 1/(k+1))")
+    p.add_argument("--intruder-rounds", type=int, default=5, help="intruder: rounds per feature (default 5)")
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
     p.add_argument("--dry-run", action="store_true",
                    help="send nothing and store nothing; count the requests and tokens a run would need")
@@ -131,6 +138,7 @@ def _score(project, args: argparse.Namespace) -> int:
         positive_ranks=parse_ranks(args.positive_ranks) if args.positive_ranks else None, negatives=args.negatives,
         n_negatives=args.n_negatives, batch_size=args.batch_size, redo=args.redo, dry_run=args.dry_run,
         temperature=parse_temperature(args.temperature), max_tokens=args.max_tokens or None,
+        intruder_k=args.intruder_k, intruder_rounds=args.intruder_rounds,
         workers=max(2, args.concurrency),
     )
     if config.methods:
@@ -204,6 +212,9 @@ def _print_summary(summary, usage, config) -> None:
         if summary.no_negatives and config.negatives == "scoring":
             out.append("    (features that fire almost everywhere, or imported ones, have no scoring-pass "
                        "negatives: --negatives other-features takes other features' top examples)")
+    if summary.no_intruder:
+        out.append(f"  {summary.no_intruder} intruder results skipped: the feature has fewer than "
+                   f"{config.intruder_k} quantile examples, or no other feature has any")
     if summary.no_steering:
         out.append(f"  {summary.no_steering} steering results skipped: the feature has no steered continuations "
                    "(run `saegold score` on its model), or no two other features have them at its targets")
@@ -274,12 +285,22 @@ def _report(project, *, as_json: bool) -> int:
     console = Console(highlight=False)
     if not console.is_terminal:           # piped or captured: no terminal width to fit
         console = Console(highlight=False, width=160)
-    if not data["overall"]:
+    if not data["overall"] and not data["intruder"]:
         console.print(Text("no benchmark results yet: run `saegold bench` first"))
         return 0
     console.print(_table("Benchmarks: method x benchmark (n labels; 95% bootstrap CI over labels)",
                          data["overall"], False))
     console.print(_table("By category (from taxonomy scores; 'unscored' where none)", data["by_category"], True))
+    if data["intruder"]:
+        intr = Table(title="Intruder (per feature, no label; 95% bootstrap CI over features)", title_justify="left")
+        intr.add_column("category")
+        for name in ("features", "accuracy [95% CI]", "chance", "feature CI width", "parse fail"):
+            intr.add_column(name, justify="right")
+        for r in data["intruder"]:
+            intr.add_row(Text(r["category"]), Text(str(r["n"])), Text(_ci(r)),
+                         Text(", ".join(_fmt(c, 2) for c in r["chance"])), Text(_fmt(r["feature_ci_width_median"], 2)),
+                         Text("-" if r["parse_failure_rate"] is None else f"{100 * r['parse_failure_rate']:.1f}%"))
+        console.print(intr)
     if data["method_pairs"]:
         pairs = Table(title="Paired method differences on shared features (A - B, true labels)",
                       title_justify="left")

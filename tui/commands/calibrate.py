@@ -68,10 +68,21 @@ def run(args: argparse.Namespace) -> int:
                                          progress=progress)
             agree = agreement.compute(project, n_boot=n_boot, seed=args.seed, progress=progress) \
                 if args.html else None
+        from engine.bench.intruder import tier_separation
+
+        has_intruder = bool(project.scalar("SELECT 1 FROM sqlite_master WHERE name = 'intruder_scores'")) and \
+            project.scalar("SELECT 1 FROM intruder_scores LIMIT 1") is not None
+        intruder = tier_separation(project, n_boot=n_boot, seed=args.seed) if has_intruder else []
         if args.json:
-            print_json(report.to_dict())
+            print_json({**report.to_dict(), "intruder_separation": intruder})
         else:
             Console().print(calibration_renderable(report))
+            for s in intruder:   # the label-free intruder score against 'obscure' (issue 15)
+                est = "-" if s["auroc"] is None else f"{s['auroc']:.3f}" + (
+                    "" if s["ci_low"] is None else f" [{s['ci_low']:.3f}, {s['ci_high']:.3f}]")
+                print(inert_line(f"intruder accuracy separating {s['against']}: AUROC {est} (95% bootstrap CI "
+                                 f"over features; {s['features']} features, {s['rows']} rows, {s['positives']} "
+                                 "not obscure; 0.5 = no separation)"))
         if args.html:
             try:
                 path = html.write(args.html, report, agree, title="saegold: benchmarks and taxonomy vs humans",
