@@ -65,6 +65,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top-k", type=int, default=100, help="top activating contexts kept per feature (default 100)")
     p.add_argument("--negatives", type=at_least(0), default=20,
                    help="non-activating contexts kept per feature for benchmarks (default 20)")
+    p.add_argument("--verified-negatives", action="store_true",
+                   help="also store, per feature, --negatives 'hard' negatives (top contexts of the 3 features "
+                        "nearest by decoder cosine) and as many other features' top contexts, each kept only "
+                        "where the model shows the feature silent (for bench --negatives hard / other-features); "
+                        "chosen among the features this run scores, so use it in one unsharded run")
     p.add_argument("--quantile-examples", type=at_least(0), default=50,
                    help="activating contexts sampled uniformly per feature and stored in 10 activation-"
                         "quantile bins (default 50; 0: none)")
@@ -118,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
         report = score(
             project, model=args.model, sae=args.sae, corpus=args.corpus, ctx_len=args.ctx_len,
             top_k=args.top_k, n_negatives=args.negatives, n_quantile=args.quantile_examples,
+            verified_negatives=args.verified_negatives,
             features=args.features, device=args.device,
             dtype=args.dtype, batch_size=args.batch_size, feature_batch=args.feature_batch, redo=args.redo,
             shard=args.shard, max_contexts=args.max_contexts, max_tokens=args.max_tokens,
