@@ -242,7 +242,7 @@ def test_output_into_a_missing_directory_is_refused(files, capsys, args):
 LLM_COMMANDS = [
     ["label", "--methods", "eleuther_acts_top5", "--features", "0"],
     ["bench", "--benchmarks", "detection", "--features", "0", "--negatives", "other-features",
-     "--positive-ranks", "1-1"],
+     "--sampler", "top", "--positive-ranks", "1-1"],
 ]
 
 
