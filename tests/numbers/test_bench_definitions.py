@@ -3,7 +3,7 @@
 The judge (a handler on the local stand-in server, over real HTTP) answers each example by
 a hash of its text and leaves some batches unparseable; it records what it said about each
 (label, example).  The expected score is then computed here from the examples in the store:
-positives are the top examples at ranks 6-15, negatives the scoring-pass negatives; balanced
+positives are the top examples at ranks 6-15 (the ``top`` sampler), negatives the scoring-pass negatives; balanced
 accuracy is the mean of the hit rate on positives and the correct-rejection rate on
 negatives over the answered examples only (unparseable ones are excluded, never counted
 wrong); the shuffled control judges the label of another feature made by the same method.
@@ -25,6 +25,7 @@ from engine.llm.client import LLMClient
 from store.features import get_or_create_source, put_examples, upsert_feature
 from store.labels import add_label
 
+TOP = {"sampler": "top", "positive_ranks": (6, 15)}   # the definitions below: positives at top ranks 6-15
 _EX = re.compile(r"^" + re.escape(EXAMPLE_PREFIX) + r"(\d+): (.*)$")
 
 
@@ -76,7 +77,7 @@ def test_balanced_accuracy_parse_failures_and_shuffled_control(project, llm_serv
     async def go():
         client = LLMClient(project, base_url=server.base_url, model="judge", concurrency=4, backoff_base=0.01)
         try:
-            return await run_bench(project, BenchConfig(benchmarks=("detection",), seed=4), client=client,
+            return await run_bench(project, BenchConfig(benchmarks=("detection",), **TOP, seed=4), client=client,
                                    judge_model="judge")
         finally:
             await client.aclose()
@@ -145,7 +146,7 @@ def test_fuzzing_highlights_and_balanced_accuracy(project, llm_server):
     async def go():
         client = LLMClient(project, base_url=server.base_url, model="judge", concurrency=4, backoff_base=0.01)
         try:
-            return await run_bench(project, BenchConfig(benchmarks=("fuzzing",), seed=9), client=client,
+            return await run_bench(project, BenchConfig(benchmarks=("fuzzing",), **TOP, seed=9), client=client,
                                    judge_model="judge")
         finally:
             await client.aclose()
@@ -191,7 +192,7 @@ def test_embedding_auroc_of_cosine_similarity(project):
         d = hashlib.sha256(t.encode()).digest()
         return [b - 128.0 for b in d[:6]]
 
-    asyncio.run(run_bench(project, BenchConfig(benchmarks=("embedding",), seed=1),
+    asyncio.run(run_bench(project, BenchConfig(benchmarks=("embedding",), **TOP, seed=1),
                           embedder=FunctionEmbedder(lambda ts: [vec(t) for t in ts], "hash")))
     labels = {r["id"]: r for r in project.query("SELECT id, feature_id, text FROM labels")}
     rows = project.query("SELECT label_id, scored_label_id, value, n FROM bench_scores")
@@ -227,7 +228,7 @@ def test_true_and_shuffled_results_of_a_label_share_the_examples(project, llm_se
             client = LLMClient(project, base_url=server.base_url, model="judge", concurrency=4,
                                backoff_base=0.01)
             try:
-                return await run_bench(project, BenchConfig(benchmarks=("detection",), seed=seed), client=client,
+                return await run_bench(project, BenchConfig(benchmarks=("detection",), **TOP, seed=seed), client=client,
                                        judge_model="judge")
             finally:
                 await client.aclose()

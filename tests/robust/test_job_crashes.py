@@ -179,8 +179,8 @@ def test_bench_job_killed_mid_run_resumes_without_redoing(tmp_path, llm_server):
 
     server = llm_server(chat_handler=judge)
     db = _bench_project(tmp_path / "bench.db")
-    cmd = _cli(db, "bench", "--benchmarks", "detection", "--base-url", server.base_url, "--model", "judge",
-               "--concurrency", "2")
+    cmd = _cli(db, "bench", "--benchmarks", "detection", "--sampler", "top", "--base-url", server.base_url,
+               "--model", "judge", "--concurrency", "2")
     total = 2 * N_BENCH_FEATURES  # true + shuffled control per label
     killed, seen = _kill_when(cmd, db, "SELECT count(*) FROM bench_scores", 3, total - 3)
     assert killed, "the bench job finished before it could be killed"
