@@ -123,7 +123,10 @@ def _bench(project: Project, server: Any, progress: Progress, seed: int) -> None
             # Other features' top examples as negatives (as the 2026 experiment did): the
             # planted model's dense features never stay silent, so they have no scoring-pass
             # negatives, and the demo should show scores for every category.
-            config = BenchConfig(seed=seed, negatives="other-features")
+            # The label-free intruder benchmark too (per feature), answered by the stand-in.
+            from engine.bench import BENCHMARKS
+
+            config = BenchConfig(seed=seed, negatives="other-features", benchmarks=BENCHMARKS + ("intruder",))
             await run_bench(project, config, client=client,
                             embedder=ApiEmbedder(client, STANDIN_EMBED), judge_model=STANDIN_MODEL,
                             progress=progress)

@@ -32,6 +32,7 @@ def test_demo_builds_with_the_real_pipeline_and_opens(tmp_path, capsys, monkeypa
     methods = {r["method"] for r in p.query("SELECT DISTINCT method FROM labels WHERE status = 'ok'")}
     assert {"eleuther_acts_top5", "baez", "output_logits"} <= methods
     assert p.scalar("SELECT COUNT(*) FROM bench_scores WHERE control = 'shuffled'") > 0
+    assert p.scalar("SELECT COUNT(*) FROM intruder_scores WHERE n > 0") > 0      # the stand-in answers intruder rounds
     assert p.scalar("SELECT COUNT(*) FROM logit_tokens WHERE kind = 'amplified_next'") > 0
     # The app opens on it: a feature with candidates, judged and revealed.
     app = make_app(p, "newcomer")

@@ -23,8 +23,8 @@ benchmarked offline.
          (logit lens, input and output scores, steered continuations)
   label  the real label job, answered by a DEMO STAND-IN server on
          127.0.0.1: rule-based responders, NOT a language model
-  bench  the real detection / fuzzing / embedding / steering benchmarks,
-         judged by the same stand-in
+  bench  the real detection / fuzzing / embedding / steering benchmarks
+         and the label-free intruder test, judged by the same stand-in
 The stand-in's labels and scores show the mechanics only; they measure
 nothing."""
 
