@@ -52,7 +52,7 @@ TABLES = ("sources", "features", "examples", "nla_explanations", "logit_tokens",
           "taxonomy_scores", "labels", "bench_scores", "annotators", "assignments",
           "judgments", "llm_cache", "settings")
 # Tables merged when OTHER has them (projects of an older saegold may not).
-OPTIONAL_TABLES = ("steering", "steering_clean", "superseded_results")
+OPTIONAL_TABLES = ("steering", "steering_clean", "superseded_results", "intruder_scores")
 
 
 @dataclass
@@ -230,6 +230,7 @@ class _Merger:
         self.steering_clean()
         self.labels()
         self.bench_scores()
+        self.intruder_scores()
         self.superseded_results()
         self.annotators()
         self.assignments()
@@ -512,6 +513,23 @@ class _Merger:
                     self.report.conflict("bench_scores", f"label {self.label_uuids[r['label_id']]} "
                                          f"{r['benchmark']} {r['control']}", ours["value"], r["value"])
             self.step("bench_scores", n, len(rows))
+
+    def intruder_scores(self) -> None:
+        """Intruder results (one per feature) come along where we have none for the feature;
+        one both hold with another value is a conflict (ours kept)."""
+        if not self._has("intruder_scores"):
+            return
+        rows = self.rows("intruder_scores", "id")
+        for n, r in enumerate(rows, 1):
+            fid = self.ref(self.feature_ids, r, "intruder_scores", "feature_id")
+            ours = self.one("SELECT * FROM intruder_scores WHERE feature_id = ?", [fid])
+            if ours is None:
+                self.insert("intruder_scores", {**r, "feature_id": fid})
+            else:
+                self.report.present["intruder_scores"] += 1
+                if (ours["value"], ours["n"]) != (r["value"], r["n"]):
+                    self.report.conflict("intruder_scores", f"feature id {fid}", ours["value"], r["value"])
+            self.step("intruder_scores", n, len(rows))
 
     def superseded_results(self) -> None:
         """Results a redo replaced in OTHER come along (their ids in the kept row mapped to

@@ -138,3 +138,24 @@ def test_intruder_separates_obscure_in_calibrate(bench_project, capsys):
     assert data["intruder_separation"][0]["auroc"] == 1.0
     assert main(["--db", str(bench_project.path), "calibrate", "--bootstrap", "50"]) == 0
     assert "intruder accuracy separating human tier 'obscure' vs the rest: AUROC 1.000" in capsys.readouterr().out
+
+
+def test_merge_brings_intruder_results(tmp_path, llm_server):
+    import shutil
+
+    from store.db import open_project
+    from store.merge import merge
+
+    a, b = tmp_path / "a.db", tmp_path / "b.db"
+    with open_project(a, create=True) as p:
+        build_project(p, n_features=4)
+    shutil.copy(a, b)
+    with open_project(b) as p:
+        run(p, llm_server(chat_handler=oracle), BenchConfig(benchmarks=("intruder",), intruder_rounds=2))
+        theirs = {r["feature_id"]: r["value"] for r in p.query("SELECT feature_id, value FROM intruder_scores")}
+    with open_project(a) as p:
+        merge(p, b)
+        ours = {r["feature_id"]: r["value"] for r in p.query("SELECT feature_id, value FROM intruder_scores")}
+        merge(p, b)                      # again: nothing doubled
+        assert p.scalar("SELECT COUNT(*) FROM intruder_scores") == 4
+    assert ours == theirs and len(ours) == 4
