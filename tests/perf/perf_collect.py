@@ -6,7 +6,7 @@
 Both runs see the same batches of the bundled demo corpus (contexts of ``--ctx-len``
 tokens).  The bare run does only what any collection must: run the model to the SAE's site
 and encode.  The full run is the collector of :func:`engine.scoring.collect.collect` (masking,
-density and max counts, the top-K merge, the negative reservoir, context bookkeeping).  The overhead is
+density and max counts, the top-K merge, the negative and activating reservoirs, context bookkeeping).  The overhead is
 full / bare - 1; the target is at most 30%.
 """
 from __future__ import annotations
@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     ap.add_argument("--contexts", type=int, default=384, help="contexts per run (default 384)")
+    ap.add_argument("--quantile-examples", type=int, default=50,
+                    help="activating reservoir kept per feature, as `saegold score` (default 50; 0: none)")
     ap.add_argument("--ctx-len", type=int, default=64)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--top-k", type=int, default=100)
@@ -66,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     n_tokens = sum(len(c) for c in ctxs)
     feats = torch.arange(int(sae.cfg.d_sae))
     print(f"model: {label}; device {device}, dtype {dtype}; {len(ctxs)} contexts x {args.ctx_len} tokens, "
-          f"batch {args.batch_size}, top-K {args.top_k}")
+          f"batch {args.batch_size}, top-K {args.top_k}, activating reservoir {args.quantile_examples}")
 
     @torch.inference_mode()
     def bare(batch: list[list[int]]) -> None:
@@ -79,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     # changes hit both alike; report the median over repeats.
     ratios, rates = [], []
     for rep in range(args.repeats + 1):
-        col = Collector(lm, sae, site, feats, top_k=args.top_k, n_negatives=20)
+        col = Collector(lm, sae, site, feats, top_k=args.top_k, n_negatives=20, n_sample=args.quantile_examples)
         t_bare = t_full = 0.0
         for batch in batches:
             t = time.perf_counter()
