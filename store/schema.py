@@ -506,6 +506,30 @@ def m012_intruder_scores(db: Database) -> None:
     )
 
 
+
+@migrations()
+def m013_superseded_intruder(db: Database) -> None:
+    """``superseded_results`` also keeps intruder results a redo replaced (issue 15's table
+    came after m011): the table is rebuilt with the wider CHECK, every row kept as it was."""
+    _run_script(
+        db,
+        """
+        CREATE TABLE superseded_results_new (
+            id INTEGER PRIMARY KEY,
+            tbl TEXT NOT NULL CHECK (tbl IN ('taxonomy_scores', 'bench_scores', 'intruder_scores')),
+            feature_id INTEGER NOT NULL REFERENCES features(id),
+            label_id INTEGER REFERENCES labels(id),   -- bench_scores rows: the label scored
+            row TEXT NOT NULL,                        -- JSON: every column of the replaced row
+            superseded_at TEXT NOT NULL
+        );
+        INSERT INTO superseded_results_new(id, tbl, feature_id, label_id, row, superseded_at)
+            SELECT id, tbl, feature_id, label_id, row, superseded_at FROM superseded_results;
+        DROP TABLE superseded_results;
+        ALTER TABLE superseded_results_new RENAME TO superseded_results;
+        CREATE INDEX superseded_results_feature ON superseded_results(feature_id);
+        """,
+    )
+
 def _run_script(db: Database, script: str) -> None:
     """Run statements one by one: ``executescript`` would commit the migration's transaction."""
     import sqlite3

@@ -1,7 +1,7 @@
 """Results a ``--redo`` replaced: kept, never live.
 
-A redo replaces a feature's taxonomy scores (``saegold score --redo``) or a label's benchmark
-result (``saegold bench --redo``, or a re-run with other example settings): the live tables
+A redo replaces a feature's taxonomy scores (``saegold score --redo``), its intruder result or a
+label's benchmark result (``saegold bench --redo``, or a re-run with other example settings): the live tables
 keep one row per feature, and per (label, benchmark, control), which is what every reader
 uses.  The row it replaced is not lost: it is copied here first, whole (every column, as JSON,
 so a column added later is kept too), with when it was superseded.  Labels are superseded in
@@ -15,7 +15,7 @@ from .sqlite_utils_lib import Database
 
 from .db import Project, dumps, loads, now
 
-TABLES = ("taxonomy_scores", "bench_scores")
+TABLES = ("taxonomy_scores", "bench_scores", "intruder_scores")
 
 
 def _archive(db: Database, table: str, where: str, params: list[Any], feature_id: int,
@@ -43,6 +43,11 @@ def supersede_bench(db: Database, label_id: int, benchmark: str, control: str) -
         return False
     return _archive(db, "bench_scores", "label_id = ? AND benchmark = ? AND control = ?",
                     [label_id, benchmark, control], fid[0], label_id)
+
+
+def supersede_intruder(db: Database, feature_id: int) -> bool:
+    """Copy the feature's live intruder result here before a re-run replaces it."""
+    return _archive(db, "intruder_scores", "feature_id = ?", [feature_id], feature_id, None)
 
 
 def superseded(project: Project, feature_id: int, table: str | None = None) -> list[dict[str, Any]]:

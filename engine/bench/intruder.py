@@ -23,6 +23,7 @@ from typing import Any
 
 from store.db import Project, dumps, now
 from store.examples import examples as stored_examples
+from store.superseded import supersede_intruder
 
 from .examples import BenchExample, mark_tokens, true_highlights
 from .metrics import wilson_ci
@@ -166,7 +167,10 @@ async def judge(client: Any, rounds: list[Round], settings: dict, *, params: dic
 
 
 def write(project: Project, feature_id: int, score: IntruderScore, judge_model: str | None, seed: int) -> None:
+    """Store the feature's result; one it replaces (--redo, other settings) is superseded:
+    kept in ``store.superseded``, no longer live."""
     with project.write() as db:
+        supersede_intruder(db, feature_id)
         db.execute(
             "INSERT INTO intruder_scores(feature_id, value, n, parse_failures, judge_model, seed, details, "
             "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(feature_id) DO UPDATE SET "

@@ -57,6 +57,13 @@ def test_oracle_scores_one_and_rounds_are_quantile_matched(bench_project, llm_se
     assert server.count == 12 * 5
     summary, _ = run(bench_project, server, BenchConfig(benchmarks=("intruder",)))
     assert server.count == 12 * 5 and summary.already_done == 12
+    # --redo supersedes: one live result per feature, each replaced one kept whole
+    before = {r["feature_id"]: r for r in bench_project.query("SELECT * FROM intruder_scores")}
+    run(bench_project, server, BenchConfig(benchmarks=("intruder",), redo=True))
+    assert bench_project.scalar("SELECT count(*) FROM intruder_scores") == 12
+    kept = bench_project.query("SELECT feature_id, row FROM superseded_results WHERE tbl = 'intruder_scores'")
+    assert sorted(r["feature_id"] for r in kept) == sorted(before)
+    assert all(loads(r["row"]) == before[r["feature_id"]] for r in kept)
     rep = build_report(bench_project)["intruder"]
     assert rep[0]["category"] == "all" and rep[0]["n"] == 12 and rep[0]["mean"] == 1.0
 
