@@ -13,7 +13,7 @@ _PART_NAMES = {"model": "model", "sae": "SAE", "output": "", "input": ""}
 _FIELD_NAMES = {"files": "files", "weights": "weights", "neutral_prompt": "neutral prompt",
                 "logit_lens_k": "logit lens k", "continuation_tokens": "continuation tokens",
                 "ctx_len": "ctx len", "doc_sep": "doc sep", "top_k": "top k", "n_negatives": "negatives", "text_field": "text field",
-                "max_contexts": "max contexts", "max_tokens": "max tokens", "n_quantile": "quantile examples", "d_in": "d_in", "d_sae": "width"}
+                "max_contexts": "max contexts", "max_tokens": "max tokens", "n_quantile": "quantile examples", "verified_negatives": "verified negatives", "d_in": "d_in", "d_sae": "width"}
 
 
 def _show(value: Any) -> str:

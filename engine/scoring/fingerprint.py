@@ -16,7 +16,7 @@ a run that leaves a part out (no ``--corpus``: no ``input`` part) neither checks
   ``amplification``, ``logit_lens_k``, ``continuation_tokens``.
 - ``input``: those the corpus pass depends on: the corpus (``files``: digest of its files, or
   ``dataset``: ``NAME:SPLIT``; ``corpus``, the argument, is provenance), ``text_field``,
-  ``doc_sep``, ``ctx_len``, ``top_k``, ``n_negatives``, ``n_quantile``, ``seed``, ``max_contexts``,
+  ``doc_sep``, ``ctx_len``, ``top_k``, ``n_negatives``, ``n_quantile``, ``verified_negatives``, ``seed``, ``max_contexts``,
   ``max_tokens`` (a key a stored fingerprint lacks, from an older saegold, is unknown, not different).
 - ``steering``: the settings steered generation ran with (:meth:`SteeringConfig.settings`:
   targets, prompts, tokens, temperature, seed, tolerances).  Recorded, not compared: every
@@ -121,7 +121,8 @@ def sae_part(spec: str, sae: Any, hook: str) -> dict[str, Any]:
 
 
 def corpus_part(corpus_spec: Any, *, ctx_len: int, top_k: int, n_negatives: int, seed: int,
-                max_contexts: int | None, max_tokens: int | None, n_quantile: int = 0) -> dict[str, Any]:
+                max_contexts: int | None, max_tokens: int | None, n_quantile: int = 0,
+                verified_negatives: bool = False) -> dict[str, Any]:
     """The ``input`` part: the corpus (by content, for local files) and the pass's settings."""
     files = None
     if corpus_spec.files:
@@ -132,7 +133,8 @@ def corpus_part(corpus_spec: Any, *, ctx_len: int, top_k: int, n_negatives: int,
     return {"corpus": corpus_spec.description, "files": files,
             "dataset": f"{corpus_spec.dataset}:{corpus_spec.split}" if corpus_spec.dataset else None,
             "text_field": corpus_spec.text_field, "doc_sep": corpus_spec.doc_sep, "ctx_len": int(ctx_len), "top_k": int(top_k),
-            "n_negatives": int(n_negatives), "n_quantile": int(n_quantile), "seed": int(seed),
+            "n_negatives": int(n_negatives), "n_quantile": int(n_quantile),
+            "verified_negatives": bool(verified_negatives), "seed": int(seed),
             "max_contexts": max_contexts, "max_tokens": max_tokens}
 
 

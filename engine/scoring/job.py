@@ -157,7 +157,8 @@ def score(project: Project, *, model: str, sae: str, corpus: str | None = None, 
         lm.encode_prompt(steer_prompt)        # a prompt the tokenizer cannot encode fails before any write
     input_part = None if corpus_spec is None else corpus_part(
         corpus_spec, ctx_len=ctx_len, top_k=top_k, n_negatives=n_negatives, seed=seed,
-        max_contexts=max_contexts, max_tokens=max_tokens, n_quantile=n_quantile)
+        max_contexts=max_contexts, max_tokens=max_tokens, n_quantile=n_quantile,
+        verified_negatives=verified_negatives)
     fp = run_fingerprint(model_spec=model, model=lm.model, dtype=lm.dtype, sae_spec=sae, sae=the_sae,
                          hook=site.name, neutral_prompt=prompt, amplification=amp, logit_lens_k=k_lens,
                          continuation_tokens=continuation_tokens, input_part=input_part,

@@ -195,6 +195,9 @@ def test_corpus_settings_join_the_fingerprint_when_a_corpus_run_comes(two, tmp_p
     capsys.readouterr()
     assert _score(db, two, "a", *corpus[:-2], "--top-k", "7") == 2
     assert "top k 5 vs 7" in capsys.readouterr().err
+    # verified negatives change what is stored: not silently skipped as 'already done'
+    assert _score(db, two, "a", *corpus, "--verified-negatives") == 2
+    assert "verified negatives False vs True" in capsys.readouterr().err
     assert _score(db, two, "a") == 0                   # a run without a corpus does not check that part
 
 

@@ -31,7 +31,7 @@ A source is what produced it: its fingerprint records the model (Hub revision, o
 of the local directory's files), the SAE (config and a digest of its weights), the dtype and
 the settings that change results (neutral prompt, amplification, logit lens k, continuation
 tokens; with --corpus: the corpus by content, --text-field, --doc-sep, --ctx-len, --top-k,
---negatives, --quantile-examples, --max-contexts, --max-tokens).  A run into a source of the same name made from
+--negatives, --quantile-examples, --verified-negatives, --max-contexts, --max-tokens).  A run into a source of the same name made from
 anything else is refused (exit 2, nothing written, one line saying what differs): give
 --source NAME for a new source, or --redo to replace it (then every feature it holds is
 rescored).
