@@ -232,7 +232,7 @@ def test_score_job_killed_mid_run_resumes_without_redoing(tmp_path, planted):
     open_project(db, create=True).close()
     cmd = _cli(db, "score", "--model", str(model_dir), "--sae", str(sae_dir), "--corpus", str(corpus),
                "--feature-batch", "4", "--max-contexts", "300", "--top-k", "10", "--negatives", "5",
-               "--ctx-len", "32", "--device", "cpu")
+               "--quantile-examples", "8", "--ctx-len", "32", "--device", "cpu")
     d_sae = None
 
     # 1. Killed while writing output scores (one chunk of 4 features per transaction).
@@ -270,7 +270,7 @@ def test_score_job_killed_mid_run_resumes_without_redoing(tmp_path, planted):
     per = _rows(db, "SELECT feature_id, kind, count(*) AS n, max(rank) AS top FROM examples "
                     "GROUP BY feature_id, kind")
     assert all(r["n"] == r["top"] + 1 for r in per)  # ranks 0..n-1, no leftovers
-    assert all(r["n"] <= (10 if r["kind"] == "top" else 5) for r in per)
+    assert all(r["n"] <= {"top": 10, "negative": 5, "quantile": 8}[r["kind"]] for r in per)
     print(f"score job: first kill after {seen} output scores, second kill {'hit' if killed2 else 'missed'}")
 
 
