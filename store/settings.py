@@ -199,12 +199,24 @@ def routing() -> Rule:
             out[category] = tuple(dict.fromkeys(methods))
         return out
 
+    return Rule(check, _json_text("a JSON object"), "JSON object: category -> [methods]")
+
+
+def _json_text(what: str) -> Callable[[str], Any]:
+    """A rule's parser of JSON text, naming ``what`` was expected when the text is not JSON."""
     def from_text(t: str) -> Any:
         try:
             return json.loads(t)
-        except ValueError as exc:
-            raise ValueError(f"is not a JSON object ({exc.msg} at column {exc.colno})") from None
-    return Rule(check, from_text, "JSON object: category -> [methods]")
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"is not {what} ({exc.msg} at column {exc.colno})") from None
+    return from_text
+
+
+def _distinct(values: tuple) -> tuple:
+    """``values``, refused where one repeats."""
+    if len(dict.fromkeys(values)) != len(values):   # (`set` is this module's)
+        raise ValueError("must not repeat a value")
+    return values
 
 
 def number_list(*, above: float) -> Rule:
@@ -213,9 +225,7 @@ def number_list(*, above: float) -> Rule:
         if not isinstance(v, (list, tuple)) or not v:
             raise ValueError("must be a non-empty list of numbers, e.g. [0.25, 0.5]")
         out = tuple(number(above=above).check(x) for x in v)
-        if len(dict.fromkeys(out)) != len(out):   # (`set` is this module's)
-            raise ValueError("must not repeat a value")
-        return out
+        return _distinct(out)
 
     def from_text(t: str) -> Any:
         try:
@@ -231,16 +241,9 @@ def text_list() -> Rule:
         if not isinstance(v, (list, tuple)) or not v:
             raise ValueError('must be a non-empty list of strings, e.g. ["I think", "We"]')
         out = tuple(text().check(x) for x in v)
-        if len(dict.fromkeys(out)) != len(out):   # (`set` is this module's)
-            raise ValueError("must not repeat a value")
-        return out
+        return _distinct(out)
 
-    def from_text(t: str) -> Any:
-        try:
-            return json.loads(t)
-        except ValueError as exc:
-            raise ValueError(f"is not a JSON list of strings ({exc.msg} at column {exc.colno})") from None
-    return Rule(check, from_text, "JSON list of strings")
+    return Rule(check, _json_text("a JSON list of strings"), "JSON list of strings")
 
 
 # -- the settings -----------------------------------------------------------------------------

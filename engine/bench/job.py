@@ -246,6 +246,16 @@ async def run_bench(project: Project, config: BenchConfig, *, client: Any = None
             vectors.put(feature_id, task)
         return await task
 
+    def failed(exc: LLMRequestFailed) -> None:
+        summary.failed += 1
+        summary.first_error = summary.first_error or str(exc)
+
+    def counted(benchmark: str, score: Any) -> None:
+        """A stored result of ``benchmark`` in the run's summary."""
+        summary.written[benchmark] += 1
+        summary.parse_failures += score.parse_failures
+        summary.unscored += score.value is None
+
     async def work_steering(label: LabelRow, control: str, scored: LabelRow) -> None:
         other = shuffled.pick(label)
         triples = steer_sets.triples(label.feature_id, avoid=other.feature_id if other else None)
@@ -255,17 +265,14 @@ async def run_bench(project: Project, config: BenchConfig, *, client: Any = None
         try:
             score = await steering_bench.judge(client, scored.text, triples, steer_sets, params=judge_params)
         except LLMRequestFailed as exc:
-            summary.failed += 1
-            summary.first_error = summary.first_error or str(exc)
+            failed(exc)
             return
         if config.dry_run:
             return
         results.write(project, results.BenchRow(
             label.id, "steering", control, scored.id, score.value, score.n, score.parse_failures,
             judge_model, config.seed, score.details))
-        summary.written["steering"] += 1
-        summary.parse_failures += score.parse_failures
-        summary.unscored += score.value is None
+        counted("steering", score)
 
     async def work_intruder(feature_id: int) -> None:
         rounds = intruders.for_feature(feature_id)
@@ -275,15 +282,12 @@ async def run_bench(project: Project, config: BenchConfig, *, client: Any = None
         try:
             score = await intruder_mod.judge(client, rounds, intruders.settings, params=judge_params)
         except LLMRequestFailed as exc:
-            summary.failed += 1
-            summary.first_error = summary.first_error or str(exc)
+            failed(exc)
             return
         if config.dry_run:
             return
         intruder_mod.write(project, feature_id, score, judge_model, config.seed)
-        summary.written["intruder"] += 1
-        summary.parse_failures += score.parse_failures
-        summary.unscored += score.value is None
+        counted("intruder", score)
 
     async def work_one(label: LabelRow, benchmark: str, control: str, scored: LabelRow) -> None:
         if label == "intruder":
@@ -311,16 +315,12 @@ async def run_bench(project: Project, config: BenchConfig, *, client: Any = None
                                             batch_size=config.batch_size, params=judge_params)
                 model = judge_model
         except LLMRequestFailed as exc:
-            # Incomplete: store nothing, so a re-run tries again (answers so far are cached).
-            summary.failed += 1
-            summary.first_error = summary.first_error or str(exc)
+            failed(exc)      # incomplete: nothing stored, so a re-run tries again (answers so far are cached)
             return
         results.write(project, results.BenchRow(
             label.id, benchmark, control, scored.id, score.value, score.n, score.parse_failures,
             model, config.seed, score.details))
-        summary.written[benchmark] += 1
-        summary.parse_failures += score.parse_failures
-        summary.unscored += score.value is None
+        counted(benchmark, score)
 
     async def _dry_run(benchmark: str, text: str, examples) -> None:
         """Ask the client in dry-run mode, which counts what would be sent (cache hits free)."""
