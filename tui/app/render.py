@@ -15,6 +15,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from store.feature_view import Score
 from store.judgments import FeatureJudgment
 
 from ..safe import inert_line
@@ -414,12 +415,16 @@ def steering_block(view: FeatureView, width: int) -> list[Text]:
     return out
 
 
+def continuation(view: FeatureView) -> str | None:
+    """The amplified continuation of the neutral prompt (None where not scored)."""
+    return view.taxonomy.continuation if view.taxonomy is not None else None
+
+
 def missing_parts(view: FeatureView) -> list[str]:
     """The kinds of output evidence this feature has none of."""
-    tax = view.taxonomy or {}
     have = {"logit-lens tokens": bool(view.promoted or view.suppressed),
             "amplified next tokens": bool(view.amplified_next),
-            "continuation": tax.get("continuation") is not None,
+            "continuation": continuation(view) is not None,
             "steered continuations": bool(view.steering)}
     return [k for k, v in have.items() if not v]
 
@@ -459,9 +464,9 @@ class Evidence:
 
     def rows(self, room: int) -> list[tuple[str, list[Text] | Text, bool]]:
         """(label, token units or one text, compact?) per section."""
-        v, tax = self.view, self.view.taxonomy or {}
+        v = self.view
         pending = Text("— (needs a model run: saegold score)", theme.STYLE_DIM)
-        cont = tax.get("continuation")
+        cont = continuation(v)
         rows: list[tuple[str, list[Text] | Text, bool]] = [
             ("promotes", _token_units(v.promoted, prob=False) if v.promoted else pending, True),
             ("amplified→", _token_units(v.amplified_next, prob=True) if v.amplified_next else pending, True),
@@ -478,8 +483,7 @@ class Evidence:
 
     def empty(self) -> bool:
         v = self.view
-        return not (v.promoted or v.suppressed or v.amplified_next or (v.taxonomy or {}).get("continuation")
-                    or v.steering)
+        return not (v.promoted or v.suppressed or v.amplified_next or continuation(v) or v.steering)
 
     def _lines(self, width: int, form: str) -> list[Text]:
         """The sections as lines: a label column, then the value.  ``compact``: one line per
@@ -545,6 +549,10 @@ _CONSOLE = Console(width=200, color_system=None, file=io.StringIO())
 SUBTITLE = "  what the feature makes the model say"
 
 
+def _value(score: Score | None) -> float | None:
+    return None if score is None else score.value
+
+
 def _bench(c: Candidate) -> Text:
     """``det 0.62 · fuzz 0.55 · emb 0.7  (shuffled 0.5 0.51 0.49)``: the true label's
     benchmark scores, then the shuffled-label controls in the same order."""
@@ -553,10 +561,10 @@ def _bench(c: Candidate) -> Text:
         t.append("no benchmark scores", theme.STYLE_DIM)
         return t
     names = [b for b in BENCHMARKS if b in c.bench] + sorted(set(c.bench) - set(BENCHMARKS))
-    t.append(" · ".join(f"{SHORT.get(b, inert_line(b))} {_fmt(c.bench[b].get('true'), 2)}" for b in names),
+    t.append(" · ".join(f"{SHORT.get(b, inert_line(b))} {_fmt(_value(c.bench[b].get('true')), 2)}" for b in names),
              theme.STYLE_DIM)
     if any("shuffled" in c.bench[b] for b in names):
-        t.append("  (shuffled " + " ".join(_fmt(c.bench[b].get("shuffled"), 2) for b in names) + ")",
+        t.append("  (shuffled " + " ".join(_fmt(_value(c.bench[b].get("shuffled")), 2) for b in names) + ")",
                  theme.STYLE_DIM)
     return t
 
@@ -637,12 +645,12 @@ def machine(session) -> Text:
         return t
     tax = v.taxonomy
     t.append("Predicted ", theme.STYLE_HEAD)
-    if not tax or tax.get("category") is None:
+    if tax is None or tax.category is None:
         t.append("— (not scored)", theme.STYLE_DIM)
         return t
-    t.append(tax["category"], theme.CATEGORY_STYLE.get(tax["category"], theme.STYLE_HEAD))
-    i, o = tax.get("input_score"), tax.get("output_score")
-    ti, to = tax.get("input_threshold"), tax.get("output_threshold")
+    t.append(tax.category, theme.CATEGORY_STYLE.get(tax.category, theme.STYLE_HEAD))
+    i, o = tax.input_score, tax.output_score
+    ti, to = tax.input_threshold, tax.output_threshold
     rel = lambda v, th: "?" if v is None or th is None else ("≥" if v >= th else "<")  # noqa: E731
     t.append(f"  input score {_fmt(i)} {rel(i, ti)} {_fmt(ti)}, output score {_fmt(o)} {rel(o, to)} {_fmt(to)}",
              theme.STYLE_DIM)

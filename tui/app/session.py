@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from store import feature_view as fv
 from store import judgments as sj
 from store import queue as sq
 from store import settings
@@ -221,7 +222,7 @@ class Session:
     def _why_empty(self) -> str:
         if self.lead:
             return "no disagreements to review: no feature has two annotators who disagree"
-        if not self.project.scalar("SELECT 1 FROM examples WHERE kind = 'top' LIMIT 1"):
+        if not fv.any_top_examples(self.project):
             return "no features with examples in this project yet (run `saegold score` or `saegold import`)"
         overlap = settings.load(self.project).overlap
         minutes = sq.idle_limit(self.project).total_seconds() / 60
