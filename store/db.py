@@ -38,7 +38,7 @@ def default_path() -> Path:
 
 def now() -> str:
     """UTC time as ISO 8601 with microseconds and a ``Z``."""
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def dumps(value: Any) -> str:

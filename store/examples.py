@@ -50,8 +50,8 @@ def quantile_bins(values: list[float], n_bins: int = QUANTILE_BINS) -> list[tupl
 
 # acts blob: one header byte (position width << 4 | value width), then the positions, then
 # the values, all little-endian.  An example with no nonzero activation stores NULL.
-_POS = {2: np.dtype("<u2"), 4: np.dtype("<u4")}
-_VAL = {4: np.dtype("<f4"), 8: np.dtype("<f8")}
+_POS: dict[int, np.dtype[Any]] = {2: np.dtype("<u2"), 4: np.dtype("<u4")}
+_VAL: dict[int, np.dtype[Any]] = {4: np.dtype("<f4"), 8: np.dtype("<f8")}
 _IDS = np.dtype("<i4")
 
 
@@ -246,7 +246,12 @@ def example_row(db: Any, source_id: int, ex: dict[str, Any], vocab: Vocab | None
     max_idx, max_act = _max_of(acts, ex.get("max_idx"), ex.get("max_act"))
     ids = ex.get("token_ids")
     toks = ex.get("tokens")
-    n = len(ids) if ids is not None else len(toks)
+    if ids is not None:
+        n = len(ids)
+    elif toks is not None:
+        n = len(toks)
+    else:
+        raise ValueError("an example needs token ids or token strings")
     if len(acts) != n:
         raise ValueError(f"{len(acts)} activations for {n} tokens")
     cid = put_context(db, source_id, token_ids=ids, tokens=None if toks is None else list(toks), vocab=vocab)
@@ -364,6 +369,7 @@ def _rows_to_dicts(conn: Any, rows: list[tuple], cache: dict[int, dict[int, str]
         if r[11] is not None:
             tokens = json.loads(r[11])
         else:
+            assert ids is not None   # put_context stores a context's token ids or its strings
             known = vocabs[r[9]].known
             tokens = [known.get(i, f"<{i}>") for i in ids]   # a missing entry never happens by design
         out.append({"id": r[0], "feature_id": r[1], "kind": r[2], "rank": r[3], "bin": r[4],

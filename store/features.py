@@ -42,6 +42,7 @@ def get_or_create_source(db: Database, model_id: str, sae_id: str, *, name: str 
             [name, model_id, sae_id, fields.get("hook_name"), fields.get("layer"),
              fields.get("d_sae"), fields.get("width"), dumps(fingerprint) if fingerprint else None, now()],
         )
+        assert cur.lastrowid is not None   # an INSERT's cursor always has it
         return cur.lastrowid
     if fingerprint is not None:
         stored = loads(row[1])
@@ -111,7 +112,8 @@ def put_logit_tokens(db: Database, feature_id: int, kind: str,
                      tokens: list[tuple[str, int | None, float | None]]) -> None:
     """Replace the feature's ``kind`` list with ``(token, token_id, value)`` in rank order."""
     db.execute("DELETE FROM logit_tokens WHERE feature_id = ? AND kind = ?", [feature_id, kind])
-    getattr(db, "conn", db).executemany(
+    conn: Any = getattr(db, "conn", db)   # a sqlite-utils Database, or a bare connection
+    conn.executemany(
         "INSERT INTO logit_tokens(feature_id, kind, rank, token, token_id, value) VALUES (?, ?, ?, ?, ?, ?)",
         [(feature_id, kind, rank, token, token_id, value) for rank, (token, token_id, value) in enumerate(tokens)],
     )

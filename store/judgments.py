@@ -136,7 +136,8 @@ def _check_identity(project: Project, event: dict[str, Any]) -> None:
 
 def events(project: Project, *, feature_id: int | None = None,
            annotator: str | None = None) -> list[dict[str, Any]]:
-    where, params = [], []
+    where: list[str] = []
+    params: list[Any] = []
     if feature_id is not None:
         where.append("feature_id = ?")
         params.append(feature_id)

@@ -199,6 +199,7 @@ class _Merger:
             raise BadInput(str(self.other_path), f"{table} {_row_name(row)}", None,
                            f"breaks a rule of this project's schema ({exc}); nothing was merged") from exc
         self.report.added[table] += 1
+        assert cur.lastrowid is not None   # an INSERT's cursor always has it
         return cur.lastrowid
 
     def ref(self, mapping: dict[int, int], row: dict[str, Any], table: str, fld: str) -> int:
@@ -611,7 +612,7 @@ class _Merger:
 
     def _check_identity(self, new: list[dict[str, Any]]) -> None:
         """Merged retractions/adjudications obey the rule :func:`store.judgments.append` enforces."""
-        for i, ev in enumerate(new):
+        for ev in new:
             who, kind = ev["annotator"], ev["kind"]
             role = self.db.execute("SELECT role FROM annotators WHERE name = ?", [who]).fetchone()
             is_lead = role is not None and role[0] == "lead"

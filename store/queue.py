@@ -301,11 +301,11 @@ class LeaseLost(StoreError):
 
 def stamp(t: _dt.datetime) -> str:
     """A time as the store writes it (:func:`store.db.now`'s format, UTC)."""
-    return t.astimezone(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return t.astimezone(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _utc(at: _dt.datetime | None) -> _dt.datetime:
-    return at if at is not None else _dt.datetime.now(_dt.timezone.utc)
+    return at if at is not None else _dt.datetime.now(_dt.UTC)
 
 
 def parse_stamp(text: str) -> _dt.datetime | None:
@@ -314,7 +314,7 @@ def parse_stamp(text: str) -> _dt.datetime | None:
         t = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except (TypeError, ValueError):
         return None
-    return t if t.tzinfo else t.replace(tzinfo=_dt.timezone.utc)
+    return t if t.tzinfo else t.replace(tzinfo=_dt.UTC)
 
 
 def idle_limit(project: Project) -> _dt.timedelta:

@@ -342,7 +342,7 @@ def m007_contexts_once(db: Database) -> None:
         """,
     )
     vocab: dict[int, dict[int, str]] = {}
-    contexts: dict[tuple[int, bytes], int] = {}
+    contexts: dict[tuple[int, bytes], int | None] = {}
     cur = db.execute(
         "SELECT e.id, e.feature_id, e.kind, e.rank, e.tokens, e.token_ids, e.acts, e.max_idx, e.max_act, "
         "e.origin, f.source_id FROM examples e JOIN features f ON f.id = e.feature_id ORDER BY e.id")

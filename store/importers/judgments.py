@@ -71,13 +71,13 @@ def normalize_time(rec: Record, value: Any, *, latest: _dt.datetime | None = Non
     except ValueError:
         raise rec.bad("created_at", f"{raw!r} is not an ISO 8601 time") from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=_dt.timezone.utc)
-    latest = latest or _dt.datetime.now(_dt.timezone.utc) + CLOCK_SKEW
+        moment = moment.replace(tzinfo=_dt.UTC)
+    latest = latest or _dt.datetime.now(_dt.UTC) + CLOCK_SKEW
     if moment > latest:
         clock = (latest - CLOCK_SKEW).strftime("%Y-%m-%d %H:%M:%S UTC")
         raise rec.bad("created_at", f"{raw!r} is in the future (this machine's clock says {clock}; "
                                     f"{int(CLOCK_SKEW.total_seconds() // 60)} minutes of clock skew are allowed)")
-    return moment.astimezone(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class _Resolver:

@@ -8,7 +8,7 @@ from ..sqlite_utils_lib import Database
 from ..db import Project, now
 
 
-def log_import(db: Database, kind: str, path: Path, sha256: str, size: int, records: int,
+def log_import(db: Database, kind: str, path: str | Path, sha256: str, size: int, records: int,
                rejected: int) -> None:
     """Record an imported file; the same bytes imported again leave the first row as it is."""
     db.execute(

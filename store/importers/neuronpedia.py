@@ -577,7 +577,7 @@ def import_neuronpedia(project: Project, paths: Iterable[str | Path], *, skip_ba
     with contextlib.ExitStack() as stack:
         writer: _Writer | None = None
 
-        def flush() -> None:
+        def flush(writer: _Writer) -> None:
             for item in pending:
                 writer.write(item.batch)
                 report.records += item.batch.records
@@ -603,10 +603,10 @@ def import_neuronpedia(project: Project, paths: Iterable[str | Path], *, skip_ba
             if writer is None and buffered > buffer_tokens:
                 writer = _Writer(stack.enter_context(project.write()), report, progress)
             if writer is not None:
-                flush()
+                flush(writer)
         if writer is None:
             writer = _Writer(stack.enter_context(project.write()), report, progress)
-        flush()
+        flush(writer)
         progress("importing files", len(files), len(files))
     report.rejected = rejections.items
     report.seconds = time.perf_counter() - started

@@ -84,6 +84,16 @@ def test_strings_that_differ_from_the_vocabulary_are_kept_exactly(project):
     assert project.scalar("SELECT count(*) FROM contexts WHERE tokens IS NOT NULL") == 2
 
 
+def test_an_example_without_tokens_is_refused_clearly_and_stores_nothing(project):
+    # It used to fail with "TypeError: object of type 'NoneType' has no len()".
+    with project.write() as db:
+        fid = _feature(db, 1)
+        with pytest.raises(ValueError, match="an example needs token ids or token strings"):
+            put_examples(db, fid, "top", [{"acts": [1.0, 2.0]}], "x")
+    assert examples(project, fid) == []
+    assert project.scalar("SELECT count(*) FROM contexts") == 0
+
+
 def test_replacing_examples_prunes_contexts_nobody_keeps(project):
     with project.write() as db:
         fid = _feature(db, 1)
