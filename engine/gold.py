@@ -187,10 +187,9 @@ def _norm(text: str) -> str:
 
 def latest_adjudications(project: Project) -> dict[int, FeatureJudgment]:
     """Per feature, every lead's adjudications folded in time order into one judgment: each
-    field (tier, each verdict, gold label) holds the latest decision of any lead."""
-    rows = [{**r, "annotator": "leads"} for r in store_judgments.events(project)
-            if r["kind"].startswith("adj_") or r["kind"] == "retract"]
-    return {fid: j for (fid, _), j in store_judgments.derive(rows).items() if j.is_adjudication}
+    field (tier, each verdict, gold label) holds the latest decision of any lead
+    (:func:`store.judgments.decisions`)."""
+    return store_judgments.decisions(store_judgments.events(project))
 
 
 def gold_records(project: Project, *, policy: str = "majority", source: str | None = None,

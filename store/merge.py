@@ -39,7 +39,7 @@ from .errors import BadInput, SchemaTooNew, StoreError
 from .features import categorize
 from .fingerprints import fingerprint_differences, fingerprint_id
 from .judgments import COLUMNS as JUDGMENT_COLUMNS
-from .judgments import LEAD_KINDS
+from .judgments import IdentityError, check_identity
 from .examples import Vocab, all_examples, example_row, put_example_rows
 from .examples import examples as stored_examples
 from .labels import LIVE, SUPERSEDING_ORIGIN
@@ -611,24 +611,16 @@ class _Merger:
         self._check_identity(new)
 
     def _check_identity(self, new: list[dict[str, Any]]) -> None:
-        """Merged retractions/adjudications obey the rule :func:`store.judgments.append` enforces."""
+        """Merged retractions/adjudications obey the rule :func:`store.judgments.append`
+        enforces (:func:`store.judgments.check_identity`)."""
         for ev in new:
-            who, kind = ev["annotator"], ev["kind"]
-            role = self.db.execute("SELECT role FROM annotators WHERE name = ?", [who]).fetchone()
-            is_lead = role is not None and role[0] == "lead"
-            if kind in LEAD_KINDS and not is_lead:
-                raise BadInput(str(self.other_path), f"judgment {ev['uuid']}", "annotator",
-                               f"{who!r} is not a lead: only a lead can adjudicate; nothing was merged")
-            if kind == "retract":
-                target = self.db.execute("SELECT annotator FROM judgments WHERE uuid = ?",
-                                         [ev["target_uuid"]]).fetchone()
-                if target is None:
-                    raise BadInput(str(self.other_path), f"judgment {ev['uuid']}", "target_uuid",
-                                   "retracts an event that is in neither database; nothing was merged")
-                if target[0] != who and not is_lead:
-                    raise BadInput(str(self.other_path), f"judgment {ev['uuid']}", "annotator",
-                                   f"{who!r} cannot retract an event of {target[0]!r} (only its author "
-                                   f"or a lead can); nothing was merged")
+            try:
+                check_identity(self.db, ev)
+            except IdentityError as exc:
+                why = ("retracts an event that is in neither database" if exc.field == "target_uuid"
+                       else str(exc))
+                raise BadInput(str(self.other_path), f"judgment {ev['uuid']}", exc.field,
+                               f"{why}; nothing was merged") from None
 
     def llm_cache(self) -> None:
         rows = self.rows("llm_cache", "key")

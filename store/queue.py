@@ -36,7 +36,10 @@ from . import settings
 from .db import Project, dumps, explain_db_error, now
 from .errors import StoreError
 from .examples import has_top
-from .judgments import FeatureJudgment, derive, ensure_annotator
+# ``kind NOT IN _NOT_HOLDING``: the events that make their author one of a feature's
+# annotators (store.judgments.NOT_HOLDING), in the words of the index judgments_holders.
+from .judgments import NOT_HOLDING_SQL as _NOT_HOLDING
+from .judgments import FeatureJudgment, derive, ensure_annotator, own_view
 
 QUEUE_CATEGORIES = ("input", "output", "cross", "obscure", "unscored")
 BATCH = 100      # assign_more's default batch (scripts, tests); the app keeps LOOKAHEAD leases
@@ -54,11 +57,6 @@ def _key(col: str) -> str:
     h = f"(({col} * 2654435761) % 4294967296)"
     return f"(({h} | :seed) - ({h} & :seed)) * 2246822519 % 4294967296"
 
-
-# Event kinds that make their author one of a feature's annotators (imported or merged
-# judgments arrive without an assignment); a retraction or a lead's adjudication does not.
-# Written exactly as in the partial index judgments_holders (schema m003), so it is used.
-_NOT_HOLDING = "('retract', 'adj_tier', 'adj_verdict', 'adj_gold_label')"
 
 # Features annotators other than :who hold (assigned, or judged without an assignment), with
 # how many of them hold each, and of those the first :n per category in :who's order that
@@ -467,36 +465,13 @@ class FeatureState:
         return self.judgment is not None
 
 
-def _own_view(rows: list[dict[str, Any]], annotator: str, lead: bool) -> dict[int, FeatureJudgment]:
-    """Fold events into one judgment per feature: the annotator's own, or a lead's
-    adjudication (with the lead's own skip/flag/note/preference events folded in)."""
-    view = derive(rows)
-    out: dict[int, FeatureJudgment] = {}
-    for (fid, who), j in view.items():
-        if lead:
-            if who == f"{annotator} (adjudication)":
-                base = out.setdefault(fid, FeatureJudgment(fid, annotator, is_adjudication=True))
-                base.tier, base.confidence = j.tier, j.confidence
-                base.verdicts.update(j.verdicts)
-                base.gold_label = j.gold_label or base.gold_label
-                base.seconds_spent = max(base.seconds_spent, j.seconds_spent)
-            elif who == annotator:
-                base = out.setdefault(fid, FeatureJudgment(fid, annotator, is_adjudication=True))
-                base.preference, base.skipped = j.preference, j.skipped
-                base.flags, base.notes = j.flags, j.notes
-                base.seconds_spent = max(base.seconds_spent, j.seconds_spent)
-        elif who == annotator:
-            out[fid] = j
-    return out
-
-
 def feature_state(project: Project, feature_id: int, annotator: str, candidates: list[str],
                   *, lead: bool = False) -> FeatureState:
     """The annotator's (or lead's adjudication) state on one feature, from the event log."""
     rows = project.query(
         "SELECT * FROM judgments WHERE feature_id = ? AND annotator = ?", [feature_id, annotator]
     )
-    return FeatureState(_own_view(rows, annotator, lead).get(feature_id), list(candidates))
+    return FeatureState(own_view(rows, annotator, lead=lead).get(feature_id), list(candidates))
 
 
 def states(project: Project, annotator: str, feature_ids: list[int] | None = None, *,
@@ -531,7 +506,7 @@ def states(project: Project, annotator: str, feature_ids: list[int] | None = Non
     cands: dict[int, list[str]] = {}
     for r in lrows:
         cands.setdefault(r["feature_id"], []).append(r["uuid"])
-    own = _own_view(jrows, annotator, lead)
+    own = own_view(jrows, annotator, lead=lead)
     return {fid: FeatureState(own.get(fid), cands.get(fid, [])) for fid in feature_ids}
 
 
@@ -548,13 +523,11 @@ def disagreements(project: Project) -> list[int]:
     out: list[int] = []
     for chunk in _chunks(fids):
         marks = ",".join("?" * len(chunk))
-        view = derive(project.query(
-            f"SELECT * FROM judgments WHERE feature_id IN ({marks}) "
-            "AND kind NOT LIKE 'adj_%'", chunk,
-        ))
+        view = derive(project.query(f"SELECT * FROM judgments WHERE feature_id IN ({marks})", chunk))
         by_feature: dict[int, list[FeatureJudgment]] = {}
-        for (fid, _who), j in view.items():
-            by_feature.setdefault(fid, []).append(j)
+        for key, j in view.items():
+            if not key.is_adjudication:
+                by_feature.setdefault(key.feature_id, []).append(j)
         for fid in chunk:
             if disagree(by_feature.get(fid, [])):
                 out.append(fid)
@@ -575,7 +548,6 @@ def disagree(judgments: list[FeatureJudgment]) -> bool:
 
 def others(project: Project, feature_id: int, annotator: str) -> list[FeatureJudgment]:
     """Every other annotator's current judgment of a feature (what a lead reviews)."""
-    view = derive(project.query(
-        "SELECT * FROM judgments WHERE feature_id = ? AND kind NOT LIKE 'adj_%'", [feature_id]
-    ))
-    return sorted((j for (fid, who), j in view.items() if who != annotator), key=lambda j: j.annotator)
+    view = derive(project.query("SELECT * FROM judgments WHERE feature_id = ?", [feature_id]))
+    return sorted((j for key, j in view.items() if not key.is_adjudication and key.annotator != annotator),
+                  key=lambda j: j.annotator)

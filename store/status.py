@@ -114,7 +114,7 @@ def annotation_progress(project: Project) -> list[dict[str, Any]]:
     flags and notes alone do not count), done (tier and a verdict on every usable
     candidate), skipped, flagged, events written, last activity."""
     view = current(project)
-    judged_fids = {fid for fid, _ in view}
+    judged_fids = {key.feature_id for key in view}
     cands: dict[int, list[str]] = defaultdict(list)
     if judged_fids:
         for row in project.db.execute("SELECT feature_id, uuid FROM labels WHERE status = 'ok' "
@@ -131,8 +131,8 @@ def annotation_progress(project: Project) -> list[dict[str, Any]]:
     skipped: Counter[str] = Counter()
     flagged: Counter[str] = Counter()
     adjudicated: Counter[str] = Counter()
-    for (fid, name), j in view.items():
-        if j.is_adjudication:
+    for (fid, name, is_adjudication), j in view.items():
+        if is_adjudication:
             adjudicated[j.annotator] += 1
             continue
         judged[name] += j.judged

@@ -30,7 +30,8 @@ from typing import Any, BinaryIO
 
 from ..db import Project
 from ..errors import BadInput, StoreError
-from ..judgments import KINDS, LEAD_KINDS, TIERS, VERDICTS, append_many, ensure_annotator
+from ..judgments import (KINDS, RETRACT, TIERS, VERDICTS, append_many, base_kind, ensure_annotator,
+                         is_adjudication)
 from ..labels import content_uuid
 from .log import log_import
 from .reading import (ProgressFn, Record, Rejections, expand_paths, file_digest, finite,
@@ -40,7 +41,6 @@ MAX_TEXT_CHARS = 20_000
 MAX_NAME_CHARS = 200
 KNOWN_FIELDS = {"uuid", "annotator", "login", "source", "feature", "kind", "value", "method",
                 "label_uuid", "confidence", "target_uuid", "seconds_spent", "created_at"}
-LABEL_KINDS = ("verdict", "adj_verdict")
 COMPARED = ("annotator", "feature_id", "kind", "label_uuid", "value", "confidence",
             "target_uuid", "created_at")
 CLOCK_SKEW = _dt.timedelta(minutes=5)   # how far past this machine's clock a created_at may lie
@@ -167,8 +167,8 @@ def parse_judgment(rec: Record, resolver: _Resolver) -> dict[str, Any]:
     event: dict[str, Any] = {"annotator": annotator, "kind": kind, "created_at": created_at,
                              "label_uuid": None, "value": None, "confidence": None,
                              "target_uuid": None, "seconds_spent": None, "login": None}
-    value = obj.get("value")
-    if kind == "retract":
+    value, base = obj.get("value"), base_kind(kind)
+    if kind == RETRACT:
         event["target_uuid"], target_fid = resolver.target(rec, obj)
         event["feature_id"] = resolver.feature_id(rec, obj) if "source" in obj else target_fid
         if event["feature_id"] != target_fid:
@@ -176,11 +176,11 @@ def parse_judgment(rec: Record, resolver: _Resolver) -> dict[str, Any]:
     else:
         event["feature_id"] = resolver.feature_id(rec, obj)
     fid = event["feature_id"]
-    if kind in ("tier", "adj_tier"):
+    if base == "tier":
         if value not in TIERS:
             raise rec.bad("value", f"tier {value!r} is not one of {', '.join(TIERS)}")
         event["value"] = value
-    elif kind in LABEL_KINDS:
+    elif base == "verdict":
         if value not in VERDICTS:
             raise rec.bad("value", f"verdict {value!r} is not one of {', '.join(VERDICTS)}")
         event["value"] = value
@@ -192,7 +192,7 @@ def parse_judgment(rec: Record, resolver: _Resolver) -> dict[str, Any]:
             if value is not None and obj.get("method") is None and obj.get("label_uuid") is None:
                 obj = {**obj, "method": value}  # {"value": "baez"} names the method too
             event["label_uuid"] = resolver.label(rec, obj, fid)
-    elif kind in ("gold_label", "adj_gold_label", "note"):
+    elif base in ("gold_label", "note"):
         event["value"] = text(rec, "value", value, max_chars=MAX_TEXT_CHARS)
     elif kind == "flag":
         if value is not None:
@@ -201,7 +201,7 @@ def parse_judgment(rec: Record, resolver: _Resolver) -> dict[str, Any]:
         event["value"] = text(rec, "value", value, max_chars=MAX_TEXT_CHARS, allow_empty=True)
     conf = obj.get("confidence")
     if conf is not None:
-        if kind not in ("tier", "adj_tier"):
+        if base != "tier":
             raise rec.bad("confidence", f"only a tier carries a confidence, not a {kind}")
         if not isinstance(conf, int) or isinstance(conf, bool) or not 1 <= conf <= 3:
             raise rec.bad("confidence", f"{conf!r} is not 1, 2 or 3")
@@ -249,13 +249,13 @@ def _import_one(project: Project, rec: Record, resolver: _Resolver, known: set[s
         return None
     seen[event["uuid"]] = rec
     added = None
-    if event["annotator"] not in known and event["kind"] not in LEAD_KINDS:
+    if event["annotator"] not in known and not is_adjudication(event["kind"]):
         ensure_annotator(project, event["annotator"])
         added = event["annotator"]
     try:
         new = append_many(project, [event])
     except StoreError as exc:
-        raise rec.bad("target_uuid" if event["kind"] == "retract" else "annotator", str(exc)) from None
+        raise rec.bad("target_uuid" if event["kind"] == RETRACT else "annotator", str(exc)) from None
     except ValueError as exc:
         raise rec.bad(None, str(exc)) from None
     report.new += new

@@ -45,9 +45,9 @@ def test_write_path_enforces_authorship(team):
         judgments.append(p, ev2)
         assert judgments.append(p, judgments.make_event("lena", fid, "retract", target_uuid=ev2["uuid"]))
         view = judgments.current(p)
-        assert (fid, "alice") not in view  # every event of theirs retracted
-        assert (fid, "bob") not in view
-        assert view[(fid, "lena (adjudication)")].tier == "output"
+        assert judgments.Key(fid, "alice") not in view  # every event of theirs retracted
+        assert judgments.Key(fid, "bob") not in view
+        assert view[judgments.Key(fid, "lena", is_adjudication=True)].tier == "output"
         assert p.scalar("SELECT count(*) FROM judgments") == 5
 
 

@@ -90,8 +90,8 @@ def _view(path) -> dict:
         keys = {r["id"]: (r["name"], r["idx"]) for r in p.query(
             "SELECT f.id, s.name, f.idx FROM features f JOIN sources s ON s.id = f.source_id")}
         view = judgments.current(p)
-    return {(keys[fid], who): (j.tier, j.confidence, dict(j.verdicts), j.preference, j.notes)
-            for (fid, who), j in view.items()}
+    return {(keys[fid], who, adj): (j.tier, j.confidence, dict(j.verdicts), j.preference, j.notes)
+            for (fid, who, adj), j in view.items()}
 
 
 def test_merge_folds_in_everything_by_natural_keys(pair):

@@ -66,7 +66,7 @@ def test_retract_and_identity(project):
         judgments.append(project, judgments.make_event("bob", fid, "retract", target_uuid=ev["uuid"]))
     judgments.append(project, judgments.make_event("alice", fid, "retract", target_uuid=ev["uuid"]))
     view = judgments.current(project)
-    assert view[(fid, "alice")].tier is None if (fid, "alice") in view else True
+    assert view[judgments.Key(fid, "alice")].tier is None if judgments.Key(fid, "alice") in view else True
     assert project.scalar("SELECT count(*) FROM judgments") == 2
 
 

@@ -63,7 +63,7 @@ def test_issue_examples(proj, tmp_path):
          "label_uuid": proj.labels["baez"], "value": "correct", "confidence": None, "login": None,
          "created_at": "2026-11-26T10:00:05.000000Z"},
     ]
-    view = judgments.current(proj)[(proj.fids[12], "alice")]
+    view = judgments.current(proj)[judgments.Key(proj.fids[12], "alice")]
     assert view.tier == "input" and view.verdicts == {proj.labels["baez"]: "correct"}
     assert judgments.role_of(proj, "alice") == "annotator"
 
@@ -112,14 +112,14 @@ def test_every_kind(proj, tmp_path):
     assert kinds["r2"]["feature_id"] == proj.fids[12]
     assert kinds["a2"]["label_uuid"] == proj.labels["baez"]
     view = judgments.current(proj)
-    alice12, alice13 = view[(proj.fids[12], "alice")], view[(proj.fids[13], "alice")]
+    alice12, alice13 = view[judgments.Key(proj.fids[12], "alice")], view[judgments.Key(proj.fids[13], "alice")]
     assert alice12.tier == "output" and alice12.confidence == 1
     assert alice12.verdicts == {proj.labels["e2"]: "partly", proj.labels["e1"]: "wrong"}
     assert alice12.preference == proj.labels["baez"] and alice12.gold_label == "sports scores"
     assert alice12.notes == []  # retracted by r2
     assert alice13.skipped is False and alice13.flags == ["tokenizer artefact"]
     assert alice13.preference == proj.labels["baez13"]
-    adj = view[(proj.fids[12], "lead (adjudication)")]
+    adj = view[judgments.Key(proj.fids[12], "lead", is_adjudication=True)]
     assert adj.is_adjudication and adj.tier == "input" and adj.gold_label == "sports results"
 
 

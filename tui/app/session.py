@@ -271,7 +271,7 @@ class Session:
 
     # -- writing -----------------------------------------------------------------------
     def _kind(self, kind: str) -> str:
-        return f"adj_{kind}" if self.lead and kind in ("tier", "verdict", "gold_label") else kind
+        return sj.as_lead(kind) if self.lead else kind
 
     def _write(self, kind: str, description: str, **fields: Any) -> Saved:
         assert self.view is not None
@@ -399,16 +399,10 @@ class Session:
     def undo(self) -> Saved | None:
         """Retract this annotator's last event on this feature that is still in force."""
         assert self.view is not None
-        rows = self.project.query(
-            "SELECT uuid, kind, target_uuid FROM judgments WHERE feature_id = ? AND annotator = ? "
-            "ORDER BY created_at, seq", [self.view.feature_id, self.annotator],
-        )
-        retracted = {r["target_uuid"] for r in rows if r["kind"] == "retract"}
-        live = [r for r in rows if r["kind"] != "retract" and r["uuid"] not in retracted]
-        if not live:
+        target = sj.last_live(self.project, self.view.feature_id, self.annotator)
+        if target is None:
             return None
-        target = live[-1]
-        return self._write("retract", f"undid {target['kind'].removeprefix('adj_')}",
+        return self._write("retract", f"undid {sj.base_kind(target['kind'])}",
                            target_uuid=target["uuid"])
 
     def others(self) -> list[sj.FeatureJudgment]:
