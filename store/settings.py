@@ -84,6 +84,16 @@ def number(*, at_least: float | None = None, above: float | None = None) -> Rule
     return Rule(check, _number_text, "number" + bound)
 
 
+def fraction_width() -> Rule:
+    """A CI width on the share scale: a number in (0, 1]."""
+    def check(v: Any) -> float:
+        v = number(above=0).check(v)
+        if v > 1:
+            raise ValueError("must be at most 1 (a width on the 0..1 share scale, e.g. 0.1 = ±5 points)")
+        return v
+    return Rule(check, _number_text, "number in (0, 1]")
+
+
 def whole(*, at_least: int) -> Rule:
     def check(v: Any) -> int:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or v != int(v):
@@ -372,6 +382,10 @@ class Settings:
         30.0, number(above=0), "minutes a feature handed out but not judged yet stays held "
         "without a key from its annotator (then it returns to the pool: `saegold queue`)",
         group="annotation", effect="applies to every lease at the next top-up of any annotator")
+    target_ci_width: float = setting(
+        0.10, fraction_width(), "stopping rule: the 95% CI width each estimated share should reach "
+        "(`status` and `calibrate` say about how many more judged features get there)",
+        group="annotation", effect="the next `status` / `calibrate` measures against it")
 
 
 KEYS: tuple[str, ...] = tuple(f.name for f in fields(Settings))

@@ -197,15 +197,29 @@ def _cell_row(c: Cell) -> list[RenderableType]:
     ]
 
 
+def _stop_text(stop) -> Text:
+    """The stopping rule's cell: width now and about how many more judged features reach the target."""
+    if stop is None:
+        return Text("—", style="dim")
+    if stop.width is None:
+        return Text("—", style="dim")
+    if stop.more == 0:
+        return Text(f"{stop.width:.3f}: reached", style="green")
+    more = f"{stop.more:,}" + ("" if stop.reachable else " (all; still wider)")
+    return Text(f"{stop.width:.3f} → +{more}")
+
+
 def ppi_renderable(rep: CalibrationReport) -> RenderableType:
     """Share of labels humans would call correct over all labelled features: prediction-powered
     estimate next to the judged-only one (engine.stats.ppi)."""
+    target = rep.settings.get("target_ci_width")
     t = Table(title="Share of each method's labels humans would call correct, over all its labels "
-                    "(prediction-powered, PPI, vs judged labels only; 95% CIs)",
+                    "(prediction-powered, PPI, vs judged labels only; 95% CIs; 'all' stratified by category)",
               caption=rep.settings.get("rules", {}).get("prediction_powered", ""), caption_justify="left",
               title_justify="left")
     for col in ("method", "category", "verdict", "labels", "judged", "judged only [CI]",
-                "PPI [CI]", "worth (judged labels)"):
+                "PPI [CI]", "worth (judged labels)", f"CI width → +judged for {target:g}"
+                if target else "CI width"):
         t.add_column(col)
     for e in rep.ppi:
         if not e.n_judged:
@@ -214,7 +228,30 @@ def ppi_renderable(rep: CalibrationReport) -> RenderableType:
                   str(e.n_labels), str(e.n_judged), est_text(e.classical, pct=True),
                   est_text(e.ppi, pct=True) if e.ppi.value is not None or not e.reason
                   else Text(e.reason, style="dim"),
-                  "—" if e.worth is None else f"{e.worth:.0f}")
+                  "—" if e.worth is None else f"{e.worth:.0f}", _stop_text(e.stopping),
+                  style="bold" if e.category == "all" else None)
+    return t
+
+
+def tiers_renderable(rep: CalibrationReport) -> RenderableType:
+    """Share of all features humans would put in each tier (engine.stats.ppi.tier_estimates)."""
+    target = rep.settings.get("target_ci_width")
+    t = Table(title="Share of all features humans would put in each tier (prediction-powered from the "
+                    "automatic scores vs judged features only; 95% CIs; 'all' stratified by category)",
+              caption=rep.settings.get("rules", {}).get("tier_shares", ""), caption_justify="left",
+              title_justify="left")
+    for col in ("human tier", "automatic category", "features", "judged", "judged only [CI]", "PPI [CI]",
+                "worth (judged features)", f"CI width → +judged for {target:g}"
+                if target else "CI width"):
+        t.add_column(col)
+    for e in rep.tiers:
+        if not e.n_judged:
+            continue
+        t.add_row(e.tier, e.category, str(e.n_features), str(e.n_judged), est_text(e.classical, pct=True),
+                  est_text(e.ppi, pct=True) if e.ppi.value is not None or not e.reason
+                  else Text(e.reason, style="dim"),
+                  "—" if e.worth is None else f"{e.worth:.0f}", _stop_text(e.stopping),
+                  style="bold" if e.category == "all" else None)
     return t
 
 
@@ -274,6 +311,8 @@ def calibration_renderable(rep: CalibrationReport) -> RenderableType:
 
     if any(e.n_judged for e in rep.ppi):
         parts.append(ppi_renderable(rep))
+    if any(e.n_judged for e in rep.tiers):
+        parts.append(tiers_renderable(rep))
 
     t = Table(title=f"Benchmarks vs human verdicts ({rep.n_verdicts} verdicts; rows = (label, annotator))",
               title_justify="left")

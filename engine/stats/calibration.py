@@ -123,6 +123,8 @@ class CalibrationReport:
     # Per label method x category: share of labels humans call correct over all live labels
     # (prediction-powered, next to the judged-only estimate); see engine.stats.ppi.
     ppi: list[ppi.PPIEstimate] = field(default_factory=list)
+    # Per human tier x category: share of all features humans would put in the tier (same estimators).
+    tiers: list[ppi.TierShare] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -410,10 +412,18 @@ def compute(project: Project, *, n_boot: int = DEFAULT_BOOT, seed: int = DEFAULT
                                     n_boot=n_boot, seed=seed)
     methods = method_summaries(verdict_rows, labels, Counter(j.preference for j in judged if j.preference),
                                true_by, benchmarks, n_boot=n_boot, seed=seed)
-    progress("prediction-powered estimates", 0, 1)
-    ppi_estimates = ppi.estimates(ppi.inputs(labels, feats, true_by, benchmarks, verdict_rows), list(TIERS),
-                                  seed=seed)
-    progress("prediction-powered estimates", 1, 1)
+    progress("prediction-powered estimates", 0, 2)
+    from store import settings as store_settings
+
+    target_width = store_settings.load(project).target_ci_width
+    judged_features = {j.feature_id for j in judged if j.judged}
+    ppi_estimates = ppi.estimates(ppi.inputs(labels, feats, true_by, benchmarks, verdict_rows, judged_features),
+                                  list(TIERS), seed=seed, target_width=target_width)
+    progress("prediction-powered estimates", 1, 2)
+    tier_rows = [(j.feature_id, j.annotator, j.tier) for j in judged if j.tier is not None]
+    tier_shares = ppi.tier_estimates(ppi.tier_inputs(feats, tier_rows, judged_features), TIERS, list(TIERS),
+                                     seed=seed, target_width=target_width)
+    progress("prediction-powered estimates", 2, 2)
     notes = []
     if adjudications:
         notes.append(f"{len(adjudications)} lead adjudications are left out (they are not independent verdicts)")
@@ -421,17 +431,20 @@ def compute(project: Project, *, n_boot: int = DEFAULT_BOOT, seed: int = DEFAULT
     if unscored:
         notes.append(f"{len(unscored)} judged labels have no benchmark score and are not used")
     return CalibrationReport(
-        summaries, cells, methods, fit, findings(cells, summaries, fit, methods, ppi_estimates), len(verdict_rows),
+        summaries, cells, methods, fit, findings(cells, summaries, fit, methods, ppi_estimates, tier_shares),
+        len(verdict_rows),
         settings={"n_boot": n_boot, "seed": seed, "min_rows": min_rows, "ci_level": 0.95,
                   "chance": CHANCE, "rows": "each (label, annotator) verdict",
                   "ci_method": ("percentile bootstrap over labels (the calibration error: the union of a "
                                 "basic, pivotal, and a percentile bootstrap interval over labels)"),
                   "rules": {"predicts": PREDICTS_RULE, "best_predictor": BEST_RULE,
                             "true_vs_shuffled": SHUFFLED_RULE, "thresholds": thresholds.RULE,
-                            "calibration_map": CHOICE_RULE, "prediction_powered": ppi.RULE},
+                            "calibration_map": CHOICE_RULE, "prediction_powered": ppi.RULE,
+                            "tier_shares": ppi.TIER_RULE, "stopping": ppi.STOP_RULE},
+                  "target_ci_width": target_width,
                   "spearman_p": f"two-sided label-permutation test ({n_boot} permutations of the labels' "
                                 "scores, each label's verdicts kept together)"},
-        notes=notes, ppi=ppi_estimates)
+        notes=notes, ppi=ppi_estimates, tiers=tier_shares)
 
 
 def category_findings(cells: list[Cell]) -> list[str]:
@@ -473,7 +486,8 @@ def best_shown(ranked: list[Cell]) -> bool:
 
 
 def findings(cells: list[Cell], summaries: list[BenchmarkSummary], fit: thresholds.ThresholdFit,
-             methods: list[MethodSummary] = (), ppi_estimates: list[ppi.PPIEstimate] = ()) -> list[str]:
+             methods: list[MethodSummary] = (), ppi_estimates: list[ppi.PPIEstimate] = (),
+             tier_shares: list[ppi.TierShare] = ()) -> list[str]:
     """Plain sentences answering: which benchmark predicts human judgment, where, how far from chance."""
     out = []
     judged = [m for m in methods if m.correct.value is not None]
@@ -491,7 +505,16 @@ def findings(cells: list[Cell], summaries: list[BenchmarkSummary], fit: threshol
                     f"(prediction-powered{worth}; judged labels only {e.classical.value:.0%} "
                     f"[{e.classical.ci[0]:.0%}, {e.classical.ci[1]:.0%}] of {e.n_judged})")
         out.append("Over all live labels, humans would call correct: " + "; ".join(share(e) for e in over_all)
-                   + ". Valid if the judged labels are a uniform random sample of each method's labels.")
+                   + ". Stratified by category; valid if the judged labels are a uniform random sample of each "
+                     "method's labels within each category.")
+    tiers_all = [e for e in tier_shares if e.category == "all" and e.ppi.ci and e.n_judged < e.n_features]
+    if tiers_all:
+        def tier(e: ppi.TierShare) -> str:
+            stop = "" if e.stopping is None else f"; {e.stopping.text()}"
+            return f"{e.tier} {e.ppi.value:.0%} [{e.ppi.ci[0]:.0%}, {e.ppi.ci[1]:.0%}]{stop}"
+        out.append(f"Of all {tiers_all[0].n_features} features, humans would put in each tier "
+                   f"(prediction-powered from {tiers_all[0].n_judged} judged features): "
+                   + "; ".join(tier(e) for e in tiers_all) + ".")
     for s in summaries:
         mine = [c for c in cells if c.benchmark == s.benchmark]
         overall = next(c for c in mine if c.category == "all")

@@ -201,14 +201,28 @@ def render(calibration: CalibrationReport | None, agreement: AgreementReport | N
                                 "true−shuffled gap (one-sided sign-flip p)"], rows))
         ppi_rows = [[_e(e.method), _e(e.category), "correct" if e.target == "correct" else "correct or partly",
                      str(e.n_labels), str(e.n_judged), _est(e.classical, pct=True), _est(e.ppi, pct=True) if e.ppi.value is not None
-                     else _e(e.reason or "—"), "—" if e.worth is None else f"{e.worth:.0f}"]
+                     else _e(e.reason or "—"), "—" if e.worth is None else f"{e.worth:.0f}",
+                     _e(e.stopping.text() if e.stopping else "—")]
                     for e in calibration.ppi if e.n_judged]
+        rules = calibration.settings.get("rules", {})
+        target = calibration.settings.get("target_ci_width")
+        stop_col = f"stopping rule (target 95% CI width {target:g})" if target else "stopping rule"
         if ppi_rows:
             sections.append("<h2>Share of labels humans would call correct, over all labels</h2>"
-                            f"<p>{_e(calibration.settings.get('rules', {}).get('prediction_powered', ''))}</p>"
+                            f"<p>{_e(rules.get('prediction_powered', ''))}</p>"
                             + _table(["method", "category", "verdict", "labels", "judged",
                                       "judged labels alone [95% CI]", "prediction-powered [95% CI]",
-                                      "worth (judged labels)"], ppi_rows))
+                                      "worth (judged labels)", stop_col], ppi_rows))
+        tier_rows = [[_e(e.tier), _e(e.category), str(e.n_features), str(e.n_judged), _est(e.classical, pct=True),
+                      _est(e.ppi, pct=True) if e.ppi.value is not None else _e(e.reason or "—"),
+                      "—" if e.worth is None else f"{e.worth:.0f}", _e(e.stopping.text() if e.stopping else "—")]
+                     for e in calibration.tiers if e.n_judged]
+        if tier_rows:
+            sections.append("<h2>Share of features humans would put in each tier, over all features</h2>"
+                            f"<p>{_e(rules.get('tier_shares', ''))}</p><p>{_e(rules.get('stopping', ''))}</p>"
+                            + _table(["human tier", "automatic category", "features", "judged",
+                                      "judged features alone [95% CI]", "prediction-powered [95% CI]",
+                                      "worth (judged features)", stop_col], tier_rows))
         if calibration.methods:
             names = [b.benchmark for b in calibration.benchmarks]
             sections.append("<h3>Label methods as humans judge them</h3>" + _table(

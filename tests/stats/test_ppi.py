@@ -87,15 +87,18 @@ def test_calibrate_reports_prediction_powered_shares(build, tmp_path):
     scores = [(0.9 if i % 2 else 0.1, 0.05 if i % 3 else 0.0) for i in range(n)]
     fids = build.features(n, scores=scores)
     old = build.label(fids[0], "baez", "first try")
+    # 40 features drawn at random (the queue samples within categories; every category gets some)
+    chosen = set(np.random.default_rng(3).choice(n, 40, replace=False).tolist())
     for i, fid in enumerate(fids):
         u = build.label(fid, "baez", f"label {i}")
         quality = rng.random()
         build.bench(u, "detection", quality + rng.normal(0, 0.1))
-        if i % 3 == 0:
+        if i in chosen:
             verdict = "correct" if quality > 0.5 else "partly" if quality > 0.3 else "wrong"
             tier = store_features.categorize(*scores[i], 0.5, 0.01)
-            for who in ("ann", "bob"):
-                build.judge(who, fid, tier=tier, verdicts={u: verdict})
+            for who in ("ann", "bob"):  # bob picks another tier now and then
+                noisy = tier if who == "ann" or rng.random() < 0.7 else ["input", "output", "cross", "obscure"][i % 4]
+                build.judge(who, fid, tier=noisy, verdicts={u: verdict})
     build.commit()
     rep = calibration.compute(build.project, n_boot=100, seed=0, grid=8)
     allc = next(e for e in rep.ppi if e.method == "baez" and e.category == "all" and e.target == "correct")
@@ -120,6 +123,107 @@ def test_calibrate_reports_prediction_powered_shares(build, tmp_path):
     text = console.export_text()
     assert "Share of each method's labels humans would call correct" in text
     assert "prediction-powered" in text and "worth" in text
+    assert "Share of all features humans would put in each tier" in text and "+judged" in text
+    import re
+
+    assert re.search(r"\d\.\d{3} → \+\d", text)  # a width now and more judged features to the target
+    assert allc.stratified and allc.stopping.width == pytest.approx(allc.ppi.ci[1] - allc.ppi.ci[0])
+    assert allc.stopping.more > 0 and d["settings"]["target_ci_width"] == 0.1
+    # tier shares: every feature is the population; 40 judged (tiers from the automatic category)
+    tall = {e.tier: e for e in rep.tiers if e.category == "all"}
+    assert set(tall) == {"input", "output", "cross", "obscure"}
+    assert all((e.n_features, e.n_judged) == (120, 40) and e.stratified for e in tall.values())
+    assert d["tiers"][0]["stopping"]["target"] == 0.1
+    from engine.stats import html as stats_html
+
+    page = stats_html.render(rep, None)
+    assert "Share of features humans would put in each tier" in page and "stopping rule" in page
+    line = next(f for f in rep.findings if f.startswith("Of all 120 features"))
+    assert f"input {tall['input'].ppi.value:.0%}" in line and "more judged features to reach 0.1" in line
     line = next(f for f in rep.findings if f.startswith("Over all live labels"))
     assert f"baez {allc.ppi.value:.0%} [{allc.ppi.ci[0]:.0%}, {allc.ppi.ci[1]:.0%}] of 120 labels" in line
     assert f"worth {allc.worth:.0f} judged labels" in line and "uniform random sample" in line
+
+
+def test_variance_pieces_are_the_librarys_interval():
+    """The stopping rule's variance A/n + B is ppi_mean_ci's own: z * sqrt(A/n + B) is the
+    library's half-width (same formula: 1e-12), and the classical one likewise."""
+    rng = np.random.default_rng(9)
+    q = rng.normal(size=400)
+    y = (rng.random(50) < 1 / (1 + np.exp(-q[:50]))).astype(float)
+    yhat = 1 / (1 + np.exp(-(q + rng.normal(0, 0.5, 400))))
+    c, p, lam, _, _, part = ppi.part(y, yhat[:50], yhat[50:], level=0.9)
+    z = ppi.z_of(0.9)
+    assert (p.ci[1] - p.ci[0]) / 2 == pytest.approx(z * np.sqrt(part.p_rect / 50 + part.p_imp), abs=1e-12)
+    assert (c.ci[1] - c.ci[0]) / 2 == pytest.approx(z * np.sqrt(part.c_unit / 50), abs=1e-12)
+
+
+def test_stratified_combination_covers_over_1000_worlds():
+    """Stratified PPI for 'all' (Fisch et al. 2024): three categories of 600/300/100 labels with
+    different shares of good labels, 40 judged in each (the queue's round robin over-samples the
+    small one).  With fixed informative predictions (no cross-fit, so 1,000 worlds take
+    seconds) the 90% interval of the population-weighted combination covers the truth in
+    87-93% of 1,000 worlds, and so does the stratified classical one; pooling the judged labels
+    (as the 'all' row's judged-only estimate did before) is biased and covers far less."""
+    from ppi_py import classical_mean_ci
+
+    rng = np.random.default_rng(2016)
+    hit = c_hit = pooled_hit = 0
+    reps = 1000
+    for _ in range(reps):
+        inp, truth = checks.stratified_world(rng, 40)
+        yhat = 1 / (1 + np.exp(-1.5 * inp.x[:, 0]))  # a fixed map of the informative score
+        y = (inp.rows_code == 2).astype(float)
+        share = np.bincount(inp.rows_label, weights=y, minlength=len(yhat)) / np.maximum(
+            np.bincount(inp.rows_label, minlength=len(yhat)), 1)
+        judged = np.zeros(len(yhat), bool)
+        judged[inp.rows_label] = True
+        cats = np.array(inp.category)
+        parts, sizes = {}, {}
+        for name, size, _ in checks.STRATA:
+            m = cats == name
+            parts[name] = ppi.part(share[m & judged], yhat[m & judged], yhat[m & ~judged], level=0.9)[5]
+            sizes[name] = size
+        classical, est, _, _ = ppi.combine(parts, sizes, level=0.9)
+        hit += est.ci[0] <= truth <= est.ci[1]
+        c_hit += classical.ci[0] <= truth <= classical.ci[1]
+        lo, hi = classical_mean_ci(share[judged], alpha=0.1)
+        pooled_hit += float(lo) <= truth <= float(hi)
+    assert 0.87 <= hit / reps <= 0.93, hit / reps
+    assert 0.87 <= c_hit / reps <= 0.93, c_hit / reps
+    assert pooled_hit / reps < 0.5, pooled_hit / reps
+
+
+def test_engine_stratified_all_row_covers_and_is_narrower():
+    """The engine's own 'all' row (cross-fitted predictions, stratified) in the same worlds: 60
+    of them here (the validity script runs 1,000: tests/validity/ppi_checks.py), coverage held
+    to >= 80% (a pooled 'all' covers ~0%), narrower than the stratified classical interval."""
+    c = checks.stratified_coverage(60, 17)
+    assert c["ppi coverage"] >= 0.8, c
+    assert c["ppi width"] < 0.95 * c["classical width"], c
+
+
+def test_tier_shares_cover():
+    """Share of features per human tier (stratified 'all'): 2,000 features, 40 judged per
+    automatic category by 2 annotators; 25 worlds x 4 tiers here (1,000 worlds in the validity
+    script), coverage held to >= 80% and PPI no wider than the classical interval."""
+    c = checks.tier_coverage(25, 23)
+    assert c["all ppi coverage"] >= 0.8, c
+    assert c["all ppi width"] <= c["all classical width"], c
+
+
+def test_stopping_rule_projection_reaches_the_target():
+    """Stopping rule: the projected number of more judged labels for the stratified 'all' row to
+    reach a 95% CI width of 0.08, added to fresh worlds (spread over the categories as the queue
+    does), gives a mean width within 10% of the target (the projection reads A and B off one
+    world's data, so it is an estimate)."""
+    c = checks.stopping_check(25, 31, target=0.08)
+    assert c["width now"] > 0.1 and c["more"] > 0, c
+    assert abs(c["width after"] - 0.08) < 0.008, c
+
+
+def test_spread_is_the_queues_round_robin():
+    """Extra features go to the categories in equal turns; a category out of features drops out."""
+    assert ppi._spread(30, {"a": 100, "b": 100, "c": 100}) == {"a": 10, "b": 10, "c": 10}
+    assert ppi._spread(30, {"a": 4, "b": 100, "c": 100}) == {"a": 4, "b": 13, "c": 13}
+    assert ppi._spread(500, {"a": 4, "b": 10, "c": 0}) == {"a": 4, "b": 10, "c": 0}
