@@ -25,10 +25,7 @@ import csv
 import io
 import itertools
 import json
-import os
-import stat
 import sys
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -37,13 +34,12 @@ from engine.progress import Progress, null_progress
 from engine.stats import data
 from store import judgments as store_judgments
 from store.db import Project
-from store.export import check_output_path
+from store.export import atomic_path
 from store.errors import SaegoldError
 from store.judgments import TIERS, FeatureJudgment
 
 POLICIES = ("majority", "unanimous", "adjudicated")
 FORMATS = ("jsonl", "csv", "parquet", "neuronpedia", "graph-labels")
-VERDICTS = ("correct", "partly", "wrong")
 EXPLANATION_MODEL = "saegold-gold"
 TYPE_NAME = "saegold_gold"
 
@@ -299,32 +295,12 @@ def _render_text(records: list[dict[str, Any]], fmt: str) -> tuple[str, int]:
 
 
 def _write_atomic(path: Path, write) -> None:
-    """Write through a temporary file in the same folder, then rename: no half files."""
-    check_output_path(path)
+    """``write(temporary path)``, then the file replaces ``path``: no half files."""
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        with atomic_path(path) as tmp:
+            write(tmp)
     except OSError as exc:
         raise GoldError(f"{path}: cannot write ({exc.strerror})") from exc
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        # mkstemp makes the file private (0600); give it the mode a plain open() would.
-        os.chmod(tmp, _plain_mode(path))
-        os.replace(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise GoldError(f"{path}: cannot write ({exc.strerror})") from exc
-        raise
-
-
-def _plain_mode(path: Path) -> int:
-    """The mode of the file being replaced, else 0666 less the umask."""
-    if path.is_file():
-        return stat.S_IMODE(path.stat().st_mode)
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
 
 
 def export_gold(project: Project, *, fmt: str, policy: str = "majority", source: str | None = None,

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from .benchmarks import sampler_sql
 from .errors import StoreError
 from .fingerprints import fingerprint_id
 from .sqlite_errors import writable
@@ -84,8 +85,7 @@ _SQL = {
         SELECT s.name AS source, f.idx AS feature, l.method, l.uuid AS label_uuid, b.benchmark, b.control,
                sl.uuid AS scored_label_uuid, b.value, json_extract(b.details, '$.ci[0]') AS ci_low,
                json_extract(b.details, '$.ci[1]') AS ci_high, b.n, b.parse_failures,
-               CASE WHEN b.benchmark IN ('detection', 'fuzzing', 'embedding')
-                    THEN COALESCE(json_extract(b.details, '$.selection.sampler'), 'top') END AS sampler,
+               {sampler} AS sampler,
                json_extract(b.details, '$.selection.negatives') AS negatives, b.judge_model, b.seed,
                b.created_at
         FROM bench_scores b JOIN labels l ON l.id = b.label_id
@@ -124,7 +124,7 @@ def records(project: Project, kind: str, *, source: str | None = None,
         if not include_failed:
             where.append("l.status = 'ok'")
         where.append("l.superseded_at IS NULL")   # a redo replaced it (it stays in the project)
-    sql = _SQL[kind].format(where=("WHERE " + " AND ".join(where)) if where else "")
+    sql = _SQL[kind].format(where=("WHERE " + " AND ".join(where)) if where else "", sampler=sampler_sql("b"))
     examples_db = project.db if with_examples else None
     # A second cursor on the same connection reads examples while the main query streams.
     short: dict[str | None, str | None] = {}        # source fingerprint -> its short id
@@ -198,18 +198,15 @@ def check_output_path(path: str | os.PathLike, flag: str = "--output", what: str
 
 
 @contextlib.contextmanager
-def _atomic_text(path: Path) -> Iterator[TextIO]:
-    """A text file that appears at ``path`` only when fully written (gzipped for ``*.gz``)."""
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary file in ``path``'s folder to write; when the block ends without an error
+    it replaces ``path`` (no half files, ever), else it is removed and ``path`` is left as it
+    was.  Every file saegold writes for the user goes through this."""
     check_output_path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
     try:
-        if path.name.endswith(".gz"):
-            with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz, \
-                    io.TextIOWrapper(gz, encoding="utf-8", newline="") as f:
-                yield f
-        else:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-                yield f
+        yield Path(tmp)
         # mkstemp makes the file private (0600); give it the mode a plain open() would.
         os.chmod(tmp, _plain_mode(path))
         os.replace(tmp, path)
@@ -217,6 +214,19 @@ def _atomic_text(path: Path) -> Iterator[TextIO]:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def _atomic_text(path: Path) -> Iterator[TextIO]:
+    """A text file that appears at ``path`` only when fully written (gzipped for ``*.gz``)."""
+    with atomic_path(path) as tmp:
+        if path.name.endswith(".gz"):
+            with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz, \
+                    io.TextIOWrapper(gz, encoding="utf-8", newline="") as f:
+                yield f
+        else:
+            with open(tmp, "w", encoding="utf-8", newline="") as f:
+                yield f
 
 
 def export(project: Project, kind: str, *, fmt: str, output: str | Path | None = None,

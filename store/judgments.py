@@ -14,8 +14,9 @@ from typing import Any, NamedTuple
 
 from .db import Project, now
 from .errors import StoreError
+from .features import CATEGORIES
 
-TIERS = ("input", "output", "cross", "obscure")
+TIERS = CATEGORIES   # an annotator's tier is their call of the feature's category
 VERDICTS = ("correct", "partly", "wrong")  # ordinal: correct > partly > wrong
 
 # -- event kinds: the one place that says what each kind is --------------------------------

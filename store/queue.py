@@ -36,12 +36,13 @@ from . import settings
 from .db import Project, dumps, explain_db_error, now
 from .errors import StoreError
 from .examples import has_top
+from .features import CATEGORIES
 # ``kind NOT IN _NOT_HOLDING``: the events that make their author one of a feature's
 # annotators (store.judgments.NOT_HOLDING), in the words of the index judgments_holders.
 from .judgments import NOT_HOLDING_SQL as _NOT_HOLDING
 from .judgments import FeatureJudgment, derive, ensure_annotator, own_view
 
-QUEUE_CATEGORIES = ("input", "output", "cross", "obscure", "unscored")
+QUEUE_CATEGORIES = (*CATEGORIES, "unscored")
 BATCH = 100      # assign_more's default batch (scripts, tests); the app keeps LOOKAHEAD leases
 LOOKAHEAD = 4    # leases the app tops up to: the feature on screen and up to three after it
 

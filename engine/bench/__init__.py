@@ -15,7 +15,8 @@ Definitions in DESIGN.md (after EleutherAI Delphi).  The pieces:
 """
 from __future__ import annotations
 
-BENCHMARKS = ("detection", "fuzzing", "embedding", "steering")
+from store.benchmarks import BENCHMARKS as BENCHMARKS  # re-exported: the bench job's list
+
 JUDGED = ("detection", "fuzzing", "steering")  # benchmarks answered by an LLM judge
 # Chance level of each benchmark's score: balanced accuracy and AUROC 0.5; steering picks one
 # set of three.

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from store.benchmarks import EXAMPLE_BENCHMARKS as EXAMPLE_BENCHMARKS  # re-exported for the job
 from store.db import Project
 from store.examples import examples as stored_examples
 from store.errors import SaegoldError
@@ -36,7 +37,6 @@ NEGATIVE_SOURCES = ("scoring", "other-features", "hard")
 # origins of model-verified negatives the score job stores besides its random ones
 VERIFIED_ORIGINS = ("hard", "other")
 SAMPLERS = ("quantiles", "top", "random")
-EXAMPLE_BENCHMARKS = ("detection", "fuzzing", "embedding")   # the benchmarks judged on these examples
 DEFAULT_SAMPLER = "quantiles"
 DEFAULT_N_POSITIVES = 20
 LABELER_RANKS = 5          # top ranks 1-5: what the example-based labelers read

@@ -26,6 +26,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from engine.progress import Progress, null_progress
+from store.benchmarks import BENCHMARKS
 from store.db import Project
 from store.judgments import TIERS
 
@@ -35,7 +36,6 @@ from .calibration_map import CHOICE_RULE, CalibrationMap, fit_calibration
 from .measures import auroc, weighted_auroc
 from .resample import DEFAULT_BOOT, DEFAULT_SEED, Estimate, cluster_counts, estimate
 
-BENCHMARKS = ("detection", "fuzzing", "embedding", "steering")
 # Chance of the AUROC of a benchmark score for the human verdict -- 0.5 whatever the benchmark's
 # own chance level (0.5 for detection / fuzzing / embedding, 1/3 for steering; see
 # engine.bench.CHANCE), since an AUROC compares scores, not a score with its chance level.

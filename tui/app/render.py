@@ -15,6 +15,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from store.benchmarks import BENCHMARKS
 from store.feature_view import Score
 from store.judgments import FeatureJudgment
 
@@ -23,7 +24,6 @@ from ..tokens import listed, running
 from . import theme
 from .model import Candidate, FeatureView
 
-BENCHMARKS = ("detection", "fuzzing", "embedding", "steering")
 SHORT = {"detection": "det", "fuzzing": "fuzz", "embedding": "emb", "steering": "steer"}
 
 
