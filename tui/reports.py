@@ -203,9 +203,9 @@ def _stop_text(stop) -> Text:
         return Text("—", style="dim")
     if stop.width is None:
         return Text("—", style="dim")
-    if stop.more == 0:
+    if stop.more == 0 and stop.reachable:
         return Text(f"{stop.width:.3f}: reached", style="green")
-    more = f"{stop.more:,}" + ("" if stop.reachable else " (all; still wider)")
+    more = f"{stop.more:,}" + ("" if stop.reachable else " (all left; still wider)")
     return Text(f"{stop.width:.3f} → +{more}")
 
 

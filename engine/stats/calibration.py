@@ -368,6 +368,47 @@ def method_summaries(verdict_rows: list[tuple[str, str, int]], labels: dict[str,
     return out
 
 
+def prediction_powered(judged: list, feats: dict, labels: dict, true_by: dict[str, dict[str, float]],
+                       benchmarks: list[str], verdict_rows: list[tuple[str, str, int]], *, project: Project,
+                       seed: int) -> tuple[list[ppi.PPIEstimate], list[ppi.TierShare], float]:
+    """The prediction-powered label and tier shares, with the stopping rule against the
+    project's ``target_ci_width`` (also returned)."""
+    from store import settings as store_settings
+
+    target_width = store_settings.load(project).target_ci_width
+    judged_features = {j.feature_id for j in judged if j.judged}
+    labels_est = ppi.estimates(ppi.inputs(labels, feats, true_by, benchmarks, verdict_rows, judged_features),
+                               list(TIERS), seed=seed, target_width=target_width)
+    tier_rows = [(j.feature_id, j.annotator, j.tier) for j in judged if j.tier is not None]
+    tiers = ppi.tier_estimates(ppi.tier_inputs(feats, tier_rows, judged_features), TIERS, list(TIERS),
+                               seed=seed, target_width=target_width)
+    return labels_est, tiers, target_width
+
+
+def _true_scores(scores: list[data.BenchScore]) -> tuple[list[str], dict[str, dict[str, float]]]:
+    benchmarks = list(BENCHMARKS) + sorted({s.benchmark for s in scores} - set(BENCHMARKS))
+    true_by: dict[str, dict[str, float]] = defaultdict(dict)
+    for s in scores:
+        if s.value is not None and s.control == "true":
+            true_by[s.benchmark][s.label_uuid] = float(s.value)
+    return benchmarks, true_by
+
+
+def stopping(project: Project, *, seed: int = DEFAULT_SEED) -> dict[str, Any]:
+    """What `saegold status` shows of the stopping rule: every prediction-powered estimate's CI
+    width now and about how many more judged features reach the project's target width."""
+    judged, _ = data.judgments(project)
+    feats = data.features(project)
+    labels = data.labels(project)
+    benchmarks, true_by = _true_scores(data.bench_scores(project))
+    verdict_rows = [(u, j.annotator, VERDICT_CODE[v]) for j in judged for u, v in j.verdicts.items()
+                    if v in VERDICT_CODE]
+    labels_est, tiers, target = prediction_powered(judged, feats, labels, true_by, benchmarks, verdict_rows,
+                                                   project=project, seed=seed)
+    return {"target_ci_width": target, "rule": ppi.STOP_RULE,
+            "labels": [asdict(e) for e in labels_est], "tiers": [asdict(e) for e in tiers]}
+
+
 def compute(project: Project, *, n_boot: int = DEFAULT_BOOT, seed: int = DEFAULT_SEED,
             min_rows: int = DEFAULT_MIN_ROWS, grid: int = thresholds.GRID,
             progress: Progress = null_progress) -> CalibrationReport:
@@ -412,18 +453,10 @@ def compute(project: Project, *, n_boot: int = DEFAULT_BOOT, seed: int = DEFAULT
                                     n_boot=n_boot, seed=seed)
     methods = method_summaries(verdict_rows, labels, Counter(j.preference for j in judged if j.preference),
                                true_by, benchmarks, n_boot=n_boot, seed=seed)
-    progress("prediction-powered estimates", 0, 2)
-    from store import settings as store_settings
-
-    target_width = store_settings.load(project).target_ci_width
-    judged_features = {j.feature_id for j in judged if j.judged}
-    ppi_estimates = ppi.estimates(ppi.inputs(labels, feats, true_by, benchmarks, verdict_rows, judged_features),
-                                  list(TIERS), seed=seed, target_width=target_width)
-    progress("prediction-powered estimates", 1, 2)
-    tier_rows = [(j.feature_id, j.annotator, j.tier) for j in judged if j.tier is not None]
-    tier_shares = ppi.tier_estimates(ppi.tier_inputs(feats, tier_rows, judged_features), TIERS, list(TIERS),
-                                     seed=seed, target_width=target_width)
-    progress("prediction-powered estimates", 2, 2)
+    progress("prediction-powered estimates", 0, 1)
+    ppi_estimates, tier_shares, target_width = prediction_powered(
+        judged, feats, labels, true_by, benchmarks, verdict_rows, project=project, seed=seed)
+    progress("prediction-powered estimates", 1, 1)
     notes = []
     if adjudications:
         notes.append(f"{len(adjudications)} lead adjudications are left out (they are not independent verdicts)")

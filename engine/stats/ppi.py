@@ -98,11 +98,11 @@ class Stopping:
     def text(self) -> str:
         if self.width is None:
             return self.reason or "—"
-        if self.more == 0:
-            return f"width {self.width:.3f} <= target {self.target:.3g}: reached"
         if not self.reachable:
             return (f"width {self.width:.3f}; the target {self.target:.3g} is not reached even with every "
                     f"remaining feature judged ({self.more:,} more)")
+        if self.more == 0:
+            return f"width {self.width:.3f} <= target {self.target:.3g}: reached"
         return f"width {self.width:.3f}; about {self.more:,} more judged features to reach {self.target:.3g}"
 
 

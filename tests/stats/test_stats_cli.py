@@ -119,3 +119,54 @@ def test_missing_project_is_one_line(tmp_path, capsys):
     assert main(["--db", str(tmp_path / "none.db"), "agreement"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no such project database" in err[0]
+
+
+def test_status_shows_the_stopping_rule(build, capsys):
+    """`saegold status` says, per prediction-powered estimate ('all' in text, every category in
+    --json), its CI width now and about how many more judged features reach target_ci_width;
+    a tighter target needs more."""
+    _project(build, n=60)
+    db = str(build.project.path)
+    assert main(["--db", db, "status", "--json"]) == 0
+    stop = json.loads(capsys.readouterr().out)["stopping"]
+    assert stop["target_ci_width"] == 0.1
+    allc = next(e for e in stop["labels"] if e["category"] == "all" and e["target"] == "correct")
+    assert allc["n_judged"] == 60 and allc["stopping"]["width"] > 0.1 and allc["stopping"]["more"] == 0
+    # every feature is judged here: the 'all' row cannot shrink by judging more features
+    assert not allc["stopping"]["reachable"]
+    assert {e["category"] for e in stop["tiers"]} >= {"all", "input", "output"}
+    assert main(["--db", db, "status"]) == 0
+    out = capsys.readouterr().out
+    assert "Stopping rule: 95% CI width now vs target 0.1" in out and "baez labels correct" in out
+    assert "features in tier input" in out and "0 (all left; still wider)" in out
+
+
+def test_stopping_rule_counts_fall_with_a_looser_target(build, capsys):
+    """Half the features judged: the projected more judged features for the 'all' row is > 0
+    and shrinks when target_ci_width is raised (settings set)."""
+    rng = np.random.default_rng(5)
+    n = 120
+    scores = [((i * 37 % n) / n, (i * 13 % n) / (4 * n)) for i in range(n)]
+    fids = build.features(n, scores=scores)
+    for i, fid in enumerate(fids):
+        u = build.label(fid, "baez", f"label {i}")
+        q = rng.random()
+        build.bench(u, "detection", q + rng.normal(0, 0.1))
+        if rng.random() < 0.5:
+            v = "correct" if q > 0.5 else "wrong"
+            for who in ("ann", "bob"):
+                build.judge(who, fid, tier=categorize(*scores[i], 0.5, 0.01), verdicts={u: v})
+    build.commit()
+    db = str(build.project.path)
+    figures = []
+    for target in ("0.1", "0.2"):
+        assert main(["--db", db, "settings", "set", "target_ci_width", target]) == 0
+        capsys.readouterr()
+        assert main(["--db", db, "status", "--json"]) == 0
+        stop = json.loads(capsys.readouterr().out)["stopping"]
+        e = next(e for e in stop["labels"] if e["category"] == "all" and e["target"] == "correct")
+        figures.append((e["stopping"]["width"], e["stopping"]["more"]))
+    (w1, m1), (w2, m2) = figures
+    assert w1 == pytest.approx(w2) and w1 > 0.1 and m1 > 0 and (m2 < m1 or m2 == 0)
+    assert main(["--db", db, "settings", "set", "target_ci_width", "1.5"]) == 2
+    assert "must be at most 1" in capsys.readouterr().err

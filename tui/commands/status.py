@@ -16,7 +16,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "per category, labels per method, annotation progress per annotator "
                     "(assigned, judged, done = tier plus a verdict on every candidate), the "
                     "features held but not judged yet (leases: `saegold queue`), and "
-                    "the files imported.",
+                    "the files imported; and, once there are judgments, the stopping rule: for each "
+                    "prediction-powered estimate (share of labels humans call correct per label method, "
+                    "share of features per human tier; 'all' categories here, every category with --json "
+                    "and in `saegold calibrate`) its 95%% CI width now and about how many more judged "
+                    "features bring it to the project setting target_ci_width.",
     )
     p.add_argument("--json", action="store_true", help="print the same as JSON, for scripts")
     p.set_defaults(func=run)
@@ -41,6 +45,41 @@ def _n(value: object) -> str:
     return "" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
 
 
+def _print_stopping(console, stop: dict) -> None:
+    """The stopping rule's 'all' rows: estimate, CI, width now, more judged features to the target."""
+    def pct(e: dict) -> str:
+        if e["value"] is None:
+            return "—"
+        ci = f" [{e['ci'][0]:.0%}, {e['ci'][1]:.0%}]" if e["ci"] else ""
+        return f"{e['value']:.0%}{ci}"
+
+    def more(s: dict | None) -> str:
+        if not s or s["width"] is None:
+            return (s or {}).get("reason") or "—"
+        if s["more"] == 0 and s["reachable"]:
+            return "reached"
+        return f"{s['more']:,}" + ("" if s["reachable"] else " (all left; still wider)")
+
+    t = _table(f"Stopping rule: 95% CI width now vs target {stop['target_ci_width']:g} ('all' categories; "
+               "every category: --json, `saegold calibrate`)",
+               "estimate", "prediction-powered [CI]", "judged", "CI width", "more judged features")
+    for e in stop["labels"]:
+        if e["category"] == "all" and e["n_judged"]:
+            what = "correct" if e["target"] == "correct" else "correct|partly"
+            width = e["stopping"]["width"] if e["stopping"] else None
+            t.add_row(inert(f"{e['method']} labels {what}"), pct(e["ppi"]), _n(e["n_judged"]),
+                      "—" if width is None else f"{width:.3f}", inert(more(e["stopping"])))
+    for e in stop["tiers"]:
+        if e["category"] == "all" and e["n_judged"]:
+            width = e["stopping"]["width"] if e["stopping"] else None
+            t.add_row(f"features in tier {e['tier']}", pct(e["ppi"]), _n(e["n_judged"]),
+                      "—" if width is None else f"{width:.3f}", inert(more(e["stopping"])))
+    if t.row_count:
+        console.print(t)
+        console.print(inert("More judged features: each goes to `overlap` annotators; spread over the categories "
+                            "as the queue does. " + stop["rule"]), style="dim")
+
+
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
@@ -49,6 +88,10 @@ def run(args: argparse.Namespace) -> int:
 
     with open_project(args.db or default_path(), readonly=True) as project:
         data = status(project)
+        if any(a["judged"] for a in data["annotators"]):
+            from engine.stats.calibration import stopping
+
+            data["stopping"] = stopping(project)
     if args.json:
         print_json(data)
         return 0
@@ -99,6 +142,9 @@ def run(args: argparse.Namespace) -> int:
         + (f" ({', '.join(f'{a} {n}' for a, n in leases['annotators'].items())})" if leases["held"] else "")
         + (f", {leases['expired']:,} expired" if leases["expired"] else "")
         + f"; a lease idle {leases['idle_minutes']:g} min returns to the pool (`saegold queue`)"))
+
+    if data.get("stopping"):
+        _print_stopping(console, data["stopping"])
 
     if data["imports"]:
         shown = data["imports"][-SHOW_IMPORTS:]
