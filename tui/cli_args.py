@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
+from engine.llm import defaults as llm_defaults
 from store.errors import SaegoldError
 
 
@@ -57,11 +58,14 @@ def add_endpoint_args(group: argparse._ActionsContainer, *, role: str = "") -> N
     group.add_argument("--model", help=f"{who}model name (default: setting llm_model)")
     group.add_argument("--api-key-env", help="NAME of the environment variable holding the key; the key "
                                              "itself is never stored (default: setting llm_api_key_env)")
-    group.add_argument("--concurrency", type=int, default=8, help="requests in flight at most (default 8)")
-    group.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default 60)")
-    group.add_argument("--max-retries", type=at_least(0), default=5, help="retries on 429/5xx/timeouts (default 5)")
-    group.add_argument("--max-tokens", type=at_least(0), default=1024,
-                       help=f"longest {who}answer in tokens, sent as max_tokens; 0: not sent (default 1024). "
+    group.add_argument("--concurrency", type=int, default=llm_defaults.CONCURRENCY,
+                       help="requests in flight at most (default %(default)s)")
+    group.add_argument("--timeout", type=float, default=llm_defaults.TIMEOUT_S,
+                       help=f"seconds per request (default {llm_defaults.TIMEOUT_S:g})")
+    group.add_argument("--max-retries", type=at_least(0), default=llm_defaults.MAX_RETRIES,
+                       help="retries on 429/5xx/timeouts (default %(default)s)")
+    group.add_argument("--max-tokens", type=at_least(0), default=llm_defaults.MAX_TOKENS,
+                       help=f"longest {who}answer in tokens, sent as max_tokens; 0: not sent (default %(default)s). "
                             "An answer over 32,000 characters is refused whatever the endpoint sends")
     group.add_argument("--temperature", default="0",
                        help=f"{who}sampling temperature, or 'none' to not send one (default 0)")

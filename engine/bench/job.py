@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.llm import defaults as llm_defaults
 from engine.llm.errors import LLMRequestFailed
 from engine.progress import Progress, null_progress
 from store.db import Project
@@ -46,7 +47,7 @@ class BenchConfig:
     batch_size: int = prompts.BATCH_SIZE
     highlight_threshold: float = HIGHLIGHT_THRESHOLD
     temperature: float | None = 0.0           # judge sampling temperature; None: not sent
-    max_tokens: int | None = 1024             # judge answer limit, sent as max_tokens; None: not sent
+    max_tokens: int | None = llm_defaults.MAX_TOKENS   # judge answer limit, sent as max_tokens; None: not sent
     redo: bool = False
     dry_run: bool = False
     workers: int = 8                          # results worked on at once (calls are limited by the client)

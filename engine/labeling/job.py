@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from engine.llm import defaults as llm_defaults
 from engine.llm.aio import first_error
 from engine.llm.client import DRY_RUN_COMPLETION_TOKENS, MAX_REPLY_CHARS, LLMClient
 from engine.llm.errors import LLMRequestFailed
@@ -39,7 +40,7 @@ from .routing import routing_table
 
 ORIGIN = "saegold"
 UNSCORED = "unscored"
-MAX_TOKENS = 1024          # default answer limit sent as max_tokens (a label is a line)
+MAX_TOKENS = llm_defaults.MAX_TOKENS   # default answer limit sent as max_tokens (a label is a line)
 REPAIR_ECHO_CHARS = 2_000  # most of an unusable answer sent back in a repair request
 
 
@@ -356,11 +357,11 @@ class Endpoint:
     """Where label requests (and NLA requests) go; see ``saegold label --help``."""
 
     base_url: str | None = None            # None: OpenAI
-    model: str = "gpt-4o-mini"
-    api_key_env: str | None = "OPENAI_API_KEY"
-    concurrency: int = 8
-    timeout: float = 60.0
-    max_retries: int = 5
+    model: str = settings.DEFAULTS["llm_model"]
+    api_key_env: str | None = settings.DEFAULTS["llm_api_key_env"]
+    concurrency: int = llm_defaults.CONCURRENCY
+    timeout: float = llm_defaults.TIMEOUT_S
+    max_retries: int = llm_defaults.MAX_RETRIES
     dry_run: bool = False
     read_cache: bool = True
     nla_url: str | None = None             # e.g. https://www.neuronpedia.org/api/nla

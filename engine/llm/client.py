@@ -40,7 +40,9 @@ from urllib.parse import urlparse
 import openai
 
 from store.db import Project
+from store.settings import DEFAULTS as SETTINGS_DEFAULTS
 
+from . import defaults
 from .cache import LLMCache, request_key
 from .errors import LLMError, LLMRequestFailed, MalformedResponse
 from .retry import RetryPolicy, with_retries
@@ -98,8 +100,9 @@ class LLMClient:
     """Cached, retrying, rate-limited access to one OpenAI-compatible endpoint."""
 
     def __init__(self, project: Project | None, *, base_url: str | None, model: str,
-                 api_key_env: str | None = "OPENAI_API_KEY", concurrency: int = 8,
-                 timeout: float = 60.0, max_retries: int = 5, dry_run: bool = False,
+                 api_key_env: str | None = SETTINGS_DEFAULTS["llm_api_key_env"],
+                 concurrency: int = defaults.CONCURRENCY, timeout: float = defaults.TIMEOUT_S,
+                 max_retries: int = defaults.MAX_RETRIES, dry_run: bool = False,
                  backoff_base: float = 0.5, extra_headers: dict[str, str] | None = None,
                  read_cache: bool = True, notify: Callable[[str], None] | None = None):
         if concurrency < 1:

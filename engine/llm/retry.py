@@ -18,6 +18,7 @@ from typing import TypeVar
 
 import openai
 
+from .defaults import MAX_RETRIES
 from .errors import LLMError, LLMRequestFailed, MalformedResponse
 
 T = TypeVar("T")
@@ -28,7 +29,7 @@ FATAL_STATUSES = frozenset({401, 403, 404})
 
 @dataclass
 class RetryPolicy:
-    max_retries: int = 5
+    max_retries: int = MAX_RETRIES
     backoff_base: float = 0.5      # seconds; attempt n waits about base * 2**n
     backoff_cap: float = 30.0
     retry_after_cap: float = 120.0  # never wait longer than this on a Retry-After

@@ -169,7 +169,7 @@ def test_footer_shows_every_binding_at_80_columns(filled):
     flat = " ".join(screen.split())
     for b in BINDINGS:
         desc = b.group.description if b.group else b.description
-        assert key_name(b.key) in bar and desc in flat.replace("\u00a0", " "), b
+        assert key_name(b) in bar and desc in flat.replace("\u00a0", " "), b
 
 
 def test_blind_until_done_then_revealed(filled):

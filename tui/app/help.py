@@ -35,7 +35,7 @@ def keys_table(bindings: list[Binding]) -> Table:
         if label not in seen:
             seen[label] = []
             order.append(label)
-        seen[label].append(key_name(b.key))
+        seen[label].append(key_name(b))
     for label in order:
         table.add_row(Text(" / ".join(seen[label]), style="bold"), Text(label))
     return table

@@ -8,12 +8,10 @@ from textual.widgets import Static
 
 from . import theme
 
-KEY_NAMES = {"question_mark": "?", "shift+tab": "⇧tab", "right": "→", "left": "←",
-             "pagedown": "PgDn", "pageup": "PgUp"}
-
-
-def key_name(key: str) -> str:
-    return KEY_NAMES.get(key, key)
+def key_name(binding: Binding) -> str:
+    """How the key bar and the help name a binding's key: its ``key_display`` (the bindings
+    say it, tui/app/screen.py), else the key itself."""
+    return binding.key_display or binding.key
 
 
 def keybar_items(bindings: list[Binding]) -> list[tuple[str, str]]:
@@ -25,12 +23,12 @@ def keybar_items(bindings: list[Binding]) -> list[tuple[str, str]]:
             continue
         if b.group is not None:
             if b.group in groups:
-                items[groups[b.group]][0].append(key_name(b.key))
+                items[groups[b.group]][0].append(key_name(b))
                 continue
             groups[b.group] = len(items)
-            items.append(([key_name(b.key)], b.group.description))
+            items.append(([key_name(b)], b.group.description))
         else:
-            items.append(([key_name(b.key)], b.description))
+            items.append(([key_name(b)], b.description))
     return [("/".join(keys), desc) for keys, desc in items]
 
 
