@@ -17,12 +17,6 @@ N_BOOT = 200  # fewer resamples than `saegold agreement`: a quick look, not the 
 
 
 class AgreementScreen(ModalScreen[None]):
-    DEFAULT_CSS = """
-    /* Opaque and full-size: nothing of the feature screen behind shows through at its edges. */
-    AgreementScreen { background: $panel; }
-    AgreementScreen > VerticalScroll { width: 100%; height: 100%; border: round $accent;
-                                       background: $panel; padding: 0 1; }
-    """
     BINDINGS = [Binding("escape,a,q,enter", "close", "close", show=False),
                 Binding("up", "scroll(-1)", show=False), Binding("down", "scroll(1)", show=False),
                 Binding("pageup", "scroll(-10)", show=False), Binding("pagedown,space", "scroll(10)", show=False)]
@@ -32,7 +26,7 @@ class AgreementScreen(ModalScreen[None]):
         self.project = project
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll():
+        with VerticalScroll(classes="modal-frame"):   # styled in modals.tcss
             yield Static(Text(f"Agreement between annotators ({N_BOOT} bootstrap resamples; "
                               "`saegold agreement` gives the full report). escape closes.", style="bold"))
             yield Static(Text("computing…", style="dim"), id="agreement-body")

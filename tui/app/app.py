@@ -26,6 +26,7 @@ class AnnotateApp(App[None]):
     """``saegold annotate``: one annotator (or a lead reviewing disagreements)."""
 
     TITLE = "saegold annotate"
+    CSS_PATH = "modals.tcss"     # the modal screens' shared frame (shipped as package data)
     ENABLE_COMMAND_PALETTE = False
     # Ctrl+C quits here as it stops every other saegold command (exit status 130): every
     # judgment is saved when its key is pressed, so nothing is lost.  Priority: also from

@@ -44,12 +44,6 @@ def keys_table(bindings: list[Binding]) -> Table:
 class HelpScreen(ModalScreen[None]):
     """Keys and guidelines; ``?``, escape, enter or q close it."""
 
-    DEFAULT_CSS = """
-    HelpScreen { align: center middle; }
-    HelpScreen > VerticalScroll { width: 95%; max-width: 110; height: 95%;
-                                  border: round $accent; background: $panel; padding: 0 1; }
-    HelpScreen Static.intro { margin: 1 0; }
-    """
     BINDINGS = [Binding("escape,question_mark,enter,q", "close", "close", show=False),
                 Binding("up", "scroll(-1)", show=False), Binding("down", "scroll(1)", show=False),
                 Binding("pageup", "scroll(-10)", show=False), Binding("pagedown,space", "scroll(10)", show=False)]
@@ -61,7 +55,7 @@ class HelpScreen(ModalScreen[None]):
         self.bindings_list, self.guidelines, self.intro, self.warning = bindings, guidelines, intro, warning
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll():
+        with VerticalScroll(classes="modal-frame"):   # styled in modals.tcss
             if self.intro:
                 if self.notice:
                     yield Static(Text(self.notice, style="bold"), classes="intro")

@@ -10,18 +10,9 @@ from textual.validation import Integer
 from textual.widgets import Input, Static
 
 
-
 class TextPrompt(ModalScreen[str | None]):
     """Ask for one line of text; Enter returns it, Escape returns None."""
 
-    DEFAULT_CSS = """
-    TextPrompt { align: center middle; }
-    TextPrompt > Vertical {
-        width: 90%; max-width: 100; height: auto; padding: 0 1;
-        border: round $accent; background: $panel;
-    }
-    TextPrompt Static { width: 100%; }
-    """
     BINDINGS = [Binding("escape", "cancel", "cancel")]
     AUTO_FOCUS = "#prompt-input"   # focused once composed (never queried before it exists)
 
@@ -30,7 +21,7 @@ class TextPrompt(ModalScreen[str | None]):
         self.title_text, self.hint, self.value, self.integer = title, hint, value, integer
 
     def compose(self) -> ComposeResult:
-        with Vertical():
+        with Vertical(classes="modal-frame"):   # styled in modals.tcss
             yield Static(Text(self.title_text, style="bold"))
             yield Input(value=self.value, id="prompt-input",
                         validators=[Integer(minimum=0)] if self.integer else [],

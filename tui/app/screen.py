@@ -16,15 +16,17 @@ from textual import _time, events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.reactive import reactive
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Static
 
 from store.errors import Locked, SaegoldError
 
 from ..safe import inert_line
-from . import render, theme
+from . import theme
 from .keybar import KeyBar
+from .panes import (CandidatesPane, EvidencePane, ExamplesPane, HeaderPane, JudgmentPane, MachinePane,
+                    OthersPane, Pane, StatusPane)
 from .modals import TextPrompt
 from .session import QueueFinished, Saved, Session
 
@@ -95,6 +97,11 @@ def clock_now() -> str:
 
 
 class FeatureScreen(Screen[None]):
+    """The feature screen.  Its panes (:mod:`tui.app.panes`) draw themselves from the
+    session: whatever changes the session (a key, a write on the writer thread, a top-up)
+    tells the screen, which has every pane bring itself up to date (:meth:`sync`).  Its
+    own view state is two reactives: the status line and whether "more" is open."""
+
     DEFAULT_CSS = """
     FeatureScreen { layout: vertical; }
     #header { height: 1; background: $boost; }
@@ -116,13 +123,15 @@ class FeatureScreen(Screen[None]):
     BINDINGS = BINDINGS
     AUTO_FOCUS = None
 
+    status: reactive[Text] = reactive(Text, init=False)     # what the last key did
+    expanded: reactive[bool] = reactive(False, init=False)  # "more" (m) is open
+
     def __init__(self, session: Session, *, wallclock: Callable[[], str] = clock_now):
         super().__init__()
         self.session = session
         self.wallclock = wallclock
-        self.expanded = False
         self._refilling = False  # a background batch assignment is in flight
-        self.status: Text = self._arrival_status()
+        self.set_reactive(FeatureScreen.status, self._arrival_status())
         # Every write runs on one writer thread (its own connection), so that a write that
         # waits for another process's lock never freezes the screen.
         self.writer = ThreadPoolExecutor(1, thread_name_prefix="saegold-writer",
@@ -133,49 +142,71 @@ class FeatureScreen(Screen[None]):
         self.dropped = 0                         # keys dropped since the last write began to wait
         self.outcome: Text | None = None         # the waited-for write's outcome line
         self._absorb_later: tuple[int | None] | None = None   # a top-up that came back while a write waited
+        self._sync_posted = False                # a sync is queued on the screen
+        session.subscribe(self._session_changed)
 
     def compose(self) -> ComposeResult:
-        yield Static(id="header")
+        s = self.session
+        yield HeaderPane(s, id="header")
         # The first screen: both sides of the tier at once, fitted to the terminal (examples
         # cut to one line each, the output evidence compact below them, or beside them from
         # WIDE columns); m (or PgDn) opens "more": everything, scrolled.
         with Vertical(id="body"):
-            yield Static(id="machine")
+            yield MachinePane(s, id="machine")
             # a lead reviews disagreements: what each annotator said comes first
-            yield Static(id="others").set_class(not self.session.lead, "hidden")
+            yield OthersPane(s, id="others").set_class(not s.lead, "hidden")
             with Horizontal(id="sides"):
-                yield Static(id="examples")
-                yield Static(id="evidence")
+                yield ExamplesPane(s, id="examples")
+                yield EvidencePane(s, id="evidence", fit_from=WIDE)
         with VerticalScroll(id="more", classes="hidden"):
-            yield Static(id="more-evidence")
-            yield Static(id="more-examples")
-        yield Static(id="candidates")
-        yield Static(id="judgment")
-        yield Static(id="status")
+            yield EvidencePane(s, id="more-evidence", full=True)
+            yield ExamplesPane(s, id="more-examples", full=True)
+        yield CandidatesPane(s, id="candidates")
+        yield JudgmentPane(s, id="judgment")
+        yield StatusPane(s, self.status, id="status")
         yield KeyBar(self.BINDINGS)
 
     def on_mount(self) -> None:
-        self.refresh_all()
+        panes = {p.id: p for p in self.query(Pane)}
+        common = [panes[k] for k in ("header", "candidates", "judgment", "status")]
+        # the panes each view shows: "more" replaces the body (hidden panes are not drawn)
+        self._panes = {False: common + [panes[k] for k in ("machine", "others", "examples", "evidence")],
+                       True: common + [panes["more-evidence"], panes["more-examples"]]}
+        self.sync()
 
     # -- drawing -----------------------------------------------------------------------
-    def refresh_all(self) -> None:
-        """Redraw everything (a new feature), in one screen update."""
-        s = self.session
-        with self.app.batch_update():
-            if s.view is not None:
-                self._draw_examples()
-            self.query_one("#others", Static).update(render.others(s))
-            self.refresh_judgment()
+    def _session_changed(self) -> None:
+        """The session changed (on any thread): bring the panes up to date, once, on the
+        screen's own message loop."""
+        if not self._sync_posted:
+            self._sync_posted = True
+            self.call_later(self.sync)
 
-    def refresh_judgment(self) -> None:
-        """Redraw what a judgment changes: header, machine view, candidates, status."""
-        s = self.session
+    def sync(self) -> None:
+        """Every shown pane brings itself up to date from the session (those whose content
+        did not change do nothing), in one screen update.  Not while a write waits: the
+        session is the writer thread's until it ends (:meth:`_waited` syncs then)."""
+        self._sync_posted = False
+        if self.waiting is not None or not self.is_attached:
+            return
         with self.app.batch_update():
-            self.query_one("#header", Static).update(render.header(s))
-            self.query_one("#machine", Static).update(render.machine(s))
-            self.query_one("#candidates", Static).update(render.candidates(s))
-            self.query_one("#judgment", Static).update(render.judgment(s))
-            self.query_one("#status", Static).update(self.status)
+            for pane in self._panes[self.expanded]:
+                pane.sync()
+
+    def watch_status(self, status: Text) -> None:
+        self.query_one("#status", StatusPane).show(status)
+
+    def watch_expanded(self, expanded: bool) -> None:
+        more = self.query_one("#more", VerticalScroll)
+        with self.app.batch_update():
+            self.query_one("#body").set_class(expanded, "hidden")
+            more.set_class(not expanded, "hidden")
+            self.sync()
+            more.scroll_home(animate=False)
+        if expanded:
+            more.focus()
+        else:
+            self.set_focus(None)
 
     def _saved(self, saved: Saved | None, otherwise: str = "") -> None:
         if saved is None:
@@ -185,11 +216,9 @@ class FeatureScreen(Screen[None]):
         t.append(f"✓ saved #{self.session.saved_count} {self.wallclock()} ", theme.STYLE_SAVED)
         t.append(inert_line(saved.description))
         self.status = t
-        self.refresh_judgment()
 
     def _say(self, message: str, *, error: bool) -> None:
         self.status = Text(inert_line(message), style=theme.STYLE_ERROR if error else theme.STYLE_DIM)
-        self.refresh_judgment()
 
     def _write(self, fn: Callable[[], Saved | None], otherwise: str = "",
                then: Callable[[], None] | None = None) -> None:
@@ -238,7 +267,6 @@ class FeatureScreen(Screen[None]):
         if self.dropped:
             t.append(f"  ({self.dropped} dropped)", theme.STYLE_DIM)
         self.status = t
-        self.query_one("#status", Static).update(t)
 
     def _waited(self, future: Future, otherwise: str, then: Callable[[], None] | None) -> None:
         """The write that waited ended: show its outcome; keys typed before now were typed
@@ -267,13 +295,14 @@ class FeatureScreen(Screen[None]):
         if self._absorb_later is not None:
             (n,), self._absorb_later = self._absorb_later, None
             self._absorb(n)
+        self.sync()   # what the session became while the write had it
 
     def _note_dropped(self) -> None:
         if self.dropped and self.outcome is not None:
-            self.status = self.outcome.copy()
-            self.status.append(f"  — {self.dropped} key(s) typed while it waited were dropped: "
-                               "nothing of them was written", theme.STYLE_ERROR)
-            self.query_one("#status", Static).update(self.status)
+            status = self.outcome.copy()
+            status.append(f"  — {self.dropped} key(s) typed while it waited were dropped: "
+                          "nothing of them was written", theme.STYLE_ERROR)
+            self.status = status
 
     def drops(self, event: events.Key) -> bool:
         """Is this key dropped?  While a write waits for the lock, and for keys typed before
@@ -325,7 +354,6 @@ class FeatureScreen(Screen[None]):
         self._refilling = False
         if n is not None:
             self.session.absorb_assignments(n)
-        self.query_one("#header", Static).update(render.header(self.session))
 
     def _arrival_status(self) -> Text:
         j = self.session.judgment
@@ -335,9 +363,7 @@ class FeatureScreen(Screen[None]):
 
     def _moved(self) -> None:
         self.status = self._arrival_status()
-        with self.app.batch_update():
-            self.query_one("#more", VerticalScroll).scroll_home(animate=False)
-            self.refresh_all()
+        self.query_one("#more", VerticalScroll).scroll_home(animate=False)
         self._maybe_refill()
 
     # -- actions -----------------------------------------------------------------------
@@ -350,7 +376,6 @@ class FeatureScreen(Screen[None]):
 
     def action_select(self, step: int) -> None:
         self.session.select(step)
-        self.refresh_judgment()
 
     def action_verdict(self, value: str) -> None:
         self._write(lambda: self.session.verdict(value), "no candidate label to judge here")
@@ -383,9 +408,9 @@ class FeatureScreen(Screen[None]):
         # b opens the feature before this one: the skipped one only when nothing (done or
         # skipped before) lay between them; else name the key that does reach it.
         back = "b goes back" if pos is not None and self.session.pos == pos + 1 else f"g {idx} goes back"
-        self.status = saved.copy()
-        self.status.append(f"  (#{idx}; {back} to it, z there undoes)", theme.STYLE_DIM)
-        self.refresh_judgment()
+        status = saved.copy()
+        status.append(f"  (#{idx}; {back} to it, z there undoes)", theme.STYLE_DIM)
+        self.status = status
 
     def action_undo(self) -> None:
         self._write(self.session.undo, "nothing of yours to undo on this feature")
@@ -436,34 +461,12 @@ class FeatureScreen(Screen[None]):
         self.app.push_screen(TextPrompt("Jump to feature index", "The feature's index in its SAE.",
                                         integer=True), done)
 
-    def _draw_examples(self) -> None:
-        """Examples and output evidence: fitted on the first screen, in full under "more"."""
-        v = self.session.view
-        if v is None:
-            return
-        if self.expanded:
-            self.query_one("#more-examples", Static).update(render.Examples(v, full=True))
-            self.query_one("#more-evidence", Static).update(render.Evidence(v, full=True))
-        else:
-            self.query_one("#examples", Static).update(render.Examples(v))
-            self.query_one("#evidence", Static).update(render.Evidence(v, fit=self.size.width >= WIDE))
-
     def on_resize(self) -> None:
         self.query_one("#sides").set_class(self.size.width < WIDE, "-narrow")
-        self._draw_examples()
+        self.sync()      # the evidence is fitted beside the examples from WIDE columns
 
     def action_more(self) -> None:
         self.expanded = not self.expanded
-        more = self.query_one("#more", VerticalScroll)
-        with self.app.batch_update():
-            self.query_one("#body").set_class(self.expanded, "hidden")
-            more.set_class(not self.expanded, "hidden")
-            self._draw_examples()
-            more.scroll_home(animate=False)
-        if self.expanded:
-            more.focus()
-        else:
-            self.set_focus(None)
 
     def action_scroll_body(self, pages: int) -> None:
         if not self.expanded:

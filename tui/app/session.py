@@ -6,11 +6,12 @@ after the write committed, so whatever the screen reports as saved is on disk.
 """
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from store import feature_view as fv
 from store import judgments as sj
@@ -40,6 +41,21 @@ class Saved:
 
 class QueueFinished(Exception):
     """There is no further feature to judge."""
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def changes(method: F) -> F:
+    """A method that changes what the session shows: its subscribers hear of it once it
+    returned (or raised: a queue that ran dry may still have grown)."""
+    @functools.wraps(method)
+    def wrapper(self: Session, *args: Any, **kw: Any) -> Any:
+        try:
+            return method(self, *args, **kw)
+        finally:
+            self._changed()
+    return wrapper  # type: ignore[return-value]
 
 
 class Session:
@@ -76,6 +92,17 @@ class Session:
         # of the connection's busy timeout (the app's writer thread waits in short slices).
         self.abandon = threading.Event()
         self.lock_wait_s = LOCK_WAIT_S
+        self._listeners: list[Callable[[], None]] = []
+
+    def subscribe(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` after every change to what the session shows (the feature,
+        the judgment, the selection, the queue), on the thread that made it (a screen's
+        writer thread included): the screen redraws from that, no action has to ask."""
+        self._listeners.append(listener)
+
+    def _changed(self) -> None:
+        for listener in self._listeners:
+            listener()
 
     # -- queue -----------------------------------------------------------------------------
     # A non-lead's queue is what the store assigned them: the features they judged, and a few
@@ -162,6 +189,7 @@ class Session:
             return True
         return not self._exhausted and len(self.lease_keep()) <= REFILL_AT
 
+    @changes
     def absorb_assignments(self, n_new: int) -> None:
         """Take in a top-up that :func:`store.queue.top_up` made (from another thread)."""
         self._absorb_grown()
@@ -205,6 +233,7 @@ class Session:
         self.pending_confidence = None
         self.selected = self._first_unjudged()
 
+    @changes
     def start(self) -> None:
         """Open the first feature still to do (or the last one when all are done)."""
         for i, fid in enumerate(self.order):
@@ -230,6 +259,7 @@ class Session:
                 f"{overlap} annotator(s) (project setting overlap); a hold idle for {minutes:g} min "
                 f"returns to the pool (`saegold queue` lists them)")
 
+    @changes
     def next(self) -> None:
         """Go to the next feature in the queue that is neither done nor skipped."""
         start = -1 if self.pos is None else self.pos
@@ -243,6 +273,7 @@ class Session:
             if not self._refill():
                 raise QueueFinished("the end of your queue: every assigned feature is done or skipped")
 
+    @changes
     def previous(self) -> None:
         if self.pos is None:
             if self.order:
@@ -252,6 +283,7 @@ class Session:
             raise QueueFinished("this is the first feature of your queue")
         self._open(self.order[self.pos - 1], self.pos - 1)
 
+    @changes
     def jump(self, idx: int) -> None:
         """Open the feature with index ``idx`` (in the current source when it has one)."""
         fid = find_feature(self.project, idx, self.view.source if self.view else None)
@@ -322,6 +354,7 @@ class Session:
         """Blind mode hides the machine's view until this feature is done."""
         return not self.blind or self.state.done
 
+    @changes
     def set_tier(self, tier: str) -> Saved:
         conf = self.pending_confidence
         if conf is None and self.judgment is not None and self.judgment.tier is not None:
@@ -330,6 +363,7 @@ class Session:
         return self._write("tier", f"tier {tier}" + (f", confidence {conf}" if conf else ""),
                            value=tier, confidence=conf)
 
+    @changes
     def set_confidence(self, confidence: int) -> Saved | None:
         """Re-save the tier with this confidence; before a tier exists, remember it."""
         if self.judgment is None or self.judgment.tier is None:
@@ -338,10 +372,12 @@ class Session:
         return self._write("tier", f"tier {self.judgment.tier}, confidence {confidence}",
                            value=self.judgment.tier, confidence=confidence)
 
+    @changes
     def select(self, step: int) -> None:
         if self.view and self.view.candidates:
             self.selected = (self.selected + step) % len(self.view.candidates)
 
+    @changes
     def select_letter(self, letter: str) -> bool:
         if self.view:
             for i, c in enumerate(self.view.candidates):
@@ -366,6 +402,7 @@ class Session:
             return None
         return self.view.candidates[self.selected]
 
+    @changes
     def verdict(self, value: str) -> Saved | None:
         """Judge the selected candidate, then move the selection to the next unjudged one."""
         cand = self.selected_candidate()
@@ -375,27 +412,34 @@ class Session:
         self.selected = self._first_unjudged(self.selected)
         return saved
 
+    @changes
     def prefer(self) -> Saved | None:
         cand = self.selected_candidate()
         if cand is None:
             return None
         return self._write("preference", f"prefer {cand.letter}", label_uuid=cand.uuid)
 
+    @changes
     def prefer_neither(self) -> Saved:
         return self._write("preference", "prefer neither", value="neither")
 
+    @changes
     def gold_label(self, text: str) -> Saved:
         return self._write("gold_label", "own label", value=text)
 
+    @changes
     def skip(self) -> Saved:
         return self._write("skip", "skipped")
 
+    @changes
     def flag(self, note: str) -> Saved:
         return self._write("flag", "flagged", value=note)
 
+    @changes
     def note(self, text: str) -> Saved:
         return self._write("note", "note", value=text)
 
+    @changes
     def undo(self) -> Saved | None:
         """Retract this annotator's last event on this feature that is still in force."""
         assert self.view is not None
