@@ -36,12 +36,12 @@ def _controlling_tty() -> None:
 class Terminal:
     """A child process on a pty of a given size, with everything it prints collected."""
 
-    def __init__(self, argv: list[str], cols: int = 80, rows: int = 24):
+    def __init__(self, argv: list[str], cols: int = 80, rows: int = 24, cwd: Path = ROOT):
         master, slave = os.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
         env = {**os.environ, "TERM": "xterm-256color", "COLORTERM": "", "NO_COLOR": ""}
         env.pop("COLORTERM")
-        self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, cwd=ROOT, env=env,
+        self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, cwd=cwd, env=env,
                                      preexec_fn=_controlling_tty, close_fds=True)
         os.close(slave)
         self.master, self.out, self.lock = master, bytearray(), threading.Lock()

@@ -166,12 +166,13 @@ def measure_write_wait(path: Path, batches: int = 3) -> tuple[list[float], list[
     return assign, writes
 
 
-def measure_pty_keys(path: Path, presses: int) -> list[float]:
-    """Keypress ``n`` -> the next feature's header on a real pseudo-terminal (120x40)."""
+def measure_pty_keys(path: Path, presses: int, code: Path = ROOT, annotator: str = "ptyperf") -> list[float]:
+    """Keypress ``n`` -> the next feature's header on a real pseudo-terminal (120x40), with
+    the saegold code in ``code`` (a checkout: another version, for before/after figures)."""
     from test_app_kill import ANSI, Terminal
     p = open_project(path, readonly=True)
     term = Terminal([sys.executable, "-m", "tui.cli", "--db", str(path), "annotate",
-                     "--annotator", "ptyperf", "--no-intro"], 120, 40)
+                     "--annotator", annotator, "--no-intro"], 120, 40, cwd=code)
     out = []
     try:
         term.wait_for("verdicts 0/", timeout=60)
@@ -185,7 +186,7 @@ def measure_pty_keys(path: Path, presses: int) -> list[float]:
             while True:
                 if needle is None:  # past the first batch the app assigns more as it goes
                     idx = p.scalar("SELECT f.idx FROM assignments a JOIN features f ON f.id = a.feature_id "
-                                   "WHERE a.annotator = 'ptyperf' AND a.position = ?", [k])
+                                   "WHERE a.annotator = ? AND a.position = ?", [annotator, k])
                     needle = None if idx is None else f"#{idx}  density"
                 if needle is not None and len(term.out) != seen:
                     with term.lock:
@@ -207,13 +208,13 @@ def measure_pty_keys(path: Path, presses: int) -> list[float]:
     return out
 
 
-def measure_startup(path: Path, runs: int = 3) -> list[float]:
+def measure_startup(path: Path, runs: int = 3, code: Path = ROOT, tag: str = "") -> list[float]:
     from test_app_kill import Terminal
     out = []
     for k in range(runs):
         t = time.perf_counter()
         term = Terminal([sys.executable, "-m", "tui.cli", "--db", str(path), "annotate",
-                         "--annotator", f"startup{k}", "--no-intro"], 120, 40)
+                         "--annotator", f"startup{tag}{k}", "--no-intro"], 120, 40, cwd=code)
         term.wait_for("verdicts 0/", timeout=60)
         out.append(time.perf_counter() - t)
         term.send("q")
@@ -239,6 +240,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--features", type=int, default=100_000)
     ap.add_argument("--presses", type=int, default=200)
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="also measure the app of another checkout (e.g. `git archive main | tar -x -C DIR`) "
+                         "on the same project, interleaved: before/after figures from one run")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "perf.db"
@@ -261,7 +265,23 @@ def main() -> int:
         starts = measure_startup(path)
         print(f"`saegold annotate` start to first feature on a pty: "
               f"{', '.join(f'{s:.2f}' for s in starts)} s (median {statistics.median(starts):.2f} s; target < 2 s)")
+        if args.baseline:
+            compare(path, args.baseline, args.presses)
     return 0
+
+
+def compare(path: Path, baseline: Path, presses: int, rounds: int = 2) -> None:
+    """Keypresses and start-up of the ``baseline`` checkout's app and of this one, on the
+    same project, in alternating rounds (so both see the same machine load)."""
+    keys: dict[str, list[float]] = {"before": [], "after": []}
+    starts: dict[str, list[float]] = {"before": [], "after": []}
+    for r in range(rounds):
+        for tag, code in (("before", baseline), ("after", ROOT)):
+            keys[tag] += measure_pty_keys(path, presses, code=code, annotator=f"cmp{tag}{r}")
+            starts[tag] += measure_startup(path, 2, code=code, tag=f"{tag}{r}")
+    for tag in ("before", "after"):
+        report_keys(f"{tag}: keypress -> next feature on a pty", keys[tag])
+        print(f"{tag}: start-up median {statistics.median(starts[tag]):.2f} s over {len(starts[tag])} starts")
 
 
 if __name__ == "__main__":

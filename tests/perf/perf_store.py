@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "app"))
 sys.path.insert(0, str(ROOT / "tests" / "perf"))
 
-from perf_app import CATS, measure_pty_keys, measure_startup, pct  # noqa: E402
+from perf_app import CATS, compare, measure_pty_keys, measure_startup, pct  # noqa: E402
 from store.db import now, open_project  # noqa: E402
 from store.examples import Vocab, encode_sparse_f32, put_contexts_ids, put_example_rows  # noqa: E402
 from store.features import get_or_create_source  # noqa: E402
@@ -140,6 +140,8 @@ def measure(path: Path, args: argparse.Namespace) -> None:
     keys = [x * 1000 for x in measure_pty_keys(path, args.presses)]
     print(f"keypress -> next feature on a pty: p50 {statistics.median(keys):.1f} ms, p95 {pct(keys, 0.95):.1f} ms, "
           f"max {max(keys):.1f} ms over {len(keys)} presses (target p95 < 50 ms)")
+    if args.baseline:
+        compare(path, args.baseline, args.presses)
 
 
 def main() -> int:
@@ -152,6 +154,9 @@ def main() -> int:
     ap.add_argument("--db", default=None,
                     help="keep the project at this path: built there when missing, measured as it is when "
                          "present (so one build serves several runs; each run leaves only released leases)")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="also measure the app of another checkout (e.g. `git archive main | tar -x -C DIR`) "
+                         "on the same project, interleaved: before/after figures from one run")
     args = ap.parse_args()
     if args.db:
         path = Path(args.db)
