@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from engine.llm import defaults as llm_defaults
+from engine.llm.aio import run_pool
 from engine.llm.errors import LLMRequestFailed
 from engine.progress import Progress, null_progress
 from store.db import Project
@@ -332,19 +333,15 @@ async def run_bench(project: Project, config: BenchConfig, *, client: Any = None
             return
         await scorers.judge(client, benchmark, text, examples, batch_size=config.batch_size, params=judge_params)
 
-    async def worker() -> None:
+    def done() -> None:
         nonlocal finished
-        for job in pending:          # one event loop thread: workers share the generator safely
-            await work_one(*job)
-            finished += 1
-            progress(stage, finished, total)
+        finished += 1
+        progress(stage, finished, total)
 
-    workers = [asyncio.ensure_future(worker()) for _ in range(max(1, min(config.workers, total)))]
     try:
-        await asyncio.gather(*workers)
+        await run_pool(pending, lambda job: work_one(*job), workers=max(1, min(config.workers, total)),
+                       done=done)
     finally:
-        for w in workers:
-            w.cancel()
         for task in vectors.values():
             task.cancel()
     return summary

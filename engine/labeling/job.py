@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from engine.llm import defaults as llm_defaults
-from engine.llm.aio import first_error
+from engine.llm.aio import run_pool
 from engine.llm.client import DRY_RUN_COMPLETION_TOKENS, MAX_REPLY_CHARS, LLMClient
 from engine.llm.errors import LLMRequestFailed
 from engine.llm.usage import TagUsage, estimate_tokens
@@ -194,28 +194,18 @@ async def run_label_job(project: Project, client: LLMClient, opts: LabelOptions,
     params = {} if opts.temperature is None else {"temperature": opts.temperature}
     if opts.max_tokens is not None:
         params["max_tokens"] = opts.max_tokens
-    queue: asyncio.Queue[_Pair] = asyncio.Queue()
-    for p in pairs:
-        queue.put_nowait(p)
     finished = 0
     progress("labels", 0, len(pairs))
 
-    async def worker() -> None:
+    def done() -> None:
         nonlocal finished
-        while True:
-            try:
-                pair = queue.get_nowait()
-            except asyncio.QueueEmpty:
-                return
-            await _label_pair(project, client, pair, opts, build_opts, params, nla_name, report)
-            finished += 1
-            progress("labels", finished, len(pairs))
+        finished += 1
+        progress("labels", finished, len(pairs))
 
     try:
-        async with first_error():
-            async with asyncio.TaskGroup() as group:
-                for _ in range(min(len(pairs), max(2, client.concurrency * 2))):
-                    group.create_task(worker())
+        await run_pool(pairs, lambda pair: _label_pair(project, client, pair, opts, build_opts, params,
+                                                       nla_name, report),
+                       workers=min(len(pairs), max(2, client.concurrency * 2)), done=done)
     finally:
         report.spent = _spent(client, nla_client)
     return report
