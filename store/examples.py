@@ -397,8 +397,8 @@ class LazyExamples(Sequence[dict[str, Any]]):
     """A feature's examples read in one query, their contexts read and decoded (token
     strings, dense activations) only when an item is first read: the app reads the 50
     strongest and draws the few the screen holds until the annotator asks for more.  Items
-    are the dicts :func:`examples` returns; :attr:`max_acts` and :attr:`origins` need no
-    decoding."""
+    are the dicts :func:`examples` returns; :attr:`max_acts`, :attr:`bins` and
+    :attr:`origins` need no decoding."""
 
     def __init__(self, db: Any, rows: list[tuple], cache: dict[int, dict[int, str]] | None,
                  reread: Any = None):
@@ -410,6 +410,7 @@ class LazyExamples(Sequence[dict[str, Any]]):
         self._rows = rows
         self._done: list[dict[str, Any] | None] = [None] * len(rows)
         self.max_acts: list[float] = [float(r[7]) for r in rows]
+        self.bins: list[int | None] = [r[4] for r in rows]
         self.origins: list[str] = [r[8] for r in rows]
 
     def __len__(self) -> int:

@@ -45,6 +45,8 @@ class FeatureView:
     model_id: str | None = None     # what the source names: the model and SAE a score run needs
     sae_id: str | None = None
     intruder: IntruderResult | None = None   # the feature's intruder benchmark (revealed with the scores)
+    # examples across the activation range (kind 'quantile', each with its bin), under "more"
+    quantiles: Sequence[dict[str, Any]] = ()
 
     @property
     def candidate_uuids(self) -> list[str]:
@@ -78,6 +80,7 @@ def load_feature(project: Project, feature_id: int, annotator: str) -> FeatureVi
                     for i, c in enumerate(cands)],
         steering=sst.for_feature(project, feature_id), clean=sst.clean_for_feature(project, feature_id),
         intruder=fv.intruder(project, feature_id),
+        quantiles=fv.quantile_examples(project, feature_id),
     )
 
 

@@ -23,6 +23,8 @@ from .session import Session
 class Pane(Static):
     """A ``Static`` whose content is made from the session, redrawn only when it changed."""
 
+    FITS_WIDTH = False     # the content is made for the pane's width: made again on a resize
+
     def __init__(self, session: Session, **kw: Any):
         super().__init__(**kw)
         self.session = session
@@ -59,6 +61,8 @@ class Pane(Static):
 
     def on_resize(self) -> None:
         self._width = None          # heights were measured at the old width
+        if self.FITS_WIDTH and self.is_attached:
+            self.sync()
 
 
 _CONSOLE = render._CONSOLE     # only measures: never prints
@@ -108,8 +112,10 @@ class OthersPane(Pane):
 class CandidatesPane(Pane):
     """The candidate labels, their verdicts, and (revealed) their methods and scores."""
 
+    FITS_WIDTH = True
+
     def build(self) -> RenderableType:
-        return render.candidates(self.session)
+        return render.candidates(self.session, self.content_size.width or None)
 
 
 class JudgmentPane(Pane):
@@ -132,6 +138,17 @@ class ExamplesPane(Pane):
 
     def key(self, content: RenderableType) -> object:
         return (Same(self.session.view), self.full)
+
+
+class QuantilesPane(Pane):
+    """Examples across the activation range, bin by bin (under "more")."""
+
+    def build(self) -> RenderableType:
+        v = self.session.view
+        return Text() if v is None else render.QuantileExamples(v, render.top_scale(v))
+
+    def key(self, content: RenderableType) -> object:
+        return Same(self.session.view)
 
 
 class EvidencePane(Pane):

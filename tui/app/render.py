@@ -16,7 +16,8 @@ from rich.table import Table
 from rich.text import Text
 
 from store.benchmarks import BENCHMARKS
-from store.feature_view import Score
+from store.examples import QUANTILE_BINS
+from store.feature_view import IntruderResult, Score
 from store.judgments import FeatureJudgment
 
 from ..safe import inert_line
@@ -199,6 +200,18 @@ def _full_context(toks: list[str], acts: list, mx: int, scale: float) -> Text:
     return t
 
 
+def top_maxima(view: FeatureView) -> list[float]:
+    """The top examples' maxima: store.examples.LazyExamples knows them without decoding an
+    example, so only the examples drawn are decoded (a screen shows a few of the 50 read)."""
+    maxima = getattr(view.examples, "max_acts", None)
+    return [float(e["max_act"]) for e in view.examples] if maxima is None else maxima
+
+
+def top_scale(view: FeatureView) -> float:
+    """The activation that takes the strongest colour: the top example's."""
+    return max(top_maxima(view), default=0.0) or (view.max_act or 0.0)
+
+
 class Examples:
     """The top activating examples, fitted to the room the screen gives them.
 
@@ -209,16 +222,11 @@ class Examples:
 
     def __init__(self, view: FeatureView, *, full: bool = False, n_max: int = 25):
         self.view, self.full, self.n_max = view, full, n_max
-        exs = view.examples
-        # store.examples.LazyExamples knows every max without decoding an example: only the
-        # examples drawn are decoded (a screen shows a few of the 50 read).
-        maxima = getattr(exs, "max_acts", None)
-        if maxima is None:
-            maxima = [float(e["max_act"]) for e in exs]
-        self.scale = max(maxima, default=0.0) or (view.max_act or 0.0)
+        maxima = top_maxima(view)
+        self.scale = top_scale(view)
         self.values = [fmt_act(float(m)) for m in maxima]
         self.value_w = max((len(v) for v in self.values), default=1)
-        self._tokens: list[list[str] | None] = [None] * len(exs)
+        self._tokens: list[list[str] | None] = [None] * len(view.examples)
         self._lines: dict[tuple[int, int], list[Text]] = {}
 
     def tokens(self, k: int) -> list[str]:
@@ -232,7 +240,7 @@ class Examples:
             return n
         if height is None:
             return min(n, 5)
-        more = 1 if n > height - 1 else 0
+        more = 1 if n > height - 1 or self.view.quantiles else 0   # the "m: ..." line
         return max(0, min(n, self.n_max, height - 1 - more))
 
     def _title(self, shown: int, width: int) -> Text:
@@ -258,9 +266,10 @@ class Examples:
             yield grid
             return
         yield from self._compact(width, shown)
-        if shown < len(exs):
-            yield Text(f"  m: all {len(exs)} with full contexts, and the full output evidence",
-                       theme.STYLE_DIM, no_wrap=True, overflow="ellipsis")
+        if shown < len(exs) or self.view.quantiles:
+            more = (f"  m: all {len(exs)} in full, examples across the activation range, all output evidence"
+                    if self.view.quantiles else f"  m: all {len(exs)} with full contexts, and the full output evidence")
+            yield Text(more, theme.STYLE_DIM, no_wrap=True, overflow="ellipsis")
 
     def _compact(self, width: int, shown: int) -> list[Text]:
         """The compact lines for this width, made once: the screen renders the examples many
@@ -278,6 +287,56 @@ class Examples:
                 lines.append(line)
             self._lines[key] = lines
         return [line.copy() for line in lines]
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement(1, options.max_width)
+
+
+class QuantileExamples:
+    """Examples across the whole activation range (under "more"): the feature's ``quantile``
+    examples, bin by bin from the strongest, each bin headed by its place and the activation
+    interval of its examples (``bin 3/10  0.8–1.2``, as Anthropic's feature browser shows
+    its intervals), so an annotator sees where the feature fires weakly too.  Evidence, not
+    a score: shown in blind mode too.  Colours on the top examples' scale."""
+
+    def __init__(self, view: FeatureView, scale: float):
+        self.view, self.scale = view, scale
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        exs = self.view.quantiles
+        title = Text("Examples across the activation range", theme.STYLE_HEAD, no_wrap=True, overflow="ellipsis")
+        if not exs:
+            yield title
+            yield Text("  none stored for this feature (saegold score keeps 50 by default, in 10 bins)",
+                       theme.STYLE_DIM)
+            return
+        bins = getattr(exs, "bins", None)
+        if bins is None:
+            bins = [e.get("bin") for e in exs]
+        maxima = getattr(exs, "max_acts", None)
+        if maxima is None:
+            maxima = [float(e["max_act"]) for e in exs]
+        n_bins = max([QUANTILE_BINS] + [b + 1 for b in bins if b is not None])
+        title.append(f"  {len(exs)} examples in {n_bins} activation bins, strongest first", theme.STYLE_DIM)
+        yield title
+        groups: dict[int, list[int]] = {}
+        for k, b in enumerate(bins):
+            groups.setdefault(-1 if b is None else b, []).append(k)
+        decoded = exs[:]          # decoded in one go (store.examples.LazyExamples)
+        for b in sorted(groups, reverse=True):
+            ks = sorted(groups[b], key=lambda k: -maxima[k])
+            lo, hi = min(maxima[k] for k in ks), max(maxima[k] for k in ks)
+            head = Text("unbinned" if b < 0 else f"bin {b + 1}/{n_bins}", theme.STYLE_HEAD)
+            head.append(f"  {fmt_act(lo)}–{fmt_act(hi)}", theme.STYLE_DIM)
+            yield head
+            grid = Table.grid(padding=(0, 1))
+            grid.add_column(justify="right", no_wrap=True, style=theme.STYLE_DIM)
+            grid.add_column(overflow="fold")
+            for k in ks:
+                ex = decoded[k]
+                toks = running([str(x) for x in ex["tokens"]])
+                grid.add_row(fmt_act(maxima[k]), _full_context(toks, ex["acts"], ex["max_idx"], self.scale))
+            yield grid
 
     def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
         return Measurement(1, options.max_width)
@@ -553,23 +612,56 @@ def _value(score: Score | None) -> float | None:
     return None if score is None else score.value
 
 
-def _bench(c: Candidate) -> Text:
-    """``det 0.62 · fuzz 0.55 · emb 0.7  (shuffled 0.5 0.51 0.49)``: the true label's
-    benchmark scores, then the shuffled-label controls in the same order."""
-    t = Text()
+def score_ci(score: Score | IntruderResult | None) -> str:
+    """``0.62 (0.41–0.80)``: a score and its stored 95% interval (``0.62`` where none is
+    stored, ``—`` where nothing could be scored)."""
+    if score is None or score.value is None:
+        return "—"
+    out = _fmt(score.value, 2)
+    if score.ci_low is not None and score.ci_high is not None:
+        out += f" ({_fmt(score.ci_low, 2)}–{_fmt(score.ci_high, 2)})"
+    return out
+
+
+def _bench(c: Candidate) -> list[tuple[str, Text]]:
+    """``det 0.62 (0.41–0.80) · fuzz 0.55 (0.33–0.75) · emb 0.7  (shuffled 0.5 0.51 0.49)``:
+    the true label's benchmark scores with their 95% intervals, then the shuffled-label
+    controls in the same order; as (separator, unit) pairs that a line may break between."""
     if not c.bench:
-        t.append("no benchmark scores", theme.STYLE_DIM)
-        return t
+        return [("", Text("no benchmark scores", theme.STYLE_DIM))]
     names = [b for b in BENCHMARKS if b in c.bench] + sorted(set(c.bench) - set(BENCHMARKS))
-    t.append(" · ".join(f"{SHORT.get(b, inert_line(b))} {_fmt(_value(c.bench[b].get('true')), 2)}" for b in names),
-             theme.STYLE_DIM)
+    units = [("" if k == 0 else " · ", Text(f"{SHORT.get(b, inert_line(b))} {score_ci(c.bench[b].get('true'))}",
+                                             theme.STYLE_DIM))
+             for k, b in enumerate(names)]
     if any("shuffled" in c.bench[b] for b in names):
-        t.append("  (shuffled " + " ".join(_fmt(_value(c.bench[b].get("shuffled")), 2) for b in names) + ")",
-                 theme.STYLE_DIM)
+        units.append(("  ", Text("(shuffled " + " ".join(_fmt(_value(c.bench[b].get("shuffled")), 2) for b in names)
+                                 + ")", theme.STYLE_DIM)))
+    return units
+
+
+REVEAL_INDENT = 6
+
+
+def _reveal(c: Candidate, width: int | None) -> Text:
+    """The method and the scores of a candidate, under it: broken between units (never
+    inside one) into lines of ``width`` cells, each indented under the label."""
+    units = [("", Text(inert_line(c.method), theme.STYLE_KEY))] + [
+        ("  " if k == 0 else sep, u) for k, (sep, u) in enumerate(_bench(c))]
+    t = Text(" " * REVEAL_INDENT)
+    used = REVEAL_INDENT
+    for sep, unit in units:
+        if width is not None and used > REVEAL_INDENT and used + len(sep) + unit.cell_len > width:
+            t.append("\n" + " " * REVEAL_INDENT)
+            used, sep = REVEAL_INDENT, sep.lstrip(" ·")
+        t.append(sep, theme.STYLE_DIM)
+        t.append_text(unit)
+        used += len(sep) + unit.cell_len
     return t
 
 
-def candidates(session) -> Text:
+def candidates(session, width: int | None = None) -> Text:
+    """The candidate labels; revealed, each with its method and scores under it (fitted to
+    ``width`` cells when given)."""
     v = session.view
     j: FeatureJudgment | None = session.judgment
     t = Text()
@@ -593,10 +685,7 @@ def candidates(session) -> Text:
         t.append(inert_line(c.text))
         t.append("\n")
         if session.revealed:
-            t.append("      ")
-            t.append(inert_line(c.method), theme.STYLE_KEY)
-            t.append("  ")
-            t.append_text(_bench(c))
+            t.append_text(_reveal(c, width))
             t.append("\n")
     return t
 
@@ -654,6 +743,9 @@ def machine(session) -> Text:
     rel = lambda v, th: "?" if v is None or th is None else ("≥" if v >= th else "<")  # noqa: E731
     t.append(f"  input score {_fmt(i)} {rel(i, ti)} {_fmt(ti)}, output score {_fmt(o)} {rel(o, to)} {_fmt(to)}",
              theme.STYLE_DIM)
+    if v.intruder is not None:   # per feature, no label: how well a judge picks out an intruder
+        chance = f", chance {_fmt(v.intruder.chance, 2)}" if v.intruder.chance is not None else ""
+        t.append(f"  intruder {score_ci(v.intruder)}{chance}", theme.STYLE_DIM)
     return t
 
 

@@ -26,7 +26,7 @@ from ..safe import inert_line
 from . import theme
 from .keybar import KeyBar
 from .panes import (CandidatesPane, EvidencePane, ExamplesPane, HeaderPane, JudgmentPane, MachinePane,
-                    OthersPane, Pane, StatusPane)
+                    OthersPane, Pane, QuantilesPane, StatusPane)
 from .modals import TextPrompt
 from .session import QueueFinished, Saved, Session
 
@@ -114,7 +114,7 @@ class FeatureScreen(Screen[None]):
     #sides.-narrow #evidence { width: 100%; height: auto; padding-left: 0; }
     #more { height: 1fr; padding: 0 1; }
     #more > Static { height: auto; }
-    #more-examples { margin-top: 1; }
+    #more-examples, #more-quantiles { margin-top: 1; }
     #candidates { height: auto; max-height: 45%; padding: 0 1; border-top: solid $primary; }
     #judgment { height: auto; padding: 0 1; }
     #status { height: auto; max-height: 3; padding: 0 1; background: $boost; }
@@ -161,6 +161,7 @@ class FeatureScreen(Screen[None]):
         with VerticalScroll(id="more", classes="hidden"):
             yield EvidencePane(s, id="more-evidence", full=True)
             yield ExamplesPane(s, id="more-examples", full=True)
+            yield QuantilesPane(s, id="more-quantiles")
         yield CandidatesPane(s, id="candidates")
         yield JudgmentPane(s, id="judgment")
         yield StatusPane(s, self.status, id="status")
@@ -171,7 +172,7 @@ class FeatureScreen(Screen[None]):
         common = [panes[k] for k in ("header", "candidates", "judgment", "status")]
         # the panes each view shows: "more" replaces the body (hidden panes are not drawn)
         self._panes = {False: common + [panes[k] for k in ("machine", "others", "examples", "evidence")],
-                       True: common + [panes["more-evidence"], panes["more-examples"]]}
+                       True: common + [panes["more-evidence"], panes["more-examples"], panes["more-quantiles"]]}
         self.sync()
 
     # -- drawing -----------------------------------------------------------------------
