@@ -15,6 +15,18 @@ METHODS = ("eleuther_acts_top5", "baez", "output_logits")
 LABEL_TEXTS = ("animals in a sentence", "the word 'the' before nouns", "weather and seasons")
 FIXED_TIME = "2026-01-01T00:00:00.000000Z"
 
+# The queue tests' oracle of who holds a feature, written here apart from store.queue: an
+# assignment (a lease or a judged feature), or a judgment that is not a retraction or a
+# lead's adjudication.
+NOT_HOLDING = "('retract', 'adj_tier', 'adj_verdict', 'adj_gold_label')"
+HOLDERS = f"""
+SELECT feature_id, COUNT(*) AS n FROM (
+    SELECT feature_id, annotator FROM assignments
+    UNION
+    SELECT feature_id, annotator FROM judgments WHERE kind NOT IN {NOT_HOLDING}
+) GROUP BY feature_id
+"""
+
 
 def fill(project, n_features: int = 12, *, seed: int = 0, texts: dict | None = None) -> list[int]:
     """Populate ``project`` with ``n_features`` features; return their ids in index order.

@@ -10,7 +10,7 @@ from collections import Counter
 
 import pytest
 
-from appdata import fill
+from appdata import HOLDERS, fill
 
 from store import judgments as sj
 from store import queue as sq
@@ -19,15 +19,6 @@ from store.errors import StoreError
 from tui.app.session import QueueFinished, Session
 from tui.cli import main
 
-# Who holds each feature: an assignment (a lease or a judged feature), or a judgment.
-HOLDERS = """
-SELECT feature_id, COUNT(*) AS n FROM (
-    SELECT feature_id, annotator FROM assignments
-    UNION
-    SELECT feature_id, annotator FROM judgments
-    WHERE kind NOT IN ('retract', 'adj_tier', 'adj_verdict', 'adj_gold_label')
-) GROUP BY feature_id
-"""
 
 
 def _clock() -> float:

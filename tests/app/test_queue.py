@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from appdata import fill
+from appdata import NOT_HOLDING, fill
 
 from store import judgments as sj
 from store import queue as sq
@@ -202,7 +202,6 @@ def test_lead_review_tells_a_flag_from_a_note(project):
 
 # The rule as one SQL statement: what assign_more chose, inside its write transaction, before
 # choosing moved to indexed steps outside it.  Every batch must still be exactly this.
-_NOT_HOLDING = "('retract', 'adj_tier', 'adj_verdict', 'adj_gold_label')"
 _REFERENCE = f"""
 WITH cand AS (
     SELECT f.id AS fid, COALESCE(t.category, 'unscored') AS cat,
@@ -210,7 +209,7 @@ WITH cand AS (
                 SELECT a.annotator FROM assignments a WHERE a.feature_id = f.id
                 UNION
                 SELECT j.annotator FROM judgments j
-                WHERE j.feature_id = f.id AND j.annotator != :who AND j.kind NOT IN {_NOT_HOLDING}
+                WHERE j.feature_id = f.id AND j.annotator != :who AND j.kind NOT IN {NOT_HOLDING}
            )) AS taken,
            ((((f.id * 2654435761) % 4294967296) | :seed) - (((f.id * 2654435761) % 4294967296) & :seed))
              * 2246822519 % 4294967296 AS k

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from appdata import HOLDERS
 from store import settings
 from store.db import open_project
 from store.examples import put_examples
@@ -48,14 +49,6 @@ print(sum(told))
 
 # The same annotator in two processes (two SSH sessions), several annotators per process.
 GROUPS = [("a1", "a2"), ("b1", "a1"), ("c1", "d1"), ("d1", "e1", "b1")]
-HOLDERS = """
-SELECT feature_id, COUNT(*) AS n FROM (
-    SELECT feature_id, annotator FROM assignments
-    UNION
-    SELECT feature_id, annotator FROM judgments
-    WHERE kind NOT IN ('retract', 'adj_tier', 'adj_verdict', 'adj_gold_label')
-) GROUP BY feature_id
-"""
 
 
 def _build(path: Path, rng: random.Random, n: int, overlap: int) -> None:

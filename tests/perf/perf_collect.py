@@ -20,16 +20,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from engine.planted import build_tokenizer, demo_corpus_path  # noqa: E402
+from engine.planted import demo_corpus_path  # noqa: E402
 from engine.scoring import corpus as corpus_mod  # noqa: E402
 from engine.scoring.collect import Collector, pad_batch  # noqa: E402
-from engine.scoring.models import resolve_dtype, resolve_hook, run_to_site, wrap_model  # noqa: E402
-from engine.scoring.random_models import random_model, random_sae  # noqa: E402
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+from engine.scoring.models import resolve_dtype, run_to_site  # noqa: E402
+from perf_shapes import build  # noqa: E402
+from perf_shapes import sync as _sync  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,19 +44,9 @@ def main(argv: list[str] | None = None) -> int:
 
     device = torch.device(args.device)
     dtype = resolve_dtype(args.dtype, device)
-    tok = build_tokenizer()
-    with torch.device(device):
-        if args.gemma2_shape:
-            model = random_model("gemma2-2b", vocab_size=0, seed=0).to(dtype)
-            sae = random_sae(2304, 16384, "blocks.12.hook_resid_post", seed=1, bias=-0.5)
-            label = "random Gemma-2-2B shape, 16k SAE at layer 12"
-        else:
-            model = random_model("llama", vocab_size=len(tok), d_model=512, n_layers=8, seed=0, init=0.05).to(dtype)
-            sae = random_sae(512, 4096, "blocks.4.hook_resid_post", seed=1, bias=-0.5)
-            label = "random Llama (8 layers, d 512), 4096-feature SAE at layer 4"
-    sae = sae.to(device)
-    lm = wrap_model(model, tok, "random", device, dtype)
-    site = resolve_hook(lm, sae)
+    built = (build("gemma2-2b", device, dtype, bias=-0.5) if args.gemma2_shape
+             else build("llama", device, dtype, d_sae=4096, bias=-0.5, llama_vocab=None))
+    lm, sae, site, tok, label = built.lm, built.sae, built.site, built.tok, built.label
     spec = corpus_mod.resolve(str(demo_corpus_path()))
     ctxs = list(corpus_mod.contexts(spec, tok, args.ctx_len, lm.bos_id, max_contexts=args.contexts))
     ctxs = [c for c in ctxs if len(c) == args.ctx_len]

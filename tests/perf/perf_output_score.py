@@ -34,16 +34,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from engine.planted import build_tokenizer  # noqa: E402
 from engine.scoring.lens import logit_lens  # noqa: E402
-from engine.scoring.models import resolve_dtype, resolve_hook, wrap_model  # noqa: E402
+from engine.scoring.models import resolve_dtype  # noqa: E402
 from engine.scoring.output import OutputScorer  # noqa: E402
-from engine.scoring.random_models import random_model, random_sae  # noqa: E402
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+from perf_shapes import build  # noqa: E402
+from perf_shapes import sync as _sync  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,24 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device(args.device)
     dtype = resolve_dtype(args.dtype, device)
     shape = "gemma2-2b" if args.gemma2_shape else args.shape
-    tok = build_tokenizer()
     t = time.perf_counter()
-    with torch.device(device):
-        if shape == "gemma2-2b":
-            model = random_model("gemma2-2b", vocab_size=0, seed=0).to(dtype)
-            sae = random_sae(2304, args.features or 16384, "blocks.12.hook_resid_post", seed=1, bias=0.0)
-            label = "random Gemma-2-2B shape (26 layers, d 2304, vocab 256000), 16k SAE at layer 12"
-        elif shape == "gpt2-small":
-            model = random_model("gpt2-small", vocab_size=0, seed=0).to(dtype)
-            sae = random_sae(768, 24576, "blocks.6.hook_resid_pre", seed=1, bias=0.0)
-            label = "random GPT-2 small shape (12 layers, d 768, vocab 50257), 24,576-feature SAE at layer 6 (resid_pre)"
-        else:
-            model = random_model("llama", vocab_size=32000, d_model=512, n_layers=8, seed=0, init=0.05).to(dtype)
-            sae = random_sae(512, args.features or 1024, "blocks.4.hook_resid_post", seed=1, bias=0.0)
-            label = f"random Llama (8 layers, d 512, vocab 32000), {args.features or 1024}-feature SAE at layer 4"
-    sae = sae.to(device)
-    lm = wrap_model(model, tok, "random", device, dtype)
-    site = resolve_hook(lm, sae)
+    built = build(shape, device, dtype, d_sae=None if shape == "gpt2-small" else args.features)
+    lm, sae, site, label = built.lm, built.sae, built.site, built.label
     n = min(int(sae.cfg.d_sae), args.features or (16384 if shape == "gemma2-2b" else 1024))
     feats = torch.arange(n)
     print(f"model: {label}; device {device}, dtype {dtype}; built in {time.perf_counter() - t:.1f}s")

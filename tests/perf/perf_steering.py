@@ -30,15 +30,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from engine.planted import build_tokenizer  # noqa: E402
-from engine.scoring.models import resolve_dtype, resolve_hook, wrap_model  # noqa: E402
-from engine.scoring.random_models import random_model, random_sae  # noqa: E402
+from engine.scoring.models import resolve_dtype  # noqa: E402
+from perf_shapes import build  # noqa: E402
+from perf_shapes import sync as _sync  # noqa: E402
 from engine.scoring.steering import Steerer, SteeringConfig, steer_chunk  # noqa: E402
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,20 +51,9 @@ def main(argv: list[str] | None = None) -> int:
 
     device = torch.device(args.device)
     dtype = resolve_dtype(None if args.dtype == "auto" else args.dtype, device)
-    tok = build_tokenizer()
     t = time.perf_counter()
-    with torch.device(device):
-        if args.shape == "gemma2-2b":
-            model = random_model("gemma2-2b", vocab_size=0, seed=0).to(dtype)
-            sae = random_sae(2304, 16384, "blocks.12.hook_resid_post", seed=1, bias=0.0)
-            label = "random Gemma-2-2B shape (26 layers, d 2304, vocab 256000), 16k SAE at layer 12"
-        else:
-            model = random_model("gpt2-small", vocab_size=0, seed=0).to(dtype)
-            sae = random_sae(768, 24576, "blocks.6.hook_resid_pre", seed=1, bias=0.0)
-            label = "random GPT-2 small shape (12 layers, d 768, vocab 50257), 24,576-feature SAE at layer 6"
-    sae = sae.to(device)
-    lm = wrap_model(model, tok, "random", device, dtype)
-    site = resolve_hook(lm, sae)
+    built = build(args.shape, device, dtype)
+    lm, sae, site, label = built.lm, built.sae, built.site, built.label
     n = args.features or (16384 if args.shape == "gemma2-2b" else 256)
     # The planted word-level tokenizer stands in for the model's: the prompts' token ids differ
     # from the real model's, their lengths are alike (3-5 tokens with BOS).
