@@ -208,6 +208,13 @@ def _assign(project: Project, annotator: str, n: int, avoid: frozenset[int],
             then()
         return got
 
+    if settings.load(project).queue_order == "active":
+        # Active order: draws are recorded with what they hand out, so choose and write in one
+        # write transaction (a draw never recorded never happened).
+        with project.write():
+            chosen, draws = _pick_active(project, annotator, n, avoid)
+            _record_draws(project, annotator, draws)
+            return insert(chosen)
     if project.db.conn.in_transaction:  # inside a caller's transaction: choose and write in it
         with project.write():
             return insert(_pick(project, annotator, n, **kw))
@@ -219,6 +226,111 @@ def _assign(project: Project, annotator: str, n: int, avoid: frozenset[int],
                 return insert(chosen)
     with project.write():
         return insert(_pick(project, annotator, n, **kw))
+
+
+# -- the active order (issue 16; engine.stats.active holds the statistics) ----------------
+
+#: Share of each draw's probability spread uniformly over all judgeable features (engine.stats.active
+#: .UNIFORM_SHARE says the same; a test keeps them equal).
+ACTIVE_UNIFORM_SHARE = 0.2
+# Features someone holds (assigned, or judged without an assignment).
+_HELD = f"""SELECT feature_id FROM assignments UNION
+    SELECT feature_id FROM judgments WHERE kind NOT IN {_NOT_HOLDING}"""
+
+
+def active_population(project: Project) -> tuple[list[int], list[float]]:
+    """The features the active queue draws from (every feature with top examples) and the
+    probability of drawing each: (1 - u) w / sum w + u / M (u = ACTIVE_UNIFORM_SHARE); a
+    feature without a stored weight weighs the mean of the stored ones (all equal: uniform)."""
+    rows = project.db.conn.execute(
+        f"SELECT f.id, w.weight FROM features f LEFT JOIN active_weights w ON w.feature_id = f.id "
+        f"WHERE {has_top('f.id')} = 1 ORDER BY f.id").fetchall()
+    ids = [r[0] for r in rows]
+    known = [r[1] for r in rows if r[1] is not None]
+    mean = sum(known) / len(known) if known else 1.0
+    w = [r[1] if r[1] is not None else mean for r in rows]
+    total, m = sum(w), len(ids)
+    if not m:
+        return [], []
+    if not total > 0:
+        return ids, [1.0 / m] * m
+    u = ACTIVE_UNIFORM_SHARE
+    return ids, [(1 - u) * x / total + u / m for x in w]
+
+
+def _pick_active(project: Project, annotator: str, n: int, avoid: frozenset[int]
+                 ) -> tuple[list[int], list[tuple[int, float, int, int]]]:
+    """The next ``n`` features in the active order, and the draws behind them.
+
+    Features others hold that still have room come first (pairs complete early, as in the
+    stratified order; no draw: the feature was drawn when first handed out).  Then draws with
+    replacement from every judgeable feature with :func:`active_population`'s probabilities,
+    seeded by the annotator and the draws so far: a draw of a free feature hands it out
+    (assigned 1); a draw of a feature already held, or in ``avoid``, is a repeat (assigned 0:
+    no new judgment, kept for the estimates).  Returns (chosen, [(feature, probability, pool,
+    assigned)])."""
+    import random
+
+    db = project.db.conn
+    overlap = settings.load(project).overlap
+    if n <= 0 or overlap <= 0:
+        return [], []
+    params = {"seed": annotator_seed(annotator), "who": annotator, "overlap": overlap, "n": n + len(avoid)}
+    started = [fid for fid, _ in db.execute(_STARTED, params).fetchall() if fid not in avoid][:n]
+    need = n - len(started)
+    if need <= 0:
+        return started, []
+    ids, prob = active_population(project)
+    held = {r[0] for r in db.execute(_HELD)}
+    taken = held | set(avoid) | set(started)
+    free = [fid for fid in ids if fid not in taken]
+    if not free:
+        return started, []
+    done = db.execute("SELECT COUNT(*) FROM active_draws").fetchone()[0]
+    rng = random.Random(annotator_seed(annotator) * 1_000_003 + done)
+    cum, acc = [], 0.0
+    for p in prob:
+        acc += p
+        cum.append(acc)
+    chosen: list[int] = []
+    draws: list[tuple[int, float, int, int]] = []
+    by_id = dict(zip(ids, prob))
+    limit = 200 * need + 10_000  # repeats are free; the uniform share reaches every free feature
+    while len(chosen) < need and len(draws) < limit:
+        for fid in rng.choices(ids, cum_weights=cum, k=4 * need + 16):
+            new = fid not in taken
+            draws.append((fid, by_id[fid], len(ids), int(new)))
+            if new:
+                chosen.append(fid)
+                taken.add(fid)
+                if len(chosen) == need:
+                    break
+    return started + chosen, draws
+
+
+def _record_draws(project: Project, annotator: str, draws: list[tuple[int, float, int, int]]) -> None:
+    """Append the draws (inside the write transaction that hands out their features)."""
+    if draws:
+        stamp_ = now()
+        project.db.conn.executemany(
+            "INSERT INTO active_draws(feature_id, annotator, probability, pool, assigned, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)", [(f, annotator, p, m, a, stamp_) for f, p, m, a in draws])
+
+
+def set_active_weights(project: Project, weights: dict[int, float]) -> int:
+    """Replace the active queue's sampling weights (engine.stats.active computes them)."""
+    stamp_ = now()
+    with project.write() as db:
+        db.execute("DELETE FROM active_weights")
+        db.conn.executemany("INSERT INTO active_weights(feature_id, weight, updated_at) VALUES (?, ?, ?)",
+                            [(int(f), float(w), stamp_) for f, w in weights.items()])
+    return len(weights)
+
+
+def active_draws(project: Project) -> list[tuple[int, float, int]]:
+    """Every draw of the active queue: (feature, probability, pool)."""
+    return [(r[0], r[1], r[2]) for r in project.db.execute(
+        "SELECT feature_id, probability, pool FROM active_draws ORDER BY id")]
 
 
 # How many of the features :ids (a JSON list) still go to :who: not theirs yet, fewer than

@@ -530,6 +530,38 @@ def m013_superseded_intruder(db: Database) -> None:
         """,
     )
 
+@migrations()
+def m014_active_queue(db: Database) -> None:
+    """The active queue (issue 16): every draw with its probability, and the sampling weights.
+
+    ``active_draws``: one row per draw of the active queue (``queue_order = active``): the
+    feature drawn, for whom, with which probability out of how many features; ``assigned`` 1
+    when it was handed to the annotator, 0 when it was already held (a repeat draw: no new
+    judgment, still part of the design the estimates reweight by).  ``active_weights``: how much
+    a verdict on each feature would shrink the widest interval (engine.stats.active), refreshed
+    by ``saegold queue --refresh-active``; a feature without one weighs the mean."""
+    _run_script(
+        db,
+        """
+        CREATE TABLE active_draws (
+            id INTEGER PRIMARY KEY,
+            feature_id INTEGER NOT NULL REFERENCES features(id),
+            annotator TEXT NOT NULL,
+            probability REAL NOT NULL CHECK (probability > 0 AND probability <= 1),
+            pool INTEGER NOT NULL CHECK (pool >= 1),
+            assigned INTEGER NOT NULL CHECK (assigned IN (0, 1)),
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX active_draws_feature ON active_draws(feature_id);
+        CREATE TABLE active_weights (
+            feature_id INTEGER PRIMARY KEY REFERENCES features(id),
+            weight REAL NOT NULL CHECK (weight >= 0),
+            updated_at TEXT NOT NULL
+        );
+        """,
+    )
+
+
 def _run_script(db: Database, script: str) -> None:
     """Run statements one by one: ``executescript`` would commit the migration's transaction."""
     import sqlite3

@@ -94,6 +94,15 @@ def fraction_width() -> Rule:
     return Rule(check, _number_text, "number in (0, 1]")
 
 
+def choice(*options: str) -> Rule:
+    """One of ``options``."""
+    def check(v: Any) -> str:
+        if v not in options:
+            raise ValueError(f"must be one of {', '.join(options)}")
+        return v
+    return Rule(check, lambda t: t.strip(), " | ".join(options))
+
+
 def whole(*, at_least: int) -> Rule:
     def check(v: Any) -> int:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or v != int(v):
@@ -382,6 +391,12 @@ class Settings:
         30.0, number(above=0), "minutes a feature handed out but not judged yet stays held "
         "without a key from its annotator (then it returns to the pool: `saegold queue`)",
         group="annotation", effect="applies to every lease at the next top-up of any annotator")
+    queue_order: str = setting(
+        "stratified", choice("stratified", "active"), "order of fresh features: stratified (categories take "
+        "turns, random within each) or active (drawn with probability favouring where a verdict shrinks the "
+        "widest interval, 20% uniform; `saegold queue --refresh-active` updates the weights; estimates are "
+        "reweighted by the recorded probabilities)",
+        group="annotation", effect="applies to features handed out from now on")
     target_ci_width: float = setting(
         0.10, fraction_width(), "stopping rule: the 95% CI width each estimated share should reach "
         "(`status` and `calibrate` say about how many more judged features get there)",

@@ -255,6 +255,23 @@ def tiers_renderable(rep: CalibrationReport) -> RenderableType:
     return t
 
 
+def active_renderable(rep: CalibrationReport) -> RenderableType:
+    """The 'all' estimates reweighted by the active queue's draw probabilities (engine.stats.active)."""
+    t = Table(title="Active queue: 'all' estimates reweighted by the recorded draw probabilities (95% CIs)",
+              caption=rep.settings.get("rules", {}).get("active_queue", ""), caption_justify="left",
+              title_justify="left")
+    for col in ("estimate", "items", "draws used", "features drawn", "inverse-probability weighted [CI]",
+                "prediction-powered [CI]", "λ"):
+        t.add_column(col)
+    for a in rep.active:
+        what = (f"{a.name} labels {'correct' if a.target == 'correct' else 'correct|partly'}"
+                if a.kind == "label" else f"features in tier {a.name}")
+        t.add_row(inert(what), str(a.n_items), str(a.n_draws), str(a.n_features), est_text(a.classical, pct=True),
+                  est_text(a.ppi, pct=True) if a.ppi.value is not None else Text(a.reason or "—", style="dim"),
+                  "—" if a.lam is None else f"{a.lam:.2f}")
+    return t
+
+
 def thresholds_renderable(fit: ThresholdFit) -> RenderableType:
     body = Text()
     body.append(f"current thresholds: input {fit.current[0]:.4g}, output {fit.current[1]:.4g}; "
@@ -313,6 +330,8 @@ def calibration_renderable(rep: CalibrationReport) -> RenderableType:
         parts.append(ppi_renderable(rep))
     if any(e.n_judged for e in rep.tiers):
         parts.append(tiers_renderable(rep))
+    if rep.active:
+        parts.append(active_renderable(rep))
 
     t = Table(title=f"Benchmarks vs human verdicts ({rep.n_verdicts} verdicts; rows = (label, annotator))",
               title_justify="left")

@@ -30,7 +30,7 @@ from store.benchmarks import BENCHMARKS
 from store.db import Project
 from store.judgments import TIERS
 
-from . import data, ppi, thresholds
+from . import active, data, ppi, thresholds
 from .defaults import DEFAULT_MIN_ROWS
 from .calibration_map import CHOICE_RULE, CalibrationMap, fit_calibration
 from .measures import auroc, weighted_auroc
@@ -125,6 +125,8 @@ class CalibrationReport:
     ppi: list[ppi.PPIEstimate] = field(default_factory=list)
     # Per human tier x category: share of all features humans would put in the tier (same estimators).
     tiers: list[ppi.TierShare] = field(default_factory=list)
+    # The 'all' estimates reweighted by the active queue's draw probabilities (engine.stats.active).
+    active: list[active.ActiveRow] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -370,19 +372,95 @@ def method_summaries(verdict_rows: list[tuple[str, str, int]], labels: dict[str,
 
 def prediction_powered(judged: list, feats: dict, labels: dict, true_by: dict[str, dict[str, float]],
                        benchmarks: list[str], verdict_rows: list[tuple[str, str, int]], *, project: Project,
-                       seed: int) -> tuple[list[ppi.PPIEstimate], list[ppi.TierShare], float]:
+                       seed: int, extra: dict | None = None
+                       ) -> tuple[list[ppi.PPIEstimate], list[ppi.TierShare], float]:
     """The prediction-powered label and tier shares, with the stopping rule against the
-    project's ``target_ci_width`` (also returned)."""
+    project's ``target_ci_width`` (also returned).  ``extra`` (if given) receives the inputs and
+    per-item predictions (for the active queue's weights and reweighted estimates)."""
     from store import settings as store_settings
 
     target_width = store_settings.load(project).target_ci_width
     judged_features = {j.feature_id for j in judged if j.judged}
-    labels_est = ppi.estimates(ppi.inputs(labels, feats, true_by, benchmarks, verdict_rows, judged_features),
-                               list(TIERS), seed=seed, target_width=target_width)
+    inp = ppi.inputs(labels, feats, true_by, benchmarks, verdict_rows, judged_features)
+    preds: dict = {}
+    labels_est = ppi.estimates(inp, list(TIERS), seed=seed, target_width=target_width, preds_out=preds)
     tier_rows = [(j.feature_id, j.annotator, j.tier) for j in judged if j.tier is not None]
-    tiers = ppi.tier_estimates(ppi.tier_inputs(feats, tier_rows, judged_features), TIERS, list(TIERS),
-                               seed=seed, target_width=target_width)
+    tinp = ppi.tier_inputs(feats, tier_rows, judged_features)
+    tpreds: dict = {}
+    tiers = ppi.tier_estimates(tinp, TIERS, list(TIERS), seed=seed, target_width=target_width, preds_out=tpreds)
+    if extra is not None:
+        pop = [lab for lab in labels.values() if lab.live]
+        extra.update(label_feature=np.array([lab.feature_id for lab in pop], dtype=int), label_inp=inp,
+                     label_preds=preds, tier_feature=np.array(sorted(feats), dtype=int), tier_inp=tinp,
+                     tier_preds=tpreds, labels_est=labels_est, tiers=tiers)
     return labels_est, tiers, target_width
+
+
+def _annotators_per_item(inp: ppi.PPIInputs) -> float:
+    counts = np.bincount(inp.rows_label)
+    counts = counts[counts > 0]
+    return float(counts.mean()) if len(counts) else 1.0
+
+
+def active_rows(project: Project, extra: dict) -> list[active.ActiveRow]:
+    """The 'all' estimates reweighted by the active queue's recorded draw probabilities (none
+    when the project has no draws)."""
+    from store import queue as store_queue
+
+    draws = store_queue.active_draws(project)
+    if not draws:
+        return []
+    pool = set(store_queue.active_population(project)[0])
+    out = []
+    inp = extra["label_inp"]
+    method = np.array(inp.method, dtype=object)
+    k = _annotators_per_item(inp)
+    for m in sorted(set(inp.method)):
+        for target, (pred, share, judged) in extra["label_preds"].items():
+            mine = method == m
+            out.append(active.reweighted("label", m, target, np.where(mine, extra["label_feature"], -1), pred,
+                                         share, judged, draws, pool, k))
+    k = _annotators_per_item(extra["tier_inp"])
+    for tier, (pred, share, judged) in extra["tier_preds"].items():
+        out.append(active.reweighted("tier", tier, tier, extra["tier_feature"], pred, share, judged, draws, pool, k))
+    return out
+
+
+def sampling_weights(project: Project, *, seed: int = DEFAULT_SEED) -> tuple[dict[int, float], str]:
+    """Per feature, how much a verdict on it would shrink the widest 'all' interval (see
+    engine.stats.active), and which estimate that is."""
+    judged, _ = data.judgments(project)
+    feats = data.features(project)
+    labels = data.labels(project)
+    benchmarks, true_by = _true_scores(data.bench_scores(project))
+    verdict_rows = [(u, j.annotator, VERDICT_CODE[v]) for j in judged for u, v in j.verdicts.items()
+                    if v in VERDICT_CODE]
+    extra: dict = {}
+    prediction_powered(judged, feats, labels, true_by, benchmarks, verdict_rows, project=project, seed=seed,
+                       extra=extra)
+    rows = [(e.ppi.ci[1] - e.ppi.ci[0], "label", e.method, e.target) for e in extra["labels_est"]
+            if e.category == "all" and e.ppi.ci] + \
+           [(e.ppi.ci[1] - e.ppi.ci[0], "tier", e.tier, e.tier) for e in extra["tiers"]
+            if e.category == "all" and e.ppi.ci]
+    if not rows:
+        return {}, "no estimate has an interval yet: every feature weighs the same (uniform draws)"
+    width, kind, name, target = max(rows, key=lambda r: r[0])
+    out: dict[int, float] = {fid: 0.0 for fid in feats}
+    if kind == "label":
+        pred, share, judg = extra["label_preds"][target]
+        mine = np.array(extra["label_inp"].method, dtype=object) == name
+        w = active.weights(pred[mine], pred[mine & judg], share[mine & judg])
+        for fid, x in zip(extra["label_feature"][mine].tolist(), w.tolist()):
+            out[fid] += x
+        what = f"{name} labels {target}"
+    else:
+        pred, share, judg = extra["tier_preds"][target]
+        w = active.weights(pred, pred[judg], share[judg])
+        out.update(zip(extra["tier_feature"].tolist(), w.tolist()))
+        what = f"features in tier {name}"
+    return out, f"widest interval: {what} (95% CI width {width:.3f})"
+
+
 
 
 def _true_scores(scores: list[data.BenchScore]) -> tuple[list[str], dict[str, dict[str, float]]]:
@@ -454,8 +532,10 @@ def compute(project: Project, *, n_boot: int = DEFAULT_BOOT, seed: int = DEFAULT
     methods = method_summaries(verdict_rows, labels, Counter(j.preference for j in judged if j.preference),
                                true_by, benchmarks, n_boot=n_boot, seed=seed)
     progress("prediction-powered estimates", 0, 1)
+    extra: dict = {}
     ppi_estimates, tier_shares, target_width = prediction_powered(
-        judged, feats, labels, true_by, benchmarks, verdict_rows, project=project, seed=seed)
+        judged, feats, labels, true_by, benchmarks, verdict_rows, project=project, seed=seed, extra=extra)
+    active_estimates = active_rows(project, extra)
     progress("prediction-powered estimates", 1, 1)
     notes = []
     if adjudications:
@@ -473,11 +553,12 @@ def compute(project: Project, *, n_boot: int = DEFAULT_BOOT, seed: int = DEFAULT
                   "rules": {"predicts": PREDICTS_RULE, "best_predictor": BEST_RULE,
                             "true_vs_shuffled": SHUFFLED_RULE, "thresholds": thresholds.RULE,
                             "calibration_map": CHOICE_RULE, "prediction_powered": ppi.RULE,
-                            "tier_shares": ppi.TIER_RULE, "stopping": ppi.STOP_RULE},
+                            "tier_shares": ppi.TIER_RULE, "stopping": ppi.STOP_RULE,
+                            "active_queue": active.RULE},
                   "target_ci_width": target_width,
                   "spearman_p": f"two-sided label-permutation test ({n_boot} permutations of the labels' "
                                 "scores, each label's verdicts kept together)"},
-        notes=notes, ppi=ppi_estimates, tiers=tier_shares)
+        notes=notes, ppi=ppi_estimates, tiers=tier_shares, active=active_estimates)
 
 
 def category_findings(cells: list[Cell]) -> list[str]:

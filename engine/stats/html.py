@@ -223,6 +223,16 @@ def render(calibration: CalibrationReport | None, agreement: AgreementReport | N
                             + _table(["human tier", "automatic category", "features", "judged",
                                       "judged features alone [95% CI]", "prediction-powered [95% CI]",
                                       "worth (judged features)", stop_col], tier_rows))
+        if calibration.active:
+            act_rows = [[_e(f"{a.name} labels {a.target}" if a.kind == "label" else f"features in tier {a.name}"),
+                         str(a.n_items), str(a.n_draws), str(a.n_features), _est(a.classical, pct=True),
+                         _est(a.ppi, pct=True) if a.ppi.value is not None else _e(a.reason or "—")]
+                        for a in calibration.active]
+            sections.append("<h2>Active queue: estimates reweighted by the draw probabilities</h2>"
+                            f"<p>{_e(rules.get('active_queue', ''))}</p>"
+                            + _table(["estimate", "items", "draws used", "features drawn",
+                                      "inverse-probability weighted [95% CI]", "prediction-powered [95% CI]"],
+                                     act_rows))
         if calibration.methods:
             names = [b.benchmark for b in calibration.benchmarks]
             sections.append("<h3>Label methods as humans judge them</h3>" + _table(

@@ -410,8 +410,11 @@ def _stratified_rows(member: np.ndarray, judged: np.ndarray, share: np.ndarray, 
 
 
 def estimates(inp: PPIInputs, categories: list[str], *, seed: int, level: float = PPI_LEVEL,
-              targets: tuple[str, ...] = TARGETS, target_width: float | None = None) -> list[PPIEstimate]:
-    """Every method x category (plus 'all', stratified) x target estimate of the population in ``inp``."""
+              targets: tuple[str, ...] = TARGETS, target_width: float | None = None,
+              preds_out: dict | None = None) -> list[PPIEstimate]:
+    """Every method x category (plus 'all', stratified) x target estimate of the population in
+    ``inp``; ``preds_out`` (if given) receives per target (cross-fitted predictions, judged
+    items' shares, judged mask)."""
     n_pop = len(inp.method)
     judged = np.zeros(n_pop, bool)
     judged[inp.rows_label] = True
@@ -426,6 +429,8 @@ def estimates(inp: PPIInputs, categories: list[str], *, seed: int, level: float 
             share = np.bincount(inp.rows_label, weights=rows_y, minlength=n_pop) / counts
         pred = (cross_fit(inp.x, inp.rows_label, rows_y, judged, seed)[0]
                 if judged.sum() >= 2 and n_pop else np.zeros(n_pop))
+        if preds_out is not None:
+            preds_out[target] = (pred, share, judged)
         for m in sorted(set(inp.method)):
             for name, size, nj, c, p, lam, worth, why, strat, stop in _stratified_rows(
                     method == m, judged, share, pred, strata, names, level, target_width, inp):
@@ -437,7 +442,8 @@ def estimates(inp: PPIInputs, categories: list[str], *, seed: int, level: float 
 
 
 def tier_estimates(inp: PPIInputs, tiers: tuple[str, ...], categories: list[str], *, seed: int,
-                   level: float = PPI_LEVEL, target_width: float | None = None) -> list[TierShare]:
+                   level: float = PPI_LEVEL, target_width: float | None = None,
+                   preds_out: dict | None = None) -> list[TierShare]:
     """Per human tier x automatic category (plus 'all', stratified): the share of the features
     humans would put in that tier.  ``inp.rows_code`` holds each (feature, annotator) tier as its
     index in ``tiers``."""
@@ -455,6 +461,8 @@ def tier_estimates(inp: PPIInputs, tiers: tuple[str, ...], categories: list[str]
             share = np.bincount(inp.rows_label, weights=rows_y, minlength=n_pop) / counts
         pred = (cross_fit(inp.x, inp.rows_label, rows_y, judged, seed)[0]
                 if judged.sum() >= 2 and n_pop else np.zeros(n_pop))
+        if preds_out is not None:
+            preds_out[tier] = (pred, share, judged)
         for name, size, nj, c, p, lam, worth, why, strat, stop in _stratified_rows(
                 everyone, judged, share, pred, strata, names, level, target_width, inp):
             out.append(TierShare(tier, name, size, nj, c, p, lam, worth, why, strat, stop))

@@ -27,6 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "feature back when NAME judges it, if it still has room)")
     p.add_argument("--release-expired", action="store_true",
                    help="release every lease idle longer than lease_idle_minutes now")
+    p.add_argument("--refresh-active", action="store_true",
+                   help="recompute the active queue's sampling weights (queue_order = active): how much a "
+                        "human verdict on each feature would shrink the widest prediction-powered interval; "
+                        "run it now and then as judgments come in (without weights the draws are uniform)")
     p.add_argument("--json", action="store_true", help="print the leases (after any release) as JSON")
     p.set_defaults(func=run)
 
@@ -59,6 +63,15 @@ def run(args: argparse.Namespace) -> int:
         if args.release_expired:
             n = released["expired"] = sq.release_expired(project)
             said.append(f"released {n} expired lease(s)")
+        if args.refresh_active:
+            from engine.stats.calibration import sampling_weights
+
+            weights, why = sampling_weights(project)
+            n = sq.set_active_weights(project, weights)
+            released["active_weights"] = n
+            said.append(f"active queue: weights of {n} feature(s) refreshed; {why}"
+                        + ("" if sq.settings.load(project).queue_order == "active"
+                           else " (queue_order is stratified: `saegold settings set queue_order active` uses them)"))
         limit = sq.idle_limit(project)
         held = sq.leases(project)
     if args.json:

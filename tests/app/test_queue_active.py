@@ -1,0 +1,142 @@
+"""The active queue order (issue 16, point 3): draws with recorded probabilities, overlap,
+leases and the uniform share; the statistics are in tests/stats/test_active.py."""
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from appdata import fill
+
+from store import judgments as sj
+from store import queue as sq
+from store import settings
+
+
+def _draws(project):
+    return project.query("SELECT feature_id, annotator, probability, pool, assigned FROM active_draws ORDER BY id")
+
+
+def test_active_draws_follow_the_weights_and_are_recorded(project):
+    """Weights 0 on all but 4 of 40 features: 80% of the probability goes to those 4, 20% is
+    uniform, so every feature keeps probability >= 0.2 / 40; each draw is stored with the
+    probability it had; a draw of a held feature is a repeat (assigned 0), never handed out."""
+    ids = fill(project, 40)
+    settings.set(project, "queue_order", "active")
+    heavy = set(ids[:4])
+    sq.set_active_weights(project, {f: (1.0 if f in heavy else 0.0) for f in ids})
+    _, prob = sq.active_population(project)
+    assert min(prob) == pytest.approx(0.2 / 40) and max(prob) == pytest.approx(0.8 / 4 + 0.2 / 40)
+    assert sum(prob) == pytest.approx(1.0)
+    sj.ensure_annotator(project, "a")
+    assert sq.assign_more(project, "a", n=20) == 20
+    draws = _draws(project)
+    got = sq.queue(project, "a")
+    assert [d["feature_id"] for d in draws if d["assigned"]] == got  # each hand-out is a draw
+    assert heavy <= set(got[:8])  # the heavy features come early
+    by = dict(zip(*sq.active_population(project)))
+    for d in draws:
+        assert d["probability"] == pytest.approx(by[d["feature_id"]]) and d["pool"] == 40
+    repeats = [d for d in draws if not d["assigned"]]
+    assert repeats and all(d["feature_id"] in got for d in repeats)  # the heavy ones, drawn again
+
+
+def test_active_order_keeps_overlap_and_completes_pairs_first(project):
+    """Overlap 2: b first gets the features a holds (no new draw for them), and no feature goes
+    to a third annotator; uniform weights (none stored) draw every free feature alike."""
+    fill(project, 12)
+    settings.set(project, "queue_order", "active")
+    for who in ("a", "b", "c"):
+        sj.ensure_annotator(project, who)
+    sq.assign_more(project, "a", n=5)
+    n_draws = len(_draws(project))
+    sq.assign_more(project, "b", n=5)
+    assert set(sq.queue(project, "b")) == set(sq.queue(project, "a"))
+    assert len(_draws(project)) == n_draws  # b's were handed out by a's draws
+    assert all(d["probability"] == pytest.approx(1 / 12) for d in _draws(project))
+    for who in ("a", "b", "c"):
+        sq.assign_more(project, who, n=100)
+    counts = Counter(r["feature_id"] for r in project.query("SELECT feature_id FROM assignments"))
+    assert set(counts.values()) == {2} and len(counts) == 12
+
+
+def test_active_order_with_leases(project):
+    """The app's lease keeping works in the active order: top_up hands out LOOKAHEAD features
+    by draws; passed-over leases are released and not handed out again; an idle lease expires
+    and its feature can be drawn again (a second draw row for it)."""
+    import datetime as dt
+
+    ids = fill(project, 30)
+    settings.set(project, "queue_order", "active")
+    sj.ensure_annotator(project, "a")
+    assert sq.top_up(project, "a") == sq.LOOKAHEAD
+    first = sq.queue(project, "a")
+    # the annotator moves past the first feature without judging it: it is released, 1 new one comes
+    assert sq.top_up(project, "a", keep=first[1:], avoid=first[:1]) == 1
+    now = set(sq.queue(project, "a"))
+    assert first[0] not in now and len(now) == sq.LOOKAHEAD
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)
+    assert sq.release_expired(project, at=later) == sq.LOOKAHEAD
+    sj.ensure_annotator(project, "b")
+    sq.assign_more(project, "b", n=len(ids))
+    drawn = Counter(d["feature_id"] for d in _draws(project) if d["assigned"])
+    assert len(sq.queue(project, "b")) == len(ids)
+    assert all(drawn[f] >= 1 for f in ids)
+    assert any(drawn[f] == 2 for f in now)  # released, then drawn again
+
+
+def test_queue_order_setting_is_checked(project):
+    from store.errors import StoreError
+
+    with pytest.raises(StoreError, match="must be one of stratified, active"):
+        settings.set(project, "queue_order", "random")
+    assert settings.load(project).queue_order == "stratified"
+
+
+def test_uniform_share_is_the_engines():
+    from engine.stats import active
+
+    assert sq.ACTIVE_UNIFORM_SHARE == active.UNIFORM_SHARE
+
+
+def test_calibrate_reweights_the_active_draws(project, tmp_path, capsys, monkeypatch):
+    """End to end: the active queue hands out 40 of 80 features to a and b (overlap 2), they
+    judge them; `saegold queue --refresh-active` stores weights; `calibrate --json` reports the
+    'all' estimates reweighted by the recorded probabilities (draws used = draws of judged
+    features), and the text report shows them."""
+    import json
+    import random
+
+    from tui.cli import main
+
+    monkeypatch.setenv("COLUMNS", "200")
+    fill(project, 80)
+    settings.set(project, "queue_order", "active")
+    rng = random.Random(5)
+    events = []
+    for who in ("a", "b"):
+        sj.ensure_annotator(project, who)
+        sq.assign_more(project, who, n=40)
+        for fid in sq.queue(project, who):
+            cat = project.scalar("SELECT category FROM taxonomy_scores WHERE feature_id = ?", [fid])
+            events.append(sj.make_event(who, fid, "tier", value=cat if rng.random() < 0.8 else "obscure"))
+            for r in project.query("SELECT uuid FROM labels WHERE feature_id = ?", [fid]):
+                events.append(sj.make_event(who, fid, "verdict", label_uuid=r["uuid"],
+                                            value=rng.choice(["correct", "correct", "partly", "wrong"])))
+    sj.append_many(project, events)
+    db = str(project.path)
+    assert main(["--db", db, "queue", "--refresh-active"]) == 0
+    assert "weights of 80 feature(s) refreshed; widest interval:" in capsys.readouterr().out
+    assert project.scalar("SELECT COUNT(*) FROM active_weights") == 80
+    assert main(["--db", db, "calibrate", "--json", "--bootstrap", "50"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    draws = _draws(project)
+    rows = {(a["kind"], a["name"], a["target"]): a for a in rep["active"]}
+    tier = rows[("tier", "input", "input")]
+    assert tier["n_draws"] == len(draws) and tier["n_features"] == 40  # every drawn feature judged
+    assert tier["ppi"]["ci"][0] <= tier["ppi"]["value"] <= tier["ppi"]["ci"][1]
+    lab = next(a for a in rep["active"] if a["kind"] == "label" and a["target"] == "correct")
+    assert lab["ppi"]["ci"] is not None and 0 <= lab["lam"] <= 1
+    assert "Hansen-Hurwitz" in rep["settings"]["rules"]["active_queue"]
+    assert main(["--db", db, "calibrate", "--bootstrap", "50"]) == 0
+    assert "Active queue: 'all' estimates reweighted by the recorded draw probabilities" in capsys.readouterr().out
