@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .benchmarks import sampler_sql
+from .benchmarks import negatives_verified_sql, sampler_sql
 from .errors import StoreError
 from .fingerprints import fingerprint_id
 from .sqlite_errors import writable
@@ -45,8 +45,8 @@ FIELDS: dict[str, tuple[str, ...]] = {
                   "label_uuid", "confidence", "target_uuid", "seconds_spent", "created_at"),
     # one per (label, benchmark, control): the score with its own 95% interval and how it was made
     "bench": ("source", "feature", "method", "label_uuid", "benchmark", "control", "scored_label_uuid",
-              "value", "ci_low", "ci_high", "n", "parse_failures", "sampler", "negatives", "judge_model",
-              "seed", "created_at"),
+              "value", "ci_low", "ci_high", "n", "parse_failures", "sampler", "negatives",
+              "negatives_verified", "judge_model", "seed", "created_at"),
 }
 JSON_COLUMNS = {"details"}  # stored as JSON text: an object in JSONL, JSON text in CSV
 
@@ -86,8 +86,8 @@ _SQL = {
                sl.uuid AS scored_label_uuid, b.value, json_extract(b.details, '$.ci[0]') AS ci_low,
                json_extract(b.details, '$.ci[1]') AS ci_high, b.n, b.parse_failures,
                {sampler} AS sampler,
-               json_extract(b.details, '$.selection.negatives') AS negatives, b.judge_model, b.seed,
-               b.created_at
+               json_extract(b.details, '$.selection.negatives') AS negatives,
+               {negatives_verified} AS negatives_verified, b.judge_model, b.seed, b.created_at
         FROM bench_scores b JOIN labels l ON l.id = b.label_id
         LEFT JOIN labels sl ON sl.id = b.scored_label_id
         JOIN features f ON f.id = l.feature_id JOIN sources s ON s.id = f.source_id
@@ -124,7 +124,8 @@ def records(project: Project, kind: str, *, source: str | None = None,
         if not include_failed:
             where.append("l.status = 'ok'")
         where.append("l.superseded_at IS NULL")   # a redo replaced it (it stays in the project)
-    sql = _SQL[kind].format(where=("WHERE " + " AND ".join(where)) if where else "", sampler=sampler_sql("b"))
+    sql = _SQL[kind].format(where=("WHERE " + " AND ".join(where)) if where else "", sampler=sampler_sql("b"),
+                            negatives_verified=negatives_verified_sql("b"))
     examples_db = project.db if with_examples else None
     # A second cursor on the same connection reads examples while the main query streams.
     short: dict[str | None, str | None] = {}        # source fingerprint -> its short id

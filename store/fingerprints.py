@@ -16,6 +16,12 @@ _FIELD_NAMES = {"files": "files", "weights": "weights", "neutral_prompt": "neutr
                 "max_contexts": "max contexts", "max_tokens": "max tokens", "n_quantile": "quantile examples", "verified_negatives": "verified negatives", "d_in": "d_in", "d_sae": "width"}
 
 
+# Settings whose absence from a stored part has a known meaning: the part was recorded before
+# the setting existed, when the run did without it (no model-verified negatives were stored).
+# Compared as that value, so a run with it into such a source is refused, never mixed in.
+ABSENT_MEANS = {"input": {"verified_negatives": False}}
+
+
 def _show(value: Any) -> str:
     if value is None:
         return "none"
@@ -38,6 +44,8 @@ def fingerprint_differences(stored: dict[str, Any] | None, run: dict[str, Any]) 
             if a != b:
                 out.append(f"{part} {_show(a)} vs {_show(b)}")
             continue
+        known = ABSENT_MEANS.get(part, {})
+        a, b = {**known, **a} if a else a, {**known, **b} if b else b
         for key in sorted((set(a) & set(b)) - PROVENANCE):    # a key one side lacks: unknown there
             if a[key] != b[key]:
                 label = " ".join(x for x in (_PART_NAMES.get(part, part), _FIELD_NAMES.get(key, key)) if x)

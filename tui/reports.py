@@ -306,11 +306,12 @@ def calibration_renderable(rep: CalibrationReport) -> RenderableType:
     parts: list[RenderableType] = []
     st = Table(title="Benchmark scores in the project", title_justify="left")
     for col in ("benchmark", "true-label scores", "shuffled-label scores", "unscored", "items judged",
-                "unparseable answers"):
+                "unparseable answers", "label CI ± (mean)", "unverified negatives"):
         st.add_column(col)
     for s in rep.benchmarks:
         st.add_row(inert(s.benchmark), str(s.n_true_scores), str(s.n_shuffled_scores), str(s.n_unscored),
-                   str(s.items_scored), str(s.parse_failures))
+                   str(s.items_scored), str(s.parse_failures),
+                   "-" if s.label_ci_halfwidth is None else f"±{s.label_ci_halfwidth:.2f}", str(s.unverified))
     parts.append(st)
 
     if rep.methods:

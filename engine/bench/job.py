@@ -78,7 +78,7 @@ class BenchSummary:
     no_examples: int = 0                       # results skipped: feature without positives or negatives
     no_positives: int = 0                      #   ... of which: no held-out positives
     no_sample: int = 0                         #     ... of which: no quantile examples stored at all
-    no_negatives: int = 0                      #   ... of which: no negatives
+    no_negatives: int = 0                      #   ... of which: no negatives (no_sample ones apart)
     no_control: int = 0                        # labels whose method has no label on another feature
     no_intruder: int = 0                       # intruder: features without k quantile examples or another feature
     no_steering: int = 0                       # steering results skipped: the feature has no steered
@@ -300,9 +300,10 @@ async def run_bench(project: Project, config: BenchConfig, *, client: Any = None
         if not examples.usable():
             summary.no_examples += 1
             summary.no_positives += examples.n_positive == 0
-            summary.no_sample += examples.n_positive == 0 and config.sampler != "top" and not project.scalar(
+            no_sample = examples.n_positive == 0 and config.sampler != "top" and not project.scalar(
                 "SELECT 1 FROM examples WHERE feature_id = ? AND kind = 'quantile' LIMIT 1", [label.feature_id])
-            summary.no_negatives += examples.n_negative == 0
+            summary.no_sample += no_sample
+            summary.no_negatives += examples.n_negative == 0 and not no_sample   # reported apart
             return
         if config.dry_run:
             await _dry_run(benchmark, scored.text, examples)

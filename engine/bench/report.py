@@ -5,7 +5,8 @@ Groups are also split by the sampler that drew the positives (``quantiles``, ``t
 Per group: ``n`` labels with a true-label score, their mean with a 95% bootstrap CI over
 labels, the chance level, the shuffled-label control's mean, the paired true-minus-shuffled
 gap (per label, same examples) with its CI, the median width of one label's own 95% CI
-(stored with each score), and the judge's parse-failure rate (failed
+(stored with each score), how many true-label results were judged on negatives no model
+verified (``unverified``), and the judge's parse-failure rate (failed
 examples / examples asked, over true and shuffled results).  Categories come from
 ``taxonomy_scores``; features without one are ``unscored``.  ``method_pairs`` compares two
 methods on the features both labeled (e.g. baez vs eleuther_acts_top5, as in 2026).
@@ -52,8 +53,11 @@ def _summarize(group: list[dict], seed: int, n_resamples: int) -> dict[str, Any]
         "judges": sorted({r["judge_model"] for r in group if r["judge_model"]}),
         "seeds": sorted({r["seed"] for r in group if r["seed"] is not None}),
         # 'other-features (unverified)': no model checked that the feature is silent on them
+        # (imports, --no-verified-negatives, results from before the check existed)
         "negatives": sorted({r["negatives"] + (" (unverified)" if r.get("negatives_verified") == 0 else "")
                              for r in group if r["negatives"]}),
+        "unverified": sum(1 for r in true.values() if r.get("negatives_verified") == 0),
+
     }
 
 

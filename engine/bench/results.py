@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from store.benchmarks import sampler_sql
+from store.benchmarks import negatives_verified_sql, sampler_sql
 from store.db import Project, dumps, loads, now
 from store.superseded import supersede_bench
 
@@ -60,7 +60,7 @@ def rows(project: Project, *, with_details: bool = False) -> list[dict[str, Any]
         "SELECT b.label_id, b.benchmark, b.control, b.scored_label_id, b.value, b.n, b.parse_failures, "
         f"b.judge_model, b.seed{cols}, json_extract(b.details, '$.selection.negatives') AS negatives, "
         f"{sampler_sql('b')} AS sampler, "
-        "json_extract(b.details, '$.negatives_verified') AS negatives_verified, "
+        f"{negatives_verified_sql('b')} AS negatives_verified, "
         "json_extract(b.details, '$.ci[0]') AS ci_low, json_extract(b.details, '$.ci[1]') AS ci_high, "
         "l.feature_id, l.method, t.category "
         "FROM bench_scores b JOIN labels l ON l.id = b.label_id "

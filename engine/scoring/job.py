@@ -125,7 +125,7 @@ def _model_id(spec: str) -> str:
 
 
 def score(project: Project, *, model: str, sae: str, corpus: str | None = None, ctx_len: int = 64,
-          top_k: int = 100, n_negatives: int = 20, n_quantile: int = 50, verified_negatives: bool = False,
+          top_k: int = 100, n_negatives: int = 20, n_quantile: int = 50, verified_negatives: bool = True,
           features: str | Sequence[int] | None = None,
           device: str | None = None, dtype: str | None = None, batch_size: int = 32,
           feature_batch: int = 256, redo: bool = False, shard: str | tuple[int, int] | None = None,
@@ -233,15 +233,18 @@ def score(project: Project, *, model: str, sae: str, corpus: str | None = None, 
         # about 64M (feature, rank, token) cells; one chunk holds every feature of most SAEs.
         # Candidate hard (decoder-nearest features' top contexts) and other-feature negatives,
         # re-run with the rest: only those where the feature is silent are kept.
-        # Opt-in: they depend on which features the run scores together (a shard or a resumed
-        # run sees only its own features' top contexts and neighbours among them).
+        # On by default (verified_negatives=False: off, and the bench marks its other-feature
+        # negatives unverified).  Candidates depend on which features the run scores together
+        # (a shard or a resumed run sees only its own features' top contexts and neighbours
+        # among them); each kept one is checked all the same.
         extra = None
         if n_negatives and verified_negatives:
             hard, other = candidate_negatives(col, the_sae.W_dec[torch.tensor(in_todo)].detach().cpu(),
                                               n_hard=n_negatives, n_other=n_negatives, seed=seed)
             extra = torch.cat([hard, other])
         writer.n_hard = n_negatives if extra is not None else 0
-        chunk_cols = max(1, min(len(in_todo), (64 << 20) // max(1, (top_k + n_quantile + 2 * n_negatives) * ctx_len)))
+        per_feature = top_k + n_quantile + n_negatives + (2 * n_negatives if extra is not None else 0)
+        chunk_cols = max(1, min(len(in_todo), (64 << 20) // max(1, per_feature * ctx_len)))
         for start in range(0, len(in_todo), chunk_cols):
             cols = list(range(start, min(start + chunk_cols, len(in_todo))))
             kept = kept_acts(lm, the_sae, site, col, cols, batch_size=batch_size, sample=True, extra=extra,

@@ -53,7 +53,12 @@ def resolve_source(project: Project, *, source: str | None, model_id: str, sae_i
                               recorded=merged_fingerprint(stored, fingerprint))
     diffs = fingerprint_differences(stored, fingerprint)
     if diffs and not redo:
-        raise ScoringError(refusal(name, diffs))
+        msg = refusal(name, diffs)
+        flag = next((d for d in diffs if d.startswith("verified negatives ")), None)
+        if flag is not None:   # the one setting a default change makes differ: name its flag
+            msg += (f", or {'--verified-negatives' if flag.endswith('vs False') else '--no-verified-negatives'}"
+                    f" to score as the source was scored")
+        raise ScoringError(msg)
     if diffs:
         scored = {r[0] for r in project.db.execute(
             "SELECT f.idx FROM features f JOIN taxonomy_scores t ON t.feature_id = f.id WHERE f.source_id = ?",

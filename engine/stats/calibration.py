@@ -85,6 +85,11 @@ class Cell:
     conclusion: str = ""
     auroc_p: float | None = None  # one-sided label-permutation p of AUROC(correct) > 0.5
     auroc_p_below: float | None = None  # one-sided label-permutation p of AUROC(correct) < 0.5
+    # The judged labels' own score CIs (LABEL_CI_RULE): mean half-width, and the reliability
+    # 1 - mean(se^2) / var(score) over labels (se = half-width / 1.96); None without CIs.
+    label_ci_halfwidth: float | None = None
+    reliability: float | None = None
+    unverified: int = 0  # judged labels whose score used negatives no model verified
 
 
 @dataclass
@@ -95,6 +100,11 @@ class BenchmarkSummary:
     n_unscored: int  # score rows with no value (nothing could be scored)
     items_scored: int
     parse_failures: int
+    # true-label scores: the mean half-width of each one's own 95% CI (stored with the score),
+    # and how many of them were judged on negatives no model verified
+    label_ci_halfwidth: float | None = None
+    n_with_ci: int = 0
+    unverified: int = 0
 
 
 @dataclass
@@ -149,6 +159,41 @@ PREDICTS_RULE = (f"'predicts' / 'anti-predicts' when a one-sided label-permutati
 BEST_RULE = ("'shown to predict humans' when the best benchmark's one-sided label-permutation p of AUROC > 0.5 is at "
              "most 0.025 divided by the number of benchmarks compared (Bonferroni: picking the best of several "
              "must not raise the false-positive rate)")
+
+
+Z95 = 1.959963984540054
+LABEL_CI_RULE = (
+    "each label's score carries its own 95% CI (Wilson or Agresti-Caffo over its examples); reported "
+    "as the mean half-width and as the reliability 1 - mean(se^2) / var(scores) over the judged labels "
+    "(se = half-width / 1.96; the share of the spread of scores between labels that is not per-label "
+    "noise; no criterion, human verdicts included, can correlate with the scores above about its "
+    "square root; approximate: half-width / 1.96 stands for the standard error, which with Wilson-type "
+    "intervals understates the noise a little near 0.5, so a pure-noise benchmark reads about 0.1, "
+    "not 0, in seeded simulations).  The AUROC, Spearman and their tests are NOT weighted by these CIs: the labels of "
+    "one benchmark run are judged on the same number of examples, so their CIs differ mostly through "
+    "the score itself (Wilson-type widths shrink toward 0 and 1), and inverse-variance weights would "
+    "weight a label by how extreme its score is -- a weight that depends on the score changes what "
+    "the AUROC measures; unweighted, the label-permutation tests stay exact")
+
+
+def label_noise(values: np.ndarray, lows: np.ndarray, highs: np.ndarray) -> tuple[float | None, float | None]:
+    """(mean half-width of the labels' own 95% CIs, reliability 1 - mean(se^2) / var(values)).
+
+    ``values``/``lows``/``highs``: one per label, NaN where a label has no CI (left out).
+    Reliability needs 3 labels with a CI and scores that vary; it is clipped to [0, 1] (noise
+    estimates above the observed spread: the scores are all noise as far as can be told)."""
+    ok = np.isfinite(values) & np.isfinite(lows) & np.isfinite(highs)
+    if not ok.any():
+        return None, None
+    half = (highs[ok] - lows[ok]) / 2
+    width = float(half.mean())
+    if ok.sum() < 3:
+        return width, None
+    spread = float(np.var(values[ok], ddof=1))
+    if spread <= 0:
+        return width, None
+    noise = float(np.mean((half / Z95) ** 2))
+    return width, float(min(1.0, max(0.0, 1.0 - noise / spread)))
 
 
 def auroc_permutation(x: np.ndarray, pos: np.ndarray, groups: np.ndarray, n_perm: int, seed: int
@@ -270,7 +315,8 @@ def _shuffled(labels: list[str], true_by: dict[str, float], shuf_by: dict[str, f
 
 def _cell(benchmark: str, category: str, rows: list[tuple[str, float, int]], labels: list[str],
           true_by: dict[str, float], shuf_by: dict[str, float], *, n_boot: int, seed: int,
-          min_rows: int) -> Cell:
+          min_rows: int, ci_by: dict[str, tuple[float | None, float | None]] | None = None,
+          unverified: set[str] = frozenset()) -> Cell:
     """``rows``: (label_uuid, score, verdict code) for one benchmark and category."""
     x = np.array([r[1] for r in rows], dtype=float)
     v = np.array([r[2] for r in rows], dtype=int)
@@ -299,6 +345,15 @@ def _cell(benchmark: str, category: str, rows: list[tuple[str, float, int]], lab
     if strict.value is not None:
         cell.auroc_p, cell.auroc_p_below = auroc_permutation(x, v == 2, groups, max(n_boot, MIN_PERMUTATIONS), seed)
     cell.conclusion = _conclusion(strict, cell.auroc_p, cell.auroc_p_below)
+    judged = list(uniq)
+    if ci_by and judged:
+        nan = float("nan")
+        ci = [ci_by.get(u, (None, None)) for u in judged]
+        cell.label_ci_halfwidth, cell.reliability = label_noise(
+            np.array([true_by[u] for u in judged], dtype=float),
+            np.array([nan if lo is None else lo for lo, _ in ci], dtype=float),
+            np.array([nan if hi is None else hi for _, hi in ci], dtype=float))
+    cell.unverified = sum(u in unverified for u in judged)
     return cell
 
 
@@ -497,16 +552,24 @@ def compute(project: Project, *, n_boot: int = DEFAULT_BOOT, seed: int = DEFAULT
     scores = data.bench_scores(project)
 
     summaries, true_by, shuf_by = [], defaultdict(dict), defaultdict(dict)
+    ci_by: dict[str, dict[str, tuple]] = defaultdict(dict)
+    unverified: dict[str, set[str]] = defaultdict(set)
     benchmarks = list(BENCHMARKS) + sorted({s.benchmark for s in scores} - set(BENCHMARKS))
     for b in benchmarks:
         mine = [s for s in scores if s.benchmark == b]
-        summaries.append(BenchmarkSummary(
-            b, sum(s.control == "true" and s.value is not None for s in mine),
-            sum(s.control == "shuffled" and s.value is not None for s in mine),
-            sum(s.value is None for s in mine), sum(s.n for s in mine), sum(s.parse_failures for s in mine)))
         for s in mine:
             if s.value is not None:
                 (true_by if s.control == "true" else shuf_by)[b][s.label_uuid] = float(s.value)
+                if s.control == "true":
+                    ci_by[b][s.label_uuid] = (s.ci_low, s.ci_high)
+                    if s.negatives_verified is False:
+                        unverified[b].add(s.label_uuid)
+        halves = [(hi - lo) / 2 for lo, hi in ci_by[b].values() if lo is not None and hi is not None]
+        summaries.append(BenchmarkSummary(
+            b, sum(s.control == "true" and s.value is not None for s in mine),
+            sum(s.control == "shuffled" and s.value is not None for s in mine),
+            sum(s.value is None for s in mine), sum(s.n for s in mine), sum(s.parse_failures for s in mine),
+            float(np.mean(halves)) if halves else None, len(halves), len(unverified[b])))
 
     verdict_rows = [(u, j.annotator, VERDICT_CODE[v]) for j in judged for u, v in j.verdicts.items()
                     if v in VERDICT_CODE]
@@ -525,7 +588,7 @@ def compute(project: Project, *, n_boot: int = DEFAULT_BOOT, seed: int = DEFAULT
             rows = [(u, true_by[b][u], code) for u, _, code in keep]
             cat_labels = sorted(u for u in true_by[b] if cat == "all" or category_of(u) == cat)
             cells.append(_cell(b, cat, rows, cat_labels, true_by[b], shuf_by[b], n_boot=n_boot,
-                               seed=seed, min_rows=min_rows))
+                               seed=seed, min_rows=min_rows, ci_by=ci_by[b], unverified=unverified[b]))
             progress("calibration", bi * len(categories) + ci + 1, total)
     fit = thresholds.fit_thresholds(thresholds.threshold_rows(judged, feats), data.thresholds(project), grid=grid,
                                     n_boot=n_boot, seed=seed)
@@ -554,7 +617,7 @@ def compute(project: Project, *, n_boot: int = DEFAULT_BOOT, seed: int = DEFAULT
                             "true_vs_shuffled": SHUFFLED_RULE, "thresholds": thresholds.RULE,
                             "calibration_map": CHOICE_RULE, "prediction_powered": ppi.RULE,
                             "tier_shares": ppi.TIER_RULE, "stopping": ppi.STOP_RULE,
-                            "active_queue": active.RULE},
+                            "active_queue": active.RULE, "label_ci": LABEL_CI_RULE},
                   "target_ci_width": target_width,
                   "spearman_p": f"two-sided label-permutation test ({n_boot} permutations of the labels' "
                                 "scores, each label's verdicts kept together)"},
@@ -648,6 +711,20 @@ def findings(cells: list[Cell], summaries: list[BenchmarkSummary], fit: threshol
             out.append(f"{s.benchmark} {sep}: true {sh.mean_true:.2f} vs shuffled {sh.mean_shuffled:.2f} "
                        f"(gap {sh.gap.value:+.2f}, one-sided sign-flip p={sh.p_value:.2g} over {sh.n_labels} "
                        f"labels; rule: p <= {SHUFFLED_LEVEL}); {rate}.")
+        if overall.label_ci_halfwidth is not None:
+            rel = ("" if overall.reliability is None else
+                   f"; per-label noise is about {1 - overall.reliability:.0%} of the spread of scores between "
+                   f"them (reliability {overall.reliability:.2f}: no criterion can correlate with these scores "
+                   f"above about {overall.reliability ** 0.5:.2f})")
+            out.append(f"{s.benchmark}: one judged label's score is known to about "
+                       f"±{overall.label_ci_halfwidth:.2f} (mean half-width of its own 95% CI over "
+                       f"{overall.n_labels} labels){rel}; the figures above are not weighted by these CIs "
+                       "(see rules: label_ci).")
+        if s.unverified:
+            out.append(f"{s.benchmark}: {s.unverified} of {s.n_true_scores} true-label scores were judged on other "
+                       "features' examples no model verified as negatives (imports, score --no-verified-negatives, "
+                       "or older results): the feature may fire on some, which lowers their scores"
+                       + (f"; {overall.unverified} of them judged by humans" if overall.unverified else "") + ".")
         if s.parse_failures:
             out.append(f"{s.benchmark}: {s.parse_failures} unparseable judge answers out of "
                        f"{s.items_scored} items (excluded, not scored as wrong).")

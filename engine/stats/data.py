@@ -41,6 +41,9 @@ class BenchScore:
     value: float | None
     n: int
     parse_failures: int
+    ci_low: float | None = None   # the score's own 95% interval, stored with it (None: older rows)
+    ci_high: float | None = None
+    negatives_verified: bool | None = None   # False: negatives no model checked (store.export rule)
 
 
 def judgments(project: Project) -> tuple[list[FeatureJudgment], list[FeatureJudgment]]:
@@ -73,12 +76,17 @@ def labels(project: Project) -> dict[str, LabelInfo]:
 
 
 def bench_scores(project: Project) -> list[BenchScore]:
+    from store.benchmarks import negatives_verified_sql
+
     rows = project.query(
-        "SELECT l.uuid, l.feature_id, b.benchmark, b.control, b.value, b.n, b.parse_failures "
+        "SELECT l.uuid, l.feature_id, b.benchmark, b.control, b.value, b.n, b.parse_failures, "
+        "json_extract(b.details, '$.ci[0]') AS ci_low, json_extract(b.details, '$.ci[1]') AS ci_high, "
+        f"{negatives_verified_sql('b')} AS verified "
         "FROM bench_scores b JOIN labels l ON l.id = b.label_id ORDER BY b.id"
     )
     return [BenchScore(r["uuid"], r["feature_id"], r["benchmark"], r["control"], r["value"],
-                       r["n"], r["parse_failures"]) for r in rows]
+                       r["n"], r["parse_failures"], r["ci_low"], r["ci_high"],
+                       None if r["verified"] is None else bool(r["verified"])) for r in rows]
 
 
 def thresholds(project: Project) -> tuple[float, float]:

@@ -193,12 +193,16 @@ def render(calibration: CalibrationReport | None, agreement: AgreementReport | N
                  "—" if c.spearman.value is None else
                  f"{c.spearman.value:.2f} (p={'—' if c.spearman_p is None else f'{c.spearman_p:.2g}'})",
                  _e(c.calibration.method or c.calibration.reason or "—"),
-                 _est(c.shuffled.gap) + ("" if c.shuffled.p_value is None else f" p={c.shuffled.p_value:.2g}")]
+                 _est(c.shuffled.gap) + ("" if c.shuffled.p_value is None else f" p={c.shuffled.p_value:.2g}"),
+                 "—" if c.label_ci_halfwidth is None else f"±{c.label_ci_halfwidth:.2f}"
+                 + ("" if c.reliability is None else f" ({c.reliability:.2f})"),
+                 str(c.unverified)]
                 for c in calibration.cells if c.category == "all" or c.n_rows]
         sections.append(_table(["benchmark · category", "labels", "verdicts", "% correct",
                                 "AUROC correct (one-sided label-permutation p of AUROC > 0.5)",
                                 "AUROC correct|partly", "Spearman ρ (label-permutation p)", "calibration map",
-                                "true−shuffled gap (one-sided sign-flip p)"], rows))
+                                "true−shuffled gap (one-sided sign-flip p)",
+                                "label CI ± (reliability)", "unverified negatives"], rows))
         ppi_rows = [[_e(e.method), _e(e.category), "correct" if e.target == "correct" else "correct or partly",
                      str(e.n_labels), str(e.n_judged), _est(e.classical, pct=True), _est(e.ppi, pct=True) if e.ppi.value is not None
                      else _e(e.reason or "—"), "—" if e.worth is None else f"{e.worth:.0f}",

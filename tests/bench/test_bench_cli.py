@@ -113,3 +113,24 @@ def test_bad_input_is_one_line(cli, capsys, args, message):
 def test_report_on_empty_project(cli, capsys):
     assert cli("--report") == 0
     assert "no benchmark results yet" in capsys.readouterr().out
+
+
+def test_default_sampler_on_a_source_without_quantile_examples_says_so(tmp_path, llm_server, capsys):
+    """An old project (scored before quantile examples existed): the default sampler has no
+    positives there; one clear line says why and what to do, and nothing falls back to top."""
+    from store.db import open_project
+
+    db = tmp_path / "old.db"
+    with open_project(db, create=True) as p:
+        build_project(p, n_features=3, n_quantile=0)
+    server = llm_server(chat_handler=lambda req: demo_judge_answer(req) or "?", embed_handler=demo_embed)
+    endpoint = ["--base-url", server.base_url, "--model", "judge-x", "--api-key-env", "BENCH_TEST_NO_KEY"]
+    assert main(["--db", str(db), "bench", *endpoint, "--benchmarks", "detection"]) == 0
+    out = capsys.readouterr().out
+    lines = [x for x in out.splitlines() if "quantile examples" in x]
+    assert lines == ["  12 results skipped: their feature has no quantile examples for --sampler quantiles "
+                     "(scored before they existed, or imported): re-score (`saegold score --redo`, or "
+                     "`saegold score --from-stored` for imports) or use --sampler top"], out
+    assert "stored 0 results" in out and server.count == 0 and "lack held-out" not in out
+    assert main(["--db", str(db), "bench", *endpoint, "--benchmarks", "detection", "--sampler", "top"]) == 0
+    assert "stored 12 results (detection 12)" in capsys.readouterr().out

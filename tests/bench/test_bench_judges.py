@@ -252,3 +252,11 @@ def test_other_feature_negatives_without_a_model_are_marked_unverified(bench_pro
     assert rows and all(r["details"]["negatives_verified"] is False for r in rows)
     assert {n for r in build_report(bench_project)["overall"] for n in r["negatives"]} == \
         {"other-features (unverified)"}
+    assert sum(r["unverified"] for r in build_report(bench_project)["overall"]) == 6   # 3 features x 2 labels
+    # Results from before the flag existed, on other-features negatives: unverified too
+    with bench_project.write() as db:
+        db.execute("UPDATE bench_scores SET details = json_remove(details, '$.negatives_verified')")
+    assert sum(r["unverified"] for r in build_report(bench_project)["overall"]) == 6
+    from store.export import records
+    exported = list(records(bench_project, "bench"))
+    assert exported and {r["negatives_verified"] for r in exported} == {0}

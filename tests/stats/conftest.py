@@ -41,12 +41,12 @@ class Builder:
             return store_labels.add_label(db, fid, method, text, origin="saegold")
 
     def bench(self, label_uuid: str, benchmark: str, value: float | None, control: str = "true",
-              n: int = 20, parse_failures: int = 0) -> None:
+              n: int = 20, parse_failures: int = 0, details: dict | None = None) -> None:
         """Through the bench job's own writer (the scored text is not read by the statistics)."""
         lid = self.project.scalar("SELECT id FROM labels WHERE uuid = ?", [label_uuid])
         bench_results.write(self.project, bench_results.BenchRow(
             label_id=lid, benchmark=benchmark, control=control, scored_label_id=lid, value=value, n=n,
-            parse_failures=parse_failures, judge_model="test-judge", seed=0, details={}))
+            parse_failures=parse_failures, judge_model="test-judge", seed=0, details=details or {}))
 
     def _time(self) -> str:
         self._t += 1

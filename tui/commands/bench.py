@@ -203,12 +203,14 @@ def _print_summary(summary, usage, config) -> None:
             where = f"top ranks {first}-{last}"
         else:
             where = f"sampler {config.sampler}"
-        out.append(f"  {summary.no_examples} results skipped: {summary.no_positives} lack held-out positives "
-                   f"({where}), {summary.no_negatives} lack negatives")
-        if summary.no_sample:
-            out.append(f"    ({summary.no_sample} of them: the feature has no quantile examples -- scored before "
-                       "they existed (`saegold score --redo`), or imported (`saegold score --from-stored` "
-                       "bins the stored ones); or use --sampler top)")
+        if summary.no_sample:   # one line of its own: the usual cause on an old project, never a silent fall-back
+            out.append(f"  {summary.no_sample} results skipped: their feature has no quantile examples for "
+                       f"--sampler {config.sampler} (scored before they existed, or imported): re-score "
+                       "(`saegold score --redo`, or `saegold score --from-stored` for imports) or use --sampler top")
+        rest = summary.no_examples - summary.no_sample
+        if rest:
+            out.append(f"  {rest} results skipped: {summary.no_positives - summary.no_sample} lack held-out "
+                       f"positives ({where}), {summary.no_negatives} lack negatives")
         if summary.no_negatives and config.negatives == "scoring":
             out.append("    (features that fire almost everywhere, or imported ones, have no scoring-pass "
                        "negatives: --negatives other-features takes other features' top examples)")
@@ -256,14 +258,15 @@ def _table(title: str, rows: list[dict], with_category: bool):
     table = Table(title=title, title_justify="left")
     if with_category:
         table.add_column("category", overflow="fold")
-    for name in ("method", "benchmark", "sampler"):
+    for name in ("method", "benchmark", "sampler", "negatives"):
         table.add_column(name, overflow="fold")      # names are never cut short
     for name in ("n", "mean [95% CI]", "chance", "shuffled", "true - shuffled [95% CI]", "label CI width",
                  "parse fail"):
         table.add_column(name, justify="right")
     for r in rows:
         cells = [inert(r["category"])] if with_category else []
-        cells += [inert(r["method"]), inert(r["benchmark"]), Text(r["sampler"] or "-")]
+        cells += [inert(r["method"]), inert(r["benchmark"]), Text(r["sampler"] or "-"),
+                  inert(", ".join(r["negatives"]) or "-")]
         cells += [Text(c) for c in (str(r["n"]), _ci(r), _fmt(r["chance"], 2), _fmt(r["shuffled_mean"]), _gap(r),
                                     _fmt(r["label_ci_width_median"], 2),
                                     "-" if r["parse_failure_rate"] is None else f"{100 * r['parse_failure_rate']:.1f}%")]
@@ -321,6 +324,11 @@ def _report(project, *, as_json: bool) -> int:
     if len(seeds) > 1 or len(negatives) > 1:
         console.print(Text("note: these results mix selection settings (seeds or negatives); for one "
                            "comparable set, re-run with --redo and one setting."))
+    if any(r["unverified"] for r in data["overall"]):
+        console.print(Text("(unverified): other features' examples used as negatives without a model checking "
+                           "that the feature is silent on them (imports, `saegold score --no-verified-negatives`, "
+                           "or results from before the check): the feature may fire on some, which lowers its "
+                           "score; re-score with a model and `saegold bench --redo` for verified ones."))
     console.print(Text("label CI width: median width of one label's own 95% interval (stored with each score; "
                        "in `saegold export bench`): a single label's score is only known to within it."))
     console.print(Text("~0: the true-minus-shuffled CI contains 0 -- the benchmark does not tell this "
