@@ -317,10 +317,11 @@ def export_gold(project: Project, *, fmt: str, policy: str = "majority", source:
         import pyarrow.parquet as pq
 
         table = pa.Table.from_pylist(records, schema=_arrow_schema())
+        assert output is not None   # refused above
         _write_atomic(Path(output), lambda p: pq.write_table(table, p))
         return len(records)
     text, n = _render_text(records, fmt)
-    if output in (None, "-"):
+    if output is None or output == "-":
         sys.stdout.write(text)
         sys.stdout.flush()
     else:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter, OrderedDict
+from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -147,6 +148,19 @@ class ShuffledLabels:
         return fitting[int(rng.integers(len(fitting)))] if fitting else None
 
 
+class _LabelJob(NamedTuple):
+    """Score one label (or its shuffled control: ``scored``) on one benchmark."""
+    label: LabelRow
+    benchmark: str
+    control: str
+    scored: LabelRow
+
+
+class _IntruderJob(NamedTuple):
+    """Run the intruder rounds of one feature (a feature benchmark, no label)."""
+    feature_id: int
+
+
 class _Lru(OrderedDict):
     def __init__(self, size: int):
         super().__init__()
@@ -189,8 +203,8 @@ async def run_bench(project: Project, config: BenchConfig, *, client: Any = None
               if k[1] not in EXAMPLE_BENCHMARKS or stored_sampler(v[2]) == config.sampler}
     summary = BenchSummary(labels=len(labels))
 
-    def plan(count: bool):
-        """Jobs (label, benchmark, control, scored label), lazily: big projects have millions.
+    def plan(count: bool) -> Iterator[_LabelJob | _IntruderJob]:
+        """Jobs, lazily: big projects have millions.
 
         A stored result is kept, except that when this run completes a half-done pair (true
         label and shuffled control) it redoes the stored half too if that was made with another
@@ -200,7 +214,8 @@ async def run_bench(project: Project, config: BenchConfig, *, client: Any = None
             for benchmark in label_benchmarks:
                 made_with = (config.seed, embedder.name if benchmark == "embedding" and embedder is not None
                              else judge_model,
-                             steer_sets.settings if benchmark == "steering" else selector.settings)
+                             steer_sets.settings if benchmark == "steering" and steer_sets is not None
+                             else selector.settings)
                 to_make = [c for c in CONTROLS if (label.id, benchmark, c) not in stored
                            and (c == "true" or control_label is not None)]
                 for control in CONTROLS:
@@ -212,14 +227,14 @@ async def run_bench(project: Project, config: BenchConfig, *, client: Any = None
                     if scored is None:
                         summary.no_control += count
                         continue
-                    yield label, benchmark, control, scored
+                    yield _LabelJob(label, benchmark, control, scored)
         if intruders is not None:
             done = {} if config.redo else intruder_mod.stored(project)
             for fid in intruder_features:
                 if fid in done and done[fid] == (config.seed, judge_model, intruders.settings):
                     summary.already_done += count
                     continue
-                yield "intruder", fid, None, None
+                yield _IntruderJob(fid)
 
     intruders = (intruder_mod.IntruderRounds(project, seed=config.seed, k=config.intruder_k,
                                              rounds=config.intruder_rounds)
@@ -244,6 +259,7 @@ async def run_bench(project: Project, config: BenchConfig, *, client: Any = None
     async def example_vectors(feature_id: int, examples) -> np.ndarray:
         task = vectors.get(feature_id)
         if task is None:
+            assert embedder is not None   # checked above when embedding is benchmarked
             task = asyncio.ensure_future(scorers.example_vectors(embedder, examples))
             vectors.put(feature_id, task)
         return await task
@@ -259,6 +275,7 @@ async def run_bench(project: Project, config: BenchConfig, *, client: Any = None
         summary.unscored += score.value is None
 
     async def work_steering(label: LabelRow, control: str, scored: LabelRow) -> None:
+        assert steer_sets is not None   # made when steering is benchmarked
         other = shuffled.pick(label)
         triples = steer_sets.triples(label.feature_id, avoid=other.feature_id if other else None)
         if not triples:
@@ -277,6 +294,7 @@ async def run_bench(project: Project, config: BenchConfig, *, client: Any = None
         counted("steering", score)
 
     async def work_intruder(feature_id: int) -> None:
+        assert intruders is not None    # made when intruder is benchmarked
         rounds = intruders.for_feature(feature_id)
         if not rounds:
             summary.no_intruder += 1
@@ -292,8 +310,6 @@ async def run_bench(project: Project, config: BenchConfig, *, client: Any = None
         counted("intruder", score)
 
     async def work_one(label: LabelRow, benchmark: str, control: str, scored: LabelRow) -> None:
-        if label == "intruder":
-            return await work_intruder(benchmark)
         if benchmark == "steering":
             return await work_steering(label, control, scored)
         examples = selector.for_feature(label.feature_id)
@@ -308,8 +324,10 @@ async def run_bench(project: Project, config: BenchConfig, *, client: Any = None
         if config.dry_run:
             await _dry_run(benchmark, scored.text, examples)
             return
+        model: str | None     # the embedding model, or the judge
         try:
             if benchmark == "embedding":
+                assert embedder is not None   # checked above
                 score = await scorers.embedding(embedder, scored.text, examples,
                                                 await example_vectors(label.feature_id, examples))
                 model = embedder.name
@@ -334,14 +352,18 @@ async def run_bench(project: Project, config: BenchConfig, *, client: Any = None
             return
         await scorers.judge(client, benchmark, text, examples, batch_size=config.batch_size, params=judge_params)
 
+    def work(job: _LabelJob | _IntruderJob) -> Awaitable[None]:
+        if isinstance(job, _IntruderJob):
+            return work_intruder(job.feature_id)
+        return work_one(*job)
+
     def done() -> None:
         nonlocal finished
         finished += 1
         progress(stage, finished, total)
 
     try:
-        await run_pool(pending, lambda job: work_one(*job), workers=max(1, min(config.workers, total)),
-                       done=done)
+        await run_pool(pending, work, workers=max(1, min(config.workers, total)), done=done)
     finally:
         for task in vectors.values():
             task.cancel()

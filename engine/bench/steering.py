@@ -91,7 +91,7 @@ class SteeringSets:
         available (``avoid``: the control label's feature, never a distractor)."""
         out = []
         name = self.names.get(feature_id)
-        for t, own in sorted(self.by_feature.get(feature_id, {}).items()):
+        for t in sorted(self.by_feature.get(feature_id, {})):
             pool = self.pools[(self.source_of[feature_id], t)]
             rng = rng_for(self.seed, "steering", name, repr(t))
             picks = []

@@ -154,6 +154,7 @@ async def run_label_job(project: Project, client: LLMClient, opts: LabelOptions,
             report.unscored += 1
             wanted = []
         else:
+            assert table is not None   # by tier, no --methods (checked above)
             wanted = table[row["category"]]
         data = inputs.load(project, row, nla_name)
         _estimate(report.all_methods_estimate, data, list(METHOD_NAMES), build_opts)

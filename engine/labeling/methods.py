@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 from . import prompts as P
@@ -139,8 +140,8 @@ def build_output(data: FeatureData, opts: BuildOptions = BuildOptions()) -> list
 
 METHODS: dict[str, Method] = {
     "eleuther_acts_top5": Method("eleuther_acts_top5", "examples", "explanation", 40, build_explainer),
-    "baez": Method("baez", "nla", "label", 8, lambda d, o=BuildOptions(): build_baez(d, o, last=False)),
-    "baez_last": Method("baez_last", "nla", "label", 8, lambda d, o=BuildOptions(): build_baez(d, o, last=True)),
+    "baez": Method("baez", "nla", "label", 8, partial(build_baez, last=False)),
+    "baez_last": Method("baez_last", "nla", "label", 8, partial(build_baez, last=True)),
     "output_logits": Method("output_logits", "logits", "label", 12, build_output),
 }
 METHOD_NAMES = tuple(METHODS)

@@ -34,7 +34,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlparse
 
 import openai
@@ -47,6 +47,9 @@ from .cache import LLMCache, request_key
 from .errors import LLMError, LLMRequestFailed, MalformedResponse
 from .retry import RetryPolicy, with_retries
 from .usage import Usage, estimate_tokens
+
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletionMessageParam
 
 OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -88,11 +91,11 @@ def check_url(url: str, what: str = "endpoint") -> str:
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise LLMError(f"{what} {url!r} is not an http:// or https:// URL")
     try:
-        parsed.port
+        port = parsed.port   # raises ValueError for a port that is not a number in range
     except ValueError:
         raise LLMError(f"{what} {url!r}: the port is not a number from 1 to 65535") from None
-    if parsed.port == 0 or not parsed.hostname:
-        raise LLMError(f"{what} {url!r}: " + ("port 0 is not a port" if parsed.port == 0 else "no host"))
+    if port == 0 or not parsed.hostname:
+        raise LLMError(f"{what} {url!r}: " + ("port 0 is not a port" if port == 0 else "no host"))
     return url
 
 
@@ -289,8 +292,8 @@ class LLMClient:
 
         async def produce() -> dict:
             async def call(sdk: openai.AsyncOpenAI) -> dict:
-                return _chat_json(await sdk.chat.completions.create(
-                    model=self.model, messages=messages, **params))
+                return _chat_json(await sdk.chat.completions.create(   # messages: OpenAI chat dicts
+                    model=self.model, messages=cast("list[ChatCompletionMessageParam]", messages), **params))
 
             data = await self._send(call, tag=tag,
                                     what=f"chat request to {self.endpoint} (model {self.model})")

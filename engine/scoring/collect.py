@@ -27,9 +27,9 @@ from engine.progress import Progress, null_progress
 
 from store.examples import QUANTILE_BINS, quantile_bins  # noqa: F401  (re-exported)
 
-EDGE_FACTOR = 4   # the activating reservoir holds 4 x the kept sample's maxima to place the bins
-
 from .models import HookSite, LoadedModel, run_to_site
+
+EDGE_FACTOR = 4   # the activating reservoir holds 4 x the kept sample's maxima to place the bins
 
 
 @dataclass
@@ -100,7 +100,7 @@ def pad_batch(batch: Sequence[Sequence[int]], pad_id: int, device: torch.device)
 
 @torch.inference_mode()
 def sae_acts(lm: LoadedModel, sae: Any, site: HookSite, features: torch.Tensor | None,
-             batch: list[list[int]], bos_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+             batch: Sequence[Sequence[int]], bos_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """SAE activations [B, T, F] (masked positions zeroed) of the given features, and the mask.
 
     The model runs only up to the site; right padding needs no attention mask in a causal
@@ -150,8 +150,8 @@ class Collector:
 
     def add(self, batch: list[list[int]]) -> None:
         ids = torch.arange(self.n_contexts, self.n_contexts + len(batch), device=self.lm.device)
-        for i, ctx in zip(ids.tolist(), batch):
-            self.contexts[i] = array("i", ctx)            # 4 bytes a token on the host
+        for i, tokens in zip(ids.tolist(), batch):
+            self.contexts[i] = array("i", tokens)            # 4 bytes a token on the host
         self.n_contexts += len(batch)
         acts, mask = sae_acts(self.lm, self.sae, self.site, self.select, batch, self.bos)
         self.n_tokens += int(mask.sum())
@@ -356,22 +356,23 @@ def kept_acts(lm: LoadedModel, sae: Any, site: HookSite, col: Collection, cols: 
     if pair_ctx.numel() == 0:
         return empty
     order = torch.argsort(pair_ctx, stable=True)
-    rank_i, col_i, pair_ctx = rank_i[order].numpy(), col_i[order].numpy(), pair_ctx[order].numpy()
-    needed = np.unique(pair_ctx)
+    # Host copies from here on (numpy), in context order.
+    rank_n, col_n, ctx_n = rank_i[order].numpy(), col_i[order].numpy(), pair_ctx[order].numpy()
+    needed = np.unique(ctx_n)
     feats = col.features[cols_t]
     bos = lm.bos_id if lm.bos_id is not None else 0
-    n = len(pair_ctx)
+    n = len(ctx_n)
     max_idx = np.zeros(n, np.int64)
     max_act = np.zeros(n, np.float32)
     blobs: list[bytes | None] = [None] * n
-    starts = np.searchsorted(pair_ctx, needed)           # pairs are sorted by context
+    starts = np.searchsorted(ctx_n, needed)           # pairs are sorted by context
     bounds = np.append(starts, n)
     for start in range(0, len(needed), batch_size):
         chunk = needed[start:start + batch_size].tolist()
         acts, _ = sae_acts(lm, sae, site, feats, [col.contexts[c] for c in chunk], bos)
         lo, hi = int(bounds[start]), int(bounds[min(start + batch_size, len(needed))])
-        b_local = np.searchsorted(np.asarray(chunk), pair_ctx[lo:hi])
-        sel = acts[torch.from_numpy(b_local).to(acts.device), :, torch.from_numpy(col_i[lo:hi]).to(acts.device)]
+        b_local = np.searchsorted(np.asarray(chunk), ctx_n[lo:hi])
+        sel = acts[torch.from_numpy(b_local).to(acts.device), :, torch.from_numpy(col_n[lo:hi]).to(acts.device)]
         a = sel.float().cpu().numpy()                    # [pairs, T]; padding is zero
         mi = a.argmax(axis=1)                            # the first max, as before
         max_idx[lo:hi] = mi
@@ -390,7 +391,7 @@ def kept_acts(lm: LoadedModel, sae: Any, site: HookSite, col: Collection, cols: 
                 blobs[lo + i] = head + pos_b[prev * pw:end * pw] + val_b[prev * 4:end * 4]
             prev = end
         progress("examples (re-run kept contexts)", min(start + batch_size, len(needed)), len(needed))
-    return KeptActs(cols, col_i.astype(np.int64), rank_i.astype(np.int64), pair_ctx.astype(np.int64),
+    return KeptActs(cols, col_n.astype(np.int64), rank_n.astype(np.int64), ctx_n.astype(np.int64),
                     max_idx, max_act, blobs, col.top_k)
 
 

@@ -275,13 +275,15 @@ def _stored_state(project: Project, source: str) -> dict[int, dict[str, Any]]:
 
 
 def _output_done(row: dict[str, Any] | None) -> bool:
-    return bool(row) and row["output_score"] is not None \
-        and row["details"].get("output", {}).get("version") == SCORER_VERSION
+    if not row:
+        return False
+    return row["output_score"] is not None and row["details"].get("output", {}).get("version") == SCORER_VERSION
 
 
 def _input_done(row: dict[str, Any] | None) -> bool:
-    return bool(row) and row["input_score"] is not None \
-        and row["details"].get("input", {}).get("version") == SCORER_VERSION
+    if not row:
+        return False
+    return row["input_score"] is not None and row["details"].get("input", {}).get("version") == SCORER_VERSION
 
 
 class _Writer:
@@ -340,7 +342,8 @@ class _Writer:
                 put_logit_tokens(db, fid, "promoted", promoted)
                 put_logit_tokens(db, fid, "suppressed", suppressed)
                 put_logit_tokens(db, fid, "amplified_next", nxt)
-                put_score(db, fid, **self.thr, scorer_version=SCORER_VERSION, output_score=s,
+                put_score(db, fid, input_threshold=self.thr["input_threshold"],
+                              output_threshold=self.thr["output_threshold"], scorer_version=SCORER_VERSION, output_score=s,
                           continuation=text, device=self.device,
                           details=self._merged_details(db, fid, "output", details))
         self.superseded |= pending
@@ -411,7 +414,8 @@ class _Writer:
                         put_example_rows(db, ex_rows)
                     put_logit_tokens(db, fid, "promoted", promoted)
                     put_logit_tokens(db, fid, "suppressed", suppressed)
-                    put_score(db, fid, **self.thr, scorer_version=SCORER_VERSION, input_score=score,
+                    put_score(db, fid, input_threshold=self.thr["input_threshold"],
+                              output_threshold=self.thr["output_threshold"], scorer_version=SCORER_VERSION, input_score=score,
                               device=self.device, details=self._merged_details(db, fid, "input", details))
         except BaseException:
             self.ctx_ids = known          # what a rolled-back transaction wrote is not stored

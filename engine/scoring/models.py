@@ -14,10 +14,13 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:   # transformers is imported where a model is loaded (a light `--help`)
+    from transformers import PreTrainedModel
 
 from .errors import ModelLoadError, SAELoadError
 
@@ -65,7 +68,7 @@ class LoadedModel:
     """A causal LM with the pieces the scorer needs located generically."""
 
     name: str
-    model: nn.Module
+    model: PreTrainedModel
     tokenizer: Any
     layers: nn.ModuleList
     layer_names: list[str]
@@ -167,11 +170,13 @@ def load_model(spec: str, device: str | torch.device | None = None, dtype: str |
             model = AutoModelForCausalLM.from_pretrained(str(path) if path.exists() else spec, dtype=tdtype)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise ModelLoadError(f"cannot load model {spec!r}: {_first_line(exc)}") from exc
-    model.to(dev)
+    # transformers decorates PreTrainedModel.to with functools.wraps(nn.Module.to), whose typeshed
+    # type (_Wrapped) then asks for the unbound self as the first argument: a stub limitation.
+    model.to(dev)  # type: ignore[arg-type]
     return wrap_model(model, tokenizer, spec, dev, tdtype)
 
 
-def wrap_model(model: nn.Module, tokenizer: Any, name: str, device: torch.device, dtype: torch.dtype) -> LoadedModel:
+def wrap_model(model: PreTrainedModel, tokenizer: Any, name: str, device: torch.device, dtype: torch.dtype) -> LoadedModel:
     """Locate the layers, final norm and unembedding of an already built causal LM."""
     model.eval()
     model.requires_grad_(False)
@@ -184,6 +189,8 @@ def wrap_model(model: nn.Module, tokenizer: Any, name: str, device: torch.device
     if unembed is None:
         raise ModelLoadError(f"model {spec!r} has no output embedding (not a causal LM head)")
     width = getattr(text_cfg, "hidden_size", None) or getattr(text_cfg, "n_embd", None)
+    if width is None:
+        raise ModelLoadError(f"model {spec!r}: its config gives no hidden size (hidden_size or n_embd)")
     softcap = getattr(text_cfg, "final_logit_softcapping", None)
     return LoadedModel(
         name=spec, model=model, tokenizer=tokenizer, layers=layers,

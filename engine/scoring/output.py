@@ -39,7 +39,7 @@ class OutputScores:
     next_p: torch.Tensor      # [n, top]
 
     @staticmethod
-    def cat(parts: list["OutputScores"], top: int) -> "OutputScores":
+    def cat(parts: list[OutputScores], top: int) -> OutputScores:
         if not parts:
             z = torch.empty(0)
             return OutputScores(z.double(), z.long(), z.double(), torch.empty(0, top, dtype=torch.long),
@@ -128,8 +128,11 @@ class OutputScorer:
             tuples: list[bool] = []
             probe = lm.layers[0].register_forward_hook(lambda m, a, o: tuples.append(isinstance(o, tuple)))
             grab = lm.final_norm.register_forward_hook(lambda m, a, o: normed.append(o))
+            def capture(h: torch.Tensor) -> None:
+                captured.append(h[:, -1])
+
             try:
-                with edit_site(lm, site, lambda h: captured.append(h[:, -1]) and None):
+                with edit_site(lm, site, capture):
                     out = lm.forward(ids[None, -1:], self._cache(1), use_cache=self.prefix_cache is not None)
             finally:
                 probe.remove()
@@ -156,7 +159,7 @@ class OutputScorer:
                 own = lm.logits_from_normed(x, buf).float()[0]
             tol = 1e-4 if lm.dtype == torch.float32 else 2e-2
             own_head = own is not None and own.shape == logits.shape and bool(
-                ((own - logits).abs().max() <= tol * logits.abs().max().clamp_min(1.0)))
+                (own - logits).abs().max() <= tol * logits.abs().max().clamp_min(1.0))
         self.plan = FastPath(skip_layers=skip_layers, own_head=own_head, affine_decode=affine)
 
     # The plan's decisions, as the code below reads them.
@@ -349,7 +352,7 @@ class OutputScorer:
 
             def edit(h: torch.Tensor) -> torch.Tensor:
                 h = h.clone()
-                h[:, -1] = self.steer(h[:, -1], feats).to(h.dtype)
+                h[:, -1] = self.steer(h[:, -1], feats).to(h.dtype)  # noqa: B023 (called within this iteration only)
                 return h
 
             ids = self.prompt_ids[-1:].expand(b, 1)

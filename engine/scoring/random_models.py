@@ -54,11 +54,11 @@ def random_model(arch: str = "llama", *, vocab_size: int, d_model: int = 32, n_l
         return GPT2LMHeadModel(cfg).eval()
     if arch == "gemma2-2b":
         # google/gemma-2-2b's config.json, written out (no download).
-        cfg = Gemma2Config(vocab_size=256000, hidden_size=2304, intermediate_size=9216, num_hidden_layers=26,
-                           num_attention_heads=8, num_key_value_heads=4, head_dim=256, sliding_window=4096,
-                           query_pre_attn_scalar=256, final_logit_softcapping=30.0, attn_logit_softcapping=50.0,
-                           bos_token_id=2, eos_token_id=1, pad_token_id=0, initializer_range=0.02, **overrides)
-        return Gemma2ForCausalLM(cfg).eval()
+        gemma_cfg = Gemma2Config(vocab_size=256000, hidden_size=2304, intermediate_size=9216, num_hidden_layers=26,
+                                 num_attention_heads=8, num_key_value_heads=4, head_dim=256, sliding_window=4096,
+                                 query_pre_attn_scalar=256, final_logit_softcapping=30.0, attn_logit_softcapping=50.0,
+                                 bos_token_id=2, eos_token_id=1, pad_token_id=0, initializer_range=0.02, **overrides)
+        return Gemma2ForCausalLM(gemma_cfg).eval()
     raise ValueError(f"unknown architecture {arch!r}")
 
 

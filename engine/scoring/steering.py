@@ -38,7 +38,7 @@ without a cache by default), kept for the tests and ``tests/perf/perf_steering.p
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -186,10 +186,10 @@ class Steerer:
                 steered = h[None].to(self.lm.dtype) + delta[:, None, :]                  # [r, T, d]
                 batch_ids = ids[None].expand(len(delta), -1)
                 if skip:
-                    with start_at_site(self.lm, self.site, lambda _: steered):
+                    with start_at_site(self.lm, self.site, lambda _: steered):  # noqa: B023 (hook lives for this iteration only)
                         logits = self._logits(batch_ids)
                 else:
-                    with edit_site(self.lm, self.site, lambda x: x + delta[:, None, :].to(x.dtype)):
+                    with edit_site(self.lm, self.site, lambda x: x + delta[:, None, :].to(x.dtype)):  # noqa: B023 (hook lives for this iteration only)
                         logits = self._logits(batch_ids)
                 logq = torch.log_softmax(logits[:, -1].float(), dim=-1)
                 total += _kl_rows(logp[None], logq).double()
@@ -269,22 +269,22 @@ class Steerer:
             pend = (~done).nonzero()
             if len(pend) == 0:
                 break
-            fi, ti = pend[:, 0], pend[:, 1]
-            mid = (lo[fi, ti] + hi[fi, ti]) / 2
-            got = kl_fn(features[fi], mid).double()
-            n_evals[fi, ti] += 1
-            t = tgt[fi, ti]
-            closer = (got - t).abs() < (kl[fi, ti] - t).abs()
-            alpha[fi[closer], ti[closer]] = mid[closer]
-            kl[fi[closer], ti[closer]] = got[closer]
-            hit = (got - t).abs() <= cfg.rel_tol * t
-            alpha[fi[hit], ti[hit]] = mid[hit]
-            kl[fi[hit], ti[hit]] = got[hit]
-            reached[fi[hit], ti[hit]] = True
-            done[fi[hit], ti[hit]] = True
-            below = got < t
-            lo[fi[below], ti[below]] = mid[below]
-            hi[fi[~below], ti[~below]] = mid[~below]
+            pf, pt = pend[:, 0], pend[:, 1]     # the pending (feature, target) cells
+            mid = (lo[pf, pt] + hi[pf, pt]) / 2
+            got = kl_fn(features[pf], mid).double()
+            n_evals[pf, pt] += 1
+            goal = tgt[pf, pt]
+            closer = (got - goal).abs() < (kl[pf, pt] - goal).abs()
+            alpha[pf[closer], pt[closer]] = mid[closer]
+            kl[pf[closer], pt[closer]] = got[closer]
+            hit = (got - goal).abs() <= cfg.rel_tol * goal
+            alpha[pf[hit], pt[hit]] = mid[hit]
+            kl[pf[hit], pt[hit]] = got[hit]
+            reached[pf[hit], pt[hit]] = True
+            done[pf[hit], pt[hit]] = True
+            below = got < goal
+            lo[pf[below], pt[below]] = mid[below]
+            hi[pf[~below], pt[~below]] = mid[~below]
         return Search(alpha, kl, reached, n_evals, a0)
 
     def search_naive(self, features: torch.Tensor) -> Search:
@@ -297,12 +297,12 @@ class Steerer:
         return Search(*(torch.cat(x) for x in zip(*((p.alpha, p.kl, p.reached, p.evals, p.alpha0) for p in parts))))
 
     # -- generation ----------------------------------------------------------------------
-    def seeds(self, keys: list[int | str], targets: list[float | str], prompt: str) -> list[int]:
+    def seeds(self, keys: Sequence[int | str], targets: Sequence[float | str], prompt: str) -> list[int]:
         return [row_seed(self.config.seed, f, t, prompt) for f, t in zip(keys, targets)]
 
     @torch.inference_mode()
     def generate(self, features: torch.Tensor, alphas: torch.Tensor, batch_size: int = 256,
-                 keys: list[int | str] | None = None, target_keys: list[float | str] | None = None,
+                 keys: Sequence[int | str] | None = None, target_keys: Sequence[float | str] | None = None,
                  progress: Progress = null_progress) -> list[list[list[int]]]:
         """Sampled continuations [R][prompt][token] of rows ``(features[r], alphas[r])``,
         batched over rows with a KV cache.  ``keys``/``target_keys`` name each row for its
@@ -322,7 +322,7 @@ class Steerer:
                 delta = self._delta(features[s:s + batch_size], alphas[s:s + batch_size])
                 cache = DynamicCache(config=self.lm.model.config)
                 steps = []
-                with edit_site(self.lm, self.site, lambda x: x + delta[:, None, :].to(x.dtype)):
+                with edit_site(self.lm, self.site, lambda x: x + delta[:, None, :].to(x.dtype)):  # noqa: B023 (hook lives for this iteration only)
                     logits = self._logits(ids[None].expand(len(delta), -1), cache)
                     for step in range(cfg.n_tokens):
                         tok = sample_tokens(logits[:, -1].float(), u[:, step], cfg.temperature)

@@ -292,3 +292,15 @@ def test_a_prompt_the_tokenizer_drops_is_refused(tmp_path):
     lm = load_model(str(save_random_model(tmp_path, "qwen2", d_model=32, n_layers=2, seed=1)), "cpu", "float32")
     with pytest.raises(ModelLoadError, match="tokenizes to no tokens"):
         lm.encode_prompt("From my experience,")
+
+
+def test_a_model_whose_config_gives_no_width_is_one_clear_error():
+    """It used to fail with "TypeError: int() argument must be ... not 'NoneType'"."""
+    from types import SimpleNamespace
+
+    from engine.scoring.errors import ModelLoadError
+
+    model = random_model("gpt2", vocab_size=len(vocabulary()), d_model=32, n_layers=2, seed=0)
+    model.config.get_text_config = lambda *a, **k: SimpleNamespace(n_layer=2)   # no hidden_size, no n_embd
+    with pytest.raises(ModelLoadError, match="no hidden size"):
+        wrap_model(model, build_tokenizer(), "gpt2", torch.device("cpu"), torch.float32)

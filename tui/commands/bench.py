@@ -11,9 +11,9 @@ from store.errors import SaegoldError
 from store.feature_spec import parse_feature_spec, stored_feature_ids
 
 from ..cli_args import add_endpoint_args, parse_temperature
+from ..safe import inert, inert_line
 
 SAMPLERS = ("quantiles", "top", "random")   # engine.bench.examples.SAMPLERS (not imported: light --help)
-from ..safe import inert, inert_line
 
 DESCRIPTION = """\
 Score every usable label on the benchmarks (detection, fuzzing: an LLM judge answers 1/0 per
