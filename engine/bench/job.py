@@ -37,24 +37,44 @@ CONTROLS = ("true", "shuffled")
 
 @dataclass
 class BenchConfig:
+    """What ``saegold bench`` scores and how (see ``saegold bench --help``)."""
+
     benchmarks: tuple[str, ...] = BENCHMARKS
-    methods: list[str] | None = None          # None: every method
-    feature_ids: list[int] | None = None      # None: every feature
+    """Label benchmarks to run, and/or ``intruder`` (per feature, no label)."""
+    methods: list[str] | None = None
+    """Only labels of these methods; None: every method."""
+    feature_ids: list[int] | None = None
+    """Only these stored feature ids; None: every feature."""
     seed: int = 0
-    sampler: str = DEFAULT_SAMPLER             # how positives are drawn: quantiles | top | random
+    """Seed of every random choice (examples, shuffled controls, intruders)."""
+    sampler: str = DEFAULT_SAMPLER
+    """How positives are drawn: ``quantiles`` | ``top`` | ``random`` (:mod:`engine.bench.examples`)."""
     n_positives: int = DEFAULT_N_POSITIVES
-    positive_ranks: tuple[int, int] | None = None   # the top sampler's ranks (default 6 .. 5 + n_positives)
+    """Positives per feature."""
+    positive_ranks: tuple[int, int] | None = None
+    """The ``top`` sampler's 1-based ranks; None: 6 .. 5 + ``n_positives``."""
     negatives: str = "scoring"
-    n_negatives: int | None = None            # None: as many as positives
+    """Where negatives come from: ``scoring`` | ``other-features`` | ``hard``."""
+    n_negatives: int | None = None
+    """Negatives per feature; None: as many as positives."""
     batch_size: int = prompts.BATCH_SIZE
+    """Examples per judge request (detection, fuzzing)."""
     highlight_threshold: float = HIGHLIGHT_THRESHOLD
-    temperature: float | None = 0.0           # judge sampling temperature; None: not sent
-    max_tokens: int | None = llm_defaults.MAX_TOKENS   # judge answer limit, sent as max_tokens; None: not sent
+    """Fuzzing: tokens at or above this times the example's max activation are its true highlights."""
+    temperature: float | None = 0.0
+    """Judge sampling temperature; None: not sent."""
+    max_tokens: int | None = llm_defaults.MAX_TOKENS
+    """Judge answer limit, sent as ``max_tokens``; None: not sent."""
     redo: bool = False
+    """Score again results that are already stored."""
     dry_run: bool = False
-    workers: int = 8                          # results worked on at once (calls are limited by the client)
-    intruder_k: int = intruder_mod.DEFAULT_K           # intruder: the feature's examples per round
+    """Send nothing and store nothing; count the requests and tokens (the client must agree)."""
+    workers: int = 8
+    """Results worked on at once (the calls in flight are limited by the client)."""
+    intruder_k: int = intruder_mod.DEFAULT_K
+    """Intruder: the feature's examples per round, besides the intruder (chance 1/(k+1))."""
     intruder_rounds: int = intruder_mod.DEFAULT_ROUNDS
+    """Intruder: rounds per feature."""
 
     def __post_init__(self) -> None:
         unknown = [b for b in self.benchmarks if b not in BENCHMARKS + ("intruder",)]

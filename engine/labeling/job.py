@@ -46,16 +46,28 @@ REPAIR_ECHO_CHARS = 2_000  # most of an unusable answer sent back in a repair re
 
 @dataclass
 class LabelOptions:
-    methods: list[str] | None = None       # forced methods (else routing by category)
+    """What ``saegold label`` makes (see ``saegold label --help``)."""
+
+    methods: list[str] | None = None
+    """Methods to run on every selected feature; None: route by category (``by_tier``)."""
     by_tier: bool = False
+    """Route methods by each feature's category (setting ``label_routing``); needs scores."""
     source: str | None = None
+    """Only features of this source (``MODEL/SOURCE``); None: every source."""
     features: list[int] | None = None
+    """Only these feature indices (of ``source``); None: every feature."""
     redo: bool = False
-    attempts: int = 3                      # answers asked per (feature, method) at most
-    nla_source: str | None = None          # name of the stored NLA explanations to use
-    temperature: float | None = 0.0        # None: not sent
-    activations: bool = True               # eleuther_acts_top5 shows 0-10 values
-    max_tokens: int | None = MAX_TOKENS    # sent as max_tokens; None: not sent
+    """Label (feature, method) pairs that already have a usable label again."""
+    attempts: int = 3
+    """Answers asked per (feature, method) at most before it counts as failed (at least 1)."""
+    nla_source: str | None = None
+    """Name of the stored NLA explanations the baez methods read."""
+    temperature: float | None = 0.0
+    """Sampling temperature sent to the labeler; None: not sent (the endpoint's default)."""
+    activations: bool = True
+    """eleuther_acts_top5 shows the 0-10 activation values."""
+    max_tokens: int | None = MAX_TOKENS
+    """Sent as ``max_tokens``; None: not sent."""
 
 
 @dataclass
@@ -347,19 +359,32 @@ def _check_selection(project: Project, opts: LabelOptions, rows: list[dict]) -> 
 class Endpoint:
     """Where label requests (and NLA requests) go; see ``saegold label --help``."""
 
-    base_url: str | None = None            # None: OpenAI
+    base_url: str | None = None
+    """OpenAI-compatible base URL of the labeler; None: OpenAI."""
     model: str = settings.DEFAULTS["llm_model"]
+    """Model name sent with every label request."""
     api_key_env: str | None = settings.DEFAULTS["llm_api_key_env"]
+    """NAME of the environment variable holding the API key; None: no key."""
     concurrency: int = llm_defaults.CONCURRENCY
+    """Requests in flight at most."""
     timeout: float = llm_defaults.TIMEOUT_S
+    """Seconds per request."""
     max_retries: int = llm_defaults.MAX_RETRIES
+    """Retries on 429 / 5xx / timeouts / connection errors (:class:`engine.llm.retry.RetryPolicy`)."""
     dry_run: bool = False
+    """Send nothing; count the calls and tokens a run would take."""
     read_cache: bool = True
-    nla_url: str | None = None             # e.g. https://www.neuronpedia.org/api/nla
-    nla_model_id: str | None = None        # None: the (single) SAE source's model id
-    nla_source_id: str | None = None       # e.g. kitft-l41
-    nla_key_env: str | None = "NEURONPEDIA_API_KEY"  # sent as x-api-key when set
+    """Answer from the project's LLM cache where it holds the request; False: ask again."""
+    nla_url: str | None = None
+    """NLA explanation service, e.g. https://www.neuronpedia.org/api/nla; None: stored explanations only."""
+    nla_model_id: str | None = None
+    """Model id sent to the NLA service; None: the (single) SAE source's model id."""
+    nla_source_id: str | None = None
+    """NLA source id, e.g. kitft-l41; also names the stored explanations."""
+    nla_key_env: str | None = "NEURONPEDIA_API_KEY"
+    """NAME of the environment variable whose value is sent as x-api-key, when set."""
     nla_bos_offset: int = 1
+    """Added to the position sent to the NLA service (1: the service prepends a BOS token)."""
 
 
 def label(project: Project, opts: LabelOptions, endpoint: Endpoint, *,

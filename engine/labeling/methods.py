@@ -28,9 +28,14 @@ DRY_RUN_NLA_CHARS = 480      # assumed length of an NLA explanation not fetched 
 
 @dataclass(frozen=True)
 class BuildOptions:
-    dry_run: bool = False                # NLA explanations not fetched yet stand as placeholders
-    neutral_prompt: str | None = None    # shown with the amplified continuation
-    activations: bool = True             # eleuther_acts_top5: the 0-10 Activations lines
+    """How a method's prompt is built from a feature's data."""
+
+    dry_run: bool = False
+    """NLA explanations not fetched yet stand as placeholders (a dry run counts tokens)."""
+    neutral_prompt: str | None = None
+    """The output-score prompt, shown with the amplified continuation (output_logits)."""
+    activations: bool = True
+    """eleuther_acts_top5: include the 0-10 ``Activations`` lines."""
 
 
 @dataclass(frozen=True)

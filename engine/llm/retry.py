@@ -29,10 +29,16 @@ FATAL_STATUSES = frozenset({401, 403, 404})
 
 @dataclass
 class RetryPolicy:
+    """How a failed request is retried (see the module docstring for what is retried)."""
+
     max_retries: int = MAX_RETRIES
-    backoff_base: float = 0.5      # seconds; attempt n waits about base * 2**n
+    """Retries after the first attempt; 0: one attempt only."""
+    backoff_base: float = 0.5
+    """Seconds; after failed attempt n (from 0) the wait is ``backoff_base * 2**n`` x a jitter in [0.5, 1.5)."""
     backoff_cap: float = 30.0
-    retry_after_cap: float = 120.0  # never wait longer than this on a Retry-After
+    """Seconds; the nominal backoff never exceeds this (before jitter)."""
+    retry_after_cap: float = 120.0
+    """Seconds; a server's Retry-After is obeyed up to this, never longer."""
 
     def backoff(self, attempt: int) -> float:
         """Exponential backoff with full jitter in [0.5, 1.5) x the nominal delay."""

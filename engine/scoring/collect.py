@@ -18,10 +18,13 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:   # shapes for readers and type checkers only (jaxtyping costs ~1 s to import)
+    from jaxtyping import Bool, Float, Int
 
 from engine.progress import Progress, null_progress
 
@@ -36,22 +39,22 @@ EDGE_FACTOR = 4   # the activating reservoir holds 4 x the kept sample's maxima 
 class Collection:
     """What the pass found; tensors on the CPU, columns in the order of ``features``."""
 
-    features: torch.Tensor        # [F] SAE feature indices
-    n_tokens: int                 # tokens counted (BOS excluded)
+    features: Int[torch.Tensor, " F"]        # SAE feature indices
+    n_tokens: int                           # tokens counted (BOS excluded)
     n_contexts: int
-    fire_count: torch.Tensor      # [F] tokens with activation > 0
-    max_act: torch.Tensor         # [F]
-    top_vals: torch.Tensor        # [K, F] context maxima, descending; <= 0 means empty
-    top_ctx: torch.Tensor         # [K, F] context ids
-    neg_ctx: torch.Tensor         # [R, F] reservoir of non-activating context ids; -1 empty
-    # The activating reservoir: [W, F] context maxima in ascending key order (<= 0 empty), W =
-    # EDGE_FACTOR x Q, and the context ids of its first Q slots [Q, F] (the kept sample).
-    q_vals: torch.Tensor = field(default_factory=lambda: torch.zeros(0, 0))
-    q_ctx: torch.Tensor = field(default_factory=lambda: torch.zeros(0, 0, dtype=torch.long))
+    fire_count: Int[torch.Tensor, " F"]      # tokens with activation > 0
+    max_act: Float[torch.Tensor, " F"]
+    top_vals: Float[torch.Tensor, "K F"]    # context maxima, descending; <= 0 means empty
+    top_ctx: Int[torch.Tensor, "K F"]       # context ids
+    neg_ctx: Int[torch.Tensor, "R F"]       # reservoir of non-activating context ids; -1 empty
+    # The activating reservoir: context maxima in ascending key order (<= 0 empty), W =
+    # EDGE_FACTOR x Q, and the context ids of its first Q slots (the kept sample).
+    q_vals: Float[torch.Tensor, "W F"] = field(default_factory=lambda: torch.zeros(0, 0))
+    q_ctx: Int[torch.Tensor, "Q F"] = field(default_factory=lambda: torch.zeros(0, 0, dtype=torch.long))
     contexts: dict[int, Sequence[int]] = field(repr=False, default_factory=dict)
 
     @property
-    def density(self) -> torch.Tensor:
+    def density(self) -> Float[torch.Tensor, " F"]:
         return self.fire_count.double() / max(self.n_tokens, 1)
 
     def top(self, col: int) -> list[tuple[int, float]]:
@@ -87,8 +90,9 @@ class Collection:
                 for i in range(len(ctx)) if i in rank]
 
 
-def pad_batch(batch: Sequence[Sequence[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-padded ids [B, T] and the mask of counted positions (real, non-BOS tokens)."""
+def pad_batch(batch: Sequence[Sequence[int]], pad_id: int, device: torch.device
+              ) -> tuple[Int[torch.Tensor, "B T"], Bool[torch.Tensor, "B T"]]:
+    """Right-padded ids and the mask of counted positions (real, non-BOS tokens)."""
     width = max(len(c) for c in batch)
     ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
     for i, c in enumerate(batch):
@@ -99,9 +103,9 @@ def pad_batch(batch: Sequence[Sequence[int]], pad_id: int, device: torch.device)
 
 
 @torch.inference_mode()
-def sae_acts(lm: LoadedModel, sae: Any, site: HookSite, features: torch.Tensor | None,
-             batch: Sequence[Sequence[int]], bos_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """SAE activations [B, T, F] (masked positions zeroed) of the given features, and the mask.
+def sae_acts(lm: LoadedModel, sae: Any, site: HookSite, features: Int[torch.Tensor, " F"] | None,
+             batch: Sequence[Sequence[int]], bos_id: int) -> tuple[Float[torch.Tensor, "B T F"], Bool[torch.Tensor, "B T"]]:
+    """SAE activations (masked positions zeroed) of the given features, and the mask.
 
     The model runs only up to the site; right padding needs no attention mask in a causal
     model.  Padding uses the BOS id, whose positions are masked anyway."""
@@ -233,8 +237,8 @@ def _uniform_keys(ctx_ids: torch.Tensor, features: torch.Tensor, seed: int, salt
     return (x & ((1 << 24) - 1)).float() / float(1 << 24)
 
 
-def candidate_negatives(col: Collection, w_dec: torch.Tensor, *, n_hard: int = 20, n_other: int = 20,
-                        neighbours: int = 3, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def candidate_negatives(col: Collection, w_dec: Float[torch.Tensor, "F d"], *, n_hard: int = 20, n_other: int = 20,
+                        neighbours: int = 3, seed: int = 0) -> tuple[Int[torch.Tensor, "H F"], Int[torch.Tensor, "O F"]]:
     """Contexts to check as a feature's *hard* and *other-feature* negatives: ``[H, F]`` and
     ``[O, F]`` context ids (-1 empty), columns in the order of ``col.features``.
 
@@ -311,11 +315,11 @@ class KeptActs:
     ranks from ``top_k`` on are its reservoir slots (``rank - top_k``)."""
 
     cols: list[int]
-    col_i: np.ndarray        # [P] index into ``cols``
-    rank: np.ndarray         # [P]
-    ctx: np.ndarray          # [P] context id
-    max_idx: np.ndarray      # [P] first position of the max
-    max_act: np.ndarray      # [P] float32 values as python floats read them
+    col_i: Int[np.ndarray, " P"]        # index into ``cols``
+    rank: Int[np.ndarray, " P"]
+    ctx: Int[np.ndarray, " P"]          # context id
+    max_idx: Int[np.ndarray, " P"]      # first position of the max
+    max_act: Float[np.ndarray, " P"]    # float32 values as python floats read them
     blobs: list[bytes | None]
     top_k: int = 0
 

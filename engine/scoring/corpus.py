@@ -34,14 +34,20 @@ SNIFF_BYTES = 1 << 20      # auto: how much of a text file is looked at
 
 @dataclass(frozen=True)
 class CorpusSpec:
-    """Where the documents come from."""
+    """Where the documents come from (build with :func:`resolve`)."""
 
     spec: str
+    """The corpus argument as given."""
     files: tuple[Path, ...] = ()
+    """Local files read, in order (a directory's ``*.txt`` / ``*.jsonl``, sorted); empty for a dataset."""
     dataset: str | None = None
+    """Hugging Face dataset name (``hf:NAME[:SPLIT]``, streamed); None: local files."""
     split: str = "train"
+    """The dataset's split."""
     text_field: str = "text"
+    """The JSON field holding a document's text (JSONL files and datasets)."""
     doc_sep: str = "auto"
+    """How a text file splits into documents: ``auto`` | ``blank`` | ``line`` (module docstring)."""
 
     @property
     def description(self) -> str:

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:   # shapes for readers and type checkers only (jaxtyping costs ~1 s to import)
+    from jaxtyping import Float, Int
 
 from engine.progress import Progress, null_progress
 
@@ -16,16 +19,16 @@ class Lens:
     """Per feature (rows, in the order asked): the k most promoted / suppressed token ids and
     their logit-lens values (logits, soft-capped where the model caps its logits)."""
 
-    features: torch.Tensor
-    top_ids: torch.Tensor
-    top_vals: torch.Tensor
-    bottom_ids: torch.Tensor
-    bottom_vals: torch.Tensor
+    features: Int[torch.Tensor, " n"]
+    top_ids: Int[torch.Tensor, "n k"]
+    top_vals: Float[torch.Tensor, "n k"]
+    bottom_ids: Int[torch.Tensor, "n k"]
+    bottom_vals: Float[torch.Tensor, "n k"]
 
 
 @torch.inference_mode()
-def lens_logits(lm: LoadedModel, sae: Any, features: torch.Tensor) -> torch.Tensor:
-    """Logit-lens logits [n, |V|] of the given features' decoder rows (float32)."""
+def lens_logits(lm: LoadedModel, sae: Any, features: Int[torch.Tensor, " n"]) -> Float[torch.Tensor, "n V"]:
+    """Logit-lens logits of the given features' decoder rows (float32)."""
     w = sae.W_dec[features.to(sae.W_dec.device)].to(lm.device, lm.dtype)
     return lm.logits_from_normed(lm.final_norm(w)).float()
 

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:   # transformers is imported where a model is loaded (a light `--help`)
+    from jaxtyping import Float, Int   # shapes for readers and type checkers only (~1 s to import)
     from transformers import PreTrainedModel
 
 from .errors import ModelLoadError, SAELoadError
@@ -115,8 +116,9 @@ class LoadedModel:
         params = inspect.signature(self.model.forward).parameters
         return "cache" if "cache" in params else "past_key_values"
 
-    def logits_from_normed(self, normed: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-        """Unembed an already normalised residual [b, d]; final logit soft-capping honoured.
+    def logits_from_normed(self, normed: Float[torch.Tensor, "b d"], out: Float[torch.Tensor, "b V"] | None = None
+                           ) -> Float[torch.Tensor, "b V"]:
+        """Unembed an already normalised residual; final logit soft-capping honoured.
 
         ``out`` (float32, at least ``b`` rows) receives the float32 logits when the head is a
         plain linear layer of the same dtype, which spares an allocation per call."""
@@ -370,8 +372,8 @@ def stop_at(lm: LoadedModel, module: nn.Module, run: Callable[[], Any]) -> torch
     return captured[0]
 
 
-def run_to_site(lm: LoadedModel, site: HookSite, input_ids: torch.Tensor) -> torch.Tensor:
-    """Residual at the site for ``input_ids`` [B, T]; layers after the site are not run."""
+def run_to_site(lm: LoadedModel, site: HookSite, input_ids: Int[torch.Tensor, "B T"]) -> Float[torch.Tensor, "B T d"]:
+    """Residual at the site for ``input_ids``; layers after the site are not run."""
     captured: list[torch.Tensor] = []
 
     def grab(h: torch.Tensor) -> None:

@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:   # shapes for readers and type checkers only (jaxtyping costs ~1 s to import)
+    from jaxtyping import Float, Int
 
 from engine.progress import Progress, null_progress
 
@@ -32,11 +35,11 @@ from .models import HookSite, LoadedModel, edit_site, start_at_site, stop_at
 class OutputScores:
     """Per feature: the score, its two factors, and the top next tokens under amplification."""
 
-    scores: torch.Tensor      # [n] float64
-    min_rank: torch.Tensor    # [n] int64
-    max_p: torch.Tensor       # [n] float64
-    next_ids: torch.Tensor    # [n, top] most probable next tokens
-    next_p: torch.Tensor      # [n, top]
+    scores: Float[torch.Tensor, " n"]       # float64
+    min_rank: Int[torch.Tensor, " n"]       # int64
+    max_p: Float[torch.Tensor, " n"]        # float64
+    next_ids: Int[torch.Tensor, "n top"]    # most probable next tokens
+    next_p: Float[torch.Tensor, "n top"]
 
     @staticmethod
     def cat(parts: list[OutputScores], top: int) -> OutputScores:
@@ -48,8 +51,9 @@ class OutputScores:
             (o.scores, o.min_rank, o.max_p, o.next_ids, o.next_p) for o in parts))))
 
 
-def top_logits(logits: torch.Tensor, k: int, block: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
-    """``logits.topk(k)`` [b, V] -> ([b, k] values, [b, k] ids), found in two short steps.
+def top_logits(logits: Float[torch.Tensor, "b V"], k: int, block: int = 64
+               ) -> tuple[Float[torch.Tensor, "b k"], Int[torch.Tensor, "b k"]]:
+    """``logits.topk(k)`` -> (values, ids), found in two short steps.
 
     The vocabulary is cut into blocks of ``block`` logits; the ``k`` largest logits all lie in
     the ``k`` blocks with the largest maxima (a logit in any other block has ``k`` blocks'
@@ -72,7 +76,7 @@ def top_logits(logits: torch.Tensor, k: int, block: int = 64) -> tuple[torch.Ten
     return vals, cand_ids.gather(1, at)
 
 
-def score_from_logits(logits: torch.Tensor, lens_ids: torch.Tensor, top: int = 10,
+def score_from_logits(logits: Float[torch.Tensor, "b V"], lens_ids: Int[torch.Tensor, "b k"], top: int = 10,
                       overwrite: bool = False) -> OutputScores:
     """``S_out`` and the ``top`` most probable next tokens from next-token logits [b, V].
 
@@ -193,8 +197,8 @@ class OutputScorer:
             cache.batch_repeat_interleave(batch)
         return cache
 
-    def steer(self, h: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
-        """``decode(f') + err`` for residuals ``h`` [b, d], row i amplifying ``features[i]``."""
+    def steer(self, h: Float[torch.Tensor, "b d"], features: Int[torch.Tensor, " b"]) -> Float[torch.Tensor, "b d"]:
+        """``decode(f') + err`` for residuals ``h``, row i amplifying ``features[i]``."""
         h = h.to(self.sae_dtype)
         f = self.sae.encode(h)
         err = h - self.sae.decode(f)
@@ -221,8 +225,8 @@ class OutputScorer:
         tol = 1e-5 if full.dtype == torch.float32 else 1e-2
         return bool((full - short).abs().max() <= tol * full.abs().max().clamp_min(1.0))
 
-    def _steered_last(self, features: torch.Tensor) -> torch.Tensor:
-        """``h'`` [b, d] for the prompt's last position: ``decode(f') + err`` from the stored
+    def _steered_last(self, features: Int[torch.Tensor, " b"]) -> Float[torch.Tensor, "b d"]:
+        """``h'`` for the prompt's last position: ``decode(f') + err`` from the stored
         clean ``f``/``err``.  For an affine decoder that is ``h + amp max(f) W_dec[j]``
         (``decode(f) + err = h``), which spares a [b, d_sae] x [d_sae, d] product."""
         if self.linear_decode:
@@ -254,8 +258,8 @@ class OutputScorer:
         given and possible)."""
         return self.lm.logits_from_normed(x, out).float() if self.own_head else x
 
-    def fast_logits(self, features: torch.Tensor) -> torch.Tensor:
-        """Next-token logits [b, V] with each feature amplified (the fast path, unreduced)."""
+    def fast_logits(self, features: Int[torch.Tensor, " b"]) -> Float[torch.Tensor, "b V"]:
+        """Next-token logits with each feature amplified (the fast path, unreduced)."""
         with torch.inference_mode():
             return self.head(self.fast_head_input(features))
 
@@ -292,7 +296,7 @@ class OutputScorer:
         return float(self.plan.checked or 0.0)
 
     @torch.inference_mode()
-    def naive_logits(self, feature: int) -> torch.Tensor:
+    def naive_logits(self, feature: int) -> Float[torch.Tensor, " V"]:
         """Reference: one full forward pass of the whole prompt with ``feature`` amplified;
         the model's own next-token logits [V], in float32."""
         lm = self.lm
@@ -307,7 +311,7 @@ class OutputScorer:
             out = lm.forward(self.prompt_ids[None])
         return out.logits[0, -1].float()
 
-    def score(self, features: torch.Tensor, lens_ids: torch.Tensor, batch_size: int = 256, top: int = 10,
+    def score(self, features: Int[torch.Tensor, " n"], lens_ids: Int[torch.Tensor, "n k"], batch_size: int = 256, top: int = 10,
               progress: Progress = null_progress, stage: str = "output scores") -> OutputScores:
         """Fast-path output scores of ``features`` with their logit-lens ids [n, k]."""
         n = len(features)

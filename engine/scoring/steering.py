@@ -40,9 +40,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:   # shapes for readers and type checkers only (jaxtyping costs ~1 s to import)
+    from jaxtyping import Bool, Float, Int
 
 from engine.progress import Progress, null_progress
 
@@ -55,14 +58,24 @@ STEERING_VERSION = "saegold-steer/1"
 
 @dataclass(frozen=True)
 class SteeringConfig:
+    """How features are steered (the project settings ``steering_*``; :func:`config_from_settings`)."""
+
     targets: tuple[float, ...] = (0.25, 0.5)
+    """KL(clean || steered) targets in nats; an alpha is sought for each (setting ``steering_targets``)."""
     prompts: tuple[str, ...] = ("The explanation is simple:", "I think", "We")
+    """Prompts the steered continuations start from; the KL is the mean over them (``steering_prompts``)."""
     n_tokens: int = 25
+    """Tokens sampled per steered continuation (``steering_tokens``)."""
     temperature: float = 0.75
+    """Sampling temperature of the continuations; 0: greedy (``steering_temperature``)."""
     seed: int = 0
+    """Seeds every continuation's sampling, with what it is (:func:`row_seed`), not where it ran."""
     rel_tol: float = 0.05
+    """A target ``t`` is reached when ``|KL - t| <= rel_tol * t``."""
     max_doublings: int = 10
+    """Doublings of alpha from ``alpha_0`` at most while seeking ``KL >= max(targets)``."""
     max_bisections: int = 30
+    """Bisection steps at most per (feature, target) inside its bracket."""
 
     def __post_init__(self) -> None:
         if not self.targets or any(not (isinstance(t, (int, float)) and t > 0) for t in self.targets):
@@ -88,11 +101,11 @@ class Search:
     """Per (feature, target): the alpha found, its KL, whether it is within tolerance, and the
     KL evaluations it took (the expansion grid is shared by a feature's targets)."""
 
-    alpha: torch.Tensor      # [B, K] float64
-    kl: torch.Tensor         # [B, K] float64
-    reached: torch.Tensor    # [B, K] bool
-    evals: torch.Tensor      # [B, K] int64
-    alpha0: torch.Tensor     # [B] float64
+    alpha: Float[torch.Tensor, "B K"]      # float64
+    kl: Float[torch.Tensor, "B K"]         # float64
+    reached: Bool[torch.Tensor, "B K"]
+    evals: Int[torch.Tensor, "B K"]        # int64
+    alpha0: Float[torch.Tensor, " B"]      # float64
 
 
 def row_seed(seed: int, feature: int | str, target: float | str, prompt: str) -> int:
@@ -102,16 +115,17 @@ def row_seed(seed: int, feature: int | str, target: float | str, prompt: str) ->
     return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "little") & (2**63 - 1)
 
 
-def _uniforms(seeds: list[int], n: int) -> torch.Tensor:
+def _uniforms(seeds: list[int], n: int) -> Float[torch.Tensor, "R n"]:
     out = torch.empty(len(seeds), n, dtype=torch.float64)
     for i, s in enumerate(seeds):
         out[i] = torch.rand(n, generator=torch.Generator().manual_seed(s), dtype=torch.float64)
     return out
 
 
-def sample_tokens(logits: torch.Tensor, u: torch.Tensor, temperature: float) -> torch.Tensor:
-    """One token per row of float32 ``logits`` [R, V]: the argmax at temperature 0, else the
-    inverse CDF of ``softmax(logits / temperature)`` at the row's uniform ``u`` [R]."""
+def sample_tokens(logits: Float[torch.Tensor, "R V"], u: Float[torch.Tensor, " R"], temperature: float
+                  ) -> Int[torch.Tensor, " R"]:
+    """One token per row of float32 ``logits``: the argmax at temperature 0, else the
+    inverse CDF of ``softmax(logits / temperature)`` at the row's uniform ``u``."""
     if temperature <= 0:
         return logits.argmax(dim=-1)
     p = torch.softmax(logits.float() / temperature, dim=-1)
@@ -120,7 +134,7 @@ def sample_tokens(logits: torch.Tensor, u: torch.Tensor, temperature: float) -> 
     return torch.searchsorted(cdf, at).clamp_(max=logits.shape[-1] - 1)[:, 0]
 
 
-def _kl_rows(logp: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
+def _kl_rows(logp: Float[torch.Tensor, "R V"], logq: Float[torch.Tensor, "R V"]) -> Float[torch.Tensor, " R"]:
     """KL(p || q) per row from log-probabilities (terms where p = 0 are 0)."""
     p = logp.exp()
     return torch.where(p > 0, p * (logp - logq), torch.zeros_like(p)).sum(dim=-1)
@@ -168,14 +182,14 @@ class Steerer:
             kwargs["logits_to_keep"] = 1
         return self.lm.model(**kwargs).logits
 
-    def _delta(self, features: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor:
+    def _delta(self, features: Int[torch.Tensor, " r"], alphas: Float[torch.Tensor, " r"]) -> Float[torch.Tensor, "r d"]:
         w = self.W[features.to(self.W.device)].float()
         return (alphas.to(w.device, torch.float32)[:, None] * w).to(self.lm.dtype)
 
     @torch.inference_mode()
-    def kl(self, features: torch.Tensor, alphas: torch.Tensor, batch_size: int = 256,
-           plan: FastPath | None = None) -> torch.Tensor:
-        """Batched ``KL(alpha)`` [R] (float64) of rows ``(features[r], alphas[r])``, by this
+    def kl(self, features: Int[torch.Tensor, " R"], alphas: Float[torch.Tensor, " R"], batch_size: int = 256,
+           plan: FastPath | None = None) -> Float[torch.Tensor, " R"]:
+        """Batched ``KL(alpha)`` (float64) of rows ``(features[r], alphas[r])``, by this
         steerer's plan or ``plan``."""
         skip = (plan or self.plan).skip_layers
         out = []
@@ -209,11 +223,11 @@ class Steerer:
         return total / len(self.prompt_ids)
 
     # -- the search ----------------------------------------------------------------------
-    def alpha0(self, features: torch.Tensor) -> torch.Tensor:
+    def alpha0(self, features: Int[torch.Tensor, " B"]) -> Float[torch.Tensor, " B"]:
         wn = self.W[features.to(self.W.device)].float().norm(dim=-1).double().cpu()
         return torch.where(wn > 0, self.resid_norm / wn.clamp_min(1e-30), torch.zeros_like(wn))
 
-    def search(self, features: torch.Tensor, batch_size: int = 256,
+    def search(self, features: Int[torch.Tensor, " B"], batch_size: int = 256,
                kl_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> Search:
         """Alpha per (feature, target) by expansion then bisection, all features at once."""
         cfg = self.config
@@ -301,7 +315,7 @@ class Steerer:
         return [row_seed(self.config.seed, f, t, prompt) for f, t in zip(keys, targets)]
 
     @torch.inference_mode()
-    def generate(self, features: torch.Tensor, alphas: torch.Tensor, batch_size: int = 256,
+    def generate(self, features: Int[torch.Tensor, " R"], alphas: Float[torch.Tensor, " R"], batch_size: int = 256,
                  keys: Sequence[int | str] | None = None, target_keys: Sequence[float | str] | None = None,
                  progress: Progress = null_progress) -> list[list[list[int]]]:
         """Sampled continuations [R][prompt][token] of rows ``(features[r], alphas[r])``,
