@@ -32,7 +32,7 @@ from store.judgments import TIERS, FeatureJudgment
 
 from . import data
 from .defaults import DEFAULT_MIN_ITEMS
-from .measures import alpha, fleiss, kappa, kappa_from_confusions, weighted_confusions
+from .measures import Level, alpha, fleiss, kappa, kappa_from_confusions, weighted_confusions
 from .resample import (DEFAULT_BOOT, DEFAULT_SEED, Estimate, bootstrap_loop, cluster_counts,
                        estimate, jackknife_counts)
 
@@ -61,7 +61,7 @@ class VariableAgreement:
     """Agreement on one variable (tier or verdict)."""
 
     variable: str
-    level: str  # nominal | ordinal
+    level: Level  # nominal | ordinal
     n_items: int  # items judged by two or more annotators
     n_ratings: int
     krippendorff_alpha: Estimate
@@ -194,7 +194,7 @@ def _too_little(n: int, need: int, what: str = "items judged by two or more anno
     return f"too little overlap: {n} {what} (need at least {need})"
 
 
-def variable_agreement(r: Ratings, *, variable: str, level: str, values: list[str],
+def variable_agreement(r: Ratings, *, variable: str, level: Level, values: list[str],
                        weights: str | None, n_boot: int, seed: int, min_items: int,
                        with_fleiss: bool = False) -> VariableAgreement:
     """Alpha, percent agreement, pairwise kappa (and optionally Fleiss' kappa) on ``r``."""
@@ -202,10 +202,10 @@ def variable_agreement(r: Ratings, *, variable: str, level: str, values: list[st
     n = len(s.items)
     n_ratings = int(np.sum(~np.isnan(r.matrix)))
     if n < min_items:
-        why = _too_little(n, min_items)
-        return VariableAgreement(variable, level, n, n_ratings, Estimate.missing(n, why),
-                                 Estimate.missing(n, why), _pairs(r, weights, n_boot, seed, min_items),
-                                 weights, Estimate.missing(n, why) if with_fleiss else None, values)
+        short = _too_little(n, min_items)
+        return VariableAgreement(variable, level, n, n_ratings, Estimate.missing(n, short),
+                                 Estimate.missing(n, short), _pairs(r, weights, n_boot, seed, min_items),
+                                 weights, Estimate.missing(n, short) if with_fleiss else None, values)
     counts = cluster_counts(s.n_clusters, n_boot, seed)
     value, why = alpha(s.matrix, level, s.n_values)
 
@@ -251,8 +251,8 @@ def _pairs(r: Ratings, weights: str | None, n_boot: int, seed: int, min_items: i
         both = ~np.isnan(r.matrix[ia]) & ~np.isnan(r.matrix[ib])
         n = int(both.sum())
         if n < min_items:
-            why = _too_little(n, min_items, "shared items")
-            out.append(PairKappa(a, b, Estimate.missing(n, why), Estimate.missing(n, why)))
+            short = _too_little(n, min_items, "shared items")
+            out.append(PairKappa(a, b, Estimate.missing(n, short), Estimate.missing(n, short)))
             continue
         x, y = r.matrix[ia, both].astype(int), r.matrix[ib, both].astype(int)
         _, clusters = np.unique(r.clusters[both], return_inverse=True)
@@ -333,13 +333,13 @@ def tier_vs_category(judged: list[FeatureJudgment], feats: dict[int, data.Featur
             if j.tier in TIERS and j.feature_id in feats and feats[j.feature_id].category in TIERS]
     k = len(TIERS)
     matrix = np.zeros((k, k), dtype=int)
-    for h, c, _ in rows:
-        matrix[h, c] += 1
+    for human, auto, _ in rows:
+        matrix[human, auto] += 1
     n_feat = len({f for _, _, f in rows})
     if len(rows) < min_items:
-        why = _too_little(len(rows), min_items, "judged features with an automatic category")
+        short = _too_little(len(rows), min_items, "judged features with an automatic category")
         return CategoryComparison(list(TIERS), matrix.tolist(), len(rows), n_feat,
-                                  Estimate.missing(len(rows), why), Estimate.missing(len(rows), why))
+                                  Estimate.missing(len(rows), short), Estimate.missing(len(rows), short))
     h = np.array([r[0] for r in rows])
     c = np.array([r[1] for r in rows])
     _, clusters = np.unique([r[2] for r in rows], return_inverse=True)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import warnings
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -296,9 +297,9 @@ def _shuffled(labels: list[str], true_by: dict[str, float], shuf_by: dict[str, f
     t = np.array([true_by[u] for u in both])
     s = np.array([shuf_by[u] for u in both])
     if n < min_rows:
-        why = f"not enough labels with a shuffled control (n={n}, need {min_rows})"
+        short = f"not enough labels with a shuffled control (n={n}, need {min_rows})"
         return ShuffledControl(n, float(t.mean()) if n else None, float(s.mean()) if n else None,
-                               Estimate.missing(n, why), Estimate.missing(n, why))
+                               Estimate.missing(n, short), Estimate.missing(n, short))
     counts = cluster_counts(n, n_boot, seed)
     diff = t - s
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -320,7 +321,10 @@ def _cell(benchmark: str, category: str, rows: list[tuple[str, float, int]], lab
     """``rows``: (label_uuid, score, verdict code) for one benchmark and category."""
     x = np.array([r[1] for r in rows], dtype=float)
     v = np.array([r[2] for r in rows], dtype=int)
-    uniq, groups = np.unique([r[0] for r in rows], return_inverse=True) if rows else ([], np.zeros(0, int))
+    if rows:
+        uniq, groups = np.unique([r[0] for r in rows], return_inverse=True)
+    else:
+        uniq, groups = np.zeros(0, str), np.zeros(0, int)
     n = len(rows)
     counts = cluster_counts(len(uniq), n_boot, seed)
     verdicts = {k: int((v == c).sum()) for k, c in VERDICT_CODE.items()}
@@ -551,7 +555,9 @@ def compute(project: Project, *, n_boot: int = DEFAULT_BOOT, seed: int = DEFAULT
     labels = data.labels(project)
     scores = data.bench_scores(project)
 
-    summaries, true_by, shuf_by = [], defaultdict(dict), defaultdict(dict)
+    summaries: list[BenchmarkSummary] = []
+    true_by: defaultdict[str, dict[str, float]] = defaultdict(dict)   # benchmark -> label uuid -> score
+    shuf_by: defaultdict[str, dict[str, float]] = defaultdict(dict)
     ci_by: dict[str, dict[str, tuple]] = defaultdict(dict)
     unverified: dict[str, set[str]] = defaultdict(set)
     benchmarks = list(BENCHMARKS) + sorted({s.benchmark for s in scores} - set(BENCHMARKS))
@@ -656,15 +662,21 @@ def category_findings(cells: list[Cell]) -> list[str]:
 BEST_LEVEL = 0.025
 
 
+def _auroc_of(c: Cell) -> float:
+    """A ranked cell's AUROC (cells are ranked only where they have one)."""
+    v = c.auroc_correct.value
+    return v if v is not None else float("-inf")
+
+
 def best_shown(ranked: list[Cell]) -> bool:
     """The BEST_RULE: is the highest-AUROC benchmark shown to predict humans?"""
-    best = max(ranked, key=lambda c: c.auroc_correct.value)
+    best = max(ranked, key=_auroc_of)
     return best.auroc_p is not None and best.auroc_p <= BEST_LEVEL / len(ranked)
 
 
 def findings(cells: list[Cell], summaries: list[BenchmarkSummary], fit: thresholds.ThresholdFit,
-             methods: list[MethodSummary] = (), ppi_estimates: list[ppi.PPIEstimate] = (),
-             tier_shares: list[ppi.TierShare] = ()) -> list[str]:
+             methods: Sequence[MethodSummary] = (), ppi_estimates: Sequence[ppi.PPIEstimate] = (),
+             tier_shares: Sequence[ppi.TierShare] = ()) -> list[str]:
     """Plain sentences answering: which benchmark predicts human judgment, where, how far from chance."""
     out = []
     judged = [m for m in methods if m.correct.value is not None]
@@ -677,6 +689,7 @@ def findings(cells: list[Cell], summaries: list[BenchmarkSummary], fit: threshol
                 and e.n_judged < e.n_labels]
     if over_all:
         def share(e: ppi.PPIEstimate) -> str:
+            assert e.ppi.ci is not None and e.classical.ci is not None   # filtered; a PPI interval comes with both
             worth = "" if e.worth is None else f", worth {e.worth:.0f} judged labels"
             return (f"{e.method} {e.ppi.value:.0%} [{e.ppi.ci[0]:.0%}, {e.ppi.ci[1]:.0%}] of {e.n_labels} labels "
                     f"(prediction-powered{worth}; judged labels only {e.classical.value:.0%} "
@@ -706,11 +719,11 @@ def findings(cells: list[Cell], summaries: list[BenchmarkSummary], fit: threshol
         if sh.gap.value is not None:
             sep = ("tells true labels from shuffled ones" if sh.tells_apart
                    else "does NOT tell true labels from shuffled ones (not shown to measure anything here)")
-            rate = (f"humans judge {overall.human_correct_rate:.0%} of its labels correct"
-                    if overall.human_correct_rate is not None else "no human verdicts yet")
+            humans = (f"humans judge {overall.human_correct_rate:.0%} of its labels correct"
+                      if overall.human_correct_rate is not None else "no human verdicts yet")
             out.append(f"{s.benchmark} {sep}: true {sh.mean_true:.2f} vs shuffled {sh.mean_shuffled:.2f} "
                        f"(gap {sh.gap.value:+.2f}, one-sided sign-flip p={sh.p_value:.2g} over {sh.n_labels} "
-                       f"labels; rule: p <= {SHUFFLED_LEVEL}); {rate}.")
+                       f"labels; rule: p <= {SHUFFLED_LEVEL}); {humans}.")
         if overall.label_ci_halfwidth is not None:
             rel = ("" if overall.reliability is None else
                    f"; per-label noise is about {1 - overall.reliability:.0%} of the spread of scores between "
@@ -731,7 +744,7 @@ def findings(cells: list[Cell], summaries: list[BenchmarkSummary], fit: threshol
     out += category_findings(cells)
     ranked = [c for c in cells if c.category == "all" and c.auroc_correct.value is not None]
     if ranked:
-        best = max(ranked, key=lambda c: c.auroc_correct.value)
+        best = max(ranked, key=_auroc_of)
         beats = best_shown(ranked)
         p = "n/a" if best.auroc_p is None else f"{best.auroc_p:.2g}"
         out.append(f"Best predictor of human judgment: {best.benchmark} (highest AUROC, "

@@ -84,7 +84,7 @@ def _reliability_figure(rep: CalibrationReport) -> go.Figure | None:
         fig.add_trace(go.Scatter(x=[b.mean_predicted for b in bins], y=[b.observed for b in bins],
                                  mode="markers+lines+text", name=f"{_e(c.benchmark)} out-of-fold",
                                  text=[f"n={b.n}" for b in bins], cliponaxis=False,
-                                 textposition=["bottom center" if b.observed > 0.85 else "top center"
+                                 textposition=["bottom center" if b.observed is not None and b.observed > 0.85 else "top center"
                                                for b in bins],
                                  marker=dict(size=[6 + 22 * (b.n / biggest) ** 0.5 for b in bins],
                                              line=dict(width=1, color="white")),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from typing import Literal
 
 import krippendorff
 import numpy as np
@@ -15,8 +16,10 @@ from sklearn.metrics import cohen_kappa_score, roc_auc_score
 
 from .resample import finite
 
+Level = Literal["nominal", "ordinal", "interval", "ratio"]   # Krippendorff's levels of measurement
 
-def alpha(matrix: np.ndarray, level: str, n_values: int) -> tuple[float | None, str | None]:
+
+def alpha(matrix: np.ndarray, level: Level, n_values: int) -> tuple[float | None, str | None]:
     """Krippendorff's alpha of ``matrix`` (raters x units, codes 0..n_values-1, NaN = missing).
 
     ``level`` is 'nominal' or 'ordinal' (codes in their order).  Returns (value, None) or
@@ -42,7 +45,7 @@ def alpha(matrix: np.ndarray, level: str, n_values: int) -> tuple[float | None, 
     return (v, None) if v is not None else (None, "alpha is undefined on these data")
 
 
-def kappa(a: Sequence[int], b: Sequence[int], n_values: int, weights: str | None = None
+def kappa(a: Sequence[int] | np.ndarray, b: Sequence[int] | np.ndarray, n_values: int, weights: str | None = None
           ) -> tuple[float | None, str | None]:
     """Cohen's kappa (scikit-learn), or (None, reason) when chance agreement is total."""
     if len(a) == 0:
@@ -85,7 +88,7 @@ def kappa_from_confusions(conf: np.ndarray, weights: str | None = None) -> np.nd
         return 1.0 - (wm * conf).sum(axis=(1, 2)) / (wm * expected).sum(axis=(1, 2))
 
 
-def auroc(scores: Sequence[float], positive: Sequence[bool]) -> tuple[float | None, str | None]:
+def auroc(scores: Sequence[float] | np.ndarray, positive: Sequence[bool] | np.ndarray) -> tuple[float | None, str | None]:
     """AUROC (scikit-learn) of ``scores`` for the positive class, or (None, reason)."""
     y = np.asarray(positive, dtype=bool)
     n_pos, n_neg = int(y.sum()), int((~y).sum())

@@ -248,7 +248,8 @@ def part(y: np.ndarray, yhat: np.ndarray, yhat_unlabeled: np.ndarray, level: flo
         return Estimate.missing(n, why), Estimate.missing(n + n_unl, why), None, None, why, small
     alpha = 1 - level
     lo, hi = classical_mean_ci(y, alpha=alpha)
-    classical = Estimate(float(y.mean()), n, [float(lo), float(hi)])
+    classical_ci = [float(lo), float(hi)]
+    classical = Estimate(float(y.mean()), n, classical_ci)
     c_unit = float(np.var(y))  # the library's Y.std()**2 (ddof 0)
     if n_unl == 0:
         why = "every item of the stratum is judged: the classical estimate is the whole population's"
@@ -261,8 +262,9 @@ def part(y: np.ndarray, yhat: np.ndarray, yhat_unlabeled: np.ndarray, level: flo
     lam = _lambda(y, yhat, yhat_unlabeled)
     value = float(np.squeeze(ppi_mean_pointestimate(y, yhat, yhat_unlabeled, lam=lam)))
     lo, hi = ppi_mean_ci(y, yhat, yhat_unlabeled, alpha=alpha, lam=lam)
-    ppi = Estimate(value, n + n_unl, [float(np.squeeze(lo)), float(np.squeeze(hi))])
-    width_c, width_p = classical.ci[1] - classical.ci[0], ppi.ci[1] - ppi.ci[0]
+    ppi_ci = [float(np.squeeze(lo)), float(np.squeeze(hi))]
+    ppi = Estimate(value, n + n_unl, ppi_ci)
+    width_c, width_p = classical_ci[1] - classical_ci[0], ppi_ci[1] - ppi_ci[0]
     worth = float(n * (width_c / width_p) ** 2) if width_p > 0 else None
     # ppi_mean_ci's own variance pieces: rectifier (Y - lam Yhat).std()^2 / n, imputed (lam Yhat_unl).std()^2 / N
     p = Part(n + n_unl, n, classical.value, c_unit, value, float(np.var(y - lam * yhat)),

@@ -21,6 +21,7 @@ pair is the planted one, and how often when it is clearly wrong.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -97,7 +98,7 @@ def _grid_kappas(inp, out, human, c_in, c_out) -> np.ndarray:
     return result
 
 
-def _best(inp, out, human, c_in, c_out, current: tuple[float, float]) -> tuple[float, float, float]:
+def _best(inp, out, human, c_in, c_out, current: Sequence[float]) -> tuple[float, float, float]:
     """The pair of candidates with the highest kappa; the current pair (always a candidate)
     wins every tie, so a fit moves only for a strictly better kappa on these rows."""
     grid = _grid_kappas(inp, out, human, c_in, c_out)
@@ -166,7 +167,8 @@ def _gain(human: np.ndarray, oof: np.ndarray, cur: np.ndarray, g: np.ndarray, n_
     w = cluster_counts(int(clusters.max()) + 1, n_boot, seed)[:, clusters]
     diff = (kappa_from_confusions(weighted_confusions(human, oof, k, w))
             - kappa_from_confusions(weighted_confusions(human, cur, k, w)))
-    value = kappa(human, oof, k)[0] - kappa(human, cur, k)[0]
+    k_oof, k_cur = kappa(human, oof, k)[0], kappa(human, cur, k)[0]
+    value = k_oof - k_cur if k_oof is not None and k_cur is not None else None
     return estimate(value, len(np.unique(g)), diff)
 
 
@@ -196,11 +198,12 @@ def decision(fit: ThresholdFit) -> str:
 
 def threshold_rows(judged: list[FeatureJudgment], feats: dict[int, data.FeatureInfo]
                    ) -> list[tuple[int, float, float, int]]:
-    return [(j.feature_id, feats[j.feature_id].input_score, feats[j.feature_id].output_score,
-             TIERS.index(j.tier))
-            for j in judged
-            if j.tier in TIERS and j.feature_id in feats
-            and feats[j.feature_id].input_score is not None and feats[j.feature_id].output_score is not None]
+    rows = []
+    for j in judged:
+        f = feats.get(j.feature_id)
+        if j.tier in TIERS and f is not None and f.input_score is not None and f.output_score is not None:
+            rows.append((j.feature_id, f.input_score, f.output_score, TIERS.index(j.tier)))
+    return rows
 
 
 def compute(project: Project, *, grid: int = GRID, n_boot: int = DEFAULT_BOOT, seed: int = DEFAULT_SEED
