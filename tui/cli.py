@@ -53,7 +53,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--db", help="project database (default: $SAEGOLD_DB or ./saegold.db)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     modules = sorted(m.name for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_"))
-    only = MODULE_FOR_COMMAND.get(only, only)
+    if only is not None:
+        only = MODULE_FOR_COMMAND.get(only, only)
     if only in modules:
         modules = [only]
     for name in modules:

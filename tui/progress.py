@@ -6,7 +6,7 @@ import sys
 from collections.abc import Iterator
 
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 from rich.text import Text
 
@@ -27,7 +27,7 @@ def progress_bars(console: Console | None = None) -> Iterator:
         # terminal guard, leaving `saegold export gold > gold.jsonl` empty.
         redirect_stdout=False, redirect_stderr=False,
     )
-    tasks: dict[str, int] = {}
+    tasks: dict[str, TaskID] = {}
 
     def report(stage: str, done: int, total: int | None) -> None:
         if stage not in tasks:

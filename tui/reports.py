@@ -112,9 +112,9 @@ def agreement_renderable(rep: AgreementReport, bar: int = BAR) -> RenderableType
             pk.add_column(col)
         verdict_pairs = {(p.a, p.b): p for p in rep.verdict.pairwise_kappa}
         for p in rep.tier.pairwise_kappa:
-            v = verdict_pairs.get((p.a, p.b))
+            vp = verdict_pairs.get((p.a, p.b))
             pk.add_row(inert(f"{p.a} · {p.b}"), est_text(p.kappa), str(p.kappa.n_items),
-                       est_text(v.kappa if v else None), str(v.kappa.n_items) if v else "0")
+                       est_text(vp.kappa if vp else None), str(vp.kappa.n_items) if vp else "0")
         parts.append(pk)
 
     pa = Table(title="Per annotator", title_justify="left")
@@ -157,7 +157,7 @@ def reliability_chart(cal: CalibrationMap, width: int = BAR) -> RenderableType:
     for col in ("predicted P", "n", "observed (█) vs predicted (│)", "obs", "pred"):
         t.add_column(col)
     for b in cal.bins:
-        if not b.n:
+        if not b.n or b.observed is None or b.mean_predicted is None:   # both are set where n > 0
             continue
         cells = ["█" if i < round(b.observed * width) else "·" for i in range(width + 1)]
         cells[min(width, round(b.mean_predicted * width))] = "│"
