@@ -210,7 +210,7 @@ async def run_label_job(project: Project, client: LLMClient, opts: LabelOptions,
     finished = 0
     progress("labels", 0, len(pairs))
 
-    def done() -> None:
+    def one_done() -> None:   # (``done`` above: the pairs labelled before this run)
         nonlocal finished
         finished += 1
         progress("labels", finished, len(pairs))
@@ -218,7 +218,7 @@ async def run_label_job(project: Project, client: LLMClient, opts: LabelOptions,
     try:
         await run_pool(pairs, lambda pair: _label_pair(project, client, pair, opts, build_opts, params,
                                                        nla_name, report),
-                       workers=min(len(pairs), max(2, client.concurrency * 2)), done=done)
+                       workers=min(len(pairs), max(2, client.concurrency * 2)), done=one_done)
     finally:
         report.spent = _spent(client, nla_client)
     return report

@@ -32,6 +32,7 @@ from store.db import Project
 from store.judgments import TIERS
 
 from . import active, data, ppi, thresholds
+from .ppi import TierShare
 from .defaults import DEFAULT_MIN_ROWS
 from .calibration_map import CHOICE_RULE, CalibrationMap, fit_calibration
 from .measures import auroc, weighted_auroc
@@ -135,7 +136,7 @@ class CalibrationReport:
     # (prediction-powered, next to the judged-only estimate); see engine.stats.ppi.
     ppi: list[ppi.PPIEstimate] = field(default_factory=list)
     # Per human tier x category: share of all features humans would put in the tier (same estimators).
-    tiers: list[ppi.TierShare] = field(default_factory=list)
+    tiers: list[TierShare] = field(default_factory=list)   # (the field 'ppi' above hides the module here)
     # The 'all' estimates reweighted by the active queue's draw probabilities (engine.stats.active).
     active: list[active.ActiveRow] = field(default_factory=list)
 
@@ -700,6 +701,7 @@ def findings(cells: list[Cell], summaries: list[BenchmarkSummary], fit: threshol
     tiers_all = [e for e in tier_shares if e.category == "all" and e.ppi.ci and e.n_judged < e.n_features]
     if tiers_all:
         def tier(e: ppi.TierShare) -> str:
+            assert e.ppi.ci is not None   # filtered above
             stop = "" if e.stopping is None else f"; {e.stopping.text()}"
             return f"{e.tier} {e.ppi.value:.0%} [{e.ppi.ci[0]:.0%}, {e.ppi.ci[1]:.0%}]{stop}"
         out.append(f"Of all {tiers_all[0].n_features} features, humans would put in each tier "

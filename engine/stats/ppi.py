@@ -249,16 +249,17 @@ def part(y: np.ndarray, yhat: np.ndarray, yhat_unlabeled: np.ndarray, level: flo
     alpha = 1 - level
     lo, hi = classical_mean_ci(y, alpha=alpha)
     classical_ci = [float(lo), float(hi)]
-    classical = Estimate(float(y.mean()), n, classical_ci)
+    c_mean = float(y.mean())
+    classical = Estimate(c_mean, n, classical_ci)
     c_unit = float(np.var(y))  # the library's Y.std()**2 (ddof 0)
     if n_unl == 0:
         why = "every item of the stratum is judged: the classical estimate is the whole population's"
         return (classical, Estimate(classical.value, n, classical.ci, why), 0.0, float(n), why,
-                Part(n, n, classical.value, c_unit, classical.value, c_unit, 0.0, 0.0))
+                Part(n, n, c_mean, c_unit, c_mean, c_unit, 0.0, 0.0))
     if np.ptp(y) == 0 and np.ptp(np.concatenate([yhat, yhat_unlabeled])) == 0:
         why = "judged shares and predictions are all equal: no interval"
         return (classical, Estimate(float(y[0]), n + n_unl, None, why), None, None, why,
-                Part(n + n_unl, n, classical.value, 0.0, classical.value, 0.0, 0.0, None))
+                Part(n + n_unl, n, c_mean, 0.0, c_mean, 0.0, 0.0, None))
     lam = _lambda(y, yhat, yhat_unlabeled)
     value = float(np.squeeze(ppi_mean_pointestimate(y, yhat, yhat_unlabeled, lam=lam)))
     lo, hi = ppi_mean_ci(y, yhat, yhat_unlabeled, alpha=alpha, lam=lam)
@@ -267,7 +268,7 @@ def part(y: np.ndarray, yhat: np.ndarray, yhat_unlabeled: np.ndarray, level: flo
     width_c, width_p = classical_ci[1] - classical_ci[0], ppi_ci[1] - ppi_ci[0]
     worth = float(n * (width_c / width_p) ** 2) if width_p > 0 else None
     # ppi_mean_ci's own variance pieces: rectifier (Y - lam Yhat).std()^2 / n, imputed (lam Yhat_unl).std()^2 / N
-    p = Part(n + n_unl, n, classical.value, c_unit, value, float(np.var(y - lam * yhat)),
+    p = Part(n + n_unl, n, c_mean, c_unit, value, float(np.var(y - lam * yhat)),
              float(np.var(lam * yhat_unlabeled)) / n_unl, lam)
     return classical, ppi, lam, worth, None, p
 
@@ -304,12 +305,15 @@ def combine(parts: dict[str, Part | None], sizes: dict[str, int], level: float =
         return Estimate.missing(n, why), Estimate.missing(n_pop, why), None, why
     z = z_of(level)
     w = {k: size / n_pop for k, size in sizes.items() if size}
-    out = []
+    ready = {k: p for k, p in parts.items() if p is not None}   # every k of w (checked above)
+    out, widths = [], []
     for kind in ("classical", "ppi"):
-        value = sum(w[k] * (parts[k].c_value if kind == "classical" else parts[k].p_value) for k in w)
-        se = math.sqrt(sum(w[k] ** 2 * parts[k].var(kind=kind) for k in w))
-        out.append(Estimate(float(value), n if kind == "classical" else n_pop, [value - z * se, value + z * se]))
-    wc, wp = (e.ci[1] - e.ci[0] for e in out)
+        value = sum(w[k] * (ready[k].c_value if kind == "classical" else ready[k].p_value) for k in w)
+        se = math.sqrt(sum(w[k] ** 2 * ready[k].var(kind=kind) for k in w))
+        ci = [value - z * se, value + z * se]
+        out.append(Estimate(float(value), n if kind == "classical" else n_pop, ci))
+        widths.append(ci[1] - ci[0])
+    wc, wp = widths
     worth = float(n * (wc / wp) ** 2) if wp > 0 else None
     return out[0], out[1], worth, None
 
@@ -389,7 +393,7 @@ def _stratified_rows(member: np.ndarray, judged: np.ndarray, share: np.ndarray, 
         per_feature[name] = sizes[name] / feats[name] if feats.get(name) else 1.0
         stop = None
         if target_width is not None:
-            if p.value is None or p.ci is None:
+            if p.value is None or p.ci is None or pt is None:   # an interval comes with its Part
                 stop = Stopping(None, target_width, reason=why)
             else:
                 stop = more_needed({name: pt}, {name: 1.0}, per_feature,
@@ -404,8 +408,9 @@ def _stratified_rows(member: np.ndarray, judged: np.ndarray, share: np.ndarray, 
             if why:
                 stop = Stopping(None, target_width, reason=why)
             else:
-                stop = more_needed(parts, {k: sizes[k] / n_pop for k in sizes}, per_feature,
-                                   room if feats else {k: parts[k].n_pop - parts[k].n for k in sizes},
+                ready = {k: pk for k, pk in parts.items() if pk is not None}   # every stratum (no reason)
+                stop = more_needed(ready, {k: sizes[k] / n_pop for k in sizes}, per_feature,
+                                   room if feats else {k: ready[k].n_pop - ready[k].n for k in sizes},
                                    target_width, level)
         rows.insert(0, ("all", n_pop, int((member & judged).sum()), c, p, None, worth, why, True, stop))
     return rows
