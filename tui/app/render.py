@@ -12,6 +12,7 @@ import math
 from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.measure import Measurement
+from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
@@ -230,9 +231,10 @@ class Examples:
         self._lines: dict[tuple[int, int], list[Text]] = {}
 
     def tokens(self, k: int) -> list[str]:
-        if self._tokens[k] is None:
-            self._tokens[k] = running([str(x) for x in self.view.examples[k]["tokens"]])
-        return self._tokens[k]
+        cached = self._tokens[k]
+        if cached is None:
+            cached = self._tokens[k] = running([str(x) for x in self.view.examples[k]["tokens"]])
+        return cached
 
     def count(self, height: int | None) -> int:
         n = len(self.view.examples)
@@ -446,7 +448,7 @@ def steering_block(view: FeatureView, width: int) -> list[Text]:
     if not view.steering:
         return []
 
-    def hang(prefix: str, text: str, style: str = "") -> list[Text]:
+    def hang(prefix: str, text: str, style: str | Style = "") -> list[Text]:
         room = max(8, width - cell_len(prefix))
         body = Text(text, style)
         lines = list(body.wrap(_CONSOLE, room, overflow="fold")) or [Text()]
@@ -595,7 +597,7 @@ class Evidence:
         # The first screen: the fullest form that fits the height it is given (none: compact).
         for form in ("full", "rows") if self.fit and height is not None else ():
             lines = self._lines(width, form)
-            if len(lines) <= height - 1:
+            if height is not None and len(lines) <= height - 1:
                 yield from lines
                 return
         yield from self._lines(width, "compact")
@@ -679,7 +681,7 @@ def candidates(session, width: int | None = None) -> Text:
         t.append(f" {c.letter} ", theme.STYLE_SELECTED if sel else theme.STYLE_HEAD)
         t.append(" ")
         verdict = verdicts.get(c.uuid)
-        t.append(f"{verdict or '·':<8}", theme.VERDICT_STYLE.get(verdict, theme.STYLE_DIM))
+        t.append(f"{verdict or '·':<8}", theme.VERDICT_STYLE.get(verdict or "", theme.STYLE_DIM))
         if j and j.preference == c.uuid:
             t.append("★ ", theme.STYLE_KEY)
         t.append(inert_line(c.text))
@@ -766,7 +768,7 @@ def others(session) -> Text:
         for c in v.candidates:
             verdict = j.verdicts.get(c.uuid)
             t.append(f"{c.letter}:")
-            t.append(f"{verdict or '·'} ", theme.VERDICT_STYLE.get(verdict, theme.STYLE_DIM))
+            t.append(f"{verdict or '·'} ", theme.VERDICT_STYLE.get(verdict or "", theme.STYLE_DIM))
         if j.gold_label:
             t.append(" label: ", theme.STYLE_DIM)
             t.append(inert_line(j.gold_label))

@@ -10,11 +10,12 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, cast
 
 from rich.text import Text
 from textual import _time, events
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.reactive import reactive
 from textual.screen import Screen
@@ -29,6 +30,9 @@ from .panes import (CandidatesPane, EvidencePane, ExamplesPane, HeaderPane, Judg
                     OthersPane, Pane, QuantilesPane, StatusPane)
 from .modals import TextPrompt
 from .session import QueueFinished, Saved, Session
+
+if TYPE_CHECKING:
+    from .app import AnnotateApp
 
 QUOTES = "'\""   # a LookupError's message comes quoted (KeyError's repr)
 # A write that takes longer than this (another process holds the project's write lock) is
@@ -120,7 +124,7 @@ class FeatureScreen(Screen[None]):
     #status { height: auto; max-height: 3; padding: 0 1; background: $boost; }
     .hidden { display: none; }
     """
-    BINDINGS = BINDINGS
+    BINDINGS: ClassVar[list[BindingType]] = [*BINDINGS]   # Textual's type; the same keys
     AUTO_FOCUS = None
 
     status: reactive[Text] = reactive(Text, init=False)     # what the last key did
@@ -165,7 +169,7 @@ class FeatureScreen(Screen[None]):
         yield CandidatesPane(s, id="candidates")
         yield JudgmentPane(s, id="judgment")
         yield StatusPane(s, self.status, id="status")
-        yield KeyBar(self.BINDINGS)
+        yield KeyBar(BINDINGS)
 
     def on_mount(self) -> None:
         panes = {p.id: p for p in self.query(Pane)}
@@ -485,7 +489,7 @@ class FeatureScreen(Screen[None]):
         self.app.push_screen(AgreementScreen(self.session.project))
 
     def action_help(self) -> None:
-        self.app.action_show_help()
+        cast("AnnotateApp", self.app).action_show_help()
 
     def on_unmount(self) -> None:
         """Give up a write still waiting for the lock, let the writer thread finish (it
