@@ -20,6 +20,7 @@ from __future__ import annotations
 import warnings
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -318,7 +319,7 @@ def _shuffled(labels: list[str], true_by: dict[str, float], shuf_by: dict[str, f
 def _cell(benchmark: str, category: str, rows: list[tuple[str, float, int]], labels: list[str],
           true_by: dict[str, float], shuf_by: dict[str, float], *, n_boot: int, seed: int,
           min_rows: int, ci_by: dict[str, tuple[float | None, float | None]] | None = None,
-          unverified: set[str] = frozenset()) -> Cell:
+          unverified: AbstractSet[str] = frozenset()) -> Cell:
     """``rows``: (label_uuid, score, verdict code) for one benchmark and category."""
     x = np.array([r[1] for r in rows], dtype=float)
     v = np.array([r[2] for r in rows], dtype=int)
