@@ -9,7 +9,8 @@ default, a realistic SAE density), so that every feature fills its top ``--top-k
 (checked and printed).  ``saegold score`` runs on ``--contexts`` contexts of 64 tokens of a
 corpus made of the bundled demo corpus's sentences recombined at random (enough text for
 that many distinct contexts).  Prints the project file's bytes per feature (target <= 16 KB) and the
-score job's "examples + input scores" seconds against its "collect" seconds (target <= 1.5x).
+score job's "examples + input scores" seconds against its "collect" seconds (target <= 1.5x),
+with and without model-verified negatives (``--verified-negatives both``, the default: their cost).
 """
 from __future__ import annotations
 
@@ -43,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--contexts", type=int, default=1240)
     ap.add_argument("--top-k", type=int, default=100)
     ap.add_argument("--density", type=float, default=0.01)
+    ap.add_argument("--verified-negatives", choices=("on", "off", "both"), default="both",
+                    help="score with model-verified hard/other negatives (on, score's default), without, "
+                         "or both one after the other in the same world to measure their cost (default)")
     ap.add_argument("--code", default=str(Path(__file__).resolve().parents[2]),
                     help="the saegold checkout to measure (default: this one)")
     args = ap.parse_args(argv)
@@ -81,25 +85,41 @@ def main(argv: list[str] | None = None) -> int:
             sae.b_enc.copy_(-thr)
         sae_dir = tmp / "sae"
         sae.save_model(sae_dir)
-        p = open_project(tmp / "p.db", create=True)
-        empty = (tmp / "p.db").stat().st_size
-        t = time.perf_counter()
-        rep = score(p, model=str(model_dir), sae=str(sae_dir), corpus=str(corpus), ctx_len=64,
-                    top_k=args.top_k, max_contexts=args.contexts, continuation_tokens=0, device="cpu")
-        total = time.perf_counter() - t
-        full = p.scalar("SELECT count(*) FROM (SELECT feature_id FROM examples WHERE kind = 'top' "
-                        "GROUP BY feature_id HAVING count(*) = ?)", [args.top_k])
-        n_top = p.scalar("SELECT count(*) FROM examples WHERE kind = 'top'")
-        p.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        p.close()
-        size = (tmp / "p.db").stat().st_size
-        print(f"world: {args.features:,} features, {rep.n_contexts:,} contexts x 64 tokens, top {args.top_k}; "
-              f"{full:,} of {args.features:,} features fill their top {args.top_k} ({n_top:,} top examples)")
-        print(f"project file: {size / 1e6:.1f} MB = {(size - empty) / args.features / 1024:.1f} KB per feature "
-              f"(target <= 16 KB)")
-        col, ex = rep.seconds.get("collect", 0.0), rep.seconds.get("examples + input scores", 0.0)
-        print(f"score: collect {col:.2f} s, examples + input scores {ex:.2f} s = {ex / col:.2f}x collect "
-              f"(target <= 1.5x); output scores {rep.seconds.get('output scores', 0):.1f} s; total {total:.1f} s")
+        modes = {"on": [True], "off": [False], "both": [False, True]}[args.verified_negatives]
+        done = {}
+        for verified in modes:
+            db = tmp / f"p-{verified}.db"
+            p = open_project(db, create=True)
+            empty = db.stat().st_size
+            t = time.perf_counter()
+            # steering is left out: tests/perf/perf_steering.py measures it
+            rep = score(p, model=str(model_dir), sae=str(sae_dir), corpus=str(corpus), ctx_len=64,
+                        top_k=args.top_k, max_contexts=args.contexts, continuation_tokens=0, device="cpu",
+                        verified_negatives=verified, steering=False)
+            total = time.perf_counter() - t
+            full = p.scalar("SELECT count(*) FROM (SELECT feature_id FROM examples WHERE kind = 'top' "
+                            "GROUP BY feature_id HAVING count(*) = ?)", [args.top_k])
+            n_top = p.scalar("SELECT count(*) FROM examples WHERE kind = 'top'")
+            n_neg = {r["origin"]: r["n"] for r in p.query(
+                "SELECT origin, count(*) AS n FROM examples WHERE kind = 'negative' GROUP BY origin")}
+            p.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            p.close()
+            size = db.stat().st_size
+            per = (size - empty) / args.features / 1024
+            print(f"-- verified negatives {'on' if verified else 'off'}")
+            print(f"world: {args.features:,} features, {rep.n_contexts:,} contexts x 64 tokens, top {args.top_k}; "
+                  f"{full:,} of {args.features:,} features fill their top {args.top_k} ({n_top:,} top examples); "
+                  f"negatives stored by origin: {n_neg}")
+            print(f"project file: {size / 1e6:.1f} MB = {per:.1f} KB per feature (target <= 16 KB)")
+            col, ex = rep.seconds.get("collect", 0.0), rep.seconds.get("examples + input scores", 0.0)
+            print(f"score: collect {col:.2f} s, examples + input scores {ex:.2f} s = {ex / col:.2f}x collect "
+                  f"(target <= 1.5x); output scores {rep.seconds.get('output scores', 0):.1f} s; total {total:.1f} s")
+            done[verified] = (ex, col, per, total)
+        if len(done) == 2:
+            (ex0, col0, per0, tot0), (ex1, col1, per1, tot1) = done[False], done[True]
+            print(f"verified negatives cost: examples + input scores {ex0:.2f} -> {ex1:.2f} s "
+                  f"({ex1 / ex0 - 1:+.0%}; {ex0 / col0:.2f}x -> {ex1 / col1:.2f}x collect), project file "
+                  f"{per0:.1f} -> {per1:.1f} KB per feature, score total {tot0:.1f} -> {tot1:.1f} s")
     return 0
 
 
