@@ -311,7 +311,7 @@ def sign_flip_p(diff: np.ndarray, seed: int) -> float | None:
 #: not: 32,000 in a 16k-feature project) gets normal CIs from the label-level influence function
 #: (clustered over labels, as the bootstrap is) instead of a bootstrap, O(n log n) instead of
 #: O(resamples x n), and its sign-flip test cheaper random signs (tests/perf/perf_calibrate.py);
-#: at this size the two intervals agree (tests/stats/test_ppi.py).
+#: at this size the two intervals agree (tests/stats/test_calibration_stats.py).
 LARGE_CONTROL = 2000
 
 
