@@ -256,10 +256,17 @@ def part(y: np.ndarray, yhat: np.ndarray, yhat_unlabeled: np.ndarray, level: flo
         why = "every item of the stratum is judged: the classical estimate is the whole population's"
         return (classical, Estimate(classical.value, n, classical.ci, why), 0.0, float(n), why,
                 Part(n, n, c_mean, c_unit, c_mean, c_unit, 0.0, 0.0))
-    if np.ptp(y) == 0 and np.ptp(np.concatenate([yhat, yhat_unlabeled])) == 0:
-        why = "judged shares and predictions are all equal: no interval"
-        return (classical, Estimate(float(y[0]), n + n_unl, None, why), None, None, why,
-                Part(n + n_unl, n, c_mean, 0.0, c_mean, 0.0, 0.0, None))
+    if np.ptp(y) == 0:
+        # Every judged item agrees (all 'correct', or every annotator picks the same tier): the CLT
+        # interval has width 0.  Both intervals then use the add-two rule (Agresti & Coull 1998):
+        # variance p~(1 - p~) / n with p~ = (n ybar + 2) / (n + 4), about the 'rule of three'.
+        pt = (n * float(y[0]) + 2) / (n + 4)
+        unit = pt * (1 - pt)
+        half = z_of(level) * math.sqrt(unit / n)
+        ci = [max(0.0, float(y[0]) - half), min(1.0, float(y[0]) + half)]
+        why = "every judged item agrees: add-two interval (Agresti-Coull), predictions not used"
+        return (Estimate(float(y[0]), n, ci), Estimate(float(y[0]), n + n_unl, list(ci), why), 0.0, float(n), why,
+                Part(n + n_unl, n, float(y[0]), unit, float(y[0]), unit, 0.0, 0.0))
     lam = _lambda(y, yhat, yhat_unlabeled)
     value = float(np.squeeze(ppi_mean_pointestimate(y, yhat, yhat_unlabeled, lam=lam)))
     lo, hi = ppi_mean_ci(y, yhat, yhat_unlabeled, alpha=alpha, lam=lam)
@@ -310,9 +317,10 @@ def combine(parts: dict[str, Part | None], sizes: dict[str, int], level: float =
     for kind in ("classical", "ppi"):
         value = sum(w[k] * (ready[k].c_value if kind == "classical" else ready[k].p_value) for k in w)
         se = math.sqrt(sum(w[k] ** 2 * ready[k].var(kind=kind) for k in w))
-        ci = [value - z * se, value + z * se]
+        widths.append(2 * z * se)  # 'worth' compares the unclipped widths
+        # a share: the normal interval clipped to [0, 1] (only ever adds coverage)
+        ci = [max(0.0, value - z * se), min(1.0, value + z * se)]
         out.append(Estimate(float(value), n if kind == "classical" else n_pop, ci))
-        widths.append(ci[1] - ci[0])
     wc, wp = widths
     worth = float(n * (wc / wp) ** 2) if wp > 0 else None
     return out[0], out[1], worth, None

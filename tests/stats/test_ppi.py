@@ -227,3 +227,16 @@ def test_spread_is_the_queues_round_robin():
     assert ppi._spread(30, {"a": 100, "b": 100, "c": 100}) == {"a": 10, "b": 10, "c": 10}
     assert ppi._spread(30, {"a": 4, "b": 100, "c": 100}) == {"a": 4, "b": 13, "c": 13}
     assert ppi._spread(500, {"a": 4, "b": 10, "c": 0}) == {"a": 4, "b": 10, "c": 0}
+
+
+def test_unanimous_stratum_gets_an_add_two_interval_not_width_zero():
+    """30 judged items all 'correct' (or all one tier): the CLT interval would have width 0 and
+    the stopping rule would call the target reached; the add-two rule gives about the rule of
+    three (upper 95% bound of a proportion with no failure: ~3/n below 1)."""
+    rng = np.random.default_rng(0)
+    y = np.ones(30)
+    c, p, _, _, why, part = ppi.part(y, rng.random(30), rng.random(300))
+    pt = 32 / 34
+    half = 1.959963984540054 * np.sqrt(pt * (1 - pt) / 30)
+    assert p.ci == pytest.approx([1 - half, 1.0]) and c.ci == pytest.approx([1 - half, 1.0])
+    assert 0.06 < half < 0.12 and "add-two" in why and part.var() > 0
