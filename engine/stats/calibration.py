@@ -510,6 +510,11 @@ def _annotators_per_item(inp: ppi.PPIInputs) -> float:
     return float(counts.mean()) if len(counts) else 1.0
 
 
+ACTIVE_NOTE = ("some features were handed out by the active queue (queue_order = active), not uniformly within "
+               "their category: the stratified prediction-powered shares and their stopping rule assume the "
+               "latter; read the estimates reweighted by the draw probabilities")
+
+
 def active_rows(project: Project, extra: dict) -> list[active.ActiveRow]:
     """The 'all' estimates reweighted by the active queue's recorded draw probabilities (none
     when the project has no draws)."""
@@ -591,7 +596,10 @@ def stopping(project: Project, *, seed: int = DEFAULT_SEED) -> dict[str, Any]:
                     if v in VERDICT_CODE]
     labels_est, tiers, target = prediction_powered(judged, feats, labels, true_by, benchmarks, verdict_rows,
                                                    project=project, seed=seed)
+    from store import queue as store_queue
+
     return {"target_ci_width": target, "rule": ppi.STOP_RULE,
+            "note": ACTIVE_NOTE if store_queue.active_draws(project) else None,
             "labels": [asdict(e) for e in labels_est], "tiers": [asdict(e) for e in tiers]}
 
 
@@ -661,6 +669,8 @@ def compute(project: Project, *, n_boot: int = DEFAULT_BOOT, seed: int = DEFAULT
     unscored = Counter(u for u, _, _ in verdict_rows if not any(u in true_by[b] for b in benchmarks))
     if unscored:
         notes.append(f"{len(unscored)} judged labels have no benchmark score and are not used")
+    if active_estimates:
+        notes.append(ACTIVE_NOTE)
     return CalibrationReport(
         summaries, cells, methods, fit, findings(cells, summaries, fit, methods, ppi_estimates, tier_shares),
         len(verdict_rows),

@@ -138,5 +138,8 @@ def test_calibrate_reweights_the_active_draws(project, tmp_path, capsys, monkeyp
     lab = next(a for a in rep["active"] if a["kind"] == "label" and a["target"] == "correct")
     assert lab["ppi"]["ci"] is not None and 0 <= lab["lam"] <= 1
     assert "Hansen-Hurwitz" in rep["settings"]["rules"]["active_queue"]
+    assert any("handed out by the active queue" in n for n in rep["notes"])
     assert main(["--db", db, "calibrate", "--bootstrap", "50"]) == 0
     assert "Active queue: 'all' estimates reweighted by the recorded draw probabilities" in capsys.readouterr().out
+    assert main(["--db", db, "status"]) == 0
+    assert "Note: some features were handed out by the active queue" in capsys.readouterr().out

@@ -78,6 +78,8 @@ def _print_stopping(console, stop: dict) -> None:
         console.print(t)
         console.print(inert("More judged features: each goes to `overlap` annotators; spread over the categories "
                             "as the queue does. " + stop["rule"]), style="dim")
+        if stop.get("note"):
+            console.print(inert("Note: " + stop["note"] + " (`saegold calibrate`)."), style="bold")
 
 
 def run(args: argparse.Namespace) -> int:
