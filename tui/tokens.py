@@ -16,6 +16,7 @@ that looks like raw byte-level BPE: no token holds a plain space and some token 
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from .safe import inert_line
@@ -46,11 +47,23 @@ def as_text(token: str, *, bpe: bool) -> str:
     return token
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _running_one(token: str, bpe: bool) -> str:
+    return inert_line(as_text(token, bpe=bpe).replace("\n", NEWLINE_MARK))
+
+
 def running(tokens: Sequence[str]) -> list[str]:
     """Tokens of one context, for running text: one display string per position (so the
-    positions of activations stay valid)."""
+    positions of activations stay valid).  Each distinct token is made once (a vocabulary
+    repeats: the app draws a few thousand tokens per feature from a few hundred strings)."""
     bpe = byte_level(tokens)
-    return [inert_line(as_text(str(t), bpe=bpe).replace("\n", NEWLINE_MARK)) for t in tokens]
+    return [_running_one(str(t), bpe) for t in tokens]
+
+
+def running_window(tokens: Sequence[str], lo: int, hi: int) -> list[str]:
+    """``running(tokens)[lo:hi]``, making only those (the markers are read off them all)."""
+    bpe = byte_level(tokens)
+    return [_running_one(str(t), bpe) for t in tokens[lo:hi]]
 
 
 def listed(tokens: Sequence[str]) -> list[str]:

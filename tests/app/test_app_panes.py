@@ -64,3 +64,24 @@ def test_the_session_needs_no_textual():
     code = "import sys, tui.app.session, tui.app.model; print('textual' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_the_next_feature_repaints_without_a_layout(filled, monkeypatch):
+    """A pane whose height the stylesheet sets, or whose height did not change, is repainted
+    in place: Textual then skips laying out the whole screen (most of a keypress's cost)."""
+    updates: list[tuple[str, bool]] = []
+    real = Pane.update
+
+    def update(self, content="", *, layout=True):
+        updates.append((self.id, layout))
+        real(self, content, layout=layout)
+
+    monkeypatch.setattr(Pane, "update", update)
+
+    def step(a):
+        updates.clear()
+        a.session.next()
+    run(make_app(filled), step)
+    layout = dict(updates)
+    assert {"header", "examples", "evidence"} <= set(layout)      # the new feature is drawn
+    assert not any(lay for pane, lay in updates if pane in ("header", "examples", "evidence", "machine", "judgment")), updates

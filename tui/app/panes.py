@@ -31,6 +31,7 @@ class Pane(Static):
         self._key: object = None           # what the content was made from (or the content itself)
         self._lines: int | None = None     # its height at the width it was drawn for
         self._width: int | None = None
+        self._content: RenderableType | None = None
 
     def build(self) -> RenderableType:
         raise NotImplementedError
@@ -42,8 +43,13 @@ class Pane(Static):
 
     def height_of(self, content: RenderableType, width: int) -> int | None:
         """The content's height at ``width`` (None: unknown, lay the screen out again)."""
+        height = self.styles.height
+        if height is not None and not height.is_auto:
+            return 0        # the stylesheet sets the height, whatever the content
+        if width <= 0:
+            return None
         if isinstance(content, Text):
-            return len(content.wrap(_CONSOLE, width)) if width > 0 else None
+            return len(content.wrap(_CONSOLE, width))
         return None
 
     def sync(self) -> None:
@@ -51,7 +57,7 @@ class Pane(Static):
         key = self.key(content)
         if key == self._key and self._key is not None:
             return
-        self._key = key
+        self._key, self._content = key, content
         width = self.content_size.width
         lines = self.height_of(content, width)
         # The same height at the same width: a repaint, no layout of the screen.
@@ -60,9 +66,11 @@ class Pane(Static):
         self.update(content, layout=not same)
 
     def on_resize(self) -> None:
-        self._width = None          # heights were measured at the old width
         if self.FITS_WIDTH and self.is_attached:
-            self.sync()
+            self.sync()             # made again for the new width
+        elif self._content is not None:   # laid out anew for the new size: measure there
+            self._width = self.content_size.width
+            self._lines = self.height_of(self._content, self._width)
 
 
 _CONSOLE = render._CONSOLE     # only measures: never prints
@@ -161,6 +169,13 @@ class EvidencePane(Pane):
 
     def _fit(self) -> bool:
         return not self.full and self.app.size.width >= self.fit_from
+
+    def height_of(self, content: RenderableType, width: int) -> int | None:
+        fixed = super().height_of(content, width)
+        if fixed is not None or self.full or width <= 0:
+            return fixed
+        # below the examples (narrow): a few compact lines, cheap to count
+        return len(_CONSOLE.render_lines(content, _CONSOLE.options.update(width=width, height=None), pad=False))
 
     def build(self) -> RenderableType:
         v = self.session.view

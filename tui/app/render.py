@@ -22,7 +22,7 @@ from store.feature_view import IntruderResult, Score
 from store.judgments import FeatureJudgment
 
 from ..safe import inert_line
-from ..tokens import listed, running
+from ..tokens import listed, running, running_window
 from . import theme
 from .model import Candidate, FeatureView
 
@@ -285,7 +285,13 @@ class Examples:
             for k, ex in enumerate(drawn):
                 line = Text(no_wrap=True, overflow="crop")
                 line.append(self.values[k].rjust(self.value_w) + " ", theme.STYLE_DIM)
-                line.append_text(_fit_context(self.tokens(k), ex["acts"], ex["max_idx"], self.scale, room))
+                # Only the tokens that can reach the line are made ready for display: nearly
+                # every token takes a cell at least (twice the room leaves space for empty ones).
+                raw, mx = ex["tokens"], min(max(ex["max_idx"], 0), max(len(ex["tokens"]) - 1, 0))
+                lo, hi = max(0, mx - 2 * room), min(len(raw), mx + 2 * room + 1)
+                cached = self._tokens[k]
+                toks = running_window(raw, lo, hi) if cached is None else cached[lo:hi]
+                line.append_text(_fit_context(toks, ex["acts"][lo:hi], mx - lo, self.scale, room))
                 lines.append(line)
             self._lines[key] = lines
         return [line.copy() for line in lines]

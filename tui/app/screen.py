@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as _dt
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -147,6 +148,7 @@ class FeatureScreen(Screen[None]):
         self.outcome: Text | None = None         # the waited-for write's outcome line
         self._absorb_later: tuple[int | None] | None = None   # a top-up that came back while a write waited
         self._sync_posted = False                # a sync is queued on the screen
+        self._loop_thread: int | None = None     # the thread the screen runs on, once mounted
         session.subscribe(self._session_changed)
 
     def compose(self) -> ComposeResult:
@@ -177,13 +179,19 @@ class FeatureScreen(Screen[None]):
         # the panes each view shows: "more" replaces the body (hidden panes are not drawn)
         self._panes = {False: common + [panes[k] for k in ("machine", "others", "examples", "evidence")],
                        True: common + [panes["more-evidence"], panes["more-examples"], panes["more-quantiles"]]}
+        self._loop_thread = threading.get_ident()
         self.sync()
 
     # -- drawing -----------------------------------------------------------------------
     def _session_changed(self) -> None:
-        """The session changed (on any thread): bring the panes up to date, once, on the
-        screen's own message loop."""
-        if not self._sync_posted:
+        """The session changed: bring the panes up to date.  On the screen's own thread at
+        once (so the change is in the same frame as the key's other effects, not one frame
+        later); from another thread (the writer), once, on the screen's message loop."""
+        if self._loop_thread is None:
+            return                    # not mounted yet: on_mount draws everything
+        if threading.get_ident() == self._loop_thread:
+            self.sync()
+        elif not self._sync_posted:
             self._sync_posted = True
             self.call_later(self.sync)
 
@@ -368,7 +376,8 @@ class FeatureScreen(Screen[None]):
 
     def _moved(self) -> None:
         self.status = self._arrival_status()
-        self.query_one("#more", VerticalScroll).scroll_home(animate=False)
+        if self.expanded:      # "more" opens at its top anyway (watch_expanded)
+            self.query_one("#more", VerticalScroll).scroll_home(animate=False)
         self._maybe_refill()
 
     # -- actions -----------------------------------------------------------------------

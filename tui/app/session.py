@@ -27,8 +27,10 @@ LOCK_WAIT_S = BUSY_TIMEOUT_MS / 1000  # how long one write waits for another pro
 RENEW_EVERY_S = 60.0  # renew the leases at least this often while the annotator works
 # Top up (to store.queue.LOOKAHEAD) once only this many features not judged yet are left from
 # the one on screen on: one choice of new features per few features, as each costs a query
-# over who holds what (about 0.25 s on 100,000 features), in a background thread.
-REFILL_AT = 1
+# over who holds what (a few to tens of ms on 100,000-262,144 features), in a background
+# thread.  Two, not one: the top-up then has a whole keypress to finish before the queue runs
+# dry (at one, a quick `n` after `n` waited for it: every fourth press paid a whole top-up).
+REFILL_AT = 2
 
 
 @dataclass
