@@ -16,7 +16,8 @@ if _blocked:
 try:
     from sqlite_utils import Database, Migrations
 finally:
+    # typeshed types sys.modules without None, but the block above put None there on purpose
     if _blocked and "pandas" in sys.modules and sys.modules["pandas"] is None:
-        del sys.modules["pandas"]
+        del sys.modules["pandas"]  # type: ignore[unreachable]
 
 __all__ = ["Database", "Migrations"]
