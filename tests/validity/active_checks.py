@@ -2,8 +2,14 @@
 
 Run: .venv/bin/python tests/validity/active_checks.py [--reps N] [--seed S]
 
+Measured (150 worlds, seed 16, loaded 2-core machine, 392 s): to reach a 95% CI width of 0.04,
+uniform 530 judged features, active 411 (23% fewer, short of the 25% issue 16 asked for);
+coverage after 1000 draws: active 94.7% at 95%, 86.0% +- 2.8% at 90% (uniform 95.3% / 88.7%).
+
 World: N = 2000 features, one label each; latent quality q ~ N(0, 1), P(a human says
-correct) = 1 / (1 + exp(-3 q)); one benchmark scores every label, score = q + N(0, 0.3^2);
+correct) = 1 / (1 + exp(-5 q)); one benchmark scores every label, score = q + N(0, 0.2^2)
+(SHARP; the gain shrinks as the scores get less informative: with MODERATE, slope 3 and noise
+0.3, the oracle variance ratio is 0.82 instead of 0.62);
 each feature judged is judged by 2 annotators (independent verdicts).  The truth is the
 mean of P over the N labels.  Two queues, the same number of draws:
 
