@@ -9,7 +9,7 @@ coverage after 1000 draws: active 94.7% at 95%, 86.0% +- 2.8% at 90% (uniform 95
 World: N = 2000 features, one label each; latent quality q ~ N(0, 1), P(a human says
 correct) = 1 / (1 + exp(-5 q)); one benchmark scores every label, score = q + N(0, 0.2^2)
 (SHARP; the gain shrinks as the scores get less informative: with MODERATE, slope 3 and noise
-0.3, the oracle variance ratio is 0.82 instead of 0.62);
+0.3, the variance ratio active/uniform with exact predictions is 0.82 instead of 0.65);
 each feature judged is judged by 2 annotators (independent verdicts).  The truth is the
 mean of P over the N labels.  Two queues, the same number of draws:
 
