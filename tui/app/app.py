@@ -17,7 +17,6 @@ from store.errors import SaegoldError
 
 from ..safe import inert_line
 from . import guidelines
-from .help import HelpScreen
 from .screen import BINDINGS, FeatureScreen, clock_now
 from .session import QueueFinished, Session
 
@@ -52,6 +51,7 @@ class AnnotateApp(App[None]):
         self.feature_screen = FeatureScreen(self.session, wallclock=self.wallclock)
         self.push_screen(self.feature_screen)
         if self.intro:
+            from .help import HelpScreen   # its Markdown widget is a tenth of a second of imports: when shown
             self.push_screen(HelpScreen(BINDINGS, self.guidelines, intro=True,
                                         warning=self.guidelines_warning, notice=self.notice))
         # A dropped SSH connection (SIGHUP) or a kill (SIGTERM) releases the annotator's
@@ -115,6 +115,7 @@ class AnnotateApp(App[None]):
         os.kill(os.getpid(), sig)
 
     def action_show_help(self) -> None:
+        from .help import HelpScreen
         self.push_screen(HelpScreen(BINDINGS, self.guidelines, warning=self.guidelines_warning))
 
 
