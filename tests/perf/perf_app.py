@@ -13,7 +13,12 @@ and every press measured on the pty has one in flight.  Any press can also meet 
 app's full garbage collections (about 35-40 ms, every 30-odd presses here); the slowest
 presses are listed.
 
-    .venv/bin/python tests/perf/perf_app.py [--features 100000] [--presses 200]
+    .venv/bin/python tests/perf/perf_app.py [--features 100000] [--presses 200] [--baseline DIR]
+
+``--baseline DIR`` (a checkout of another version, e.g. ``git archive main | tar -x -C DIR``)
+also measures that version's app on the same project, alternating with this one, and prints
+before/after keypress and start-up figures from the one run (both versions must know the
+project's schema: the newer one migrates it on opening).
 """
 from __future__ import annotations
 

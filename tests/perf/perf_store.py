@@ -3,6 +3,7 @@ directly through the store (no model), then what users wait for on it.
 
     .venv/bin/python tests/perf/perf_store.py [--features 262144] [--examples 100] [--presses 100]
         [--db PATH]   # keep the project there: built once, measured again by later runs
+        [--baseline DIR]   # also another checkout's app, interleaved: before/after (perf_app.py)
 
 Built with :mod:`store.examples` (contexts once per source, vocabulary once, sparse
 activations): ``--contexts`` distinct 64-token contexts, per feature ``--examples`` top
