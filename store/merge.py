@@ -52,7 +52,7 @@ TABLES = ("sources", "features", "examples", "nla_explanations", "logit_tokens",
           "taxonomy_scores", "labels", "bench_scores", "annotators", "assignments",
           "judgments", "llm_cache", "settings")
 # Tables merged when OTHER has them (projects of an older saegold may not).
-OPTIONAL_TABLES = ("steering", "steering_clean", "superseded_results", "intruder_scores")
+OPTIONAL_TABLES = ("steering", "steering_clean", "superseded_results", "intruder_scores", "active_draws")
 
 
 @dataclass
@@ -235,6 +235,7 @@ class _Merger:
         self.superseded_results()
         self.annotators()
         self.assignments()
+        self.active_draws()
         self.judgments()
         self.llm_cache()
         self.settings()
@@ -587,6 +588,26 @@ class _Merger:
                     self.report.conflict("assignments", f"{self.feature_keys[r['feature_id']]} "
                                          f"{r['annotator']!r} position", ours["position"], r["position"])
             self.step("assignments", n, len(rows))
+
+    def active_draws(self) -> None:
+        """The active queue's draws (issue 16) come along, so the judgments they led to keep the
+        probabilities the estimates reweight by (without them an actively drawn judgment would
+        count as a uniform one).  A draw both hold (same feature, annotator, time, probability)
+        is not doubled.  ``active_weights`` stay ours: they are a cache of the next draws'
+        weights, recomputed from the merged judgments."""
+        if not self._has("active_draws"):
+            return
+        rows = self.rows("active_draws", "id")
+        for n, r in enumerate(rows, 1):
+            fid = self.ref(self.feature_ids, r, "active_draws", "feature_id")
+            ours = self.one("SELECT id FROM active_draws WHERE feature_id = ? AND annotator = ? AND created_at = ? "
+                            "AND probability = ? AND assigned = ?",
+                            [fid, r["annotator"], r["created_at"], r["probability"], r["assigned"]])
+            if ours is None:
+                self.insert("active_draws", {**r, "feature_id": fid})
+            else:
+                self.report.present["active_draws"] += 1
+            self.step("active_draws", n, len(rows))
 
     def judgments(self) -> None:
         rows = self.rows("judgments", "seq")

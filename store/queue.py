@@ -238,6 +238,12 @@ _HELD = f"""SELECT feature_id FROM assignments UNION
     SELECT feature_id FROM judgments WHERE kind NOT IN {_NOT_HOLDING}"""
 
 
+def sampling_frame(project: Project) -> set[int]:
+    """The queue's sampling frame: every feature it can hand out (those with top examples).  A
+    feature the score job kept without examples (a dead one) is never handed out."""
+    return {r[0] for r in project.db.conn.execute(f"SELECT f.id FROM features f WHERE {has_top('f.id')} = 1")}
+
+
 def active_population(project: Project) -> tuple[list[int], list[float]]:
     """The features the active queue draws from (every feature with top examples) and the
     probability of drawing each: (1 - u) w / sum w + u / M (u = ACTIVE_UNIFORM_SHARE); a

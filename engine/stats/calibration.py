@@ -485,10 +485,18 @@ def prediction_powered(judged: list, feats: dict, labels: dict, true_by: dict[st
     """The prediction-powered label and tier shares, with the stopping rule against the
     project's ``target_ci_width`` (also returned).  ``extra`` (if given) receives the inputs and
     per-item predictions (for the active queue's weights and reweighted estimates)."""
+    from store import queue as store_queue
     from store import settings as store_settings
 
     target_width = store_settings.load(project).target_ci_width
     judged_features = {j.feature_id for j in judged if j.judged}
+    # The population is the queue's sampling frame: features it can hand out (those with top
+    # examples; store.queue) plus any judged anyway.  A dead feature the score job kept (no
+    # examples) is never drawn, so a PPI guarantee says nothing about it, and the stopping rule
+    # must not count it as a feature left to judge.
+    frame = store_queue.sampling_frame(project) | judged_features
+    feats = {fid: f for fid, f in feats.items() if fid in frame}
+    labels = {u: lab for u, lab in labels.items() if lab.feature_id in frame}
     inp = ppi.inputs(labels, feats, true_by, benchmarks, verdict_rows, judged_features)
     preds: dict = {}
     labels_est = ppi.estimates(inp, list(TIERS), seed=seed, target_width=target_width, preds_out=preds)

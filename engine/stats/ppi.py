@@ -243,8 +243,11 @@ def part(y: np.ndarray, yhat: np.ndarray, yhat_unlabeled: np.ndarray, level: flo
         why = f"not enough data (n={n} judged, need {MIN_JUDGED})"
         small = None
         if n >= MIN_STRATUM or (n and n_unl == 0):  # classical, ddof=1, for the stratified 'all' only
-            unit = float(np.var(y, ddof=1)) if n > 1 else 0.0
-            small = Part(n + n_unl, n, float(y.mean()), unit, float(y.mean()), unit, 0.0, None)
+            if np.ptp(y) == 0 and n_unl:  # unanimous: never a stratum without variance
+                centre, unit, _ = add_two(float(y[0]), n, level)
+            else:
+                centre, unit = float(y.mean()), float(np.var(y, ddof=1)) if n > 1 else 0.0
+            small = Part(n + n_unl, n, centre, unit, centre, unit, 0.0, None)
         return Estimate.missing(n, why), Estimate.missing(n + n_unl, why), None, None, why, small
     alpha = 1 - level
     lo, hi = classical_mean_ci(y, alpha=alpha)
@@ -258,15 +261,11 @@ def part(y: np.ndarray, yhat: np.ndarray, yhat_unlabeled: np.ndarray, level: flo
                 Part(n, n, c_mean, c_unit, c_mean, c_unit, 0.0, 0.0))
     if np.ptp(y) == 0:
         # Every judged item agrees (all 'correct', or every annotator picks the same tier): the CLT
-        # interval has width 0.  Both intervals then use the add-two rule (Agresti & Coull 1998):
-        # variance p~(1 - p~) / n with p~ = (n ybar + 2) / (n + 4), about the 'rule of three'.
-        pt = (n * float(y[0]) + 2) / (n + 4)
-        unit = pt * (1 - pt)
-        half = z_of(level) * math.sqrt(unit / n)
-        ci = [max(0.0, float(y[0]) - half), min(1.0, float(y[0]) + half)]
-        why = "every judged item agrees: add-two interval (Agresti-Coull), predictions not used"
+        # interval has width 0.  Both intervals then use the Agresti-Coull interval (see add_two).
+        centre, unit, ci = add_two(float(y[0]), n, level)
+        why = "every judged item agrees: Agresti-Coull interval, predictions not used"
         return (Estimate(float(y[0]), n, ci), Estimate(float(y[0]), n + n_unl, list(ci), why), 0.0, float(n), why,
-                Part(n + n_unl, n, float(y[0]), unit, float(y[0]), unit, 0.0, 0.0))
+                Part(n + n_unl, n, centre, unit, centre, unit, 0.0, 0.0))
     lam = _lambda(y, yhat, yhat_unlabeled)
     value = float(np.squeeze(ppi_mean_pointestimate(y, yhat, yhat_unlabeled, lam=lam)))
     lo, hi = ppi_mean_ci(y, yhat, yhat_unlabeled, alpha=alpha, lam=lam)
@@ -278,6 +277,19 @@ def part(y: np.ndarray, yhat: np.ndarray, yhat_unlabeled: np.ndarray, level: flo
     p = Part(n + n_unl, n, c_mean, c_unit, value, float(np.var(y - lam * yhat)),
              float(np.var(lam * yhat_unlabeled)) / n_unl, lam)
     return classical, ppi, lam, worth, None, p
+
+
+def add_two(share: float, n: int, level: float = PPI_LEVEL) -> tuple[float, float, list[float]]:
+    """The Agresti-Coull interval (Agresti & Coull 1998) for ``n`` judged items that all agree
+    (``share`` 0 or 1), where the CLT interval has width 0: add two successes and two failures,
+    p~ = (n share + 2) / (n + 4), interval p~ -+ z sqrt(p~ (1 - p~) / (n + 4)), clipped to [0, 1].
+    Returns (p~, the unit variance that gives that variance over ``n`` items in :class:`Part`'s
+    ``unit / n`` form, the interval).  The point estimate shown stays ``share``; the stratified
+    'all' combines the strata at p~, the interval's centre, so it inherits the same coverage."""
+    pt = (n * share + 2) / (n + 4)
+    var = pt * (1 - pt) / (n + 4)
+    half = z_of(level) * math.sqrt(var)
+    return pt, var * n, [max(0.0, pt - half), min(1.0, pt + half)]
 
 
 def stratum_estimate(y: np.ndarray, yhat: np.ndarray, yhat_unlabeled: np.ndarray, level: float = PPI_LEVEL

@@ -389,3 +389,35 @@ def test_superseded_results_come_along_with_our_ids_and_only_once(pair):
         assert kept["bench_scores"]["feature_id"] == f7
         merge(p, b)
         assert p.scalar("SELECT count(*) FROM superseded_results") == 2
+
+
+def test_active_queue_draws_come_along_with_our_ids_and_only_once(pair):
+    """A copy that handed features out by the active queue (issue 16) keeps its draws through a
+    merge: the judgments they led to keep the probabilities the estimates reweight by.  The
+    feature is ours (matched by source and index, whatever the row ids); merging again adds
+    nothing, and our own draws stay."""
+    from store import queue as sq
+
+    a, b = pair
+    with open_project(b) as pb:
+        settings.set(pb, "queue_order", "active")
+        judgments.ensure_annotator(pb, "carol")
+        assert sq.assign_more(pb, "carol", n=6) == 6
+        theirs = sorted((pb.scalar("SELECT s.name || '/' || f.idx FROM features f JOIN sources s ON s.id = f.source_id "
+                             "WHERE f.id = ?", [d["feature_id"]]), d["annotator"], d["probability"], d["assigned"])
+                        for d in pb.query("SELECT * FROM active_draws"))
+    assert any(d[3] for d in theirs)  # some handed out by a draw (held ones come first, without one)
+    with open_project(a) as p:
+        settings.set(p, "queue_order", "active")
+        judgments.ensure_annotator(p, "dave")
+        sq.assign_more(p, "dave", n=2)
+        n_ours = p.scalar("SELECT count(*) FROM active_draws")
+        report = merge(p, b)
+        assert report.added["active_draws"] == len(theirs)
+        got = sorted((p.scalar("SELECT s.name || '/' || f.idx FROM features f JOIN sources s ON s.id = f.source_id "
+                         "WHERE f.id = ?", [d["feature_id"]]), d["annotator"], d["probability"], d["assigned"])
+                     for d in p.query("SELECT * FROM active_draws WHERE annotator = 'carol'"))
+        assert got == theirs
+        assert p.scalar("SELECT count(*) FROM active_draws WHERE annotator = 'dave'") == n_ours
+        merge(p, b)
+        assert p.scalar("SELECT count(*) FROM active_draws") == n_ours + len(theirs)

@@ -29,6 +29,9 @@ class Builder:
             sid = store_features.get_or_create_source(db, model, sae, layer=layer, d_sae=64, width=16)
             for i in range(n):
                 fid = store_features.upsert_feature(db, sid, i)
+                # One top example: the queue can hand the feature out (its sampling frame).
+                store_features.put_examples(db, fid, "top", [{"tokens": ["a", f"w{i}"], "acts": [0.0, 1.0]}],
+                                            origin="scored")
                 if scores is not None:
                     store_features.put_score(db, fid, input_threshold=thresholds[0],
                                              output_threshold=thresholds[1], scorer_version="test",

@@ -170,3 +170,20 @@ def test_stopping_rule_counts_fall_with_a_looser_target(build, capsys):
     assert w1 == pytest.approx(w2) and w1 > 0.1 and m1 > 0 and (m2 < m1 or m2 == 0)
     assert main(["--db", db, "settings", "set", "target_ci_width", "1.5"]) == 2
     assert "must be at most 1" in capsys.readouterr().err
+
+
+def test_prediction_powered_population_is_the_queues_sampling_frame(build, capsys):
+    """Features the score job kept without examples (dead ones) are never handed out by the
+    queue: the estimates' population and the stopping rule's features left leave them out,
+    and a judged feature stays in whatever its examples."""
+    _project(build, n=60)
+    dead = build.features(15, sae="dead-sae", scores=[(0.9, 0.0)] * 15)
+    with build.project.write() as db:
+        db.execute(f"DELETE FROM examples WHERE feature_id IN ({','.join(map(str, dead))})")
+        db.execute("DELETE FROM examples WHERE feature_id = (SELECT min(feature_id) FROM judgments)")
+    db = str(build.project.path)
+    assert main(["--db", db, "status", "--json"]) == 0
+    stop = json.loads(capsys.readouterr().out)["stopping"]
+    allt = next(e for e in stop["tiers"] if e["category"] == "all")
+    assert allt["n_features"] == 60, allt
+    assert not allt["stopping"]["reachable"] and allt["stopping"]["more"] == 0  # nothing left to judge
