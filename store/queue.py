@@ -323,14 +323,69 @@ def _record_draws(project: Project, annotator: str, draws: list[tuple[int, float
             "VALUES (?, ?, ?, ?, ?, ?)", [(f, annotator, p, m, a, stamp_) for f, p, m, a in draws])
 
 
-def set_active_weights(project: Project, weights: dict[int, float]) -> int:
-    """Replace the active queue's sampling weights (engine.stats.active computes them)."""
+def set_active_weights(project: Project, weights: dict[int, float], *, mark: str | None = None,
+                       reason: str = "") -> int:
+    """Replace the active queue's sampling weights (engine.stats.active computes them), with
+    the :func:`active_inputs_mark` taken before they were computed (None: take it now)."""
     stamp_ = now()
     with project.write() as db:
         db.execute("DELETE FROM active_weights")
         db.conn.executemany("INSERT INTO active_weights(feature_id, weight, updated_at) VALUES (?, ?, ?)",
                             [(int(f), float(w), stamp_) for f, w in weights.items()])
+        db.execute("INSERT OR REPLACE INTO active_weights_state(id, mark, reason, n, computed_at) "
+                   "VALUES (1, ?, ?, ?, ?)",
+                   [mark if mark is not None else active_inputs_mark(project), reason, len(weights), stamp_])
     return len(weights)
+
+
+# What the sampling weights derive from, as (name, SQL of a few cheap aggregates): every
+# change to it moves one of them.  Judgments are an append-only log (highest seq); labels,
+# taxonomy and benchmark results are added (count, highest id) or redone (the replaced row is
+# archived in superseded_results: its highest id) and labels superseded (count of them);
+# categories are re-derived in place only from new thresholds (the stored setting).
+_MARK_PARTS = (
+    ("judgments", "SELECT COALESCE(MAX(seq), 0) FROM judgments"),
+    ("features", "SELECT COUNT(*), COALESCE(MAX(id), 0) FROM features"),
+    ("labels", "SELECT COUNT(*), COALESCE(MAX(id), 0), COUNT(superseded_by) FROM labels"),
+    ("taxonomy", "SELECT COUNT(*) FROM taxonomy_scores"),
+    # categories are re-derived in place when the thresholds change (store.settings)
+    ("thresholds", "SELECT json_group_array(key || '=' || value) FROM (SELECT key, value FROM settings "
+                   "WHERE key IN ('input_threshold', 'output_threshold') ORDER BY key)"),
+    ("bench", "SELECT COUNT(*), COALESCE(MAX(id), 0) FROM bench_scores"),
+    ("intruder", "SELECT COUNT(*), COALESCE(MAX(id), 0) FROM intruder_scores"),
+    ("redone", "SELECT COALESCE(MAX(id), 0) FROM superseded_results"),
+)
+
+
+def active_inputs_mark(project: Project) -> str:
+    """A cheap fingerprint (a few index probes and counts, milliseconds) of everything the
+    active queue's sampling weights derive from: judgments, features, labels, taxonomy and
+    benchmark results.  Equal marks: nothing the weights use changed in between."""
+    import json
+
+    db = project.db.conn
+    return json.dumps({name: list(db.execute(sql).fetchone()) for name, sql in _MARK_PARTS},
+                      separators=(",", ":"))
+
+
+@dataclass
+class ActiveWeightsState:
+    """Whether the active queue's sampling weights are current."""
+
+    state: str  # 'missing' (never computed) | 'stale' (judgments or results changed since) | 'fresh'
+    computed_at: str | None = None
+    reason: str = ""
+    n: int = 0
+
+
+def active_weights_state(project: Project) -> ActiveWeightsState:
+    """'missing', 'stale' or 'fresh' (:func:`active_inputs_mark` equal to the one stored with them)."""
+    row = project.db.conn.execute(
+        "SELECT mark, reason, n, computed_at FROM active_weights_state WHERE id = 1").fetchone()
+    if row is None:
+        return ActiveWeightsState("missing")
+    state = "fresh" if row[0] == active_inputs_mark(project) else "stale"
+    return ActiveWeightsState(state, row[3], row[1], row[2])
 
 
 def active_draws(project: Project) -> list[tuple[int, float, int]]:

@@ -578,3 +578,23 @@ def _run_script(db: Database, script: str) -> None:
 
 def known_migrations() -> list[str]:
     return [m.name for m in migrations._migrations]
+
+
+@migrations()
+def m015_active_weights_mark(db: Database) -> None:
+    """When the active queue's sampling weights were computed, and from what (issue 16): one
+    row, ``mark`` being store.queue.active_inputs_mark at compute time (counts and highest ids
+    of the judgments, labels, benchmark and taxonomy results the weights derive from); weights
+    whose mark differs from the project's now are stale and are recomputed automatically."""
+    _run_script(
+        db,
+        """
+        CREATE TABLE active_weights_state (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            mark TEXT NOT NULL,            -- JSON: store.queue.active_inputs_mark
+            reason TEXT NOT NULL,          -- which estimate the weights favour (engine.stats)
+            n INTEGER NOT NULL,            -- features weighed
+            computed_at TEXT NOT NULL
+        );
+        """,
+    )

@@ -394,7 +394,8 @@ class Settings:
     queue_order: str = setting(
         "stratified", choice("stratified", "active"), "order of fresh features: stratified (categories take "
         "turns, random within each) or active (drawn with probability favouring where a verdict shrinks the "
-        "widest interval, 20% uniform; `saegold queue --refresh-active` updates the weights; estimates are "
+        "widest interval, 20% uniform; the weights are recomputed when missing or stale by this setting, by "
+        "`saegold annotate` in the background and by `saegold queue --refresh-active`; estimates are "
         "reweighted by the recorded probabilities)",
         group="annotation", effect="applies to features handed out from now on")
     target_ci_width: float = setting(

@@ -584,6 +584,40 @@ def sampling_weights(project: Project, *, seed: int = DEFAULT_SEED) -> tuple[dic
 
 
 
+@dataclass
+class WeightsRefresh:
+    """What :func:`refresh_sampling_weights` did."""
+
+    before: str  # the weights' state before: 'missing' | 'stale' | 'fresh'
+    refreshed: bool
+    n: int  # features weighed (stored ones, when not refreshed)
+    why: str  # which estimate the weights favour
+
+    def line(self) -> str:
+        """One line for the command line or the app."""
+        if not self.refreshed:
+            return f"active queue: sampling weights up to date ({self.n} feature(s); {self.why})"
+        what = "computed" if self.before == "missing" else "recomputed (judgments or results changed since)"
+        return f"active queue: sampling weights of {self.n} feature(s) {what}; {self.why}"
+
+
+def refresh_sampling_weights(project: Project, *, force: bool = False, seed: int = DEFAULT_SEED
+                             ) -> WeightsRefresh:
+    """Compute and store the active queue's sampling weights when they are missing or stale
+    (store.queue.active_weights_state: judgments, labels or results changed since they were
+    computed), or always with ``force``; fresh ones are left as they are.  The inputs' mark
+    is taken before computing, so a change made meanwhile leaves them stale for next time."""
+    from store import queue as store_queue
+
+    st = store_queue.active_weights_state(project)
+    if st.state == "fresh" and not force:
+        return WeightsRefresh("fresh", False, st.n, st.reason)
+    mark = store_queue.active_inputs_mark(project)
+    weights, why = sampling_weights(project, seed=seed)
+    n = store_queue.set_active_weights(project, weights, mark=mark, reason=why)
+    return WeightsRefresh(st.state, True, n, why)
+
+
 def _true_scores(scores: list[data.BenchScore]) -> tuple[list[str], dict[str, dict[str, float]]]:
     benchmarks = list(BENCHMARKS) + sorted({s.benchmark for s in scores} - set(BENCHMARKS))
     true_by: dict[str, dict[str, float]] = defaultdict(dict)

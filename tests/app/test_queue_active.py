@@ -143,3 +143,115 @@ def test_calibrate_reweights_the_active_draws(project, tmp_path, capsys, monkeyp
     assert "Active queue: 'all' estimates reweighted by the recorded draw probabilities" in capsys.readouterr().out
     assert main(["--db", db, "status"]) == 0
     assert "Note: some features were handed out by the active queue" in capsys.readouterr().out
+
+
+# -- the sampling weights refresh themselves when missing or stale (issue 16 follow-up) -------
+
+def _weights(project):
+    return project.query("SELECT feature_id, weight, updated_at FROM active_weights ORDER BY feature_id")
+
+
+def _judge_all(project, who, fids, rng):
+    events = []
+    for fid in fids:
+        events.append(sj.make_event(who, fid, "tier", value=rng.choice(["input", "output", "obscure"])))
+        for r in project.query("SELECT uuid FROM labels WHERE feature_id = ?", [fid]):
+            events.append(sj.make_event(who, fid, "verdict", label_uuid=r["uuid"],
+                                        value=rng.choice(["correct", "partly", "wrong"])))
+    sj.append_many(project, events)
+
+
+def test_missing_weights_are_computed_fresh_kept_stale_recomputed(project):
+    """Missing weights are computed (and the state says fresh); asking again changes nothing
+    (same rows, same time stamp); a new judgment makes them stale and they are recomputed; so
+    does a redone benchmark result (archived, new row) and a new label."""
+    import random
+
+    from engine.stats.calibration import refresh_sampling_weights
+
+    ids = fill(project, 40)
+    assert sq.active_weights_state(project).state == "missing"
+    first = refresh_sampling_weights(project)
+    # Nothing judged: no interval yet, no weights stored (uniform draws), and that is current.
+    assert (first.before, first.refreshed, first.n) == ("missing", True, 0) and "uniform" in first.why
+    assert "computed" in first.line() and sq.active_weights_state(project).state == "fresh"
+    stored = _weights(project)
+    again = refresh_sampling_weights(project)
+    assert (again.before, again.refreshed, again.n) == ("fresh", False, 0)
+    assert _weights(project) == stored and "up to date" in again.line()
+
+    sj.ensure_annotator(project, "a")
+    _judge_all(project, "a", ids[:30], random.Random(1))
+    assert sq.active_weights_state(project).state == "stale"
+    redo = refresh_sampling_weights(project)
+    assert (redo.before, redo.refreshed, redo.n) == ("stale", True, 40) and "recomputed" in redo.line()
+    assert "widest interval" in redo.why
+    assert sq.active_weights_state(project).state == "fresh"
+    assert len(_weights(project)) == 40 and stored == []
+
+    from store import superseded
+
+    row = project.query("SELECT label_id, benchmark, control FROM bench_scores LIMIT 1")[0]
+    with project.write() as db:   # a redo: the old result archived, a new one written
+        superseded.supersede_bench(db, row["label_id"], row["benchmark"], row["control"])
+        db.execute("UPDATE bench_scores SET value = 0.9 WHERE label_id = ? AND benchmark = ? AND control = ?",
+                   [row["label_id"], row["benchmark"], row["control"]])   # as engine.bench.results's upsert
+    assert sq.active_weights_state(project).state == "stale"
+    refresh_sampling_weights(project)
+    assert sq.active_weights_state(project).state == "fresh"
+    lab = project.query("SELECT * FROM labels LIMIT 1")[0]
+    with project.write() as db:
+        db.execute("UPDATE labels SET superseded_by = 'x', superseded_at = '2026-01-01' WHERE id = ?", [lab["id"]])
+    assert sq.active_weights_state(project).state == "stale"
+    refresh_sampling_weights(project)
+    settings.set(project, "input_threshold", 0.123)   # categories re-derived in place
+    assert sq.active_weights_state(project).state == "stale"
+
+
+def test_settings_set_queue_order_active_computes_the_weights(project, capsys):
+    """`settings set queue_order active` computes missing weights and says so; setting it
+    again finds them fresh; --refresh-active --if-stale does not recompute fresh ones."""
+    from tui.cli import main
+
+    fill(project, 24)
+    db = str(project.path)
+    assert main(["--db", db, "settings", "set", "queue_order", "active"]) == 0
+    out = capsys.readouterr().out
+    assert "queue_order: stratified -> active" in out
+    assert "active queue: sampling weights of 0 feature(s) computed; no estimate has an interval" in out
+    assert sq.active_weights_state(project).state == "fresh"
+    stamp = project.scalar("SELECT computed_at FROM active_weights_state")
+    assert main(["--db", db, "queue", "--refresh-active", "--if-stale"]) == 0
+    assert "sampling weights up to date" in capsys.readouterr().out
+    assert project.scalar("SELECT computed_at FROM active_weights_state") == stamp
+    assert main(["--db", db, "queue", "--if-stale"]) == 2
+    assert "--if-stale" in capsys.readouterr().err
+
+
+def test_the_app_refreshes_missing_weights_in_the_background(project):
+    """In the active order the app starts at once (store-only path) and a background process
+    computes the missing weights, then the app says so; the stratified order starts none."""
+    from apphelp import drive, make_app
+
+    import random
+
+    ids = fill(project, 20)
+    sj.ensure_annotator(project, "b")
+    _judge_all(project, "b", ids, random.Random(2))
+    app = make_app(project, "alice")
+    drive(app, [])
+    assert app.weights_thread is None and sq.active_weights_state(project).state == "missing"
+
+    settings.set(project, "queue_order", "active")
+    app = make_app(project, "alice")
+
+    def wait(app):
+        app.weights_thread.join(120)
+        return app.weights_note
+
+    note = drive(app, [], after=wait)
+    assert note is not None and "sampling weights of 20 feature(s) computed" in note
+    assert sq.active_weights_state(project).state == "fresh"
+    app = make_app(project, "alice")
+    drive(app, [], after=lambda app: app.weights_thread.join(60))
+    assert app.weights_note is None   # fresh: no process started, nothing to say

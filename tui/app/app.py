@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import os
 import signal
+import threading
 from collections.abc import Callable
 
 from textual import events
@@ -46,6 +48,8 @@ class AnnotateApp(App[None]):
         self.notice = notice  # shown at the top of the intro (the demo says what it is)
         self.exit_note: str | None = None  # what became of a write given up by quitting
         self.feature_screen: FeatureScreen | None = None
+        self.weights_thread: threading.Thread | None = None   # refreshing the active queue's weights
+        self.weights_note: str | None = None   # what that refresh said
 
     def on_mount(self) -> None:
         self.feature_screen = FeatureScreen(self.session, wallclock=self.wallclock)
@@ -60,6 +64,7 @@ class AnnotateApp(App[None]):
         for sig in (signal.SIGHUP, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, self._ended_by, sig)
+        self._refresh_active_weights()
         # Everything built so far (modules, widgets, styles) lives as long as the app: move it
         # out of the collector's view, so its full collections, which otherwise land on a
         # keypress every 30-odd presses at 35-40 ms, only walk what the session creates.
@@ -113,6 +118,55 @@ class AnnotateApp(App[None]):
         # End of the signal as before: a hang-up is no clean exit (the terminal is gone).
         signal.signal(sig, signal.SIG_DFL)
         os.kill(os.getpid(), sig)
+
+    # -- the active queue's sampling weights -------------------------------------------------
+    def _refresh_active_weights(self) -> None:
+        """In ``queue_order = active``, recompute the sampling weights when they are missing or
+        stale (store.queue.active_weights_state), in the background: a thread checks (a few
+        counts) and runs ``saegold queue --refresh-active --if-stale`` as a separate process (the
+        statistics' imports and computation stay out of this process, so keys keep their pace),
+        then says so in a notification.  The draws made meanwhile use the weights there were
+        (each records its probability, so the estimates stay right); later top-ups use the new
+        ones.  Daemon thread and own session: quitting neither waits for it nor stops it."""
+        from store import settings
+
+        if self.session.lead or settings.load(self.project).queue_order != "active":
+            return
+        self.weights_thread = threading.Thread(target=self._weights_worker, args=(asyncio.get_running_loop(),),
+                                               name="saegold-active-weights", daemon=True)
+        self.weights_thread.start()
+
+    def _weights_worker(self, loop: asyncio.AbstractEventLoop) -> None:
+        import json
+        import subprocess
+        import sys
+
+        from store import queue as sq
+
+        try:
+            state = sq.active_weights_state(self.project).state
+        except SaegoldError:
+            return
+        finally:
+            self.project.close_thread()
+        if state == "fresh":
+            return
+        cmd = [sys.executable, "-m", "tui.cli", "--db", str(self.project.path), "queue", "--refresh-active",
+               "--if-stale", "--json"]
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, start_new_session=True, check=False)
+            if done.returncode == 0:
+                note = json.loads(done.stdout)["released"]["active_weights_refresh"]["line"]
+            else:
+                why = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+                note = f"active queue: sampling weights not refreshed ({why})"
+        except (OSError, ValueError, KeyError) as exc:
+            note = f"active queue: sampling weights not refreshed ({exc})"
+        self.weights_note = note
+        # Not call_from_thread: that waits for the app's loop, which may be ending (or waiting).
+        with contextlib.suppress(RuntimeError):   # the loop closed: the app has ended meanwhile
+            loop.call_soon_threadsafe(functools.partial(self.notify, inert_line(note), title="saegold",
+                                                        markup=False, timeout=8))
 
     def action_show_help(self) -> None:
         from .help import HelpScreen

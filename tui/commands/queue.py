@@ -30,7 +30,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--refresh-active", action="store_true",
                    help="recompute the active queue's sampling weights (queue_order = active): how much a "
                         "human verdict on each feature would shrink the widest prediction-powered interval; "
-                        "run it now and then as judgments come in (without weights the draws are uniform)")
+                        "(they are also recomputed automatically when missing or stale -- judgments, labels or "
+                        "results changed since -- by `saegold annotate` in the background, `calibrate`, and "
+                        "`settings set queue_order active`; without weights the draws are uniform)")
+    p.add_argument("--if-stale", action="store_true",
+                   help="with --refresh-active: only when the weights are missing or stale (what "
+                        "`saegold annotate` runs in the background)")
     p.add_argument("--json", action="store_true", help="print the leases (after any release) as JSON")
     p.set_defaults(func=run)
 
@@ -50,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
 
     from store.db import default_path, open_project
 
+    if args.if_stale and not args.refresh_active:
+        raise SaegoldError("--if-stale: it goes with --refresh-active")
     with open_project(args.db or default_path()) as project:
         released: dict[str, object] = {}   # for --json: what this run released
         said: list[str] = []
@@ -64,12 +71,13 @@ def run(args: argparse.Namespace) -> int:
             n = released["expired"] = sq.release_expired(project)
             said.append(f"released {n} expired lease(s)")
         if args.refresh_active:
-            from engine.stats.calibration import sampling_weights
+            from engine.stats.calibration import refresh_sampling_weights
 
-            weights, why = sampling_weights(project)
-            n = sq.set_active_weights(project, weights)
-            released["active_weights"] = n
-            said.append(f"active queue: weights of {n} feature(s) refreshed; {why}"
+            done = refresh_sampling_weights(project, force=not args.if_stale)
+            released["active_weights"] = n = done.n
+            released["active_weights_refresh"] = vars(done) | {"line": done.line()}
+            said.append((f"active queue: weights of {n} feature(s) refreshed; {done.why}" if done.refreshed
+                         else done.line())
                         + ("" if sq.settings.load(project).queue_order == "active"
                            else " (queue_order is stratified: `saegold settings set queue_order active` uses them)"))
         limit = sq.idle_limit(project)

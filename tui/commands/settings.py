@@ -56,7 +56,13 @@ def run(args: argparse.Namespace) -> int:
         with open_project(path) as project:
             value = settings.DEFAULT if args.action == "reset" else settings.from_text(args.key, args.value)
             ch = settings.change(project, {args.key: value})[0]
-        _print_change(settings, ch)
+            _print_change(settings, ch)
+            if ch.key == "queue_order" and ch.new == "active":
+                # The active queue draws by its sampling weights: have them current now, so
+                # the first annotator's draws use them (missing or stale ones are computed).
+                from engine.stats.calibration import refresh_sampling_weights
+
+                print(f"  {inert_line(refresh_sampling_weights(project).line())}")
         return 0
     with open_project(path, readonly=True) as project:
         raw = settings.stored(project)
