@@ -261,15 +261,27 @@ def active_renderable(rep: CalibrationReport) -> RenderableType:
               caption=rep.settings.get("rules", {}).get("active_queue", ""), caption_justify="left",
               title_justify="left")
     for col in ("estimate", "items", "draws used", "features drawn", "inverse-probability weighted [CI]",
-                "prediction-powered [CI]", "λ"):
+                "prediction-powered [CI]", "λ", "more draws to target (new features)"):
         t.add_column(col)
     for a in rep.active:
         what = (f"{a.name} labels {'correct' if a.target == 'correct' else 'correct|partly'}"
                 if a.kind == "label" else f"features in tier {a.name}")
         t.add_row(inert(what), str(a.n_items), str(a.n_draws), str(a.n_features), est_text(a.classical, pct=True),
                   est_text(a.ppi, pct=True) if a.ppi.value is not None else Text(a.reason or "—", style="dim"),
-                  "—" if a.lam is None else f"{a.lam:.2f}")
+                  "—" if a.lam is None else f"{a.lam:.2f}", inert(active_more_text(a.stopping)))
     return t
+
+
+def active_more_text(s) -> str:
+    """An active estimate's stopping rule (engine.stats.active.ActiveStopping, or its dict) in a few words."""
+    if s is None:
+        return "—"
+    get = s.get if isinstance(s, dict) else lambda k: getattr(s, k)
+    if get("width") is None or not get("reachable"):
+        return get("reason") or "—"
+    if get("more_draws") == 0:
+        return "reached"
+    return f"{get('more_draws'):,} ({get('more_features'):,})"
 
 
 def thresholds_renderable(fit: ThresholdFit) -> RenderableType:

@@ -93,6 +93,41 @@ class ActiveEstimate:
     ppi: Estimate  # Hansen-Hurwitz PPI, power-tuned
     lam: float | None
     n_draws: int
+    draw_var: float | None = None  # var over draws of z_t(lam): the part of the variance that falls as 1/n
+    verdict_var: float = 0.0  # the verdicts' own variance (does not fall with more draws)
+
+
+@dataclass
+class ActiveStopping:
+    """The stopping rule for a reweighted estimate: its CI width now and about how many more
+    draws of the active queue (and new features judged, at the share of draws so far that
+    handed out a new feature) reach the target width."""
+
+    width: float | None
+    target: float
+    more_draws: int | None = None  # 0: reached
+    more_features: int | None = None
+    reachable: bool = True  # False: the verdicts' own variance alone keeps it wider
+    reason: str | None = None
+
+
+def more_draws(est: ActiveEstimate, n_pop: int, target: float, new_share: float = 1.0,
+               level: float = PPI_LEVEL) -> ActiveStopping:
+    """Projected from the Hansen-Hurwitz variance (draw_var / n + verdict_var) / N^2, with the
+    draws' variance held at its value now (the draw probabilities as they are): the width
+    2 z sqrt(draw_var / n + verdict_var) / N reaches ``target`` at n = draw_var / ((target N /
+    2z)^2 - verdict_var) draws; never when the verdicts' own variance alone is wider."""
+    if est.ppi.ci is None or est.draw_var is None:
+        return ActiveStopping(None, target, reason=est.ppi.reason or "no interval yet")
+    width = est.ppi.ci[1] - est.ppi.ci[0]
+    if width <= target:
+        return ActiveStopping(width, target, 0, 0)
+    room = (target * n_pop / (2 * z_of(level))) ** 2 - est.verdict_var
+    if room <= 0:
+        return ActiveStopping(width, target, None, None, reachable=False,
+                              reason="the verdicts' own variance alone is wider than the target")
+    more = max(0, math.ceil(est.draw_var / room) - est.n_draws)
+    return ActiveStopping(width, target, more, math.ceil(more * new_share))
 
 
 def hh_ppi(y_draw: np.ndarray, f_draw: np.ndarray, q_draw: np.ndarray, f_total: float, n_pop: int,
@@ -119,9 +154,10 @@ def hh_ppi(y_draw: np.ndarray, f_draw: np.ndarray, q_draw: np.ndarray, f_total: 
     for lm in (0.0, lam):
         zt = a - lm * b
         value = float(zt.mean()) / n_pop
-        se = math.sqrt(float(np.var(zt, ddof=1)) / n + verdict_var) / n_pop
+        draw_var = float(np.var(zt, ddof=1))
+        se = math.sqrt(draw_var / n + verdict_var) / n_pop
         out.append(Estimate(value, n if lm == 0.0 else n_pop, [value - z * se, value + z * se]))
-    return ActiveEstimate(out[0], out[1], lam, n)
+    return ActiveEstimate(out[0], out[1], lam, n, draw_var, verdict_var)
 
 
 @dataclass
@@ -138,11 +174,13 @@ class ActiveRow:
     ppi: Estimate
     lam: float | None = None
     reason: str | None = None
+    stopping: ActiveStopping | None = None  # with a target width: more draws to reach it
 
 
 def reweighted(kind: str, name: str, target: str, item_feature: np.ndarray, pred: np.ndarray,
                share: np.ndarray, judged: np.ndarray, draws: list[tuple[int, float, int]],
-               pool: set[int], annotators: float, level: float = PPI_LEVEL) -> ActiveRow:
+               pool: set[int], annotators: float, level: float = PPI_LEVEL,
+               target_width: float | None = None) -> ActiveRow:
     """The estimate of one population's mean from the active draws: ``item_feature`` (the
     feature of each item), the items' cross-fitted predictions, verdict shares and judged mask;
     ``draws`` (feature, probability, pool size); ``pool`` the features the queue draws from;
@@ -163,5 +201,7 @@ def reweighted(kind: str, name: str, target: str, item_feature: np.ndarray, pred
     f_in = pred[inside]
     est = hh_ppi(np.array(ys), np.array(fs), np.array(qs), float(f_in.sum()), int(inside.sum()), level,
                  verdict_var=float((f_in * (1 - f_in)).sum() / max(annotators, 1.0)))
+    stop = None if target_width is None else more_draws(
+        est, int(inside.sum()), target_width, new_share=len(feats) / max(len(ys), 1), level=level)
     return ActiveRow(kind, name, target, int(inside.sum()), est.n_draws, len(feats), est.classical, est.ppi,
-                     est.lam, est.ppi.reason)
+                     est.lam, est.ppi.reason, stop)

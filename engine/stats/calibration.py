@@ -520,7 +520,13 @@ def _annotators_per_item(inp: ppi.PPIInputs) -> float:
 
 ACTIVE_NOTE = ("some features were handed out by the active queue (queue_order = active), not uniformly within "
                "their category: the stratified prediction-powered shares and their stopping rule assume the "
-               "latter; read the estimates reweighted by the draw probabilities")
+               "latter; read the estimates reweighted by the draw probabilities, and their own stopping rule (more draws "
+               "of the active queue)")
+
+
+ACTIVE_STOP_RULE = ("active queue: more draws to the target width from the Hansen-Hurwitz variance (var over "
+                    "draws / n + the verdicts' own variance) / N^2, the draws' variance held at its value now; "
+                    "new features judged = more draws x the share of draws so far that handed out a new feature")
 
 
 def active_rows(project: Project, extra: dict) -> list[active.ActiveRow]:
@@ -532,6 +538,9 @@ def active_rows(project: Project, extra: dict) -> list[active.ActiveRow]:
     if not draws:
         return []
     pool = set(store_queue.active_population(project)[0])
+    from store import settings as store_settings
+
+    width_to_reach = store_settings.load(project).target_ci_width
     out = []
     inp = extra["label_inp"]
     method = np.array(inp.method, dtype=object)
@@ -540,10 +549,11 @@ def active_rows(project: Project, extra: dict) -> list[active.ActiveRow]:
         for target, (pred, share, judged) in extra["label_preds"].items():
             mine = method == m
             out.append(active.reweighted("label", m, target, np.where(mine, extra["label_feature"], -1), pred,
-                                         share, judged, draws, pool, k))
+                                         share, judged, draws, pool, k, target_width=width_to_reach))
     k = _annotators_per_item(extra["tier_inp"])
     for tier, (pred, share, judged) in extra["tier_preds"].items():
-        out.append(active.reweighted("tier", tier, tier, extra["tier_feature"], pred, share, judged, draws, pool, k))
+        out.append(active.reweighted("tier", tier, tier, extra["tier_feature"], pred, share, judged, draws, pool, k,
+                                     target_width=width_to_reach))
     return out
 
 
@@ -636,13 +646,14 @@ def stopping(project: Project, *, seed: int = DEFAULT_SEED) -> dict[str, Any]:
     benchmarks, true_by = _true_scores(data.bench_scores(project))
     verdict_rows = [(u, j.annotator, VERDICT_CODE[v]) for j in judged for u, v in j.verdicts.items()
                     if v in VERDICT_CODE]
+    extra: dict = {}
     labels_est, tiers, target = prediction_powered(judged, feats, labels, true_by, benchmarks, verdict_rows,
-                                                   project=project, seed=seed)
-    from store import queue as store_queue
-
+                                                   project=project, seed=seed, extra=extra)
+    act = active_rows(project, extra)   # none without draws of the active queue
     return {"target_ci_width": target, "rule": ppi.STOP_RULE,
-            "note": ACTIVE_NOTE if store_queue.active_draws(project) else None,
-            "labels": [asdict(e) for e in labels_est], "tiers": [asdict(e) for e in tiers]}
+            "note": ACTIVE_NOTE if act else None,
+            "labels": [asdict(e) for e in labels_est], "tiers": [asdict(e) for e in tiers],
+            "active": [asdict(a) for a in act], "active_rule": ACTIVE_STOP_RULE if act else None}
 
 
 def compute(project: Project, *, n_boot: int = DEFAULT_BOOT, seed: int = DEFAULT_SEED,

@@ -137,12 +137,22 @@ def test_calibrate_reweights_the_active_draws(project, tmp_path, capsys, monkeyp
     assert tier["ppi"]["ci"][0] <= tier["ppi"]["value"] <= tier["ppi"]["ci"][1]
     lab = next(a for a in rep["active"] if a["kind"] == "label" and a["target"] == "correct")
     assert lab["ppi"]["ci"] is not None and 0 <= lab["lam"] <= 1
+    # the stopping rule of a reweighted estimate: its own width, more draws from its own variance
+    assert lab["stopping"]["width"] == pytest.approx(lab["ppi"]["ci"][1] - lab["ppi"]["ci"][0])
+    assert lab["stopping"]["target"] == settings.load(project).target_ci_width
+    assert lab["stopping"]["more_draws"] is not None or not lab["stopping"]["reachable"]
     assert "Hansen-Hurwitz" in rep["settings"]["rules"]["active_queue"]
     assert any("handed out by the active queue" in n for n in rep["notes"])
     assert main(["--db", db, "calibrate", "--bootstrap", "50"]) == 0
     assert "Active queue: 'all' estimates reweighted by the recorded draw probabilities" in capsys.readouterr().out
     assert main(["--db", db, "status"]) == 0
-    assert "Note: some features were handed out by the active queue" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Note: some features were handed out by the active queue" in out
+    assert "Active queue: reweighted 'all' estimates, 95% CI width now vs target" in out
+    assert "more draws to the target width from the Hansen-Hurwitz variance" in out
+    assert main(["--db", db, "status", "--json"]) == 0
+    stop = json.loads(capsys.readouterr().out)["stopping"]
+    assert {(a["kind"], a["name"], a["target"]) for a in stop["active"]} == set(rows)
 
 
 # -- the sampling weights refresh themselves when missing or stale (issue 16 follow-up) -------

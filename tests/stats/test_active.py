@@ -66,3 +66,33 @@ def test_active_queue_needs_fewer_judgments_small():
     uniform one (the validity script measures the saving over many worlds)."""
     c = checks.compare(3, 7)  # ~10 s
     assert c["active judged to target"] < c["uniform judged to target"], c
+
+
+def test_active_stopping_rule_projects_the_draws_to_the_target():
+    """The stopping rule of a reweighted estimate projects from its own (Hansen-Hurwitz)
+    variance: over 60 seeded worlds, 150 active draws, a target 0.6 x the width now; drawing
+    the projected number of further draws (same probabilities) gives a width within 10% of
+    the target on average (the draws' variance is itself estimated from 150 draws: a few
+    percent of noise per world, averaged out), and the new features are the draws' share."""
+    rng = np.random.default_rng(1617)
+    n_pop, ratios = 2000, []
+    for _ in range(60):
+        p, score = checks.world(rng)
+        f = 1 / (1 + np.exp(-5 * score))
+        y = (rng.random((n_pop, 2)) < p[:, None]).mean(axis=1)
+        q = active.draw_probabilities(active.weights(f))
+        vv = float((f * (1 - f)).sum() / 2)
+        d = rng.choice(n_pop, size=150, p=q)
+        e = active.hh_ppi(y[d], f[d], q[d], float(f.sum()), n_pop, verdict_var=vv)
+        target = 0.6 * (e.ppi.ci[1] - e.ppi.ci[0])
+        stop = active.more_draws(e, n_pop, target, new_share=0.5)
+        assert stop.reachable and stop.more_draws > 0 and stop.more_features == -(-stop.more_draws // 2)
+        d2 = np.r_[d, rng.choice(n_pop, size=stop.more_draws, p=q)]
+        e2 = active.hh_ppi(y[d2], f[d2], q[d2], float(f.sum()), n_pop, verdict_var=vv)
+        ratios.append((e2.ppi.ci[1] - e2.ppi.ci[0]) / target)
+    print(f"achieved width / target: mean {np.mean(ratios):.3f}, sd {np.std(ratios):.3f}")
+    assert 0.9 <= float(np.mean(ratios)) <= 1.1, np.mean(ratios)
+    reached = active.more_draws(e2, n_pop, 2 * (e2.ppi.ci[1] - e2.ppi.ci[0]))
+    assert (reached.more_draws, reached.more_features) == (0, 0)
+    never = active.more_draws(e2, n_pop, 1e-6)
+    assert not never.reachable and "verdicts' own variance" in never.reason

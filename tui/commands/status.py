@@ -80,6 +80,20 @@ def _print_stopping(console, stop: dict) -> None:
                             "as the queue does. " + stop["rule"]), style="dim")
         if stop.get("note"):
             console.print(inert("Note: " + stop["note"] + " (`saegold calibrate`)."), style="bold")
+    if stop.get("active"):
+        from ..reports import active_more_text
+
+        a_t = _table(f"Active queue: reweighted 'all' estimates, 95% CI width now vs target "
+                     f"{stop['target_ci_width']:g}", "estimate", "prediction-powered [CI]", "draws used",
+                     "CI width", "more draws (new features)")
+        for a in stop["active"]:
+            what = (f"{a['name']} labels {'correct' if a['target'] == 'correct' else 'correct|partly'}"
+                    if a["kind"] == "label" else f"features in tier {a['name']}")
+            width = (a["stopping"] or {}).get("width")
+            a_t.add_row(inert(what), pct(a["ppi"]), _n(a["n_draws"]), "—" if width is None else f"{width:.3f}",
+                        inert(active_more_text(a["stopping"])))
+        console.print(a_t)
+        console.print(inert(stop["active_rule"]), style="dim")
 
 
 def run(args: argparse.Namespace) -> int:
