@@ -608,6 +608,8 @@ class WeightsRefresh:
         if not self.refreshed:
             return f"active queue: sampling weights up to date ({self.n} feature(s); {self.why})"
         what = "computed" if self.before == "missing" else "recomputed (judgments or results changed since)"
+        if not self.n:   # nothing to weigh by yet: say that, not "weights of 0 features"
+            return f"active queue: sampling weights {what}: {self.why}"
         return f"active queue: sampling weights of {self.n} feature(s) {what}; {self.why}"
 
 

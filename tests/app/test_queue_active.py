@@ -228,7 +228,7 @@ def test_settings_set_queue_order_active_computes_the_weights(project, capsys):
     assert main(["--db", db, "settings", "set", "queue_order", "active"]) == 0
     out = capsys.readouterr().out
     assert "queue_order: stratified -> active" in out
-    assert "active queue: sampling weights of 0 feature(s) computed; no estimate has an interval" in out
+    assert "active queue: sampling weights computed: no estimate has an interval yet" in out
     assert sq.active_weights_state(project).state == "fresh"
     stamp = project.scalar("SELECT computed_at FROM active_weights_state")
     assert main(["--db", db, "queue", "--refresh-active", "--if-stale"]) == 0
