@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test perf clean
+.PHONY: setup demo lint test perf clean
 
 setup: $(STAMP)
 
@@ -19,7 +19,12 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(VENV)/bin/saegold demo
 
-test: setup
+# Lint (ruff) and type-check (mypy) the code; settings in pyproject.toml, both pinned in [test].
+lint: setup
+	$(VENV)/bin/ruff check store engine tui
+	$(VENV)/bin/mypy store engine tui
+
+test: lint
 	$(PY) -m pytest -q -p no:cacheprovider
 
 perf: setup
