@@ -257,11 +257,15 @@ def tiers_renderable(rep: CalibrationReport) -> RenderableType:
 
 def active_renderable(rep: CalibrationReport) -> RenderableType:
     """The 'all' estimates reweighted by the active queue's draw probabilities (engine.stats.active)."""
-    t = Table(title="Active queue: 'all' estimates reweighted by the recorded draw probabilities (95% CIs)",
-              caption=rep.settings.get("rules", {}).get("active_queue", ""), caption_justify="left",
+    from engine.stats.calibration import ACTIVE_STOP_RULE
+
+    t = Table(title="Active queue: 'all' estimates reweighted by the recorded draw probabilities (95% CIs; "
+                    "more draws to the target width)",
+              caption=rep.settings.get("rules", {}).get("active_queue", "") + "; " + ACTIVE_STOP_RULE,
+              caption_justify="left",
               title_justify="left")
     for col in ("estimate", "items", "draws used", "features drawn", "inverse-probability weighted [CI]",
-                "prediction-powered [CI]", "λ", "more draws to target (new features)"):
+                "prediction-powered [CI]", "λ", "more draws (new features)"):
         t.add_column(col)
     for a in rep.active:
         what = (f"{a.name} labels {'correct' if a.target == 'correct' else 'correct|partly'}"
@@ -277,8 +281,10 @@ def active_more_text(s) -> str:
     if s is None:
         return "—"
     get = s.get if isinstance(s, dict) else lambda k: getattr(s, k)
-    if get("width") is None or not get("reachable"):
+    if get("width") is None:
         return get("reason") or "—"
+    if not get("reachable"):
+        return "not reachable"   # why: the rule's text (ACTIVE_STOP_RULE), under the table
     if get("more_draws") == 0:
         return "reached"
     return f"{get('more_draws'):,} ({get('more_features'):,})"

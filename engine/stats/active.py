@@ -125,7 +125,7 @@ def more_draws(est: ActiveEstimate, n_pop: int, target: float, new_share: float 
     room = (target * n_pop / (2 * z_of(level))) ** 2 - est.verdict_var
     if room <= 0:
         return ActiveStopping(width, target, None, None, reachable=False,
-                              reason="the verdicts' own variance alone is wider than the target")
+                              reason="not reachable: the verdicts' own noise alone is wider")
     more = max(0, math.ceil(est.draw_var / room) - est.n_draws)
     return ActiveStopping(width, target, more, math.ceil(more * new_share))
 

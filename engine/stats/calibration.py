@@ -526,7 +526,8 @@ ACTIVE_NOTE = ("some features were handed out by the active queue (queue_order =
 
 ACTIVE_STOP_RULE = ("active queue: more draws to the target width from the Hansen-Hurwitz variance (var over "
                     "draws / n + the verdicts' own variance) / N^2, the draws' variance held at its value now; "
-                    "new features judged = more draws x the share of draws so far that handed out a new feature")
+                    "new features judged = more draws x the share of draws so far that handed out a new feature; not reachable: "
+                    "the verdicts' own noise alone is wider than the target")
 
 
 def active_rows(project: Project, extra: dict) -> list[active.ActiveRow]:

@@ -95,4 +95,4 @@ def test_active_stopping_rule_projects_the_draws_to_the_target():
     reached = active.more_draws(e2, n_pop, 2 * (e2.ppi.ci[1] - e2.ppi.ci[0]))
     assert (reached.more_draws, reached.more_features) == (0, 0)
     never = active.more_draws(e2, n_pop, 1e-6)
-    assert not never.reachable and "verdicts' own variance" in never.reason
+    assert not never.reachable and "verdicts' own noise" in never.reason
