@@ -230,12 +230,16 @@ def render(calibration: CalibrationReport | None, agreement: AgreementReport | N
         if calibration.active:
             act_rows = [[_e(f"{a.name} labels {a.target}" if a.kind == "label" else f"features in tier {a.name}"),
                          str(a.n_items), str(a.n_draws), str(a.n_features), _est(a.classical, pct=True),
-                         _est(a.ppi, pct=True) if a.ppi.value is not None else _e(a.reason or "—")]
+                         _est(a.ppi, pct=True) if a.ppi.value is not None else _e(a.reason or "—"),
+                         _e(_active_more(a.stopping))]
                         for a in calibration.active]
+            from .calibration import ACTIVE_STOP_RULE
+
             sections.append("<h2>Active queue: estimates reweighted by the draw probabilities</h2>"
-                            f"<p>{_e(rules.get('active_queue', ''))}</p>"
+                            f"<p>{_e(rules.get('active_queue', ''))}</p><p>{_e(ACTIVE_STOP_RULE)}</p>"
                             + _table(["estimate", "items", "draws used", "features drawn",
-                                      "inverse-probability weighted [95% CI]", "prediction-powered [95% CI]"],
+                                      "inverse-probability weighted [95% CI]", "prediction-powered [95% CI]",
+                                      "more draws to the target width (new features)"],
                                      act_rows))
         if calibration.methods:
             names = [b.benchmark for b in calibration.benchmarks]
@@ -267,6 +271,15 @@ def render(calibration: CalibrationReport | None, agreement: AgreementReport | N
     plots = "".join(f.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, f in enumerate(figs))
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{_e(title)}</title>"
             f"<style>{_STYLE}</style></head><body><h1>{_e(title)}</h1>{''.join(sections)}{plots}</body></html>")
+
+
+def _active_more(s) -> str:
+    """An active estimate's stopping rule (engine.stats.active.ActiveStopping) in a few words."""
+    if s is None or s.width is None:
+        return "—" if s is None else (s.reason or "—")
+    if not s.reachable:
+        return "not reachable"
+    return "reached" if s.more_draws == 0 else f"{s.more_draws:,} ({s.more_features:,})"
 
 
 def write(path: str | Path, calibration: CalibrationReport | None, agreement: AgreementReport | None = None,

@@ -143,8 +143,11 @@ def test_calibrate_reweights_the_active_draws(project, tmp_path, capsys, monkeyp
     assert lab["stopping"]["more_draws"] is not None or not lab["stopping"]["reachable"]
     assert "Hansen-Hurwitz" in rep["settings"]["rules"]["active_queue"]
     assert any("handed out by the active queue" in n for n in rep["notes"])
-    assert main(["--db", db, "calibrate", "--bootstrap", "50"]) == 0
+    page = tmp_path / "report.html"
+    assert main(["--db", db, "calibrate", "--bootstrap", "50", "--html", str(page)]) == 0
     assert "Active queue: 'all' estimates reweighted by the recorded draw probabilities" in capsys.readouterr().out
+    html_text = page.read_text()
+    assert "more draws to the target width (new features)" in html_text and "Hansen-Hurwitz variance" in html_text
     assert main(["--db", db, "status"]) == 0
     out = capsys.readouterr().out
     assert "Note: some features were handed out by the active queue" in out
