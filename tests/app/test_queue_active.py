@@ -223,7 +223,10 @@ def test_missing_weights_are_computed_fresh_kept_stale_recomputed(project):
 
 def test_settings_set_queue_order_active_computes_the_weights(project, capsys):
     """`settings set queue_order active` computes missing weights and says so; setting it
-    again finds them fresh; --refresh-active --if-stale does not recompute fresh ones."""
+    again finds them fresh; --refresh-active --if-stale does not recompute fresh ones; status
+    says whether they are up to date."""
+    import json
+
     from tui.cli import main
 
     fill(project, 24)
@@ -239,6 +242,14 @@ def test_settings_set_queue_order_active_computes_the_weights(project, capsys):
     assert project.scalar("SELECT computed_at FROM active_weights_state") == stamp
     assert main(["--db", db, "queue", "--if-stale"]) == 2
     assert "--if-stale" in capsys.readouterr().err
+    assert main(["--db", db, "status"]) == 0
+    assert "Active queue: sampling weights up to date" in capsys.readouterr().out
+    sj.ensure_annotator(project, "a")
+    sj.append_many(project, [sj.make_event("a", sq.active_population(project)[0][0], "tier", value="input")])
+    assert main(["--db", db, "status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["active_weights"]["state"] == "stale"
+    assert main(["--db", db, "status"]) == 0
+    assert "Active queue: sampling weights stale" in capsys.readouterr().out
 
 
 def test_the_app_refreshes_missing_weights_in_the_background(project):

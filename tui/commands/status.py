@@ -45,6 +45,18 @@ def _n(value: object) -> str:
     return "" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
 
 
+def _weights_line(w: dict) -> str:
+    """The active queue's sampling weights: current, stale or missing, and what renews them."""
+    renew = ("`saegold annotate` recomputes them in the background at start, or `saegold queue --refresh-active`")
+    if w["state"] == "missing":
+        return f"Active queue: sampling weights not computed yet (uniform draws until then); {renew}"
+    when = _when(w["computed_at"])
+    if w["state"] == "stale":
+        return (f"Active queue: sampling weights stale (computed {when} UTC; judgments or results changed "
+                f"since); {renew}")
+    return f"Active queue: sampling weights up to date (computed {when} UTC; {w['reason']})"
+
+
 def _print_stopping(console, stop: dict) -> None:
     """The stopping rule's 'all' rows: estimate, CI, width now, more judged features to the target."""
     def pct(e: dict) -> str:
@@ -108,6 +120,11 @@ def run(args: argparse.Namespace) -> int:
             from engine.stats.calibration import stopping
 
             data["stopping"] = stopping(project)
+        from store import queue as sq
+        from store import settings as store_settings
+
+        if store_settings.load(project).queue_order == "active":
+            data["active_weights"] = vars(sq.active_weights_state(project))
     if args.json:
         print_json(data)
         return 0
@@ -158,6 +175,10 @@ def run(args: argparse.Namespace) -> int:
         + (f" ({', '.join(f'{a} {n}' for a, n in leases['annotators'].items())})" if leases["held"] else "")
         + (f", {leases['expired']:,} expired" if leases["expired"] else "")
         + f"; a lease idle {leases['idle_minutes']:g} min returns to the pool (`saegold queue`)"))
+
+    weights = data.get("active_weights")
+    if weights:
+        console.print(inert(_weights_line(weights)))
 
     if data.get("stopping"):
         _print_stopping(console, data["stopping"])
