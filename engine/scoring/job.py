@@ -125,7 +125,7 @@ def _model_id(spec: str) -> str:
 
 
 def score(project: Project, *, model: str, sae: str, corpus: str | None = None, ctx_len: int = 64,
-          top_k: int = 100, n_negatives: int = 20, n_quantile: int = 50, verified_negatives: bool = True,
+          top_k: int = 100, n_negatives: int = 20, n_quantile: int = 50, verified_negatives: bool = False,
           features: str | Sequence[int] | None = None,
           device: str | None = None, dtype: str | None = None, batch_size: int = 32,
           feature_batch: int = 256, redo: bool = False, shard: str | tuple[int, int] | None = None,
@@ -233,10 +233,10 @@ def score(project: Project, *, model: str, sae: str, corpus: str | None = None, 
         # about 64M (feature, rank, token) cells; one chunk holds every feature of most SAEs.
         # Candidate hard (decoder-nearest features' top contexts) and other-feature negatives,
         # re-run with the rest: only those where the feature is silent are kept.
-        # On by default (verified_negatives=False: off, and the bench marks its other-feature
-        # negatives unverified).  Candidates depend on which features the run scores together
-        # (a shard or a resumed run sees only its own features' top contexts and neighbours
-        # among them); each kept one is checked all the same.
+        # Off by default (the bench then marks its other-feature negatives unverified):
+        # candidates depend on which features the run scores together (a shard or a resumed
+        # run sees only its own features' top contexts and neighbours among them), so a
+        # resumed or sharded run would store other negatives than one full run.
         extra = None
         if n_negatives and verified_negatives:
             hard, other = candidate_negatives(col, the_sae.W_dec[torch.tensor(in_todo)].detach().cpu(),

@@ -16,7 +16,7 @@ from store.examples import examples as stored
 def test_verified_and_hard_negatives(tiny, demo_corpus, project):
     model_dir, sae_dir = tiny
     score(project, model=str(model_dir), sae=str(sae_dir), corpus=str(demo_corpus), ctx_len=24,
-          max_contexts=120, top_k=20, n_negatives=8, n_quantile=20, batch_size=32,   # verified: the default
+          max_contexts=120, top_k=20, n_negatives=8, n_quantile=20, batch_size=32, verified_negatives=True,
           continuation_tokens=0, steering=False)
     lm = load_model(str(model_dir), "cpu", "float32")
     sae, _ = load_sae(str(sae_dir), lm.device)

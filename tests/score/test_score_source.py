@@ -195,30 +195,30 @@ def test_corpus_settings_join_the_fingerprint_when_a_corpus_run_comes(two, tmp_p
     capsys.readouterr()
     assert _score(db, two, "a", *corpus[:-2], "--top-k", "7") == 2
     assert "top k 5 vs 7" in capsys.readouterr().err
-    # verified negatives (on by default) change what is stored: not silently skipped as 'already done'
-    assert fp["input"]["verified_negatives"] is True
-    assert _score(db, two, "a", *corpus, "--no-verified-negatives") == 2
+    # verified negatives (off by default) change what is stored: not silently skipped as 'already done'
+    assert fp["input"]["verified_negatives"] is False
+    assert _score(db, two, "a", *corpus, "--verified-negatives") == 2
     err = capsys.readouterr().err
-    assert "verified negatives True vs False" in err and "or --verified-negatives to score as" in err
+    assert "verified negatives False vs True" in err and "or --no-verified-negatives to score as" in err
     assert _score(db, two, "a") == 0                   # a run without a corpus does not check that part
 
 
 def test_a_source_scored_before_verified_negatives_is_not_mixed_with_them(two, tmp_path, capsys, demo_corpus):
     """A fingerprint recorded before the setting existed lacks it: its negatives were not
-    verified, so a default (verified) run is refused, not mixed into it."""
+    verified, so a --verified-negatives run is refused, not mixed into it; a default run fits."""
     db = _init(tmp_path)
     corpus = ["--corpus", str(demo_corpus), "--max-contexts", "20", "--ctx-len", "16", "--top-k", "5"]
     corpus.append("--no-steering")
-    assert _score(db, two, "a", *corpus, "--no-verified-negatives", "--features", "0-5") == 0
+    assert _score(db, two, "a", *corpus, "--features", "0-5") == 0
     with open_project(db) as project, project.write() as w:
         fp = json.loads(project.scalar("SELECT fingerprint FROM sources"))
         del fp["input"]["verified_negatives"]         # as recorded before the setting existed
         w.execute("UPDATE sources SET fingerprint = ?", [json.dumps(fp)])
     capsys.readouterr()
-    assert _score(db, two, "a", *corpus) == 2
+    assert _score(db, two, "a", *corpus, "--verified-negatives") == 2
     err = capsys.readouterr().err
     assert "verified negatives False vs True" in err and "or --no-verified-negatives to score as" in err
-    assert _score(db, two, "a", *corpus, "--no-verified-negatives") == 0
+    assert _score(db, two, "a", *corpus) == 0
     out = capsys.readouterr().out
     assert "input scores:  6 computed, 6 already done" in out, out
 

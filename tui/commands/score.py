@@ -65,13 +65,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top-k", type=int, default=100, help="top activating contexts kept per feature (default 100)")
     p.add_argument("--negatives", type=at_least(0), default=20,
                    help="non-activating contexts kept per feature for benchmarks (default 20)")
-    p.add_argument("--verified-negatives", action=argparse.BooleanOptionalAction, default=True,
+    p.add_argument("--verified-negatives", action=argparse.BooleanOptionalAction, default=False,
                    help="store, per feature, --negatives 'hard' negatives (top contexts of the 3 features "
                         "nearest by decoder cosine) and as many other features' top contexts, each kept only "
                         "where the model shows the feature silent (for bench --negatives hard / other-features; "
-                        "default: on, --no-verified-negatives: off, and bench then marks other-features "
-                        "negatives unverified); candidates come from the features this run scores, so a "
-                        "sharded or resumed run draws them among its own features")
+                        "default: off, and bench then marks other-features negatives unverified); candidates "
+                        "come from the features this run scores, so a sharded or resumed run would draw them "
+                        "among its own features and differ from one full run: off by default for that reason")
     p.add_argument("--quantile-examples", type=at_least(0), default=50,
                    help="activating contexts sampled uniformly per feature and stored in 10 activation-"
                         "quantile bins (default 50; 0: none)")
