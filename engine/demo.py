@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from store.db import Project
+from saegold.store.db import Project
 
 from .progress import Progress, null_progress
 
@@ -41,8 +41,8 @@ class DemoReport:
 
 def _chat(request: dict[str, Any]) -> str:
     """The stand-in's chat answer: a judge answer for bench prompts, else a label answer."""
-    from engine.bench.demo_judge import demo_judge_answer
-    from engine.llm.demo_responder import demo_label_answer
+    from saegold.engine.bench.demo_judge import demo_judge_answer
+    from saegold.engine.llm.demo_responder import demo_label_answer
 
     return demo_judge_answer(request) or demo_label_answer(request)
 
@@ -70,9 +70,9 @@ def build_demo(project: Project, workdir: str | Path, *, progress: Progress = nu
     reports progress, the first before the model libraries are imported (on a cold start that
     import alone can take most of a minute)."""
     load_libraries(progress)
-    from engine.planted import STEERING_PROMPTS, STEERING_TARGETS, build_planted, demo_corpus_path
-    from engine.scoring.job import score
-    from store import settings
+    from saegold.engine.planted import STEERING_PROMPTS, STEERING_TARGETS, build_planted, demo_corpus_path
+    from saegold.engine.scoring.job import score
+    from saegold.store import settings
 
     report = DemoReport()
     workdir = Path(workdir)
@@ -86,9 +86,9 @@ def build_demo(project: Project, workdir: str | Path, *, progress: Progress = nu
     report.steps.append(f"scored {scored.features} features on the bundled demo corpus "
                         f"({scored.n_contexts} contexts)")
 
-    from engine.bench.demo_judge import demo_embed
-    from engine.llm.demo_responder import demo_nla_explanation
-    from engine.llm.standin_server import StandinServer
+    from saegold.engine.bench.demo_judge import demo_embed
+    from saegold.engine.llm.demo_responder import demo_nla_explanation
+    from saegold.engine.llm.standin_server import StandinServer
 
     with StandinServer(_chat, demo_embed, demo_nla_explanation) as server:
         report.steps.append(f"demo stand-in LLM server (rule-based, NOT a model) on {server.root_url}")
@@ -105,7 +105,7 @@ def build_demo(project: Project, workdir: str | Path, *, progress: Progress = nu
 
 
 def _label(project: Project, server: Any, progress: Progress) -> None:
-    from engine.labeling.job import Endpoint, LabelOptions, label
+    from saegold.engine.labeling.job import Endpoint, LabelOptions, label
 
     endpoint = Endpoint(base_url=server.base_url, model=STANDIN_MODEL, api_key_env=None,
                         nla_url=server.nla_url, nla_source_id=STANDIN_NLA, nla_key_env=None)
@@ -113,9 +113,9 @@ def _label(project: Project, server: Any, progress: Progress) -> None:
 
 
 def _bench(project: Project, server: Any, progress: Progress, seed: int) -> None:
-    from engine.bench.embedders import ApiEmbedder
-    from engine.bench.job import BenchConfig, run_bench
-    from engine.llm.client import LLMClient
+    from saegold.engine.bench.embedders import ApiEmbedder
+    from saegold.engine.bench.job import BenchConfig, run_bench
+    from saegold.engine.llm.client import LLMClient
 
     async def go() -> None:
         client = LLMClient(project, base_url=server.base_url, model=STANDIN_MODEL, api_key_env=None)
@@ -124,7 +124,7 @@ def _bench(project: Project, server: Any, progress: Progress, seed: int) -> None
             # planted model's dense features never stay silent, so they have no scoring-pass
             # negatives, and the demo should show scores for every category.
             # The label-free intruder benchmark too (per feature), answered by the stand-in.
-            from engine.bench import BENCHMARKS
+            from saegold.engine.bench import BENCHMARKS
 
             config = BenchConfig(seed=seed, negatives="other-features", benchmarks=BENCHMARKS + ("intruder",))
             await run_bench(project, config, client=client,

@@ -30,13 +30,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from engine.progress import Progress, null_progress
-from engine.stats import data
-from store import judgments as store_judgments
-from store.db import Project
-from store.export import atomic_path
-from store.errors import SaegoldError
-from store.judgments import TIERS, FeatureJudgment
+from saegold.engine.progress import Progress, null_progress
+from saegold.engine.stats import data
+from saegold.store import judgments as store_judgments
+from saegold.store.db import Project
+from saegold.store.export import atomic_path
+from saegold.store.errors import SaegoldError
+from saegold.store.judgments import TIERS, FeatureJudgment
 
 POLICIES = ("majority", "unanimous", "adjudicated")
 FORMATS = ("jsonl", "csv", "parquet", "neuronpedia", "graph-labels")

@@ -297,7 +297,7 @@ def write_demo_corpus(path: str | Path, n_sentences: int = 4000, seed: int = 0) 
 
 def demo_corpus_path() -> Path:
     """The bundled demo corpus."""
-    return Path(str(resources.files("engine.data").joinpath(DEMO_CORPUS)))
+    return Path(str(resources.files("saegold.engine.data").joinpath(DEMO_CORPUS)))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,9 +4,26 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import importlib.abc
+
 import pytest
 
-from store.db import open_project
+from saegold.store.db import open_project
+
+
+class _OnlySaegold(importlib.abc.MetaPathFinder):
+    """The code is imported as ``saegold.store``, ``saegold.engine`` and ``saegold.tui`` only (the
+    wheel's one name; tests/cli/test_wheel.py).  From the repository root the folders would also
+    import under their generic names, loading a second copy of each module (two ``Project``
+    classes, two error hierarchies): in the test process that import is refused, loudly."""
+
+    def find_spec(self, name, path=None, target=None):  # noqa: ANN001 - the finder protocol
+        if name.split(".")[0] in ("store", "engine", "tui"):
+            raise ImportError(f"import saegold.{name}, not {name} (see tests/conftest.py)")
+        return None
+
+
+sys.meta_path.insert(0, _OnlySaegold())
 
 # tests/tolerance.py (float comparisons shared by every area) is importable as ``tolerance``.
 sys.path.insert(0, str(Path(__file__).parent))
@@ -29,7 +46,7 @@ def llm_server():
     Use ``server.base_url`` with ``engine.llm.client.LLMClient``, ``server.inject(Fault(...))``
     to script failures and ``server.requests`` / ``server.count`` to inspect what was sent.
     """
-    from engine.llm.standin_server import StandinServer
+    from saegold.engine.llm.standin_server import StandinServer
 
     servers: list[StandinServer] = []
 

@@ -17,7 +17,7 @@ import pkgutil
 import sqlite3
 import sys
 
-from store.errors import SaegoldError
+from saegold.store.errors import SaegoldError
 
 from . import commands
 from .cli_args import resolve_later
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     except sqlite3.DatabaseError as exc:
         # Met outside the store's helpers (e.g. a streamed export): a damaged file, a full disk
         # or a lock held too long is one line; any other database error is a bug and shows.
-        from store.db import default_path, explain_db_error
+        from saegold.store.db import default_path, explain_db_error
 
         err = explain_db_error(args.db or default_path(), exc)
         if err is None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import importlib
 
-from engine.llm import defaults as llm_defaults
-from store.errors import SaegoldError
+from saegold.engine.llm import defaults as llm_defaults
+from saegold.store.errors import SaegoldError
 
 
 class Later:
-    """A default that lives in a heavier module (``Later("engine.stats.resample",
+    """A default that lives in a heavier module (``Later("saegold.engine.stats.resample",
     "DEFAULT_BOOT")``), read only when needed: when that command's ``--help`` shows it
     (``%(default)s``) or when the command runs (:func:`tui.cli.main` resolves it), so
     ``saegold --help`` imports no statistics or model stack."""

@@ -11,12 +11,12 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from engine.stats.agreement import AgreementReport
-from engine.stats.calibration import CalibrationReport, Cell, anti_predicts, predicts
-from engine.stats.calibration_map import CalibrationMap
-from engine.stats.resample import Estimate
-from engine.stats.thresholds import ThresholdFit, decision
-from store.judgments import TIERS
+from saegold.engine.stats.agreement import AgreementReport
+from saegold.engine.stats.calibration import CalibrationReport, Cell, anti_predicts, predicts
+from saegold.engine.stats.calibration_map import CalibrationMap
+from saegold.engine.stats.resample import Estimate
+from saegold.engine.stats.thresholds import ThresholdFit, decision
+from saegold.store.judgments import TIERS
 
 from .safe import inert
 
@@ -257,7 +257,7 @@ def tiers_renderable(rep: CalibrationReport) -> RenderableType:
 
 def active_renderable(rep: CalibrationReport) -> RenderableType:
     """The 'all' estimates reweighted by the active queue's draw probabilities (engine.stats.active)."""
-    from engine.stats.calibration import ACTIVE_STOP_RULE
+    from saegold.engine.stats.calibration import ACTIVE_STOP_RULE
 
     t = Table(title="Active queue: 'all' estimates reweighted by the recorded draw probabilities (95% CIs; "
                     "more draws to the target width)",

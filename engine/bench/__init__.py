@@ -15,7 +15,7 @@ Definitions in DESIGN.md (after EleutherAI Delphi).  The pieces:
 """
 from __future__ import annotations
 
-from store.benchmarks import BENCHMARKS as BENCHMARKS  # re-exported: the bench job's list
+from saegold.store.benchmarks import BENCHMARKS as BENCHMARKS  # re-exported: the bench job's list
 
 JUDGED = ("detection", "fuzzing", "steering")  # benchmarks answered by an LLM judge
 # Chance level of each benchmark's score: balanced accuracy and AUROC 0.5; steering picks one

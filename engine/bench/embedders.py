@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from store.errors import SaegoldError
+from saegold.store.errors import SaegoldError
 
 
 class Embedder(Protocol):

@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from store.benchmarks import EXAMPLE_BENCHMARKS as EXAMPLE_BENCHMARKS  # re-exported for the job
-from store.db import Project
-from store.examples import examples as stored_examples
-from store.errors import SaegoldError
+from saegold.store.benchmarks import EXAMPLE_BENCHMARKS as EXAMPLE_BENCHMARKS  # re-exported for the job
+from saegold.store.db import Project
+from saegold.store.examples import examples as stored_examples
+from saegold.store.errors import SaegoldError
 
 from .rng import rng_for
 

@@ -21,9 +21,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from store.db import Project, dumps, now
-from store.examples import examples as stored_examples
-from store.superseded import supersede_intruder
+from saegold.store.db import Project, dumps, now
+from saegold.store.examples import examples as stored_examples
+from saegold.store.superseded import supersede_intruder
 
 from .examples import BenchExample, mark_tokens, true_highlights
 from .metrics import wilson_ci
@@ -205,7 +205,7 @@ def tier_separation(project: Project, *, n_boot: int = 2000, seed: int = 0) -> l
     together).  0.5: no separation; None where a side is empty."""
     import numpy as np
 
-    from engine.stats.data import judgments
+    from saegold.engine.stats.data import judgments
 
     from .metrics import auroc
 

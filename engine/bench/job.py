@@ -17,12 +17,12 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from engine.llm import defaults as llm_defaults
-from engine.llm.aio import run_pool
-from engine.llm.errors import LLMRequestFailed
-from engine.progress import Progress, null_progress
-from store.db import Project
-from store.errors import SaegoldError
+from saegold.engine.llm import defaults as llm_defaults
+from saegold.engine.llm.aio import run_pool
+from saegold.engine.llm.errors import LLMRequestFailed
+from saegold.engine.progress import Progress, null_progress
+from saegold.store.db import Project
+from saegold.store.errors import SaegoldError
 
 from . import BENCHMARKS, JUDGED, prompts, results, scorers
 from . import intruder as intruder_mod

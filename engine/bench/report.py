@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from store.db import Project
-from store.features import CATEGORIES
+from saegold.store.db import Project
+from saegold.store.features import CATEGORIES
 
 from . import BENCHMARKS, CHANCE, results
 from .metrics import N_RESAMPLES, mean_ci

@@ -4,9 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from store.benchmarks import negatives_verified_sql, sampler_sql
-from store.db import Project, dumps, loads, now
-from store.superseded import supersede_bench
+from saegold.store.benchmarks import negatives_verified_sql, sampler_sql
+from saegold.store.db import Project, dumps, loads, now
+from saegold.store.superseded import supersede_bench
 
 
 @dataclass(frozen=True)

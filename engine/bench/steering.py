@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from store.db import Project, loads
+from saegold.store.db import Project, loads
 
 from .prompts import LABEL_PREFIX, flat
 from .rng import rng_for

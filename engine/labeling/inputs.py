@@ -5,8 +5,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from store import features as F
-from store.db import Project
+from saegold.store import features as F
+from saegold.store.db import Project
 
 TOP_K = 5  # examples per feature, as in the experiment (top 5 activating)
 

@@ -20,17 +20,17 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from engine.llm import defaults as llm_defaults
-from engine.llm.aio import run_pool
-from engine.llm.client import DRY_RUN_COMPLETION_TOKENS, MAX_REPLY_CHARS, LLMClient
-from engine.llm.errors import LLMRequestFailed
-from engine.llm.usage import TagUsage, estimate_tokens
-from engine.progress import Progress, null_progress
-from store import settings
-from store.db import Project
-from store.errors import SaegoldError
-from store.feature_spec import check_stored
-from store.labels import add_label, content_uuid
+from saegold.engine.llm import defaults as llm_defaults
+from saegold.engine.llm.aio import run_pool
+from saegold.engine.llm.client import DRY_RUN_COMPLETION_TOKENS, MAX_REPLY_CHARS, LLMClient
+from saegold.engine.llm.errors import LLMRequestFailed
+from saegold.engine.llm.usage import TagUsage, estimate_tokens
+from saegold.engine.progress import Progress, null_progress
+from saegold.store import settings
+from saegold.store.db import Project
+from saegold.store.errors import SaegoldError
+from saegold.store.feature_spec import check_stored
+from saegold.store.labels import add_label, content_uuid
 
 from . import inputs
 from .format import Parsed, parse_explanation

@@ -153,7 +153,7 @@ METHOD_NAMES = tuple(METHODS)
 
 
 def get(name: str) -> Method:
-    from store.errors import SaegoldError
+    from saegold.store.errors import SaegoldError
     if name not in METHODS:
         raise SaegoldError(f"unknown label method {name!r} (known: {', '.join(METHOD_NAMES)})")
     return METHODS[name]

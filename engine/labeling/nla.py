@@ -34,13 +34,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.llm.aio import first_error
-from engine.llm.client import MAX_REPLY_CHARS, LLMClient
-from engine.llm.errors import LLMRequestFailed, MalformedResponse
-from engine.progress import Progress, null_progress
-from store.db import Project, now
-from store.examples import find_example
-from store.errors import BadInput
+from saegold.engine.llm.aio import first_error
+from saegold.engine.llm.client import MAX_REPLY_CHARS, LLMClient
+from saegold.engine.llm.errors import LLMRequestFailed, MalformedResponse
+from saegold.engine.progress import Progress, null_progress
+from saegold.store.db import Project, now
+from saegold.store.examples import find_example
+from saegold.store.errors import BadInput
 
 from .format import BOS_TOKENS
 from .inputs import Example

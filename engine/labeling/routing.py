@@ -4,9 +4,9 @@ The table is the project setting ``label_routing`` (default: input -> eleuther_a
 baez; output -> output_logits + baez; cross -> all four; obscure -> none)."""
 from __future__ import annotations
 
-from store import settings
-from store.db import Project
-from store.errors import SaegoldError
+from saegold.store import settings
+from saegold.store.db import Project
+from saegold.store.errors import SaegoldError
 
 from .methods import METHOD_NAMES
 

@@ -14,7 +14,7 @@ import hashlib
 import json
 from typing import Any
 
-from store.db import Project, dumps, loads, now
+from saegold.store.db import Project, dumps, loads, now
 
 
 # Parameters that bound an answer's length: not part of the key (see the module docstring).

@@ -39,8 +39,8 @@ from urllib.parse import urlparse
 
 import openai
 
-from store.db import Project
-from store.settings import DEFAULTS as SETTINGS_DEFAULTS
+from saegold.store.db import Project
+from saegold.store.settings import DEFAULTS as SETTINGS_DEFAULTS
 
 from . import defaults
 from .cache import LLMCache, request_key

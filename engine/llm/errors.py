@@ -1,7 +1,7 @@
 """Errors of LLM access, each one line fit for a user."""
 from __future__ import annotations
 
-from store.errors import SaegoldError
+from saegold.store.errors import SaegoldError
 
 
 class LLMError(SaegoldError):

@@ -26,9 +26,9 @@ import torch
 if TYPE_CHECKING:   # shapes for readers and type checkers only (jaxtyping costs ~1 s to import)
     from jaxtyping import Bool, Float, Int
 
-from engine.progress import Progress, null_progress
+from saegold.engine.progress import Progress, null_progress
 
-from store.examples import QUANTILE_BINS, quantile_bins  # noqa: F401  (re-exported)
+from saegold.store.examples import QUANTILE_BINS, quantile_bins  # noqa: F401  (re-exported)
 
 from .models import HookSite, LoadedModel, run_to_site
 
@@ -404,7 +404,7 @@ def per_token_acts(lm: LoadedModel, sae: Any, site: HookSite, col: Collection, c
                    batch_size: int = 32, progress: Progress = null_progress) -> dict[tuple[int, int], list[float]]:
     """Dense per-token activations of the kept top contexts: ``(col, rank) -> acts`` (the
     reference the stored sparse form is checked against)."""
-    from store.examples import decode_acts
+    from saegold.store.examples import decode_acts
 
     kept = kept_acts(lm, sae, site, col, cols, batch_size=batch_size, progress=progress)
     return {(cols[int(kept.col_i[p])], int(kept.rank[p])): decode_acts(kept.blobs[p], len(col.contexts[int(kept.ctx[p])]))

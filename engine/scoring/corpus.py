@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from store.errors import BadInput
+from saegold.store.errors import BadInput
 
 from .errors import CorpusError
 

@@ -1,7 +1,7 @@
 """One-line errors of the scoring engine."""
 from __future__ import annotations
 
-from store.errors import SaegoldError
+from saegold.store.errors import SaegoldError
 
 
 class ScoringError(SaegoldError):

@@ -15,11 +15,11 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from engine.progress import Progress, null_progress
-from store import settings, status
-from store.db import Project, loads
-from store.examples import examples as stored_examples
-from store.superseded import supersede_taxonomy
+from saegold.engine.progress import Progress, null_progress
+from saegold.store import settings, status
+from saegold.store.db import Project, loads
+from saegold.store.examples import examples as stored_examples
+from saegold.store.superseded import supersede_taxonomy
 
 from .errors import ScoringError
 
@@ -67,8 +67,8 @@ def score_stored(project: Project, *, source: str | None = None, features: Seque
 
     Skips features that already have an input score unless ``redo``; features without
     stored examples or promoted tokens are left alone.  Returns the number scored."""
-    from store.examples import put_examples
-    from store.features import put_score
+    from saegold.store.examples import put_examples
+    from saegold.store.features import put_score
 
     where, args = ["1 = 1"], []
     if source is not None:
@@ -136,7 +136,7 @@ def stored_quantiles(project: Project, feature_id: int, exs: list[dict[str, Any]
     None (leave them alone) when the feature has quantile examples from a model run."""
     import numpy as np
 
-    from store.examples import quantile_bins
+    from saegold.store.examples import quantile_bins
 
     made = project.scalar("SELECT origin FROM examples WHERE feature_id = ? AND kind = 'quantile' LIMIT 1",
                           [feature_id])

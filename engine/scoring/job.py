@@ -23,15 +23,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine.progress import Progress, null_progress
-from store import settings
-from store.db import Project, loads
-from store.feature_spec import check_width, parse_feature_spec
-from store.examples import (Vocab, delete_examples, drop_changed_nla, prune_contexts, put_contexts_ids,
+from saegold.engine.progress import Progress, null_progress
+from saegold.store import settings
+from saegold.store.db import Project, loads
+from saegold.store.feature_spec import check_width, parse_feature_spec
+from saegold.store.examples import (Vocab, delete_examples, drop_changed_nla, prune_contexts, put_contexts_ids,
                             put_example_rows)
-from store.features import get_or_create_source, put_logit_tokens, put_score, upsert_feature
-from store.fingerprints import fingerprint_id
-from store.superseded import supersede_taxonomy
+from saegold.store.features import get_or_create_source, put_logit_tokens, put_score, upsert_feature
+from saegold.store.fingerprints import fingerprint_id
+from saegold.store.superseded import supersede_taxonomy
 
 from . import corpus as corpus_mod
 from .collect import Collection, KeptActs, candidate_negatives, collect, kept_acts

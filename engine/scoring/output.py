@@ -24,7 +24,7 @@ import torch
 if TYPE_CHECKING:   # shapes for readers and type checkers only (jaxtyping costs ~1 s to import)
     from jaxtyping import Float, Int
 
-from engine.progress import Progress, null_progress
+from saegold.engine.progress import Progress, null_progress
 
 from .errors import ScoringError
 from .fastpath import FastPath

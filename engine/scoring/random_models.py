@@ -65,7 +65,7 @@ def random_model(arch: str = "llama", *, vocab_size: int, d_model: int = 32, n_l
 def save_random_model(directory: str | Path, arch: str = "llama", *, d_model: int = 32, n_layers: int = 3,
                       seed: int = 0) -> Path:
     """Save a random ``arch`` model over the planted word-level tokenizer; returns its directory."""
-    from engine.planted import build_tokenizer, vocabulary
+    from saegold.engine.planted import build_tokenizer, vocabulary
 
     path = Path(directory) / f"{arch}-model"
     random_model(arch, vocab_size=len(vocabulary()), d_model=d_model, n_layers=n_layers,

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from store.db import Project, loads
-from store.features import source_name
-from store.fingerprints import fingerprint_differences, identity_differences, merged_fingerprint, refusal
+from saegold.store.db import Project, loads
+from saegold.store.features import source_name
+from saegold.store.fingerprints import fingerprint_differences, identity_differences, merged_fingerprint, refusal
 
 from .errors import ScoringError
 

@@ -12,11 +12,11 @@ from typing import Any
 
 import torch
 
-from engine.progress import Progress, null_progress
-from store import settings
-from store.db import Project
-from store.features import upsert_feature
-from store.steering import SteeredRow, clean_settings, done_settings, put_clean, replace_feature
+from saegold.engine.progress import Progress, null_progress
+from saegold.store import settings
+from saegold.store.db import Project
+from saegold.store.features import upsert_feature
+from saegold.store.steering import SteeredRow, clean_settings, done_settings, put_clean, replace_feature
 
 from .models import HookSite, LoadedModel
 from .steering import Steerer, SteeringConfig, clean_continuations, steer_chunk

@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from engine.progress import Progress, null_progress
-from store.db import Project
-from store.judgments import TIERS, FeatureJudgment
+from saegold.engine.progress import Progress, null_progress
+from saegold.store.db import Project
+from saegold.store.judgments import TIERS, FeatureJudgment
 
 from . import data
 from .defaults import DEFAULT_MIN_ITEMS

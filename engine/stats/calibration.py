@@ -27,10 +27,10 @@ from typing import Any
 import numpy as np
 from scipy.stats import spearmanr
 
-from engine.progress import Progress, null_progress
-from store.benchmarks import BENCHMARKS
-from store.db import Project
-from store.judgments import TIERS
+from saegold.engine.progress import Progress, null_progress
+from saegold.store.benchmarks import BENCHMARKS
+from saegold.store.db import Project
+from saegold.store.judgments import TIERS
 
 from . import active, data, ppi, thresholds
 from .ppi import TierShare
@@ -485,8 +485,8 @@ def prediction_powered(judged: list, feats: dict, labels: dict, true_by: dict[st
     """The prediction-powered label and tier shares, with the stopping rule against the
     project's ``target_ci_width`` (also returned).  ``extra`` (if given) receives the inputs and
     per-item predictions (for the active queue's weights and reweighted estimates)."""
-    from store import queue as store_queue
-    from store import settings as store_settings
+    from saegold.store import queue as store_queue
+    from saegold.store import settings as store_settings
 
     target_width = store_settings.load(project).target_ci_width
     judged_features = {j.feature_id for j in judged if j.judged}
@@ -533,13 +533,13 @@ ACTIVE_STOP_RULE = ("active queue: more draws to the target width from the Hanse
 def active_rows(project: Project, extra: dict) -> list[active.ActiveRow]:
     """The 'all' estimates reweighted by the active queue's recorded draw probabilities (none
     when the project has no draws)."""
-    from store import queue as store_queue
+    from saegold.store import queue as store_queue
 
     draws = store_queue.active_draws(project)
     if not draws:
         return []
     pool = set(store_queue.active_population(project)[0])
-    from store import settings as store_settings
+    from saegold.store import settings as store_settings
 
     width_to_reach = store_settings.load(project).target_ci_width
     out = []
@@ -620,7 +620,7 @@ def refresh_sampling_weights(project: Project, *, force: bool = False, seed: int
     (store.queue.active_weights_state: judgments, labels or results changed since they were
     computed), or always with ``force``; fresh ones are left as they are.  The inputs' mark
     is taken before computing, so a change made meanwhile leaves them stale for next time."""
-    from store import queue as store_queue
+    from saegold.store import queue as store_queue
 
     st = store_queue.active_weights_state(project)
     if st.state == "fresh" and not force:

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from store import judgments as store_judgments
-from store.db import Project
-from store.judgments import FeatureJudgment
+from saegold.store import judgments as store_judgments
+from saegold.store.db import Project
+from saegold.store.judgments import FeatureJudgment
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def features(project: Project) -> dict[int, FeatureInfo]:
 
 
 def labels(project: Project) -> dict[str, LabelInfo]:
-    from store.labels import LIVE
+    from saegold.store.labels import LIVE
 
     rows = project.query(f"SELECT uuid, id, feature_id, method, text, status, ({LIVE}) AS live FROM labels ORDER BY id")
     return {r["uuid"]: LabelInfo(r["uuid"], r["id"], r["feature_id"], r["method"], r["text"], r["status"],
@@ -76,7 +76,7 @@ def labels(project: Project) -> dict[str, LabelInfo]:
 
 
 def bench_scores(project: Project) -> list[BenchScore]:
-    from store.benchmarks import negatives_verified_sql
+    from saegold.store.benchmarks import negatives_verified_sql
 
     rows = project.query(
         "SELECT l.uuid, l.feature_id, b.benchmark, b.control, b.value, b.n, b.parse_failures, "
@@ -90,7 +90,7 @@ def bench_scores(project: Project) -> list[BenchScore]:
 
 
 def thresholds(project: Project) -> tuple[float, float]:
-    from store import settings
+    from saegold.store import settings
 
     cfg = settings.load(project)
     return cfg.input_threshold, cfg.output_threshold

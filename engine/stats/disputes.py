@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from store.db import Project
+from saegold.store.db import Project
 
 from . import data
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from store.export import check_output_path
-from store.judgments import TIERS
+from saegold.store.export import check_output_path
+from saegold.store.judgments import TIERS
 
 from . import thresholds
 from .agreement import AgreementReport

@@ -512,7 +512,7 @@ def inputs(labels: dict, features: dict, true_by: dict[str, dict[str, float]], b
     """The population (every live label) and its design matrix from the project's data:
     one column per benchmark (the label's true-label score, NaN when unscored), one-hot
     category and one-hot method."""
-    from store.judgments import TIERS
+    from saegold.store.judgments import TIERS
 
     pop = [lab for lab in labels.values() if lab.live]
     index = {lab.uuid: i for i, lab in enumerate(pop)}
@@ -540,7 +540,7 @@ def tier_inputs(features: dict, tier_rows: list[tuple[int, str, str]], judged_fe
                 ) -> PPIInputs:
     """The population (every feature) for the tier shares: input and output score (NaN when
     unscored) and one-hot automatic category; ``tier_rows``: (feature id, annotator, tier)."""
-    from store.judgments import TIERS
+    from saegold.store.judgments import TIERS
 
     ids = sorted(features)
     index = {fid: i for i, fid in enumerate(ids)}

@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.model_selection import GroupKFold
 
-from store import settings
-from store.db import Project
-from store.judgments import TIERS, FeatureJudgment
+from saegold.store import settings
+from saegold.store.db import Project
+from saegold.store.judgments import TIERS, FeatureJudgment
 
 from . import data
 from .defaults import GRID

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import random
 
-from store import features as sf
-from store import labels as sl
-from store.db import now
+from saegold.store import features as sf
+from saegold.store import labels as sl
+from saegold.store.db import now
 
 WORDS = ("the cat sat on a mat while the dog ran to the park and rain fell over "
          "Paris in the spring of a long year").split()
@@ -15,7 +15,7 @@ METHODS = ("eleuther_acts_top5", "baez", "output_logits")
 LABEL_TEXTS = ("animals in a sentence", "the word 'the' before nouns", "weather and seasons")
 FIXED_TIME = "2026-01-01T00:00:00.000000Z"
 
-# The queue tests' oracle of who holds a feature, written here apart from store.queue: an
+# The queue tests' oracle of who holds a feature, written here apart from saegold.store.queue: an
 # assignment (a lease or a judged feature), or a judgment that is not a retraction or a
 # lead's adjudication.
 NOT_HOLDING = "('retract', 'adj_tier', 'adj_verdict', 'adj_gold_label')"

@@ -8,9 +8,9 @@ from collections.abc import Callable, Iterable
 
 from rich.cells import cell_len
 
-from store.judgments import events
-from tui.app.app import AnnotateApp
-from tui.app.session import Session
+from saegold.store.judgments import events
+from saegold.tui.app.app import AnnotateApp
+from saegold.tui.app.session import Session
 
 
 def fixed_clock() -> float:

@@ -1,7 +1,7 @@
 """`saegold annotate` at the command line: one-line errors and clear empty-queue messages."""
 from __future__ import annotations
 
-from tui.cli import main
+from saegold.tui.cli import main
 
 
 def test_missing_project_is_one_line_error(tmp_path, capsys):
@@ -25,8 +25,8 @@ def test_empty_annotator_name_is_refused(project, capsys):
 def test_startup_does_not_import_heavy_engine_libraries():
     import subprocess
     import sys
-    code = ("import sys; from tui.cli import build_parser, _named_command; "
-            "build_parser(only=_named_command(['annotate'])); import tui.app.app, tui.app.agreement; "
+    code = ("import sys; from saegold.tui.cli import build_parser, _named_command; "
+            "build_parser(only=_named_command(['annotate'])); import saegold.tui.app.app, saegold.tui.app.agreement; "
             "print(sorted(m for m in ('torch', 'transformers', 'sklearn', 'sae_lens') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

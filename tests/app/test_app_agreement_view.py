@@ -8,7 +8,7 @@ from apphelp import make_app, screen_text
 
 
 def _agreement_text(filled, size):
-    from store import judgments as sj
+    from saegold.store import judgments as sj
     app = make_app(filled)   # before the others take every feature (overlap)
     fids = [r["id"] for r in filled.query("SELECT id FROM features ORDER BY id")]
     evs = []

@@ -5,8 +5,8 @@ from __future__ import annotations
 from apphelp import drive, make_app, screen_text
 from appdata import fill
 
-from store import judgments as sj
-from store import settings
+from saegold.store import judgments as sj
+from saegold.store import settings
 
 # One marker per field, each carrying markup, a CSI sequence, an OSC title change and BEL.
 NASTY = {
@@ -21,7 +21,7 @@ FLAG = "F[reverse]flag[/reverse]\r\x1bc"
 
 
 def visible(s: str) -> str:
-    from tui.safe import inert_line
+    from saegold.tui.safe import inert_line
     return inert_line(s)
 
 

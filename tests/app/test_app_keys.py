@@ -4,10 +4,10 @@ from __future__ import annotations
 import pytest
 from apphelp import drive, make_app, my_events, screen_text
 
-from store import judgments as sj
-from store.errors import StoreError
-from tui.app.help import HelpScreen
-from tui.app.screen import BINDINGS
+from saegold.store import judgments as sj
+from saegold.store.errors import StoreError
+from saegold.tui.app.help import HelpScreen
+from saegold.tui.app.screen import BINDINGS
 
 
 def only(events, kind):
@@ -162,7 +162,7 @@ def test_quit(filled):
 
 
 def test_footer_shows_every_binding_at_80_columns(filled):
-    from tui.app.keybar import KeyBar, key_name
+    from saegold.tui.app.keybar import KeyBar, key_name
     shown = drive(make_app(filled), [], size=(80, 24),
                   after=lambda a: (str(a.screen.query_one(KeyBar).render()), screen_text(a)))
     bar, screen = shown
@@ -188,7 +188,7 @@ def test_blind_until_done_then_revealed(filled):
 
 
 def test_blind_setting_off_shows_everything(filled):
-    from store import settings
+    from saegold.store import settings
     settings.set(filled, "blind", False)
     text = drive(make_app(filled), [], after=screen_text)
     assert "Predicted" in text and "baez" in text

@@ -19,8 +19,8 @@ import pytest
 
 from appdata import fill
 
-from store.db import open_project
-from store.judgments import events
+from saegold.store.db import open_project
+from saegold.store.judgments import events
 
 ROOT = Path(__file__).resolve().parents[2]
 ANSI = re.compile(r"\x1b(\[[0-9;?<>=$]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[PX^_][^\x1b]*\x1b\\|.)")
@@ -96,7 +96,7 @@ def test_killed_or_hung_up_after_n_acknowledged_judgments_loses_none(tmp_path, e
     from test_app_inert import NASTY
     fill(p, 12, texts=NASTY)
     p.close()
-    term = Terminal([sys.executable, "-m", "tui.cli", "--db", str(db), "annotate",
+    term = Terminal([sys.executable, "-m", "saegold.tui.cli", "--db", str(db), "annotate",
                      "--annotator", "kim", "--no-intro"])
     try:
         term.wait_for("verdicts 0/")
@@ -134,7 +134,7 @@ def test_killed_or_hung_up_after_n_acknowledged_judgments_loses_none(tmp_path, e
     assert p.scalar("PRAGMA integrity_check") == "ok"
     # The judged feature stays kim's.  A hang-up released the features ahead (leases) before
     # the process ended; after SIGKILL they stay until they expire.
-    from store import queue as sq
+    from saegold.store import queue as sq
     assert sq.queue(p, "kim")[0] == got[0]["feature_id"]
     held = sq.leases(p, "kim")
     assert len(held) == (sq.LOOKAHEAD - 1 if end == "sigkill" else 0)
@@ -148,7 +148,7 @@ def test_two_annotator_processes_at_once(tmp_path):
     p = open_project(db, create=True)
     fill(p, 12)
     p.close()
-    terms = {who: Terminal([sys.executable, "-m", "tui.cli", "--db", str(db), "annotate",
+    terms = {who: Terminal([sys.executable, "-m", "saegold.tui.cli", "--db", str(db), "annotate",
                             "--annotator", who, "--no-intro"]) for who in ("ann", "ben")}
     try:
         for t in terms.values():

@@ -9,7 +9,7 @@ import sys
 
 from apphelp import drive, make_app, screen_text
 
-from tui.app.panes import Pane
+from saegold.tui.app.panes import Pane
 
 
 def run(app, step, size=(120, 40)):
@@ -61,7 +61,7 @@ def test_unchanged_panes_are_not_redrawn(filled, monkeypatch):
 
 
 def test_the_session_needs_no_textual():
-    code = "import sys, tui.app.session, tui.app.model; print('textual' in sys.modules)"
+    code = "import sys, saegold.tui.app.session, saegold.tui.app.model; print('textual' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

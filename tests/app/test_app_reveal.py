@@ -10,8 +10,8 @@ from apphelp import drive, make_app, screen_text
 from rich.console import Console
 from textual.widgets import Static
 
-from store import examples as se
-from store.db import now
+from saegold.store import examples as se
+from saegold.store.db import now
 
 
 def _with_intervals(project) -> None:

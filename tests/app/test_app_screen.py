@@ -8,9 +8,9 @@ import pytest
 from apphelp import drive, make_app, screen_text
 from rich.cells import cell_len
 
-from store import features as sf
-from tui import tokens
-from tui.app.render import fmt_act, fmt_prob
+from saegold.store import features as sf
+from saegold.tui import tokens
+from saegold.tui.app.render import fmt_act, fmt_prob
 
 
 def above_candidates(text: str) -> str:
@@ -52,7 +52,7 @@ def test_word_boundary_markers_look_the_same_for_every_tokenizer():
 
 
 def test_markers_on_screen_are_display_only(filled):
-    from store import examples as sx
+    from saegold.store import examples as sx
     fid = filled.scalar("SELECT MIN(f.id) FROM features f")
     spm = ["▁the", "▁cat", "▁sat", "▁on", "▁a", "▁mat", "▁in", "▁the", "▁sun", "▁all", "▁day", "."]
     with filled.write() as db:
@@ -71,7 +71,7 @@ def test_markers_on_screen_are_display_only(filled):
 
 
 def test_a_long_example_keeps_its_value_on_its_line(filled):
-    from store import examples as sx
+    from saegold.store import examples as sx
     long = "x" * 300
     with filled.write() as db:   # every feature's top example: two 300-character tokens
         for (fid,) in db.execute("SELECT id FROM features").fetchall():
@@ -113,7 +113,7 @@ def test_missing_output_evidence_names_what_score_needs(filled):
 
 
 def test_untrusted_tokens_stay_inert_on_both_sides(filled):
-    from store import examples as sx
+    from saegold.store import examples as sx
     fid = filled.scalar("SELECT MIN(f.id) FROM features f")
     toks = ["▁[bold]loud[/bold]", "▁\x1b[31mred", "▁[link=http://x]y[/link]", "."]
     with filled.write() as db:

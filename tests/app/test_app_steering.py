@@ -10,8 +10,8 @@ from rich.console import Console
 from textual.widgets import Static
 
 from apphelp import drive, make_app, screen_text
-from store.features import get_or_create_source
-from store.steering import SteeredRow, put_clean, replace_feature
+from saegold.store.features import get_or_create_source
+from saegold.store.steering import SteeredRow, put_clean, replace_feature
 
 PROMPTS = ("I think", "We")
 

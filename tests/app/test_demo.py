@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from apphelp import drive, make_app, screen_text
 
-from store.db import open_project
-from tui.cli import main
+from saegold.store.db import open_project
+from saegold.tui.cli import main
 
 
 def test_demo_builds_with_the_real_pipeline_and_opens(tmp_path, capsys, monkeypatch):

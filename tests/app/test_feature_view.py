@@ -7,9 +7,9 @@ import re
 import tokenize
 from pathlib import Path
 
-from store import feature_view as fv
-from store.db import now
-from tui.app.model import find_feature, load_feature
+from saegold.store import feature_view as fv
+from saegold.store.db import now
+from saegold.tui.app.model import find_feature, load_feature
 
 APP = Path(__file__).resolve().parents[2] / "tui" / "app"
 SQL = re.compile(r"\b(SELECT|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM)\b")

@@ -7,7 +7,7 @@ from rich.cells import cell_len
 from rich.console import Console
 from rich.text import Text
 
-from tui.app.render import Header, shorten_middle
+from saegold.tui.app.render import Header, shorten_middle
 
 SOURCE = "gemma-2-2b/gemma-scope-2b-pt-res-canonical/layer_12/width_16k/canonical"
 FIXED = Text("saegold #1234  density 0.157%  done 3/100  (at 4)  12/h  ")

@@ -12,12 +12,12 @@ import pytest
 
 from appdata import HOLDERS, fill
 
-from store import judgments as sj
-from store import queue as sq
-from store import settings
-from store.errors import StoreError
-from tui.app.session import QueueFinished, Session
-from tui.cli import main
+from saegold.store import judgments as sj
+from saegold.store import queue as sq
+from saegold.store import settings
+from saegold.store.errors import StoreError
+from saegold.tui.app.session import QueueFinished, Session
+from saegold.tui.cli import main
 
 
 
@@ -75,7 +75,7 @@ def test_the_app_keeps_only_a_few_features_ahead(project):
     connection is closed."""
     from apphelp import drive, make_app
 
-    from tui.app.session import REFILL_AT
+    from saegold.tui.app.session import REFILL_AT
     fill(project, 12)
     app = make_app(project, "alice")
     assert app.session.assigned_count == sq.LOOKAHEAD == len(sq.leases(project, "alice"))
@@ -268,7 +268,7 @@ def test_a_hoard_handed_out_before_leases_becomes_leases_that_expire(tmp_path):
     when they were assigned, and an idle one returns to the pool for a third annotator."""
     import sqlite3
 
-    from store.db import open_project
+    from saegold.store.db import open_project
 
     path = tmp_path / "old.db"
     with open_project(path, create=True) as p:

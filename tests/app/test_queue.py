@@ -13,11 +13,11 @@ import pytest
 
 from appdata import NOT_HOLDING, fill
 
-from store import judgments as sj
-from store import queue as sq
-from store import settings
-from store.db import open_project
-from store.examples import put_examples
+from saegold.store import judgments as sj
+from saegold.store import queue as sq
+from saegold.store import settings
+from saegold.store.db import open_project
+from saegold.store.examples import put_examples
 
 
 def test_each_feature_goes_to_overlap_annotators(project):
@@ -68,8 +68,8 @@ def test_unscored_features_get_their_own_stratum(project):
 
 ASSIGN = """
 import sys
-from store import judgments as sj, queue as sq
-from store.db import open_project
+from saegold.store import judgments as sj, queue as sq
+from saegold.store.db import open_project
 p = open_project(sys.argv[1])
 sj.ensure_annotator(p, sys.argv[2])
 print(sq.assign_more(p, sys.argv[2], n=50))
@@ -145,7 +145,7 @@ def test_lead_adjudicates_with_separate_event_kinds(project):
     # a non-lead cannot write adjudications
     import pytest
 
-    from store.errors import StoreError
+    from saegold.store.errors import StoreError
     with pytest.raises(StoreError):
         sj.append(project, sj.make_event("a", fid, "adj_tier", value="input"))
 

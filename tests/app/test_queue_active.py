@@ -8,9 +8,9 @@ import pytest
 
 from appdata import fill
 
-from store import judgments as sj
-from store import queue as sq
-from store import settings
+from saegold.store import judgments as sj
+from saegold.store import queue as sq
+from saegold.store import settings
 
 
 def _draws(project):
@@ -86,7 +86,7 @@ def test_active_order_with_leases(project):
 
 
 def test_queue_order_setting_is_checked(project):
-    from store.errors import StoreError
+    from saegold.store.errors import StoreError
 
     with pytest.raises(StoreError, match="must be one of stratified, active"):
         settings.set(project, "queue_order", "random")
@@ -94,7 +94,7 @@ def test_queue_order_setting_is_checked(project):
 
 
 def test_uniform_share_is_the_engines():
-    from engine.stats import active
+    from saegold.engine.stats import active
 
     assert sq.ACTIVE_UNIFORM_SHARE == active.UNIFORM_SHARE
 
@@ -107,7 +107,7 @@ def test_calibrate_reweights_the_active_draws(project, tmp_path, capsys, monkeyp
     import json
     import random
 
-    from tui.cli import main
+    from saegold.tui.cli import main
 
     monkeypatch.setenv("COLUMNS", "200")
     fill(project, 80)
@@ -180,7 +180,7 @@ def test_missing_weights_are_computed_fresh_kept_stale_recomputed(project):
     does a redone benchmark result (archived, new row) and a new label."""
     import random
 
-    from engine.stats.calibration import refresh_sampling_weights
+    from saegold.engine.stats.calibration import refresh_sampling_weights
 
     ids = fill(project, 40)
     assert sq.active_weights_state(project).state == "missing"
@@ -202,7 +202,7 @@ def test_missing_weights_are_computed_fresh_kept_stale_recomputed(project):
     assert sq.active_weights_state(project).state == "fresh"
     assert len(_weights(project)) == 40 and stored == []
 
-    from store import superseded
+    from saegold.store import superseded
 
     row = project.query("SELECT label_id, benchmark, control FROM bench_scores LIMIT 1")[0]
     with project.write() as db:   # a redo: the old result archived, a new one written
@@ -227,7 +227,7 @@ def test_settings_set_queue_order_active_computes_the_weights(project, capsys):
     says whether they are up to date."""
     import json
 
-    from tui.cli import main
+    from saegold.tui.cli import main
 
     fill(project, 24)
     db = str(project.path)

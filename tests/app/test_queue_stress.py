@@ -13,17 +13,17 @@ from pathlib import Path
 import pytest
 
 from appdata import HOLDERS
-from store import settings
-from store.db import open_project
-from store.examples import put_examples
+from saegold.store import settings
+from saegold.store.db import open_project
+from saegold.store.examples import put_examples
 
 # One process: one thread per annotator name, each topping up in small batches until two
 # batches in a row come back empty, writing a note or a skip on one of its features (or, for
 # the lead, an adjudication) between batches.  Prints how many assignments it was told of.
 WORKER = r"""
 import random, sys, threading
-from store import judgments as sj, queue as sq
-from store.db import open_project
+from saegold.store import judgments as sj, queue as sq
+from saegold.store.db import open_project
 path, names, seed = sys.argv[1], sys.argv[2].split(","), int(sys.argv[3])
 p = open_project(path)
 told = []

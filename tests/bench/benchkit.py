@@ -12,12 +12,12 @@ import hashlib
 import json
 import re
 
-from engine.bench.job import BenchConfig, run_bench
-from engine.bench.prompts import EXAMPLE_PREFIX, LABEL_PREFIX
-from store.examples import quantile_bins
-from engine.llm.client import LLMClient
-from store.features import get_or_create_source, put_examples, put_score, upsert_feature
-from store.labels import add_label
+from saegold.engine.bench.job import BenchConfig, run_bench
+from saegold.engine.bench.prompts import EXAMPLE_PREFIX, LABEL_PREFIX
+from saegold.store.examples import quantile_bins
+from saegold.engine.llm.client import LLMClient
+from saegold.store.features import get_or_create_source, put_examples, put_score, upsert_feature
+from saegold.store.labels import add_label
 
 FILL = ("the of and a to in is was that it for on with as by at from this be or had not but what all "
         "were when we there can an your which their said if do will each about how up out them").split()

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.bench.job import BenchConfig
-from engine.bench.metrics import auroc, auroc_ci, balanced_accuracy_ci, wilson_ci
-from engine.bench.report import build_report
-from store.db import loads
+from saegold.engine.bench.job import BenchConfig
+from saegold.engine.bench.metrics import auroc, auroc_ci, balanced_accuracy_ci, wilson_ci
+from saegold.engine.bench.report import build_report
+from saegold.store.db import loads
 
 from benchkit import coin_judge, oracle_judge, run
 
@@ -79,7 +79,7 @@ def test_coin_judge_labels_sit_inside_their_ci_at_chance(project, llm_server):
 def test_bench_export_has_each_score_with_its_ci(bench_project, llm_server, capsys):
     import json
 
-    from tui.cli import main
+    from saegold.tui.cli import main
 
     server = llm_server(chat_handler=oracle_judge)
     run(bench_project, server, BenchConfig(benchmarks=("detection",)))

@@ -5,16 +5,16 @@ import json
 
 import pytest
 
-from engine.bench.demo_judge import demo_embed, demo_judge_answer
-from store.labels import add_label
-from tui.cli import main
+from saegold.engine.bench.demo_judge import demo_embed, demo_judge_answer
+from saegold.store.labels import add_label
+from saegold.tui.cli import main
 
 from benchkit import build_project
 
 
 @pytest.fixture
 def cli(tmp_path, llm_server):
-    from store.db import open_project
+    from saegold.store.db import open_project
 
     db = tmp_path / "cli.db"
     with open_project(db, create=True) as p:
@@ -76,7 +76,7 @@ def test_dry_run_and_subsets(cli, capsys):
 
 
 def test_untrusted_method_names_stay_inert(cli, capsys):
-    from store.db import open_project
+    from saegold.store.db import open_project
 
     with open_project(cli.db) as p, p.write() as db:
         for idx in (0, 1):
@@ -104,7 +104,7 @@ def test_bad_input_is_one_line(cli, capsys, args, message):
     assert cli(*cli.endpoint, *args) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
-    from store.db import open_project
+    from saegold.store.db import open_project
     with open_project(cli.db) as p:
         assert p.scalar("SELECT count(*) FROM bench_scores") == 0
     assert cli.server.count == 0
@@ -118,7 +118,7 @@ def test_report_on_empty_project(cli, capsys):
 def test_default_sampler_on_a_source_without_quantile_examples_says_so(tmp_path, llm_server, capsys):
     """An old project (scored before quantile examples existed): the default sampler has no
     positives there; one clear line says why and what to do, and nothing falls back to top."""
-    from store.db import open_project
+    from saegold.store.db import open_project
 
     db = tmp_path / "old.db"
     with open_project(db, create=True) as p:

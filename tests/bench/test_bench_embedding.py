@@ -7,14 +7,14 @@ import re
 import numpy as np
 import pytest
 
-from engine.bench.demo_judge import demo_embed
-from engine.bench.embedders import ApiEmbedder, FunctionEmbedder, make_embedder
-from engine.bench.job import BenchConfig, run_bench
-from engine.bench.metrics import auroc, cosine
-from engine.bench.report import build_report
-from engine.llm.client import LLMClient
-from store.db import loads
-from store.errors import SaegoldError
+from saegold.engine.bench.demo_judge import demo_embed
+from saegold.engine.bench.embedders import ApiEmbedder, FunctionEmbedder, make_embedder
+from saegold.engine.bench.job import BenchConfig, run_bench
+from saegold.engine.bench.metrics import auroc, cosine
+from saegold.engine.bench.report import build_report
+from saegold.engine.llm.client import LLMClient
+from saegold.store.db import loads
+from saegold.store.errors import SaegoldError
 
 DIM = 16
 
@@ -142,7 +142,7 @@ def _tiny_sentence_transformer(path, vocab: list[str]) -> str:
 def test_local_sentence_transformers_directory(bench_project, tmp_path, capsys):
     pytest.importorskip("sentence_transformers", reason="optional extra 'embeddings' not installed")
     from benchkit import FILL, word
-    from tui.cli import main
+    from saegold.tui.cli import main
 
     model_dir = _tiny_sentence_transformer(tmp_path / "model", FILL + [word(f) for f in range(12)] + ["vague"])
     emb = make_embedder(model_dir, None)

@@ -5,9 +5,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.bench.examples import ExampleSelector, join_tokens, mark_tokens, parse_ranks, true_highlights
-from engine.bench.prompts import batches, judge_messages, parse_answer
-from store.errors import SaegoldError
+from saegold.engine.bench.examples import ExampleSelector, join_tokens, mark_tokens, parse_ranks, true_highlights
+from saegold.engine.bench.prompts import batches, judge_messages, parse_answer
+from saegold.store.errors import SaegoldError
 
 
 def _ids(es):
@@ -118,7 +118,7 @@ def test_prompt_layout(bench_project):
 
 
 def test_wrong_highlights_never_fall_on_bos(project):
-    from store.features import get_or_create_source, put_examples, upsert_feature
+    from saegold.store.features import get_or_create_source, put_examples, upsert_feature
 
     with project.write() as db:
         fid = upsert_feature(db, get_or_create_source(db, "m", "s"), 0)
@@ -132,8 +132,8 @@ def test_wrong_highlights_never_fall_on_bos(project):
 
 
 def test_quantiles_sampler_draws_every_bin_and_never_what_labelers_saw(bench_project):
-    from store.examples import examples as stored
-    from store.features import put_examples
+    from saegold.store.examples import examples as stored
+    from saegold.store.features import put_examples
 
     fid = bench_project.scalar("SELECT id FROM features WHERE idx = 4")
     # A quantile example that is also one of the top 5 (the labelers read it) is never a positive.
@@ -163,7 +163,7 @@ def test_quantiles_sampler_draws_every_bin_and_never_what_labelers_saw(bench_pro
 
 
 def test_quantiles_sampler_without_quantile_examples_has_no_positives(project):
-    from store.features import get_or_create_source, put_examples, upsert_feature
+    from saegold.store.features import get_or_create_source, put_examples, upsert_feature
 
     with project.write() as db:
         fid = upsert_feature(db, get_or_create_source(db, "m", "s"), 0)

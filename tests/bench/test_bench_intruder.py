@@ -6,11 +6,11 @@ import hashlib
 import re
 from collections import Counter
 
-from engine.bench.demo_judge import demo_judge_answer
-from engine.bench.intruder import INTRUDER_SYSTEM, parse_pick
-from engine.bench.job import BenchConfig
-from engine.bench.report import build_report
-from store.db import loads
+from saegold.engine.bench.demo_judge import demo_judge_answer
+from saegold.engine.bench.intruder import INTRUDER_SYSTEM, parse_pick
+from saegold.engine.bench.job import BenchConfig
+from saegold.engine.bench.report import build_report
+from saegold.store.db import loads
 
 from benchkit import build_project, run
 
@@ -107,8 +107,8 @@ def test_parse_pick():
 
 
 def test_cli_intruder_and_report(tmp_path, llm_server, capsys):
-    from store.db import open_project
-    from tui.cli import main
+    from saegold.store.db import open_project
+    from saegold.tui.cli import main
 
     db = tmp_path / "c.db"
     with open_project(db, create=True) as p:
@@ -125,9 +125,9 @@ def test_cli_intruder_and_report(tmp_path, llm_server, capsys):
 def test_intruder_separates_obscure_in_calibrate(bench_project, capsys):
     import json
 
-    from engine.bench import intruder
-    from store.judgments import append, make_event
-    from tui.cli import main
+    from saegold.engine.bench import intruder
+    from saegold.store.judgments import append, make_event
+    from saegold.tui.cli import main
 
     cats = {r["feature_id"]: r["category"] for r in bench_project.query("SELECT feature_id, category FROM taxonomy_scores")}
     for i, (fid, cat) in enumerate(sorted(cats.items())):
@@ -150,8 +150,8 @@ def test_intruder_separates_obscure_in_calibrate(bench_project, capsys):
 def test_merge_brings_intruder_results(tmp_path, llm_server):
     import shutil
 
-    from store.db import open_project
-    from store.merge import merge
+    from saegold.store.db import open_project
+    from saegold.store.merge import merge
 
     a, b = tmp_path / "a.db", tmp_path / "b.db"
     with open_project(a, create=True) as p:

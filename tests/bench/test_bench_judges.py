@@ -5,11 +5,11 @@ import json
 
 import pytest
 
-from engine.bench.demo_judge import demo_judge_answer
-from engine.bench.job import BenchConfig
-from engine.bench.report import build_report
-from engine.llm.standin_server import Fault
-from store.db import loads
+from saegold.engine.bench.demo_judge import demo_judge_answer
+from saegold.engine.bench.job import BenchConfig
+from saegold.engine.bench.report import build_report
+from saegold.engine.llm.standin_server import Fault
+from saegold.store.db import loads
 
 from benchkit import build_project, coin_judge, garbage_judge, oracle_judge, run
 
@@ -140,7 +140,7 @@ def test_rerun_sends_zero_requests(bench_project, llm_server):
 
 def test_seed_reproduces_exactly(tmp_path, llm_server):
     """Same data + same seed: the same examples, controls, prompts and scores; another seed differs."""
-    from store.db import open_project
+    from saegold.store.db import open_project
 
     server = llm_server(chat_handler=coin_judge)
     out, prompts = [], []
@@ -195,7 +195,7 @@ def test_dry_run_sends_and_stores_nothing(bench_project, llm_server):
 def test_no_control_without_other_labels(project, llm_server):
     build_project(project, n_features=3, methods=("m_true",))
     with project.write() as db:
-        from store.labels import add_label
+        from saegold.store.labels import add_label
         fid = project.scalar("SELECT id FROM features WHERE idx = 0")
         add_label(db, fid, "lonely", "a method with one label", origin="test")
     summary, _ = run(project, llm_server(chat_handler=oracle_judge), BenchConfig(benchmarks=("detection",)))
@@ -257,6 +257,6 @@ def test_other_feature_negatives_without_a_model_are_marked_unverified(bench_pro
     with bench_project.write() as db:
         db.execute("UPDATE bench_scores SET details = json_remove(details, '$.negatives_verified')")
     assert sum(r["unverified"] for r in build_report(bench_project)["overall"]) == 6
-    from store.export import records
+    from saegold.store.export import records
     exported = list(records(bench_project, "bench"))
     assert exported and {r["negatives_verified"] for r in exported} == {0}

@@ -7,13 +7,13 @@ import re
 
 import pytest
 
-from engine.bench.job import BenchConfig
-from engine.bench.report import build_report
-from engine.bench.steering import LABEL_PREFIX, SET_PREFIX, STEERING_SYSTEM, parse_choice
-from store.db import loads
-from store.features import get_or_create_source, upsert_feature
-from store.labels import add_label
-from store.steering import SteeredRow, replace_feature
+from saegold.engine.bench.job import BenchConfig
+from saegold.engine.bench.report import build_report
+from saegold.engine.bench.steering import LABEL_PREFIX, SET_PREFIX, STEERING_SYSTEM, parse_choice
+from saegold.store.db import loads
+from saegold.store.features import get_or_create_source, upsert_feature
+from saegold.store.labels import add_label
+from saegold.store.steering import SteeredRow, replace_feature
 
 from benchkit import garbage_judge, run
 
@@ -158,11 +158,11 @@ def test_features_without_steering_are_counted_not_judged(project, llm_server):
 
 def test_planted_output_features_are_found_and_input_ones_are_chance(tmp_path, llm_server):
     """The planted model steered by the real score job; labels name each planted word."""
-    from engine.planted import CROSS_WORDS, INPUT_WORDS, OUTPUT_WORDS, STEERING_PROMPTS, STEERING_TARGETS, \
+    from saegold.engine.planted import CROSS_WORDS, INPUT_WORDS, OUTPUT_WORDS, STEERING_PROMPTS, STEERING_TARGETS, \
         build_planted
-    from engine.scoring.job import score
-    from store import settings
-    from store.db import open_project
+    from saegold.engine.scoring.job import score
+    from saegold.store import settings
+    from saegold.store.db import open_project
 
     model_dir, sae_dir, expected = build_planted(tmp_path / "planted")
     words = dict(zip(range(0, 6), CROSS_WORDS)) | dict(zip(range(6, 12), INPUT_WORDS)) \

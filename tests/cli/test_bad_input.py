@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from store.db import open_project
-from store.features import get_or_create_source, put_examples, upsert_feature
-from store.labels import add_label
-from tui.cli import main
+from saegold.store.db import open_project
+from saegold.store.features import get_or_create_source, put_examples, upsert_feature
+from saegold.store.labels import add_label
+from saegold.tui.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -195,7 +195,7 @@ def test_ctrl_c_during_label_is_130_and_one_line(files, llm_server):
     server = llm_server(chat_handler=slow)
     env = {**os.environ, "PYTHONPATH": str(REPO), "SAEGOLD_TEST_KEY": "k"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tui.cli", "--db", str(db), "label", "--methods", "eleuther_acts_top5",
+        [sys.executable, "-m", "saegold.tui.cli", "--db", str(db), "label", "--methods", "eleuther_acts_top5",
          "--redo", "--no-cache", "--concurrency", "1", "--base-url", server.base_url, "--model", "m",
          "--api-key-env", "SAEGOLD_TEST_KEY"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
@@ -270,7 +270,7 @@ def test_an_unreachable_endpoint_is_one_line_exit_2(files, capsys, monkeypatch, 
 def test_requests_failing_for_good_exit_1(files, capsys, monkeypatch, llm_server, command):
     """The endpoint answers, but one request is refused for good: the run finishes, says so on
     stderr (once per distinct error) and exits 1, so a script notices."""
-    from engine.llm.standin_server import Fault
+    from saegold.engine.llm.standin_server import Fault
 
     server = llm_server(lambda req: "[EXPLANATION]: x" if "EXPLANATION" in str(req) else "1")
     # The first request goes through; every later one is refused (400: not retried).

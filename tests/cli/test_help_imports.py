@@ -11,17 +11,17 @@ import sys
 
 import pytest
 
-from tui.cli import build_parser
+from saegold.tui.cli import build_parser
 
 MODEL_STACK = ("torch", "transformers", "sae_lens")
 # What `saegold --help` must not need either: the database layer (sqlite-utils pulls in
 # pandas and NumPy), the statistics stack, Textual and rich's consoles.
 LIGHT = MODEL_STACK + ("sqlite_utils", "pandas", "numpy", "scipy", "sklearn", "textual",
-                       "rich.console", "store.db", "engine.stats", "engine.scoring")
+                       "rich.console", "saegold.store.db", "saegold.engine.stats", "saegold.engine.scoring")
 
 PROBE = """
 import json, sys
-from tui.cli import main
+from saegold.tui.cli import main
 for argv in json.loads(sys.argv[1]):
     try:
         main(argv)
@@ -67,12 +67,12 @@ def test_no_command_help_imports_the_model_stack():
     argvs = [[c, "--help"] for c in commands]
     argvs += [["export", "gold", "--help"], ["import", "judgments", "--help"], ["settings", "set", "--help"]]
     loaded = _loaded(*argvs)
-    assert "tui.commands.calibrate" in loaded
+    assert "saegold.tui.commands.calibrate" in loaded
     assert sorted(m for m in loaded if m.split(".")[0] in MODEL_STACK) == []
 
 
 # A command's help may read its defaults from this light module (no NumPy): nothing else heavy.
-HELP_DEFAULTS = frozenset({"engine.stats", "engine.stats.defaults"})
+HELP_DEFAULTS = frozenset({"saegold.engine.stats", "saegold.engine.stats.defaults"})
 
 
 @pytest.mark.parametrize("command", ["agreement", "calibrate"])
@@ -80,7 +80,7 @@ def test_statistics_help_is_light(command):
     """`saegold agreement --help` and `saegold calibrate --help` show the statistics'
     defaults without importing NumPy, SciPy, scikit-learn or the database layer."""
     loaded = _loaded([command, "--help"])
-    assert f"tui.commands.{command}" in loaded and "engine.stats.defaults" in loaded
+    assert f"saegold.tui.commands.{command}" in loaded and "saegold.engine.stats.defaults" in loaded
     assert _heavy(loaded, HELP_DEFAULTS) == []
 
 
@@ -92,8 +92,8 @@ def test_every_command_help_is_light():
 
 
 def test_later_defaults_are_shown_and_resolved(capsys):
-    from engine.stats.resample import DEFAULT_BOOT
-    from tui.cli import main
+    from saegold.engine.stats.resample import DEFAULT_BOOT
+    from saegold.tui.cli import main
 
     try:
         main(["agreement", "--help"])

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from store import judgments
-from store.db import open_project
-from store.features import get_or_create_source, put_examples, upsert_feature
-from store.labels import add_label
+from saegold.store import judgments
+from saegold.store.db import open_project
+from saegold.store.features import get_or_create_source, put_examples, upsert_feature
+from saegold.store.labels import add_label
 
 REPO = Path(__file__).resolve().parents[2]
 HOSTILE = "\x1b[2J\x1b]0;pwned\x07x\x9b31my\u202ez [bold red]markup[/bold red]"
@@ -49,7 +49,7 @@ def _in_pty(args: list[str], stdout=None) -> tuple[int, bytes]:
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
     env = {**os.environ, "TERM": "xterm-256color", "PYTHONPATH": str(REPO)}
     env.pop("COLUMNS", None)
-    proc = subprocess.Popen([sys.executable, "-m", "tui.cli", *args], stdin=slave,
+    proc = subprocess.Popen([sys.executable, "-m", "saegold.tui.cli", *args], stdin=slave,
                             stdout=stdout if stdout is not None else slave, stderr=slave, env=env, cwd=REPO)
     os.close(slave)
     out = b""
@@ -105,7 +105,7 @@ def _strings(obj):
 def test_annotate_refuses_a_name_with_control_characters_inert(hostile, capsys):
     """A hostile --annotator is refused (as `annotators --add` does), in one inert line,
     before anything is written."""
-    from tui.cli import main
+    from saegold.tui.cli import main
 
     with open_project(hostile) as p:
         before = p.scalar("SELECT COUNT(*) FROM annotators")
@@ -120,7 +120,7 @@ def test_annotate_refuses_a_name_with_control_characters_inert(hostile, capsys):
 
 def test_annotate_messages_show_the_annotator_name_inert(hostile, capsys):
     """The queue-finished line names the annotator, made inert (Rich markup stays literal)."""
-    from tui.cli import main
+    from saegold.tui.cli import main
 
     assert main(["--db", str(hostile), "annotate", "--annotator", "eve [bold]x[/bold]"]) == 0
     out, err = capsys.readouterr()
@@ -129,8 +129,8 @@ def test_annotate_messages_show_the_annotator_name_inert(hostile, capsys):
 
 def test_annotate_on_the_demo_project_carries_the_demo_notice(tmp_path):
     """`saegold annotate` on the demo project (a second annotator) says it is the demo too."""
-    from tui.commands.annotate import demo_notice
-    from tui.commands.demo import DEMO_SOURCE, NOTICE
+    from saegold.tui.commands.annotate import demo_notice
+    from saegold.tui.commands.demo import DEMO_SOURCE, NOTICE
 
     model, sae = DEMO_SOURCE.split("/")
     with open_project(tmp_path / "d.db", create=True) as p:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import json
 
-from store.db import open_project
-from tui.cli import main
+from saegold.store.db import open_project
+from saegold.tui.cli import main
 
 
 def test_demo_rebuild_refuses_to_delete_a_real_project(tmp_path, capsys):

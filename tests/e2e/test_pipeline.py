@@ -21,14 +21,14 @@ from pathlib import Path
 
 import pytest
 
-from store.db import open_project
-from store.settings import all_settings
-from tui.cli import main
+from saegold.store.db import open_project
+from saegold.store.settings import all_settings
+from saegold.tui.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 _VENV_SAEGOLD = REPO / ".venv" / "bin" / "saegold"
 # the installed command line where there is one, else the same entry point by module
-SAEGOLD = [str(_VENV_SAEGOLD)] if _VENV_SAEGOLD.exists() else [sys.executable, "-m", "tui.cli"]
+SAEGOLD = [str(_VENV_SAEGOLD)] if _VENV_SAEGOLD.exists() else [sys.executable, "-m", "saegold.tui.cli"]
 SEED = 0
 N_FIRST = 44         # features scored in the project itself; the planted SAE has 48
 
@@ -68,10 +68,10 @@ def _rows(db: Path, sql: str, params=()) -> list[sqlite3.Row]:
 
 
 def _standin():
-    from engine.bench.demo_judge import demo_embed
-    from engine.demo import _chat
-    from engine.llm.demo_responder import demo_nla_explanation
-    from engine.llm.standin_server import StandinServer
+    from saegold.engine.bench.demo_judge import demo_embed
+    from saegold.engine.demo import _chat
+    from saegold.engine.llm.demo_responder import demo_nla_explanation
+    from saegold.engine.llm.standin_server import StandinServer
 
     return StandinServer(_chat, demo_embed, demo_nla_explanation)
 
@@ -156,14 +156,14 @@ def make_judgments(scores: list[dict], labels: list[dict]) -> tuple[list[dict], 
 
 # -- the planted pipeline ------------------------------------------------------------------
 def test_planted_pipeline_end_to_end(tmp_path, capsys):
-    from engine.planted import build_planted, demo_corpus_path
+    from saegold.engine.planted import build_planted, demo_corpus_path
 
     model_dir, sae_dir, planted = build_planted(tmp_path / "planted", seed=SEED)
     db = tmp_path / "project.db"
     cli = Cli(db, capsys)
 
     # init, in a real subprocess (python -m tui.cli)
-    proc = subprocess.run([sys.executable, "-m", "tui.cli", "--db", str(db), "init"], cwd=REPO,
+    proc = subprocess.run([sys.executable, "-m", "saegold.tui.cli", "--db", str(db), "init"], cwd=REPO,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "label_routing" in proc.stdout and db.exists()
@@ -285,7 +285,7 @@ def test_planted_pipeline_end_to_end(tmp_path, capsys):
     # the annotation queue (what `saegold annotate` hands out) counts the imported judgments:
     # a feature already judged by `overlap` (2) people goes to nobody else, and features one
     # person judged come first in each category, so pairs complete early
-    from store import queue as store_queue
+    from saegold.store import queue as store_queue
     judged_by: dict[int, set[str]] = {}
     for e in alice + bob:
         judged_by.setdefault(e["feature"], set()).add(e["annotator"])
@@ -364,7 +364,7 @@ def test_planted_pipeline_end_to_end(tmp_path, capsys):
     # gold
     for fmt in ("jsonl", "csv", "parquet"):
         cli("export", "gold", "--format", fmt, "--output", str(tmp_path / f"gold.{fmt}"))
-    from engine.gold import read_gold
+    from saegold.engine.gold import read_gold
     gold = {fmt: read_gold(tmp_path / f"gold.{fmt}", fmt) for fmt in ("jsonl", "csv", "parquet")}
     assert gold["jsonl"] == gold["csv"] == gold["parquet"]
     np_out = json.loads(cli("export", "gold", "--format", "neuronpedia"))
@@ -458,7 +458,7 @@ def test_planted_pipeline_end_to_end(tmp_path, capsys):
                                           cfg["output_threshold"])
 
     # a lead (registered as `saegold annotate --lead` does) adjudicates every tied tier
-    from store.judgments import ensure_annotator
+    from saegold.store.judgments import ensure_annotator
     with open_project(db) as project:
         ensure_annotator(project, "lea", "lead")
     votes: dict = {}

@@ -1,7 +1,7 @@
 """Small real projects for the label tests: features with examples, logit tokens, categories."""
 from __future__ import annotations
 
-from store import features as F
+from saegold.store import features as F
 
 SOURCE = "tiny-model/0-res-test"
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from label_builders import add_feature, word_examples
 
-from engine.labeling import inputs
-from engine.labeling.format import final_token_part, parse_explanation
-from engine.labeling.methods import METHODS, BuildOptions
-from engine.llm.demo_responder import DEMO_NOTICE, NLA_NOTICE, demo_label_answer, demo_nla_explanation
+from saegold.engine.labeling import inputs
+from saegold.engine.labeling.format import final_token_part, parse_explanation
+from saegold.engine.labeling.methods import METHODS, BuildOptions
+from saegold.engine.llm.demo_responder import DEMO_NOTICE, NLA_NOTICE, demo_label_answer, demo_nla_explanation
 
 
 def test_demo_answers_follow_the_evidence(project):

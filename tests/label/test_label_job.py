@@ -7,13 +7,13 @@ import json
 import pytest
 from label_builders import add_feature, word_examples
 
-from engine.labeling.job import LabelOptions, run_label_job
-from engine.labeling.nla import NLAService
-from engine.llm.client import LLMClient
-from engine.llm.demo_responder import demo_label_answer, demo_nla_explanation
-from engine.llm.errors import LLMError
-from engine.llm.standin_server import CHAT_PATH, NLA_PATH, Fault
-from store import settings
+from saegold.engine.labeling.job import LabelOptions, run_label_job
+from saegold.engine.labeling.nla import NLAService
+from saegold.engine.llm.client import LLMClient
+from saegold.engine.llm.demo_responder import demo_label_answer, demo_nla_explanation
+from saegold.engine.llm.errors import LLMError
+from saegold.engine.llm.standin_server import CHAT_PATH, NLA_PATH, Fault
+from saegold.store import settings
 
 
 def make_client(project, server, **kw) -> LLMClient:
@@ -254,7 +254,7 @@ def test_job_refuses_unstored_indices_in_the_cli_wording(project, llm_server):
     """The job checks its own selection (callers other than the CLI) with --features' one wording."""
     from label_builders import SOURCE
 
-    from store.feature_spec import FeatureSpecError
+    from saegold.store.feature_spec import FeatureSpecError
 
     four_features(project)
     server = llm_server(demo_label_answer)

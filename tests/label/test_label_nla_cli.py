@@ -7,13 +7,13 @@ import json
 import pytest
 from label_builders import SOURCE, add_feature, word_examples
 
-from engine.labeling import inputs
-from engine.labeling.nla import NLAService, import_jsonl
-from engine.llm.client import LLMClient
-from engine.llm.demo_responder import demo_label_answer, demo_nla_explanation
-from engine.llm.standin_server import CHAT_PATH, NLA_PATH, Fault
-from store.errors import BadInput
-from tui.cli import main
+from saegold.engine.labeling import inputs
+from saegold.engine.labeling.nla import NLAService, import_jsonl
+from saegold.engine.llm.client import LLMClient
+from saegold.engine.llm.demo_responder import demo_label_answer, demo_nla_explanation
+from saegold.engine.llm.standin_server import CHAT_PATH, NLA_PATH, Fault
+from saegold.store.errors import BadInput
+from saegold.tui.cli import main
 
 
 def examples_of(project, idx):
@@ -181,7 +181,7 @@ def test_jsonl_not_utf8(project, tmp_path):
 def test_an_oversize_nla_answer_is_not_stored_nor_cached_whole(project, llm_server):
     """A 5 MB NLA answer (a huge description, padded with other positions' results) is one
     failed explanation: nothing stored, and the cache keeps only the asked result, cut."""
-    from engine.llm.client import MAX_REPLY_CHARS
+    from saegold.engine.llm.client import MAX_REPLY_CHARS
 
     add_feature(project, 0, examples=word_examples("dog", n=2))
     exs = examples_of(project, 0)

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import pytest
 
-from engine.labeling import inputs
-from engine.labeling.format import (activation_score, final_token_part, mark, marked_values,
+from saegold.engine.labeling import inputs
+from saegold.engine.labeling.format import (activation_score, final_token_part, mark, marked_values,
                                     parse_explanation, window)
-from engine.labeling.methods import METHODS, BuildOptions, build_explainer
-from engine.labeling.nla import nla_request
+from saegold.engine.labeling.methods import METHODS, BuildOptions, build_explainer
+from saegold.engine.labeling.nla import nla_request
 from label_builders import add_feature, word_examples
 
 

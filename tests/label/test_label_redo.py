@@ -10,15 +10,15 @@ import pytest
 from label_builders import add_feature, word_examples
 from test_label_job import label, labels
 
-from engine.bench.job import usable_labels
-from engine.labeling.job import LabelOptions
-from store import judgments as sj
-from store import labels as sl
-from store import queue as sq
-from store.db import open_project
-from store.errors import BadInput, SaegoldError
-from store.importers.judgments import import_judgments
-from store.merge import merge
+from saegold.engine.bench.job import usable_labels
+from saegold.engine.labeling.job import LabelOptions
+from saegold.store import judgments as sj
+from saegold.store import labels as sl
+from saegold.store import queue as sq
+from saegold.store.db import open_project
+from saegold.store.errors import BadInput, SaegoldError
+from saegold.store.importers.judgments import import_judgments
+from saegold.store.merge import merge
 
 M = "eleuther_acts_top5"
 

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from engine.llm.client import LLMClient
-from engine.llm.errors import LLMError, LLMRequestFailed
-from engine.llm.standin_server import CHAT_PATH, Fault
+from saegold.engine.llm.client import LLMClient
+from saegold.engine.llm.errors import LLMError, LLMRequestFailed
+from saegold.engine.llm.standin_server import CHAT_PATH, Fault
 
 MSG = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "name this feature"}]
 

@@ -10,11 +10,11 @@ import time
 import pytest
 from label_builders import add_feature, word_examples
 
-from engine.labeling.job import LabelOptions, run_label_job
-from engine.llm.cache import request_key
-from engine.llm.client import MAX_REPLY_CHARS, LLMClient
-from engine.llm.errors import LLMError
-from engine.llm.standin_server import CHAT_PATH, Fault
+from saegold.engine.labeling.job import LabelOptions, run_label_job
+from saegold.engine.llm.cache import request_key
+from saegold.engine.llm.client import MAX_REPLY_CHARS, LLMClient
+from saegold.engine.llm.errors import LLMError
+from saegold.engine.llm.standin_server import CHAT_PATH, Fault
 
 MSG = [{"role": "user", "content": "name this feature"}]
 
@@ -93,7 +93,7 @@ def test_an_impossible_url_is_one_error(project, url):
 
 
 def test_an_impossible_url_on_the_command_line(tmp_path, capsys):
-    from tui.cli import main
+    from saegold.tui.cli import main
 
     db = tmp_path / "p.db"
     assert main(["--db", str(db), "init"]) == 0
@@ -131,8 +131,8 @@ def test_waiting_out_a_backoff_is_told_and_frees_the_slot(project, llm_server):
 def test_backoff_lines_reach_stderr_when_not_a_terminal(tmp_path, llm_server, capsys):
     from label_builders import add_feature as add
 
-    from store.db import open_project
-    from tui.cli import main
+    from saegold.store.db import open_project
+    from saegold.tui.cli import main
 
     db = tmp_path / "p.db"
     with open_project(db, create=True) as p:
@@ -179,7 +179,7 @@ def test_old_cache_rows_are_re_keyed_by_the_migration(tmp_path):
     the new key, and two endpoints' copies of one request become one row (the newest)."""
     import sqlite3
 
-    from store.db import open_project
+    from saegold.store.db import open_project
 
     path = tmp_path / "old.db"
     open_project(path, create=True).close()
@@ -220,8 +220,8 @@ def test_an_unreachable_endpoint_is_one_line_on_stderr_and_writes_nothing(tmp_pa
 
     from label_builders import add_feature as add
 
-    from store.db import open_project
-    from tui.cli import main
+    from saegold.store.db import open_project
+    from saegold.tui.cli import main
 
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))

@@ -5,8 +5,8 @@ import asyncio
 
 import pytest
 
-from engine.llm.aio import run_pool
-from store.errors import SaegoldError
+from saegold.engine.llm.aio import run_pool
+from saegold.store.errors import SaegoldError
 
 
 def test_every_job_once_at_most_workers_at_a_time_reading_jobs_lazily():

@@ -7,13 +7,13 @@ import pytest
 @pytest.fixture(scope="session")
 def planted(tmp_path_factory):
     """(model_dir, sae_dir, expected categories) of the planted model."""
-    from engine.planted import build_planted
+    from saegold.engine.planted import build_planted
 
     return build_planted(tmp_path_factory.mktemp("planted"))
 
 
 @pytest.fixture(scope="session")
 def demo_corpus():
-    from engine.planted import demo_corpus_path
+    from saegold.engine.planted import demo_corpus_path
 
     return demo_corpus_path()

@@ -17,9 +17,9 @@ import pytest
 from scipy.stats import norm
 from scipy.stats import t as student_t
 
-from engine.stats.agreement import agreement_from
-from engine.stats.resample import cluster_counts
-from store.judgments import TIERS, FeatureJudgment
+from saegold.engine.stats.agreement import agreement_from
+from saegold.engine.stats.resample import cluster_counts
+from saegold.store.judgments import TIERS, FeatureJudgment
 
 VERDICTS = ("wrong", "partly", "correct")
 

@@ -18,12 +18,12 @@ import re
 import numpy as np
 import pytest
 
-from engine.bench.job import BenchConfig, run_bench
-from engine.bench.prompts import EXAMPLE_PREFIX, LABEL_PREFIX
-from engine.bench.report import build_report
-from engine.llm.client import LLMClient
-from store.features import get_or_create_source, put_examples, upsert_feature
-from store.labels import add_label
+from saegold.engine.bench.job import BenchConfig, run_bench
+from saegold.engine.bench.prompts import EXAMPLE_PREFIX, LABEL_PREFIX
+from saegold.engine.bench.report import build_report
+from saegold.engine.llm.client import LLMClient
+from saegold.store.features import get_or_create_source, put_examples, upsert_feature
+from saegold.store.labels import add_label
 
 TOP = {"sampler": "top", "positive_ranks": (6, 15)}   # the definitions below: positives at top ranks 6-15
 _EX = re.compile(r"^" + re.escape(EXAMPLE_PREFIX) + r"(\d+): (.*)$")
@@ -184,7 +184,7 @@ def test_fuzzing_highlights_and_balanced_accuracy(project, llm_server):
 def test_embedding_auroc_of_cosine_similarity(project):
     """AUROC (Mann-Whitney, ties half) of the cosine between the label's and each example's
     embedding, positives (ranks 6-15) vs negatives, on arbitrary (not separable) vectors."""
-    from engine.bench.embedders import FunctionEmbedder
+    from saegold.engine.bench.embedders import FunctionEmbedder
 
     texts = _build(project, n_features=3)
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.bench import results as bench_results
-from engine.stats import calibration
-from engine.stats.resample import cluster_counts
-from store import features as store_features
-from store import labels as store_labels
-from store.judgments import append_many, ensure_annotator, make_event
+from saegold.engine.bench import results as bench_results
+from saegold.engine.stats import calibration
+from saegold.engine.stats.resample import cluster_counts
+from saegold.store import features as store_features
+from saegold.store import labels as store_labels
+from saegold.store.judgments import append_many, ensure_annotator, make_event
 
 VERDICTS = ("wrong", "partly", "correct")
 
@@ -135,9 +135,9 @@ def test_auroc_both_ways_spearman_gap_and_label_bootstrap(project):
 def test_fitted_thresholds_reach_the_best_kappa_of_any_split():
     """In sample, the fitted (input, output) thresholds give the largest Cohen's kappa over
     every pair of thresholds that splits the observed scores differently (brute force)."""
-    from engine.stats.thresholds import fit_thresholds
-    from store.features import categorize
-    from store.judgments import TIERS
+    from saegold.engine.stats.thresholds import fit_thresholds
+    from saegold.store.features import categorize
+    from saegold.store.judgments import TIERS
 
     rng = np.random.default_rng(2)
     n = 24

@@ -12,10 +12,10 @@ from collections import Counter
 
 import numpy as np
 
-from engine import gold
-from store import features as store_features
-from store import labels as store_labels
-from store.judgments import TIERS, append_many, ensure_annotator, make_event
+from saegold.engine import gold
+from saegold.store import features as store_features
+from saegold.store import labels as store_labels
+from saegold.store.judgments import TIERS, append_many, ensure_annotator, make_event
 
 VERDICTS = ("correct", "partly", "wrong")
 

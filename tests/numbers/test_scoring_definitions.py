@@ -13,12 +13,12 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from engine.scoring import corpus as corpus_mod
-from engine.scoring.job import score
-from engine.scoring.models import load_sae
-from engine.scoring.random_models import random_sae, save_random_model
-from store.db import loads
-from store.examples import examples as stored_examples
+from saegold.engine.scoring import corpus as corpus_mod
+from saegold.engine.scoring.job import score
+from saegold.engine.scoring.models import load_sae
+from saegold.engine.scoring.random_models import random_sae, save_random_model
+from saegold.store.db import loads
+from saegold.store.examples import examples as stored_examples
 from tolerance import ATOL, assert_topk, rank_range
 
 PROMPT = "From my experience,"
@@ -103,7 +103,7 @@ CASES = [("llama", "blocks.1.hook_resid_post", 10.0), ("gemma2", "blocks.1.hook_
 
 @pytest.mark.parametrize("arch,hook,amp", CASES)
 def test_scores_equal_the_definitions(arch, hook, amp, tmp_path, project, demo_corpus):
-    from store import settings
+    from saegold.store import settings
 
     settings.set(project, "amplification", amp)
     model_dir = save_random_model(tmp_path, arch, d_model=32, n_layers=3, seed=11)

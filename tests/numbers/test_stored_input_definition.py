@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.scoring.inputscore import score_stored
-from store.features import get_or_create_source, put_examples, put_logit_tokens, upsert_feature
+from saegold.engine.scoring.inputscore import score_stored
+from saegold.store.features import get_or_create_source, put_examples, put_logit_tokens, upsert_feature
 
 
 def test_stored_input_score_uses_the_top_20_promoted_tokens(project):

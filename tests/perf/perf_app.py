@@ -35,8 +35,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "app"))
 
-from store.db import now, open_project  # noqa: E402
-from store.examples import context_digest, encode_acts, encode_ids  # noqa: E402
+from saegold.store.db import now, open_project  # noqa: E402
+from saegold.store.examples import context_digest, encode_acts, encode_ids  # noqa: E402
 
 WORDS = "the cat sat on a mat while dog ran to park and rain fell over Paris in spring".split()
 CATS = ("input", "output", "cross", "obscure")
@@ -104,9 +104,9 @@ def pct(xs: list[float], q: float) -> float:
 
 
 def measure_keys(path: Path, presses: int) -> tuple[list[float], float, list[float]]:
-    from store import queue as sq
-    from tui.app import render
-    from tui.app.session import Session
+    from saegold.store import queue as sq
+    from saegold.tui.app import render
+    from saegold.tui.app.session import Session
 
     p = open_project(path)
     t0 = time.perf_counter()
@@ -144,8 +144,8 @@ def measure_write_wait(path: Path, batches: int = 3) -> tuple[list[float], list[
     own connection, as the app's keypresses do: (each assignment's time, each append's)."""
     import threading
 
-    from store import judgments as sj
-    from store import queue as sq
+    from saegold.store import judgments as sj
+    from saegold.store import queue as sq
 
     p = open_project(path)
     sj.ensure_annotator(p, "waitprobe")
@@ -171,12 +171,19 @@ def measure_write_wait(path: Path, batches: int = 3) -> tuple[list[float], list[
     return assign, writes
 
 
+def app_module(code: Path) -> str:
+    """The command line's module in the checkout ``code`` (run with it as the current directory,
+    so its own code is imported): ``saegold.tui.cli``, or ``tui.cli`` in a checkout from before
+    the code was imported under the one name ``saegold``."""
+    return "saegold.tui.cli" if (code / "saegold").is_dir() else "tui.cli"
+
+
 def measure_pty_keys(path: Path, presses: int, code: Path = ROOT, annotator: str = "ptyperf") -> list[float]:
     """Keypress ``n`` -> the next feature's header on a real pseudo-terminal (120x40), with
     the saegold code in ``code`` (a checkout: another version, for before/after figures)."""
     from test_app_kill import ANSI, Terminal
     p = open_project(path, readonly=True)
-    term = Terminal([sys.executable, "-m", "tui.cli", "--db", str(path), "annotate",
+    term = Terminal([sys.executable, "-m", app_module(code), "--db", str(path), "annotate",
                      "--annotator", annotator, "--no-intro"], 120, 40, cwd=code)
     out = []
     try:
@@ -218,7 +225,7 @@ def measure_startup(path: Path, runs: int = 3, code: Path = ROOT, tag: str = "")
     out = []
     for k in range(runs):
         t = time.perf_counter()
-        term = Terminal([sys.executable, "-m", "tui.cli", "--db", str(path), "annotate",
+        term = Terminal([sys.executable, "-m", app_module(code), "--db", str(path), "annotate",
                          "--annotator", f"startup{tag}{k}", "--no-intro"], 120, 40, cwd=code)
         term.wait_for("verdicts 0/", timeout=60)
         out.append(time.perf_counter() - t)

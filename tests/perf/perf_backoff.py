@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, os.environ.get("PYTHONPATH") or str(Path(__file__).resolve().parents[2]))
 
-from engine.llm.client import LLMClient  # noqa: E402
-from engine.llm.standin_server import Fault, StandinServer  # noqa: E402
+from saegold.engine.llm.client import LLMClient  # noqa: E402
+from saegold.engine.llm.standin_server import Fault, StandinServer  # noqa: E402
 
 WORK_S = 0.1
 SHARE_429 = 0.3

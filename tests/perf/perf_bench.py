@@ -27,13 +27,13 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "bench")]
 
 from benchkit import build_project  # noqa: E402
 
-from engine.bench.demo_judge import demo_embed, demo_judge_answer  # noqa: E402
-from engine.bench.embedders import ApiEmbedder  # noqa: E402
-from engine.bench.job import BenchConfig, run_bench  # noqa: E402
-from engine.bench.report import build_report  # noqa: E402
-from engine.llm.client import LLMClient  # noqa: E402
-from engine.llm.standin_server import StandinServer  # noqa: E402
-from store.db import open_project  # noqa: E402
+from saegold.engine.bench.demo_judge import demo_embed, demo_judge_answer  # noqa: E402
+from saegold.engine.bench.embedders import ApiEmbedder  # noqa: E402
+from saegold.engine.bench.job import BenchConfig, run_bench  # noqa: E402
+from saegold.engine.bench.report import build_report  # noqa: E402
+from saegold.engine.llm.client import LLMClient  # noqa: E402
+from saegold.engine.llm.standin_server import StandinServer  # noqa: E402
+from saegold.store.db import open_project  # noqa: E402
 
 
 def timed_run(project, server, config: BenchConfig, concurrency: int) -> tuple[float, object, object]:

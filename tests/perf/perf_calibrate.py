@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.stats import calibration
-from store import features as store_features
-from store import labels as store_labels
-from store.db import open_project
-from store.judgments import append_many, ensure_annotator, make_event
+from saegold.engine.stats import calibration
+from saegold.store import features as store_features
+from saegold.store import labels as store_labels
+from saegold.store.db import open_project
+from saegold.store.judgments import append_many, ensure_annotator, make_event
 
 TIERS = ("input", "output", "cross", "obscure")
 
@@ -97,7 +97,7 @@ def main() -> None:
             print(f"  {phase}: {s:.1f} s")
         allc = next(e for e in rep.ppi if e.category == "all" and e.target == "correct")
         print(f"  ({allc.method} correct, all: PPI {allc.ppi.value:.3f} {allc.ppi.ci}, judged {allc.n_judged})")
-        from tui.cli import main as cli
+        from saegold.tui.cli import main as cli
 
         t0, c0 = time.perf_counter(), time.process_time()
         with contextlib.redirect_stdout(io.StringIO()):

@@ -20,10 +20,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from engine.planted import demo_corpus_path  # noqa: E402
-from engine.scoring import corpus as corpus_mod  # noqa: E402
-from engine.scoring.collect import Collector, pad_batch  # noqa: E402
-from engine.scoring.models import resolve_dtype, run_to_site  # noqa: E402
+from saegold.engine.planted import demo_corpus_path  # noqa: E402
+from saegold.engine.scoring import corpus as corpus_mod  # noqa: E402
+from saegold.engine.scoring.collect import Collector, pad_batch  # noqa: E402
+from saegold.engine.scoring.models import resolve_dtype, run_to_site  # noqa: E402
 from perf_shapes import build  # noqa: E402
 from perf_shapes import sync as _sync  # noqa: E402
 

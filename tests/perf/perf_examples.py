@@ -54,15 +54,15 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from engine.planted import demo_corpus_path
-    from engine.scoring import corpus as corpus_mod
-    from engine.scoring.job import score
-    from engine.scoring.models import load_model, resolve_hook, run_to_site
-    from engine.scoring.collect import pad_batch
-    from engine.scoring.random_models import random_sae, save_random_model
-    from store.db import open_project
+    from saegold.engine.planted import demo_corpus_path
+    from saegold.engine.scoring import corpus as corpus_mod
+    from saegold.engine.scoring.job import score
+    from saegold.engine.scoring.models import load_model, resolve_hook, run_to_site
+    from saegold.engine.scoring.collect import pad_batch
+    from saegold.engine.scoring.random_models import random_sae, save_random_model
+    from saegold.store.db import open_project
 
-    print(f"code: {Path(sys.modules['engine'].__file__).resolve().parents[1]}")
+    print(f"code: {Path(sys.modules['saegold.engine'].__file__).resolve().parents[1]}")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         model_dir = save_random_model(tmp, "llama", d_model=64, n_layers=2, seed=3)

@@ -24,7 +24,7 @@ SAEGOLD = Path(sys.executable).parent / "saegold"
 
 def commands() -> list[str]:
     """Every command of the installed saegold (read from its parser, so none is left out)."""
-    from tui.cli import build_parser
+    from saegold.tui.cli import build_parser
 
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     return list(sub.choices)

@@ -16,9 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from store.db import open_project  # noqa: E402
-from store.importers.judgments import import_judgments  # noqa: E402
-from store.importers.neuronpedia import import_neuronpedia  # noqa: E402
+from saegold.store.db import open_project  # noqa: E402
+from saegold.store.importers.judgments import import_judgments  # noqa: E402
+from saegold.store.importers.neuronpedia import import_neuronpedia  # noqa: E402
 
 EXPORT = Path("/work/shared/data/neuronpedia/gemma-2-2b__20-gemmascope-res-16k__explanations-export/"
               "gemma-2-2b_20-gemmascope-res-16k.json")

@@ -18,13 +18,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from engine.labeling.job import LabelOptions, run_label_job  # noqa: E402
-from engine.labeling.nla import NLAService  # noqa: E402
-from engine.llm.client import LLMClient  # noqa: E402
-from engine.llm.demo_responder import demo_label_answer, demo_nla_explanation  # noqa: E402
-from engine.llm.standin_server import StandinServer  # noqa: E402
-from store import features as F  # noqa: E402
-from store.db import open_project  # noqa: E402
+from saegold.engine.labeling.job import LabelOptions, run_label_job  # noqa: E402
+from saegold.engine.labeling.nla import NLAService  # noqa: E402
+from saegold.engine.llm.client import LLMClient  # noqa: E402
+from saegold.engine.llm.demo_responder import demo_label_answer, demo_nla_explanation  # noqa: E402
+from saegold.engine.llm.standin_server import StandinServer  # noqa: E402
+from saegold.store import features as F  # noqa: E402
+from saegold.store.db import open_project  # noqa: E402
 
 WORDS = "the of and to in a is that for it as was with be by on not he this are or his from".split()
 

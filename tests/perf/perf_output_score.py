@@ -34,9 +34,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from engine.scoring.lens import logit_lens  # noqa: E402
-from engine.scoring.models import resolve_dtype  # noqa: E402
-from engine.scoring.output import OutputScorer  # noqa: E402
+from saegold.engine.scoring.lens import logit_lens  # noqa: E402
+from saegold.engine.scoring.models import resolve_dtype  # noqa: E402
+from saegold.engine.scoring.output import OutputScorer  # noqa: E402
 from perf_shapes import build  # noqa: E402
 from perf_shapes import sync as _sync  # noqa: E402
 

@@ -20,9 +20,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from engine.planted import build_tokenizer  # noqa: E402
-from engine.scoring.models import resolve_hook, wrap_model  # noqa: E402
-from engine.scoring.random_models import random_model, random_sae  # noqa: E402
+from saegold.engine.planted import build_tokenizer  # noqa: E402
+from saegold.engine.scoring.models import resolve_hook, wrap_model  # noqa: E402
+from saegold.engine.scoring.random_models import random_model, random_sae  # noqa: E402
 
 SHAPES = ("gpt2-small", "gemma2-2b", "llama")
 

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from engine import gold
-from engine.stats import agreement, calibration
-from store import features as store_features
-from store import labels as store_labels
-from store.db import open_project
-from store.judgments import append_many, ensure_annotator, make_event
+from saegold.engine import gold
+from saegold.engine.stats import agreement, calibration
+from saegold.store import features as store_features
+from saegold.store import labels as store_labels
+from saegold.store.db import open_project
+from saegold.store.judgments import append_many, ensure_annotator, make_event
 
 TIERS = ("input", "output", "cross", "obscure")
 

@@ -30,10 +30,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from engine.scoring.models import resolve_dtype  # noqa: E402
+from saegold.engine.scoring.models import resolve_dtype  # noqa: E402
 from perf_shapes import build  # noqa: E402
 from perf_shapes import sync as _sync  # noqa: E402
-from engine.scoring.steering import Steerer, SteeringConfig, steer_chunk  # noqa: E402
+from saegold.engine.scoring.steering import Steerer, SteeringConfig, steer_chunk  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

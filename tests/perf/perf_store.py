@@ -33,9 +33,9 @@ sys.path.insert(0, str(ROOT / "tests" / "app"))
 sys.path.insert(0, str(ROOT / "tests" / "perf"))
 
 from perf_app import CATS, compare, measure_pty_keys, measure_startup, pct  # noqa: E402
-from store.db import now, open_project  # noqa: E402
-from store.examples import Vocab, encode_sparse_f32, put_contexts_ids, put_example_rows  # noqa: E402
-from store.features import get_or_create_source  # noqa: E402
+from saegold.store.db import now, open_project  # noqa: E402
+from saegold.store.examples import Vocab, encode_sparse_f32, put_contexts_ids, put_example_rows  # noqa: E402
+from saegold.store.features import get_or_create_source  # noqa: E402
 
 
 def build(path: Path, n: int, per: int, n_ctx: int, vocab: int = 8192, seed: int = 0) -> float:
@@ -127,7 +127,7 @@ def measure(path: Path, args: argparse.Namespace) -> None:
     size = path.stat().st_size
     print(f"open (and migrate when older): {time.perf_counter() - t:.2f} s; {n:,} features, file "
           f"{size / 1e9:.2f} GB = {size / n / 1024:.1f} KB per feature")
-    cli = [sys.executable, "-m", "tui.cli", "--db", str(path), "status"]
+    cli = [sys.executable, "-m", "saegold.tui.cli", "--db", str(path), "status"]
     times = []
     for _ in range(3):
         t = time.perf_counter()

@@ -23,9 +23,9 @@ from robust_harness import check_nothing_lost, p99, run_writers, seed_project  #
 
 def backup_and_merge(db: Path, work: Path) -> None:
     """Snapshot the written project, and merge it into a fresh one (twice: the second is a no-op)."""
-    from store.backup import backup
-    from store.db import open_project
-    from store.merge import merge
+    from saegold.store.backup import backup
+    from saegold.store.db import open_project
+    from saegold.store.merge import merge
 
     with open_project(db) as p:
         b = backup(p, work / "snapshot.db")

@@ -32,9 +32,9 @@ import time
 import traceback
 from pathlib import Path
 
-from store import judgments
-from store.db import open_project
-from store.errors import StoreError
+from saegold.store import judgments
+from saegold.store.db import open_project
+from saegold.store.errors import StoreError
 
 KINDS = ("tier", "tier", "verdict", "verdict", "verdict", "preference", "gold_label", "skip",
          "flag", "note")
@@ -85,7 +85,7 @@ def write(db: str, name: str, n: int, seed: int, ackfile: str, gofile: str, assi
     Path(f"{gofile}.ready-{name}").touch()
     _wait_for(Path(gofile))
     if assign:
-        from store import queue
+        from saegold.store import queue
 
         mine: list[int] = []
     live: list[str] = []  # this annotator's own events that are not retracted
@@ -142,13 +142,13 @@ def _retrying(fn):
 def read(db: str, stopfile: str, gofile: str, outfile: str) -> int:
     project = open_project(db, readonly=True)
     try:
-        from engine.stats import agreement as _agreement  # noqa: F401
+        from saegold.engine.stats import agreement as _agreement  # noqa: F401
         compute = _agreement_fn(project)
-        how = "engine.stats.agreement"
+        how = "saegold.engine.stats.agreement"
     except ImportError:
         def compute() -> object:
             return judgments.current(project)
-        how = "store.judgments.current"
+        how = "saegold.store.judgments.current"
     compute()  # warm up (imports, first read) before the writers start
     Path(gofile + ".ready-reader").touch()
     _wait_for(Path(gofile))
@@ -170,7 +170,7 @@ def read(db: str, stopfile: str, gofile: str, outfile: str) -> int:
 def _agreement_fn(project):
     """The STATS engineer's agreement on the live project (few bootstrap rounds: the point
     is reading while writers write, not the confidence intervals)."""
-    from engine.stats import agreement
+    from saegold.engine.stats import agreement
 
     return lambda: agreement.compute(project, n_boot=20)
 

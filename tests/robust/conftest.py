@@ -20,7 +20,7 @@ def seeded(tmp_path) -> Path:
 @pytest.fixture
 def cli(capsys):
     """Run ``saegold ARGS`` in-process; return (exit code, stdout, stderr)."""
-    from tui.cli import main
+    from saegold.tui.cli import main
 
     def run(*args: str) -> tuple[int, str, str]:
         capsys.readouterr()

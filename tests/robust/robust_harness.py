@@ -13,9 +13,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from store.db import open_project
-from store.features import get_or_create_source, put_examples, upsert_feature
-from store.labels import add_label
+from saegold.store.db import open_project
+from saegold.store.features import get_or_create_source, put_examples, upsert_feature
+from saegold.store.labels import add_label
 
 SIM = Path(__file__).with_name("annotator_sim.py")
 REPO = Path(__file__).resolve().parents[2]
@@ -238,7 +238,7 @@ def random_kills(rng: random.Random, n_writers: int, max_s: float) -> dict[int, 
 
 def table_dump(path: Path) -> dict[str, list[tuple]]:
     """Every row of every table, sorted: to prove a database was left exactly as it was."""
-    from store.db import connect_read_only
+    from saegold.store.db import connect_read_only
 
     conn, _ = connect_read_only(path)  # works on a read-only directory or mount, too
     try:

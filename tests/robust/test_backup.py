@@ -8,9 +8,9 @@ import threading
 import pytest
 from robust_harness import run_writers
 
-from store.backup import backup, verify
-from store.db import open_project
-from store.errors import StoreError
+from saegold.store.backup import backup, verify
+from saegold.store.db import open_project
+from saegold.store.errors import StoreError
 
 
 def _consistent(path) -> int:

@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 from robust_harness import REPO, seed_project, table_dump
 
-import store.db as store_db
-
+import saegold.store.db as store_db
 NOTE = {"annotator": "zoe", "source": "tiny-model/0-res", "feature": 0, "kind": "note",
         "value": "hello", "created_at": "2026-11-01T00:00:00Z"}
 
@@ -69,7 +68,7 @@ def test_read_only_file_is_one_line(seeded, jsonl, other, tmp_path):
     seeded.chmod(0o444)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     for args in (["import", "judgments", str(jsonl)], ["merge", str(other)]):
-        r = subprocess.run([*prefix, sys.executable, "-m", "tui.cli", "--db", str(seeded), *args],
+        r = subprocess.run([*prefix, sys.executable, "-m", "saegold.tui.cli", "--db", str(seeded), *args],
                            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
         assert r.returncode == 2, r.stderr
         assert "read-only" in _one_line(r.stderr)
@@ -174,7 +173,7 @@ def test_really_full_disk_is_one_line(tiny_disk, cli, tmp_path, seeded):
 
 def test_damaged_pages_are_one_line(tmp_path, cli, jsonl):
     """A file whose judgment pages are scribbled over: reports and writes say so in one line."""
-    from store import judgments
+    from saegold.store import judgments
 
     db = seed_project(tmp_path / "damaged.db")
     with store_db.open_project(db) as p:

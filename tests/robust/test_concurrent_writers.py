@@ -20,8 +20,8 @@ def test_eight_writers_with_undo_and_a_reader(seeded, tmp_path):
 
 def test_derived_view_matches_the_acknowledged_log(seeded, tmp_path):
     """What each annotator sees as current equals their acked events minus their undos."""
-    from store import judgments
-    from store.db import open_project
+    from saegold.store import judgments
+    from saegold.store.db import open_project
 
     result = run_writers(seeded, tmp_path / "work", 3, 60, seed=2)
     check_nothing_lost(seeded, result, exact=True)
@@ -39,8 +39,8 @@ def test_derived_view_matches_the_acknowledged_log(seeded, tmp_path):
 def test_lazy_assignment_never_over_assigns(seeded, tmp_path):
     """8 annotators pulling work from the app's queue at once: each feature goes to exactly
     ``overlap`` people once demand exceeds supply, and nobody's queue has gaps or repeats."""
-    from store import settings
-    from store.db import open_project
+    from saegold.store import settings
+    from saegold.store.db import open_project
 
     with open_project(seeded) as p:
         settings.set(p, "overlap", 2)

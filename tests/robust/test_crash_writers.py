@@ -5,7 +5,7 @@ import random
 
 from robust_harness import check_nothing_lost, run_writers
 
-from store.db import open_project
+from saegold.store.db import open_project
 
 TRIALS = 20
 

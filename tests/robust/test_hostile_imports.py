@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from robust_harness import seed_project, table_dump
 
-from store.db import open_project
-from store.errors import SaegoldError
-from store.importers.judgments import import_judgments
-from store.importers.neuronpedia import import_neuronpedia
+from saegold.store.db import open_project
+from saegold.store.errors import SaegoldError
+from saegold.store.importers.judgments import import_judgments
+from saegold.store.importers.neuronpedia import import_neuronpedia
 
 SETTINGS = settings(max_examples=60, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -230,14 +230,14 @@ def nla_record(draw) -> dict:
 
 
 def _import_nla(project, paths):
-    from engine.labeling.nla import import_jsonl
+    from saegold.engine.labeling.nla import import_jsonl
 
     return import_jsonl(project, paths[0])
 
 
 @pytest.fixture(scope="module")
 def nla_target() -> Target:
-    from store.features import put_examples
+    from saegold.store.features import put_examples
 
     target = Target()
     with open_project(target.db) as p, p.write() as db:
@@ -260,7 +260,7 @@ def test_nla_jsonl_importer_survives_hostile_files(nla_target, data):
 def test_nla_reimport_of_the_same_file_changes_nothing():
     target = Target()
     with open_project(target.db) as p, p.write() as db:
-        from store.features import put_examples
+        from saegold.store.features import put_examples
 
         put_examples(db, 1, "top", [{"tokens": ["a", "b"], "acts": [0.0, 1.0]}], origin="scored")
     line = json.dumps({"source": "tiny-model/0-res", "feature": 0, "rank": 0, "token_index": 1,

@@ -7,10 +7,10 @@ import json
 import pytest
 from robust_harness import table_dump
 
-from store import judgments
-from store.db import open_project
-from store.errors import BadInput, StoreError
-from store.importers.judgments import import_judgments
+from saegold.store import judgments
+from saegold.store.db import open_project
+from saegold.store.errors import BadInput, StoreError
+from saegold.store.importers.judgments import import_judgments
 
 
 @pytest.fixture

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from robust_harness import REPO
 
-from store.db import open_project
-from store.features import get_or_create_source, put_examples, upsert_feature
-from store.labels import add_label
+from saegold.store.db import open_project
+from saegold.store.features import get_or_create_source, put_examples, upsert_feature
+from saegold.store.labels import add_label
 
 N_LABEL_FEATURES = 30
 
@@ -31,7 +31,7 @@ def _env() -> dict[str, str]:
 
 
 def _cli(db: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "tui.cli", "--db", str(db), *args]
+    return [sys.executable, "-m", "saegold.tui.cli", "--db", str(db), *args]
 
 
 def _rows(db: Path, sql: str) -> list[dict]:
@@ -207,7 +207,7 @@ def test_bench_job_killed_mid_run_resumes_without_redoing(tmp_path, llm_server):
 
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory):
-    from engine.planted import build_planted, demo_corpus_path
+    from saegold.engine.planted import build_planted, demo_corpus_path
 
     d = tmp_path_factory.mktemp("planted")
     model_dir, sae_dir, expected = build_planted(d)

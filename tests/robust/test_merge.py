@@ -8,14 +8,14 @@ import sqlite3
 import pytest
 from robust_harness import table_dump
 
-from store import judgments, settings
-from store.db import open_project
-from store.errors import BadInput, SchemaTooNew, StoreError
-from store.examples import examples as stored_examples
-from store.features import (get_or_create_source, put_examples, put_logit_tokens, put_score,
+from saegold.store import judgments, settings
+from saegold.store.db import open_project
+from saegold.store.errors import BadInput, SchemaTooNew, StoreError
+from saegold.store.examples import examples as stored_examples
+from saegold.store.features import (get_or_create_source, put_examples, put_logit_tokens, put_score,
                             upsert_feature)
-from store.labels import add_label
-from store.merge import merge
+from saegold.store.labels import add_label
+from saegold.store.merge import merge
 
 
 def _fid(p, source: str, idx: int) -> int:
@@ -369,7 +369,7 @@ def test_superseded_results_come_along_with_our_ids_and_only_once(pair):
     refer to our rows, inside the kept row too; merging again adds nothing."""
     import json
 
-    from store.superseded import supersede_bench, supersede_taxonomy
+    from saegold.store.superseded import supersede_bench, supersede_taxonomy
 
     a, b = pair
     with open_project(b) as pb, pb.write() as db:
@@ -396,7 +396,7 @@ def test_active_queue_draws_come_along_with_our_ids_and_only_once(pair):
     merge: the judgments they led to keep the probabilities the estimates reweight by.  The
     feature is ours (matched by source and index, whatever the row ids); merging again adds
     nothing, and our own draws stay."""
-    from store import queue as sq
+    from saegold.store import queue as sq
 
     a, b = pair
     with open_project(b) as pb:

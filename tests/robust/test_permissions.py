@@ -6,8 +6,8 @@ import stat
 
 import pytest
 
-from store import judgments
-from store.db import open_project
+from saegold.store import judgments
+from saegold.store.db import open_project
 
 
 def _mode(path) -> int:

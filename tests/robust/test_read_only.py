@@ -109,7 +109,7 @@ def _close_cleanly(db: Path) -> None:
 
 def _saegold(prefix: list[str], db: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([*prefix, sys.executable, "-m", "tui.cli", "--db", str(db), *map(str, args)],
+    return subprocess.run([*prefix, sys.executable, "-m", "saegold.tui.cli", "--db", str(db), *map(str, args)],
                           capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
 
 

@@ -8,10 +8,10 @@ import unicodedata
 
 import pytest
 
-from store import judgments, settings
-from store.db import open_project
-from store.features import get_or_create_source, put_examples, put_logit_tokens, put_score, upsert_feature
-from store.labels import add_label
+from saegold.store import judgments, settings
+from saegold.store.db import open_project
+from saegold.store.features import get_or_create_source, put_examples, put_logit_tokens, put_score, upsert_feature
+from saegold.store.labels import add_label
 
 ESC = "\x1b[2J\x1b]0;pwned\x07"          # clear screen + set window title
 C1 = "\x9b31m"                          # 8-bit CSI

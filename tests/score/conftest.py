@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from engine.scoring.random_models import random_sae, save_random_model
+from saegold.engine.scoring.random_models import random_sae, save_random_model
 
 
 @pytest.fixture(scope="session")
 def planted(tmp_path_factory):
     """(model_dir, sae_dir, expected categories) of the planted model."""
-    from engine.planted import build_planted
+    from saegold.engine.planted import build_planted
 
     return build_planted(tmp_path_factory.mktemp("planted"))
 
@@ -29,7 +29,7 @@ def tiny(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def demo_corpus():
-    from engine.planted import demo_corpus_path
+    from saegold.engine.planted import demo_corpus_path
 
     return demo_corpus_path()
 

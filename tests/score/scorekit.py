@@ -5,7 +5,7 @@ from typing import Any
 
 from tolerance import ATOL, P_RTOL, assert_close_lists, close, ranked_lists_agree
 
-from store.examples import examples as stored_examples
+from saegold.store.examples import examples as stored_examples
 
 
 def snapshot(project) -> dict[int, dict[str, Any]]:

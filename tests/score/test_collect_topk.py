@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import torch
 
-from engine.scoring import corpus as corpus_mod
-from engine.scoring.collect import collect, per_token_acts, sae_acts
-from engine.scoring.job import score
-from engine.scoring.models import load_model, load_sae, resolve_hook
-from store.db import loads
-from store.features import examples
+from saegold.engine.scoring import corpus as corpus_mod
+from saegold.engine.scoring.collect import collect, per_token_acts, sae_acts
+from saegold.engine.scoring.job import score
+from saegold.engine.scoring.models import load_model, load_sae, resolve_hook
+from saegold.store.db import loads
+from saegold.store.features import examples
 from tolerance import ATOL
 
 

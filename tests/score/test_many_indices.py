@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sqlite3
 
-from engine.labeling.inputs import feature_rows
-from engine.scoring.inputscore import score_stored
-from store import features as F
+from saegold.engine.labeling.inputs import feature_rows
+from saegold.engine.scoring.inputscore import score_stored
+from saegold.store import features as F
 
 
 def test_index_lists_longer_than_the_variable_limit(project):

@@ -7,11 +7,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from transformers import DynamicCache
 
-from engine.scoring.lens import lens_logits, logit_lens
-from engine.planted import build_tokenizer, vocabulary
-from engine.scoring.models import edit_site, load_model, resolve_hook, wrap_model
-from engine.scoring.output import OutputScorer, score_from_logits, top_logits
-from engine.scoring.random_models import random_model, random_sae, save_random_model
+from saegold.engine.scoring.lens import lens_logits, logit_lens
+from saegold.engine.planted import build_tokenizer, vocabulary
+from saegold.engine.scoring.models import edit_site, load_model, resolve_hook, wrap_model
+from saegold.engine.scoring.output import OutputScorer, score_from_logits, top_logits
+from saegold.engine.scoring.random_models import random_model, random_sae, save_random_model
 from tolerance import ATOL, P_RTOL, assert_topk, rank_range
 
 CASES = [
@@ -80,8 +80,7 @@ def test_blocks_of_rows_equal_one_block(tmp_path, monkeypatch):
     7 rows and of 50 rows are different float32 products (another kernel blocking), so the
     logits may differ in their last bits: scores agree to P_RTOL, and the ranks and top next
     tokens exactly except where the one-block logits themselves are tied within ATOL."""
-    import engine.scoring.output as output_mod
-
+    import saegold.engine.scoring.output as output_mod
     model_dir = save_random_model(tmp_path, "gpt2", d_model=32, n_layers=2, seed=11)
     lm = load_model(str(model_dir), "cpu", "float32")
     sae = random_sae(32, 50, "blocks.0.hook_resid_post", seed=12, bias=0.0)
@@ -169,8 +168,8 @@ def test_continuations_equal_one_feature_at_a_time(tmp_path):
 def test_self_check_falls_back_to_running_all_layers(tmp_path, monkeypatch):
     """Where skipping the early layers is wrong for a model, the self-check notices and the
     full-layer batched path (still exact) takes over; if that fails too, a clear error."""
-    import engine.scoring.output as output_mod
-    from engine.scoring.errors import ScoringError
+    import saegold.engine.scoring.output as output_mod
+    from saegold.engine.scoring.errors import ScoringError
 
     model_dir = save_random_model(tmp_path, "llama", d_model=32, n_layers=3, seed=9)
     lm = load_model(str(model_dir), "cpu", "float32")
@@ -287,7 +286,7 @@ def test_a_prompt_the_tokenizer_drops_is_refused(tmp_path):
     """A saved qwen2 directory gets transformers' Qwen2 BPE tokenizer class, which reads the
     planted word-level vocabulary as nothing: scoring on a BOS-only prompt would be silently
     wrong, so it is one clear error instead."""
-    from engine.scoring.errors import ModelLoadError
+    from saegold.engine.scoring.errors import ModelLoadError
 
     lm = load_model(str(save_random_model(tmp_path, "qwen2", d_model=32, n_layers=2, seed=1)), "cpu", "float32")
     with pytest.raises(ModelLoadError, match="tokenizes to no tokens"):
@@ -298,7 +297,7 @@ def test_a_model_whose_config_gives_no_width_is_one_clear_error():
     """It used to fail with "TypeError: int() argument must be ... not 'NoneType'"."""
     from types import SimpleNamespace
 
-    from engine.scoring.errors import ModelLoadError
+    from saegold.engine.scoring.errors import ModelLoadError
 
     model = random_model("gpt2", vocab_size=len(vocabulary()), d_model=32, n_layers=2, seed=0)
     model.config.get_text_config = lambda *a, **k: SimpleNamespace(n_layer=2)   # no hidden_size, no n_embd

@@ -6,10 +6,10 @@ import types
 
 import pytest
 
-from engine.planted import build_tokenizer
-from engine.scoring import corpus as corpus_mod
-from engine.scoring.errors import CorpusError
-from store.errors import BadInput
+from saegold.engine.planted import build_tokenizer
+from saegold.engine.scoring import corpus as corpus_mod
+from saegold.engine.scoring.errors import CorpusError
+from saegold.store.errors import BadInput
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +111,7 @@ def test_json_lines_are_told_by_content_not_name(tmp_path):
 
 
 def test_score_prints_how_it_reads_the_corpus(tmp_path, tiny, capsys):
-    from tui.cli import main
+    from saegold.tui.cli import main
 
     model_dir, sae_dir = tiny
     path = tmp_path / "docs.txt"

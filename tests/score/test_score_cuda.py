@@ -4,11 +4,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.scoring.job import score
-from engine.scoring.lens import logit_lens
-from engine.scoring.models import load_model, resolve_hook
-from engine.scoring.output import OutputScorer
-from engine.scoring.random_models import random_sae, save_random_model
+from saegold.engine.scoring.job import score
+from saegold.engine.scoring.lens import logit_lens
+from saegold.engine.scoring.models import load_model, resolve_hook
+from saegold.engine.scoring.output import OutputScorer
+from saegold.engine.scoring.random_models import random_sae, save_random_model
 
 pytestmark = [
     pytest.mark.cuda,

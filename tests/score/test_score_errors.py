@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from engine.scoring.random_models import random_sae
-from store.db import open_project
-from tui.cli import main
+from saegold.engine.scoring.random_models import random_sae
+from saegold.store.db import open_project
+from saegold.tui.cli import main
 
 
 @pytest.fixture(scope="module")

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import torch
 
-from engine.bench.examples import ExampleSelector
-from engine.scoring.collect import candidate_negatives, collect, sae_acts
-from engine.scoring import corpus as corpus_mod
-from engine.scoring.job import score
-from engine.scoring.models import load_model, load_sae, resolve_hook
-from store.examples import examples as stored
+from saegold.engine.bench.examples import ExampleSelector
+from saegold.engine.scoring.collect import candidate_negatives, collect, sae_acts
+from saegold.engine.scoring import corpus as corpus_mod
+from saegold.engine.scoring.job import score
+from saegold.engine.scoring.models import load_model, load_sae, resolve_hook
+from saegold.store.examples import examples as stored
 
 
 def test_verified_and_hard_negatives(tiny, demo_corpus, project):

@@ -1,9 +1,9 @@
 """The planted model through the real CLI: every planted feature lands in its category."""
 from __future__ import annotations
 
-from store.db import open_project
-from store.features import examples, logit_tokens
-from tui.cli import main
+from saegold.store.db import open_project
+from saegold.store.features import examples, logit_tokens
+from saegold.tui.cli import main
 
 
 def test_planted_features_land_in_their_categories(planted, demo_corpus, tmp_path, capsys):

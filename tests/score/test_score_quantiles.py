@@ -10,12 +10,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from engine.bench.examples import ExampleSelector
-from engine.scoring import corpus as corpus_mod
-from engine.scoring.collect import collect
-from engine.scoring.job import score
-from engine.scoring.models import load_model, load_sae, resolve_hook
-from store.examples import examples as stored
+from saegold.engine.bench.examples import ExampleSelector
+from saegold.engine.scoring import corpus as corpus_mod
+from saegold.engine.scoring.collect import collect
+from saegold.engine.scoring.job import score
+from saegold.engine.scoring.models import load_model, load_sae, resolve_hook
+from saegold.store.examples import examples as stored
 
 N_CONTEXTS, CTX_LEN = 400, 24
 # Stored maxima come from re-running each context alone; the brute-force ones from a batch.

@@ -7,9 +7,9 @@ import pytest
 
 from scorekit import assert_same_results, snapshot
 
-from engine.scoring.errors import ScoringError
-from engine.scoring.job import parse_shard, score, shard_of
-from store.db import open_project
+from saegold.engine.scoring.errors import ScoringError
+from saegold.engine.scoring.job import parse_shard, score, shard_of
+from saegold.store.db import open_project
 
 RUN = dict(ctx_len=20, top_k=8, n_negatives=3, max_contexts=80, batch_size=16, feature_batch=16,
            continuation_tokens=3)

@@ -6,11 +6,11 @@ import shutil
 
 import pytest
 
-from engine.scoring.fingerprint import directory_digest, tensor_digest
-from engine.scoring.random_models import random_sae, save_random_model
-from store.db import open_project
-from store.fingerprints import fingerprint_id
-from tui.cli import main
+from saegold.engine.scoring.fingerprint import directory_digest, tensor_digest
+from saegold.engine.scoring.random_models import random_sae, save_random_model
+from saegold.store.db import open_project
+from saegold.store.fingerprints import fingerprint_id
+from saegold.tui.cli import main
 
 FAST = ["--features", "0-11", "--continuation-tokens", "0", "--device", "cpu"]
 
@@ -84,8 +84,8 @@ def test_source_names_a_new_source(two, tmp_path, capsys):
     assert fingerprint_id(src["model/sae"]["fingerprint"]) != fingerprint_id(src["model/sae-b"]["fingerprint"])
     assert _scores(db, "model/sae-b") != _scores(db, "model/sae")
     # status and export name each source's fingerprint by the same short id
-    from store.export import records
-    from store.status import sources
+    from saegold.store.export import records
+    from saegold.store.status import sources
     with open_project(db) as project:
         ids = {s["name"]: s["fingerprint"] for s in sources(project)}
         assert ids["model/sae-b"] == fingerprint_id(src["model/sae-b"]["fingerprint"])
@@ -236,7 +236,7 @@ def test_digests_are_cheap_and_see_content(tmp_path):
     first = directory_digest(tmp_path / "m")
     (tmp_path / "m" / "README.md").write_text("other notes")     # documentation is not the model
     assert directory_digest(tmp_path / "m") == first
-    from engine.scoring.fingerprint import BLOCK, BLOCKS, HEAD
+    from saegold.engine.scoring.fingerprint import BLOCK, BLOCKS, HEAD
     data[HEAD + (len(data) - HEAD - BLOCK) * (BLOCKS // 2) // BLOCKS + 10] ^= 1   # inside a sampled block
     big.write_bytes(data)
     assert directory_digest(tmp_path / "m") != first
@@ -280,7 +280,7 @@ def test_a_redo_from_another_sae_cut_short_leaves_nothing_counted_as_done(two, t
     """Ctrl+C in the middle of a --redo from another SAE: the old SAE's scores are superseded
     when the source is replaced (first write), so a re-run scores the rest, never takes the old
     SAE's scores for the new one's; the source names the new run's model and SAE."""
-    from engine.scoring.job import score
+    from saegold.engine.scoring.job import score
 
     db = _init(tmp_path)
     assert _score(db, two, "a") == 0
@@ -307,7 +307,7 @@ def test_a_redo_from_another_sae_cut_short_leaves_nothing_counted_as_done(two, t
 
 
 def test_a_redo_from_another_sae_is_refused_where_labels_or_judgments_were_made(two, tmp_path, capsys, table_counts):
-    from store import judgments
+    from saegold.store import judgments
 
     db = _init(tmp_path)
     assert _score(db, two, "a") == 0

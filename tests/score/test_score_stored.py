@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.scoring.inputscore import score_stored
-from store.db import loads
-from tui.cli import main
+from saegold.engine.scoring.inputscore import score_stored
+from saegold.store.db import loads
+from saegold.tui.cli import main
 
 # shared/ lies beside the repository (in CI: beside the clone); /work/shared on developer machines.
 _NP = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "neuronpedia"
@@ -33,7 +33,7 @@ def _expected_from_raw(raw: dict) -> tuple[int, int]:
 
 @pytest.mark.skipif(not SAMPLE.exists(), reason=f"shared Neuronpedia sample {SAMPLE} is not on this machine")
 def test_neuronpedia_input_score_from_stored_activations(project, tmp_path, capsys):
-    from store.importers.neuronpedia import import_neuronpedia
+    from saegold.store.importers.neuronpedia import import_neuronpedia
 
     raw = json.loads(SAMPLE.read_text())
     import_neuronpedia(project, [SAMPLE])
@@ -48,7 +48,7 @@ def test_neuronpedia_input_score_from_stored_activations(project, tmp_path, caps
     assert (details["hits"], details["contexts"], details["from"]) == (hits, used, "stored")
     # Quantile examples from the stored activating contexts (distinct, up to 50), 10 equal bins
     # from weakest to strongest, in descending order of activation.
-    from store.examples import examples as stored_examples
+    from saegold.store.examples import examples as stored_examples
     fid = project.scalar("SELECT id FROM features")
     quant = stored_examples(project, fid, "quantile")
     assert len(quant) == min(50, used) and len({tuple(q["tokens"]) for q in quant}) == len(quant)
@@ -69,7 +69,7 @@ def test_neuronpedia_input_score_from_stored_activations(project, tmp_path, caps
 
 def test_stored_input_score_counts_hits_by_string(project):
     """A hand-made feature: 3 activating contexts (one listed twice), one non-activating."""
-    from store.features import get_or_create_source, put_examples, put_logit_tokens, upsert_feature
+    from saegold.store.features import get_or_create_source, put_examples, put_logit_tokens, upsert_feature
 
     with project.write() as db:
         sid = get_or_create_source(db, "m", "s")

@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.planted import STEERING_PROMPTS, STEERING_TARGETS
-from engine.scoring.job import score
-from engine.scoring.models import load_model, load_sae, resolve_hook
-from engine.scoring.steering import Steerer, SteeringConfig, steer_chunk
-from store import settings
-from store.db import open_project
-from store.steering import clean_for_feature, for_feature
+from saegold.engine.planted import STEERING_PROMPTS, STEERING_TARGETS
+from saegold.engine.scoring.job import score
+from saegold.engine.scoring.models import load_model, load_sae, resolve_hook
+from saegold.engine.scoring.steering import Steerer, SteeringConfig, steer_chunk
+from saegold.store import settings
+from saegold.store.db import open_project
+from saegold.store.steering import clean_for_feature, for_feature
 
 # Batched and naive KLs are the same float32 computation in another batch shape (and, for the
 # batched path, with the layers below the site replaced by their stored clean output): they
@@ -51,7 +51,7 @@ def _count(project, idx: int, token: str) -> tuple[int, int, list]:
 def test_planted_output_features_promote_their_token_and_input_ones_do_not(planted_project):
     project, expected, report = planted_project
     assert report.steering.steered == 24 and report.steering.skipped == 0
-    from engine.planted import CROSS_WORDS, INPUT_WORDS, OUTPUT_WORDS
+    from saegold.engine.planted import CROSS_WORDS, INPUT_WORDS, OUTPUT_WORDS
 
     words = dict(zip(range(0, 6), CROSS_WORDS)) | dict(zip(range(6, 12), INPUT_WORDS)) \
         | dict(zip(range(12, 18), OUTPUT_WORDS))
@@ -171,7 +171,7 @@ def test_score_job_skips_done_features_redoes_on_request_and_keeps_chunks_on_ctr
 
 
 def test_steering_settings_are_checked(tmp_path):
-    from store.errors import StoreError
+    from saegold.store.errors import StoreError
 
     with open_project(tmp_path / "p.db", create=True) as project:
         for key, bad in (("steering_targets", [0.25, 0]), ("steering_targets", []), ("steering_targets", [0.5, 0.5]),
@@ -184,9 +184,9 @@ def test_steering_settings_are_checked(tmp_path):
 
 
 def test_merge_brings_steered_continuations_of_features_we_lack(tmp_path):
-    from store.features import get_or_create_source, upsert_feature
-    from store.merge import merge
-    from store.steering import SteeredRow, put_clean, replace_feature
+    from saegold.store.features import get_or_create_source, upsert_feature
+    from saegold.store.merge import merge
+    from saegold.store.steering import SteeredRow, put_clean, replace_feature
 
     def fill(path, idxs, alpha):
         with open_project(path, create=True) as project:
@@ -220,8 +220,8 @@ def test_the_steering_plan_is_checked_not_switched(planted, monkeypatch):
     """Where skipping the layers below the site changes the KL, the check returns a plan that
     runs them (the steerer keeps its own until it adopts one); where even that disagrees with
     the reference, the model is refused."""
-    import engine.scoring.steering as steering_mod
-    from engine.scoring.errors import ScoringError
+    import saegold.engine.scoring.steering as steering_mod
+    from saegold.engine.scoring.errors import ScoringError
 
     model_dir, sae_dir, _ = planted
     lm, sae, site = _load(model_dir, sae_dir)

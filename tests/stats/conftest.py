@@ -5,12 +5,12 @@ from typing import Any
 
 import pytest
 
-from engine.bench import results as bench_results
+from saegold.engine.bench import results as bench_results
 
-from store import features as store_features
-from store import labels as store_labels
-from store.db import Project
-from store.judgments import append_many, ensure_annotator, make_event
+from saegold.store import features as store_features
+from saegold.store import labels as store_labels
+from saegold.store.db import Project
+from saegold.store.judgments import append_many, ensure_annotator, make_event
 
 
 class Builder:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.stats import active
+from saegold.engine.stats import active
 
 _spec = importlib.util.spec_from_file_location("active_checks",
                                                Path(__file__).parents[1] / "validity" / "active_checks.py")

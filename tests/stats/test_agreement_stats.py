@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import cohen_kappa_score, roc_auc_score
 
-from engine.stats import agreement
-from engine.stats.measures import (alpha, fleiss, kappa, kappa_from_confusions, weighted_auroc,
+from saegold.engine.stats import agreement
+from saegold.engine.stats.measures import (alpha, fleiss, kappa, kappa_from_confusions, weighted_auroc,
                                    weighted_confusions)
 
 NA = np.nan

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from engine.bench.metrics import wilson_ci
-from engine.stats import calibration, html
-from engine.stats.calibration import label_noise
+from saegold.engine.bench.metrics import wilson_ci
+from saegold.engine.stats import calibration, html
+from saegold.engine.stats.calibration import label_noise
 
 
 def _world(rng, n_labels: int, n_items: int, p: np.ndarray):
@@ -85,7 +85,7 @@ def test_calibrate_reports_label_cis_and_unverified_negatives(build, tmp_path):
 
 
 def test_calibrate_cli_shows_them(build, tmp_path, capsys):
-    from tui.cli import main
+    from saegold.tui.cli import main
 
     _project(build)
     db = build.project.path

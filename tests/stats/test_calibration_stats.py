@@ -7,11 +7,11 @@ import re
 import numpy as np
 import pytest
 
-from engine.stats import calibration, thresholds
-from engine.stats.calibration_map import fit_calibration
-from engine.stats.measures import auroc
-from store import features as store_features
-from store import settings
+from saegold.engine.stats import calibration, thresholds
+from saegold.engine.stats.calibration_map import fit_calibration
+from saegold.engine.stats.measures import auroc
+from saegold.store import features as store_features
+from saegold.store import settings
 
 
 def test_auroc_on_constructed_data():
@@ -67,7 +67,7 @@ def test_thresholds_recover_planted():
 
 
 def _kappa_of(rows, pair):
-    from engine.stats.measures import kappa
+    from saegold.engine.stats.measures import kappa
 
     codes = thresholds.categories(np.array([r[1] for r in rows]), np.array([r[2] for r in rows]), *pair)
     return kappa([r[3] for r in rows], codes, 4)[0]
@@ -78,7 +78,7 @@ def test_a_fit_is_never_worse_than_the_current_pair():
     current pair with 20% noise.  The old grid (interpolated quantiles of the midpoints) missed
     the current split and fitted kappa 0.761 < current 0.775; the current pair is now always a
     candidate and wins ties, and every other candidate is an exact midpoint or an outer bound."""
-    from store.judgments import TIERS
+    from saegold.store.judgments import TIERS
 
     for seed in range(4):
         rng = np.random.default_rng(seed + 5)
@@ -228,9 +228,9 @@ def test_large_control_intervals_agree_with_the_bootstrap():
     AUROC as scikit-learn's."""
     from sklearn.metrics import roc_auc_score
 
-    from engine.stats.calibration import paired_auroc_ci
-    from engine.stats.measures import weighted_auroc
-    from engine.stats.resample import cluster_counts
+    from saegold.engine.stats.calibration import paired_auroc_ci
+    from saegold.engine.stats.measures import weighted_auroc
+    from saegold.engine.stats.resample import cluster_counts
 
     rng = np.random.default_rng(12)
     n = 2500
@@ -253,7 +253,7 @@ def test_large_sign_flip_test_is_the_same_test():
     0.006 (Monte Carlo error of p ~0.3 over 20,000 flips: 0.0033), and a null gap is not called."""
     from scipy.stats import norm
 
-    from engine.stats.calibration import sign_flip_p
+    from saegold.engine.stats.calibration import sign_flip_p
 
     rng = np.random.default_rng(8)
     d = rng.normal(0.004, 0.1, 3000)

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from engine import gold
+from saegold.engine import gold
 
 
 def _project(build):
@@ -97,7 +97,7 @@ def test_empty_and_bad_arguments(project, tmp_path):
 def test_records_carry_source_and_feature_as_documented(build, tmp_path, capsys):
     """The fields the README and `export gold --help` list, named as `import judgments` and
     `export labels` name a feature; no internal database id."""
-    from tui.cli import main
+    from saegold.tui.cli import main
 
     _project(build)
     other = build.features(1, model="other-model", sae="5-res-x", layer=5)

@@ -7,9 +7,9 @@ import re
 
 import numpy as np
 
-from engine.stats import disputes
-from store.judgments import make_event
-from tui.cli import main
+from saegold.engine.stats import disputes
+from saegold.store.judgments import make_event
+from saegold.tui.cli import main
 
 HOSTILE = "<script>alert(1)</script> [bold]x[/bold] \x1b[31m"
 

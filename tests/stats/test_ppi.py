@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.stats import calibration, ppi
-from store import features as store_features
+from saegold.engine.stats import calibration, ppi
+from saegold.store import features as store_features
 
 _spec = importlib.util.spec_from_file_location("ppi_checks", Path(__file__).parents[1] / "validity" / "ppi_checks.py")
 checks = importlib.util.module_from_spec(_spec)
@@ -115,7 +115,7 @@ def test_calibrate_reports_prediction_powered_shares(build, tmp_path):
     d = json.loads(json.dumps(rep.to_dict()))
     assert d["ppi"][0]["ppi"]["ci"] is not None or d["ppi"][0]["reason"]
     assert "PPI++" in d["settings"]["rules"]["prediction_powered"]
-    from tui import reports
+    from saegold.tui import reports
     from rich.console import Console
 
     console = Console(width=160, record=True, file=open(tmp_path / "out.txt", "w"))
@@ -134,7 +134,7 @@ def test_calibrate_reports_prediction_powered_shares(build, tmp_path):
     assert set(tall) == {"input", "output", "cross", "obscure"}
     assert all((e.n_features, e.n_judged) == (120, 40) and e.stratified for e in tall.values())
     assert d["tiers"][0]["stopping"]["target"] == 0.1
-    from engine.stats import html as stats_html
+    from saegold.engine.stats import html as stats_html
 
     page = stats_html.render(rep, None)
     assert "Share of features humans would put in each tier" in page and "stopping rule" in page

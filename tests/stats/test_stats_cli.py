@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from store import settings
-from store.features import categorize
-from tui.cli import main
+from saegold.store import settings
+from saegold.store.features import categorize
+from saegold.tui.cli import main
 
 
 @pytest.fixture(autouse=True)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from engine.stats import calibration
+from saegold.engine.stats import calibration
 
 _spec = importlib.util.spec_from_file_location(
     "stats_checks", Path(__file__).parents[1] / "validity" / "stats_checks.py")
@@ -90,7 +90,7 @@ def test_agreement_intervals_cover_at_30_items():
     percent agreement of a pair.  Percentile intervals covered 93.0% / 93.75% of these 400
     worlds; the expanded BCa intervals must cover at least 94.5% (SE ~1.1% at 95%).  alpha and
     the all-pairs percent agreement are in the full script."""
-    from engine.stats import agreement
+    from saegold.engine.stats import agreement
 
     cc, po = checks.agreement_truth()
     rng = np.random.default_rng(193)
@@ -111,7 +111,7 @@ def test_calibration_error_is_debiased_and_never_chooses_the_map():
     s = checks.ece_study(40, 50, 195)
     assert s["reps"] == 40
     assert abs(s["mean_reported"] - s["mean_true"]) <= 0.03, s
-    from engine.stats.calibration_map import fit_calibration
+    from saegold.engine.stats.calibration_map import fit_calibration
 
     rng = np.random.default_rng(5)
     x = rng.random(60)

@@ -8,8 +8,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from store.db import open_project  # noqa: E402
-from store.importers.neuronpedia import import_neuronpedia  # noqa: E402
+from saegold.store.db import open_project  # noqa: E402
+from saegold.store.importers.neuronpedia import import_neuronpedia  # noqa: E402
 from store_samples import NP_DIR  # noqa: E402
 
 

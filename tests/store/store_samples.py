@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from store.db import Project
+from saegold.store.db import Project
 
 NP_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "neuronpedia"
 if not NP_DIR.is_dir():  # the working tree is /work/main; the samples are /work/shared

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import json
 
-from store import judgments
-from store.db import open_project
-from store.features import get_or_create_source, upsert_feature
-from tui.cli import main
+from saegold.store import judgments
+from saegold.store.db import open_project
+from saegold.store.features import get_or_create_source, upsert_feature
+from saegold.tui.cli import main
 
 
 def test_register_lead_then_import_adjudication(tmp_path, capsys):

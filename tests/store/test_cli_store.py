@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tui.cli import main
+from saegold.tui.cli import main
 
 from store_samples import EXCERPT, FULL_FILES, NP_DIR, dump, load, needs_samples
 
@@ -44,7 +44,7 @@ def test_bad_import_is_one_line_exit_2_and_changes_nothing(db, capsys, tmp_path)
     bad.write_text('{"modelId":"m","layer":"1-s","index":1,"description":"ok"}\n'
                    '{"modelId":"m","layer":"1-s","index":"x","description":"\\u001b[2J evil"}\n')
     main(["--db", db, "import", "neuronpedia", str(EXCERPT)])
-    from store.db import open_project
+    from saegold.store.db import open_project
     with open_project(db) as p:
         before = dump(p)
     capsys.readouterr()
@@ -69,7 +69,7 @@ def test_untrusted_text_is_inert_in_the_skip_bad_summary(db, capsys, tmp_path):
 
 def test_export_gold_is_wired(db, capsys):
     """`export gold` reaches engine.gold.export_gold (an empty project has no gold records)."""
-    pytest.importorskip("engine.gold", reason="engine/gold.py (the STATS engineer's) not present")
+    pytest.importorskip("saegold.engine.gold", reason="engine/gold.py (the STATS engineer's) not present")
     capsys.readouterr()
     assert main(["--db", db, "export", "gold", "--format", "jsonl", "--policy", "majority"]) == 0
     assert capsys.readouterr().out == ""

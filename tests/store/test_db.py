@@ -2,9 +2,9 @@ import sqlite3
 
 import pytest
 
-from store import judgments, settings
-from store.db import open_project
-from store.errors import SchemaTooNew, StoreError
+from saegold.store import judgments, settings
+from saegold.store.db import open_project
+from saegold.store.errors import SchemaTooNew, StoreError
 
 
 def test_wal_and_version(project):
@@ -36,7 +36,7 @@ def test_missing_file_is_clear(tmp_path):
 
 
 def _feature(project):
-    from store.features import get_or_create_source, upsert_feature
+    from saegold.store.features import get_or_create_source, upsert_feature
     with project.write() as db:
         sid = get_or_create_source(db, "m", "s")
         return upsert_feature(db, sid, 0)
@@ -76,7 +76,7 @@ def test_opening_a_project_does_not_import_pandas(tmp_path):
     import subprocess
     import sys
 
-    probe = ("import sys; from store.db import open_project; "
+    probe = ("import sys; from saegold.store.db import open_project; "
              f"open_project({str(tmp_path / 'p.db')!r}, create=True).close(); "
              "print('pandas' in sys.modules); import pandas; print(pandas.DataFrame({'a': [1]}).shape)")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 from sqlite_utils import Database
 
-from store import features as F
-from store.backup import backup
-from store.db import dumps, open_project
-from store.examples import (all_examples, decode_acts, encode_acts, examples, find_example, prune_contexts,
+from saegold.store import features as F
+from saegold.store.backup import backup
+from saegold.store.db import dumps, open_project
+from saegold.store.examples import (all_examples, decode_acts, encode_acts, examples, find_example, prune_contexts,
                             put_examples, sparse_acts)
-from store.export import records
-from store.merge import merge
-from store.schema import migrations
+from saegold.store.export import records
+from saegold.store.merge import merge
+from saegold.store.schema import migrations
 
 WEIRD = ["<bos>", "▁the", "\n\n", "", " ", "\u202eevil", "\x1b[31m", "[bold]x[/bold]", "🙂", "\\n", "\t", "a\u0301"]
 
@@ -209,7 +209,7 @@ def test_merge_reads_a_project_from_before_the_change_and_backup_copies_the_new_
 def test_lazy_examples_read_as_the_eager_ones(project):
     """The app's examples (decoded when first read, token strings kept per project) are the
     same dicts as store.examples.examples, whichever items are read first and how."""
-    from store.examples import examples_lazy
+    from saegold.store.examples import examples_lazy
 
     with project.write() as db:
         sid = F.get_or_create_source(db, "m", "lazy")
@@ -234,8 +234,8 @@ def test_lazy_examples_survive_a_rewrite_by_another_process(project):
     """The app read a feature's example rows; before it drew them, another process (a score
     --redo) rewrote the examples and pruned the old contexts: the next read shows the new
     examples, whole, instead of failing on a context that is gone."""
-    from store.db import open_project
-    from store.examples import examples_lazy, prune_contexts
+    from saegold.store.db import open_project
+    from saegold.store.examples import examples_lazy, prune_contexts
 
     with project.write() as db:
         sid = F.get_or_create_source(db, "m", "lazy2")

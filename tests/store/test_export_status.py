@@ -7,12 +7,12 @@ import json
 
 import pytest
 
-from store import export as E
-from store import features as F
-from store import judgments
-from store.errors import StoreError
-from store.labels import add_label
-from store.status import status
+from saegold.store import export as E
+from saegold.store import features as F
+from saegold.store import judgments
+from saegold.store.errors import StoreError
+from saegold.store.labels import add_label
+from saegold.store.status import status
 
 TEXT = 'label with "quotes", a comma,\na newline and ünïcödé'
 

@@ -5,11 +5,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from store import feature_spec
-from store.errors import SaegoldError
-from store.feature_spec import (FeatureSpecError, check_stored, check_width, parse_feature_spec,
+from saegold.store import feature_spec
+from saegold.store.errors import SaegoldError
+from saegold.store.feature_spec import (FeatureSpecError, check_stored, check_width, parse_feature_spec,
                                 stored_feature_ids)
-from store.features import get_or_create_source, upsert_feature
+from saegold.store.features import get_or_create_source, upsert_feature
 
 
 # -- grammar: what parses -------------------------------------------------------------------

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from store.errors import BadInput
-from store.importers.neuronpedia import import_neuronpedia
+from saegold.store.errors import BadInput
+from saegold.store.importers.neuronpedia import import_neuronpedia
 
 from store_samples import FULL_FILES, TRIMMED_FILES, dump, load, needs_samples
 

@@ -8,9 +8,9 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from store.errors import BadInput
-from store.importers.judgments import import_judgments
-from store.importers.neuronpedia import import_neuronpedia
+from saegold.store.errors import BadInput
+from saegold.store.importers.judgments import import_judgments
+from saegold.store.importers.neuronpedia import import_neuronpedia
 
 from store_samples import FULL_FILES, dump, load, needs_samples
 

@@ -5,11 +5,11 @@ import json
 
 import pytest
 
-from store import judgments
-from store.errors import BadInput
-from store.features import get_or_create_source, upsert_feature
-from store.importers.judgments import import_judgments
-from store.labels import add_label
+from saegold.store import judgments
+from saegold.store.errors import BadInput
+from saegold.store.features import get_or_create_source, upsert_feature
+from saegold.store.importers.judgments import import_judgments
+from saegold.store.labels import add_label
 
 from store_samples import dump
 
@@ -203,8 +203,8 @@ def test_skip_bad_leaves_no_trace_of_rejected_records(proj, tmp_path):
 
 
 def test_export_judgments_round_trip(proj, tmp_path):
-    from store.db import open_project
-    from store.export import export
+    from saegold.store.db import open_project
+    from saegold.store.export import export
 
     judgments.ensure_annotator(proj, "lead", role="lead")
     import_judgments(proj, [write(tmp_path, *every_kind(proj))])
@@ -234,7 +234,7 @@ def test_export_judgments_round_trip(proj, tmp_path):
 
 def test_events_written_by_saegold_reimport_as_no_op(proj, tmp_path):
     """Events as the app writes them (login, seconds, microsecond times) survive export+import."""
-    from store.export import export
+    from saegold.store.export import export
 
     mk, f12 = judgments.make_event, proj.fids[12]
     judgments.append_many(proj, [

@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from store.features import get_or_create_source, upsert_feature
-from store.labels import add_label
-from tui.cli import main
+from saegold.store.features import get_or_create_source, upsert_feature
+from saegold.store.labels import add_label
+from saegold.tui.cli import main
 
 from store_samples import dump
 
@@ -37,7 +37,7 @@ def lines(*records) -> str:
 
 
 def _count(db):
-    from store.db import open_project
+    from saegold.store.db import open_project
     with open_project(db) as p:
         return p.scalar("SELECT COUNT(*) FROM judgments")
 
@@ -77,7 +77,7 @@ def test_standard_input(db, capsys, monkeypatch):
     assert main(["--db", db, "import", "judgments", "-"]) == 0
     out = capsys.readouterr().out
     assert "imported 1 file(s), 2 judgment record(s)" in out and _count(db) == 2
-    from store.db import open_project
+    from saegold.store.db import open_project
     with open_project(db) as p:
         assert p.scalar("SELECT path FROM import_log ORDER BY id DESC LIMIT 1") == "<stdin>"
     _stdin(monkeypatch, lines(rec(3), {**rec(4), "kind": "vibe"}))

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from store.errors import BadInput
-from store.features import get_or_create_source, upsert_feature
-from store.importers.judgments import import_judgments
+from saegold.store.errors import BadInput
+from saegold.store.features import get_or_create_source, upsert_feature
+from saegold.store.importers.judgments import import_judgments
 
 SRC = "gemma-2-2b/20-gemmascope-res-16k"
 

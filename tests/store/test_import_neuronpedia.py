@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from store import features as F
-from store.errors import BadInput
-from store.examples import all_examples
-from store.importers.neuronpedia import import_neuronpedia
-from store.labels import content_uuid
+from saegold.store import features as F
+from saegold.store.errors import BadInput
+from saegold.store.examples import all_examples
+from saegold.store.importers.neuronpedia import import_neuronpedia
+from saegold.store.labels import content_uuid
 
 from store_samples import (EXCERPT, EXPORT, FULL_FILES, NP_DIR, TRIMMED_FILES, distinct_ranked, dump,
                            load, needs_samples, split_top_negative)
@@ -174,7 +174,7 @@ def _stored(project):
 
 
 def test_bulk_export_layout_equals_api_response(tmp_path):
-    from store.db import open_project
+    from saegold.store.db import open_project
 
     full = load(NP_DIR / "gemma-4-e2b__17-matryoshka-res-65k" / "np_feature_19.json")
     a = open_project(tmp_path / "a.db", create=True)
@@ -244,7 +244,7 @@ def test_progress_is_reported(project):
 def test_lock_taken_late_or_early_gives_the_same_data(tmp_path, buffer_tokens):
     """Files are parsed before the write lock; past the buffer the lock is taken early and
     the rest streams through it.  Either way: the same rows, one transaction."""
-    from store.db import open_project
+    from saegold.store.db import open_project
 
     ref = open_project(tmp_path / "ref.db", create=True)
     import_neuronpedia(ref, [NP_DIR])
@@ -267,8 +267,7 @@ def test_lock_taken_late_or_early_gives_the_same_data(tmp_path, buffer_tokens):
 
 def test_write_lock_is_not_held_while_parsing(project, tmp_path, monkeypatch):
     """A bad record found while reading means the lock was never taken at all."""
-    import store.importers.neuronpedia as np_mod
-
+    import saegold.store.importers.neuronpedia as np_mod
     taken = []
     real_write = project.write
     monkeypatch.setattr(project, "write", lambda: (taken.append(1), real_write())[1])

@@ -9,14 +9,14 @@ import sqlite3
 
 import pytest
 
-from store import judgments as sj
-from store import queue as sq
-from store.errors import StoreError
-from tui.commands.imports import JUDGMENTS_HELP
+from saegold.store import judgments as sj
+from saegold.store import queue as sq
+from saegold.store.errors import StoreError
+from saegold.tui.commands.imports import JUDGMENTS_HELP
 
 
 def _feature(project, idx: int = 0) -> int:
-    from store.features import get_or_create_source, upsert_feature
+    from saegold.store.features import get_or_create_source, upsert_feature
     with project.write() as db:
         sid = get_or_create_source(db, "m", "s")
         return upsert_feature(db, sid, idx)

@@ -5,9 +5,9 @@ import sqlite3
 
 from sqlite_utils import Database
 
-from store.db import open_project
-from store.importers.judgments import import_judgments
-from store.schema import known_migrations, migrations
+from saegold.store.db import open_project
+from saegold.store.importers.judgments import import_judgments
+from saegold.store.schema import known_migrations, migrations
 
 
 def test_m001_database_upgrades_and_keeps_data(tmp_path):

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from tui.cli import main
+from saegold.tui.cli import main
 
 from store_samples import EXCERPT, FULL_FILES, TRIMMED_FILES, needs_samples
 

@@ -6,9 +6,9 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from store import features as F
-from store.db import dumps, loads
-from store.labels import add_label, candidates
+from saegold.store import features as F
+from saegold.store.db import dumps, loads
+from saegold.store.labels import add_label, candidates
 
 WEIRD_TOKENS = ["<bos>", "▁the", "\n\n", "", " ", "\u202eevil", "\x1b[31m", "[bold]x[/bold]", "🙂", "\\n", "\t"]
 

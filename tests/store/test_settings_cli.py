@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from store import features as F
-from store import settings
-from store.db import dumps, open_project
-from tui.cli import main
+from saegold.store import features as F
+from saegold.store import settings
+from saegold.store.db import dumps, open_project
+from saegold.tui.cli import main
 
 
 @pytest.fixture
@@ -50,7 +50,7 @@ def test_load_is_one_typed_frozen_object(db):
 
 
 def test_the_routing_rule_knows_every_label_method():
-    from engine.labeling.methods import METHOD_NAMES
+    from saegold.engine.labeling.methods import METHOD_NAMES
 
     assert set(settings.LABEL_METHODS) == set(METHOD_NAMES)
 

@@ -5,10 +5,10 @@ import sqlite3
 
 import pytest
 
-from store import settings
-from store.db import open_project
-from store.errors import StoreError
-from store.sqlite_errors import translate
+from saegold.store import settings
+from saegold.store.db import open_project
+from saegold.store.errors import StoreError
+from saegold.store.sqlite_errors import translate
 
 
 def _error(cls, message: str, code: int, name: str) -> sqlite3.Error:
@@ -57,7 +57,7 @@ def test_statement_errors_are_not_translated_even_when_their_text_looks_alike(tm
 
 def test_every_store_path_translates(tmp_path, monkeypatch):
     """settings and queue reads go through the translator too (they used raw executes)."""
-    from store import queue
+    from saegold.store import queue
 
     p = open_project(tmp_path / "p.db", create=True)
     try:

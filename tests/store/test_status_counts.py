@@ -10,12 +10,12 @@ from collections import defaultdict
 
 import pytest
 
-from store import features as F
-from store import queue as sq
-from store.examples import put_context, put_example_rows
-from store.labels import add_label
-from store.status import feature_counts, label_methods, not_judgeable, status
-from tui.commands.annotate import queue_notice
+from saegold.store import features as F
+from saegold.store import queue as sq
+from saegold.store.examples import put_context, put_example_rows
+from saegold.store.labels import add_label
+from saegold.store.status import feature_counts, label_methods, not_judgeable, status
+from saegold.tui.commands.annotate import queue_notice
 
 CATS = ("input", "output", "cross", "obscure")
 

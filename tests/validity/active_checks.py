@@ -67,7 +67,7 @@ def run(rng: np.random.Generator, active: bool, max_draws: int, target: float, s
         levels=(0.95, 0.90), kind: tuple[float, float] = SHARP):
     """One queue on one world: (judged features when the 95% width first reached target or None,
     {level: covered at the end}, final 95% width)."""
-    from engine.stats import active as act
+    from saegold.engine.stats import active as act
 
     p, score = world(rng, kind=kind)
     n_pop = len(p)
@@ -111,7 +111,7 @@ def run(rng: np.random.Generator, active: bool, max_draws: int, target: float, s
 def _cross_fitted(score: np.ndarray, judged: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
     """The engine's cross-fitted predictions (5 folds over judged features; each feature's
     two verdict rows carry its share: 2 annotators, y in {0, 0.5, 1})."""
-    from engine.stats.ppi import cross_fit
+    from saegold.engine.stats.ppi import cross_fit
 
     idx = np.flatnonzero(judged)
     k = np.round(y[idx] * 2).astype(int)  # annotators who said correct

@@ -15,7 +15,7 @@ from scipy.stats import norm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from engine.bench.metrics import auroc_ci, balanced_accuracy_ci, wilson_ci  # noqa: E402
+from saegold.engine.bench.metrics import auroc_ci, balanced_accuracy_ci, wilson_ci  # noqa: E402
 
 
 def main() -> None:

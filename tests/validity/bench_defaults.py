@@ -24,9 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 from benchkit import build_project, coin_judge, run  # noqa: E402
 
-from engine.bench.job import BenchConfig  # noqa: E402
-from engine.llm.standin_server import StandinServer  # noqa: E402
-from store.db import loads, open_project  # noqa: E402
+from saegold.engine.bench.job import BenchConfig  # noqa: E402
+from saegold.engine.llm.standin_server import StandinServer  # noqa: E402
+from saegold.store.db import loads, open_project  # noqa: E402
 
 OLD = dict(sampler="top", positive_ranks=(6, 15), n_negatives=10)
 NEW = dict()

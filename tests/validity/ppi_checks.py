@@ -24,7 +24,7 @@ import numpy as np
 
 def ppi_world(rng: np.random.Generator, n_pop: int, n_judged: int, informative: bool):
     """(PPIInputs, truth per target)."""
-    from engine.stats.ppi import PPIInputs
+    from saegold.engine.stats.ppi import PPIInputs
 
     q = rng.normal(size=n_pop)
     p = 1 / (1 + np.exp(-1.5 * q))
@@ -40,7 +40,7 @@ def ppi_world(rng: np.random.Generator, n_pop: int, n_judged: int, informative: 
 
 def coverage(reps: int, seed: int, *, n_pop: int = 1000, n_judged: int = 100, informative: bool = True,
              level: float = 0.90) -> dict[str, float]:
-    from engine.stats.ppi import estimates
+    from saegold.engine.stats.ppi import estimates
 
     rng = np.random.default_rng(seed)
     hit = {"ppi": 0, "classical": 0}
@@ -70,7 +70,7 @@ def stratified_world(rng: np.random.Generator, per_stratum: int | dict[str, int]
     """Three categories of different sizes and different shares of good labels; the queue's
     round robin judges ``per_stratum`` labels in each (uniformly within it), so the judged
     labels over-represent the small category: a pooled estimate is biased, a stratified one not."""
-    from engine.stats.ppi import PPIInputs
+    from saegold.engine.stats.ppi import PPIInputs
 
     qs, cats, judged = [], [], []
     start = 0
@@ -96,7 +96,7 @@ def stratified_coverage(reps: int, seed: int, *, per_stratum: int | dict[str, in
                         target_width: float | None = None) -> dict[str, float]:
     """Coverage and width of the 'all' row (stratified) over ``reps`` stratified worlds; with
     ``target_width``, also the stopping rule's mean projected number of more judged labels."""
-    from engine.stats.ppi import estimates
+    from saegold.engine.stats.ppi import estimates
 
     rng = np.random.default_rng(seed)
     hit = {"ppi": 0, "classical": 0}
@@ -126,7 +126,7 @@ def stopping_check(reps: int, seed: int, *, target: float = 0.08, per_stratum: i
     """The stopping rule against the simulation: the mean projected number of more judged labels
     for the stratified 'all' row to reach ``target`` (95% CIs), then worlds judged that much more
     (spread over the categories as the queue does): their mean width, to compare with the target."""
-    from engine.stats.ppi import _spread
+    from saegold.engine.stats.ppi import _spread
 
     first = stratified_coverage(reps, seed, per_stratum=per_stratum, level=0.95, target_width=target)
     more = int(round(first["more"]))
@@ -144,8 +144,8 @@ def tier_world(rng: np.random.Generator, n_pop: int, per_category: int):
     the human tier drawn from P(tier | scores), a softmax that the category predicts but not
     perfectly; ``per_category`` features judged in each automatic category (the round robin),
     by two annotators who each draw a tier.  Truth: the mean of P(tier) over all features."""
-    from engine.stats.ppi import PPIInputs
-    from store.judgments import TIERS
+    from saegold.engine.stats.ppi import PPIInputs
+    from saegold.store.judgments import TIERS
 
     s_in = rng.normal(size=n_pop) + 0.3
     s_out = rng.normal(size=n_pop) - 0.5
@@ -173,8 +173,8 @@ def tier_world(rng: np.random.Generator, n_pop: int, per_category: int):
 def tier_coverage(reps: int, seed: int, *, n_pop: int = 2000, per_category: int = 40, level: float = 0.90
                   ) -> dict[str, float]:
     """Coverage of every tier's 'all' (stratified) share and of each category's share."""
-    from engine.stats.ppi import tier_estimates
-    from store.judgments import TIERS
+    from saegold.engine.stats.ppi import tier_estimates
+    from saegold.store.judgments import TIERS
 
     rng = np.random.default_rng(seed)
     hit = {"all ppi": 0, "all classical": 0}

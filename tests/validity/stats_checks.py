@@ -83,7 +83,7 @@ def spearman_world(rng: np.random.Generator, n_labels: int, max_annotators: int 
 
 
 def spearman_null(reps: int, n_labels: int, seed: int, n_boot: int = 200) -> Rate:
-    from engine.stats import calibration
+    from saegold.engine.stats import calibration
 
     rng = np.random.default_rng(seed)
     hits = 0
@@ -104,9 +104,9 @@ def conclusions_null(reps: int, n_labels: int, seed: int, n_benchmarks: int = 3,
     humans' (best of ``n_benchmarks``): the old rule (its CI above 0.5) and the report's
     (Bonferroni label-permutation p).  ``full`` runs the whole report cell; otherwise only the
     AUROC pieces (fast)."""
-    from engine.stats import calibration
-    from engine.stats.measures import auroc, weighted_auroc
-    from engine.stats.resample import cluster_counts, estimate
+    from saegold.engine.stats import calibration
+    from saegold.engine.stats.measures import auroc, weighted_auroc
+    from saegold.engine.stats.resample import cluster_counts, estimate
 
     rng = np.random.default_rng(seed)
     hits = {"predicts": 0, "predicts (old rule: CI)": 0, "either side": 0, "either side (old rule: CI)": 0,
@@ -153,7 +153,7 @@ def predicts_null_independent(reps: int, n_labels: int, seed: int, n_perm: int =
     Monte Carlo error is what it says; in conclusions_null three cells share a world's
     verdicts and the printed SE understates the noise): how often the label-permutation p of
     AUROC > 0.5 / < 0.5 is at most 0.025."""
-    from engine.stats import calibration
+    from saegold.engine.stats import calibration
 
     rng = np.random.default_rng(seed)
     above = below = n = 0
@@ -179,8 +179,8 @@ CLEARLY_WRONG = (0.75, 0.04)
 
 
 def threshold_world(rng: np.random.Generator, n_features: int, accuracy: float = 0.5):
-    from store.judgments import TIERS
-    from engine.stats.thresholds import categories
+    from saegold.store.judgments import TIERS
+    from saegold.engine.stats.thresholds import categories
 
     inp, out = rng.random(n_features), rng.random(n_features) * 0.1
     planted = categories(inp, out, *PLANTED)
@@ -199,7 +199,7 @@ def recommended(fit) -> bool:
 def threshold_decisions(reps: int, n_features: int, seed: int, current=PLANTED, n_boot: int = 1000) -> Rate:
     import inspect
 
-    from engine.stats.thresholds import fit_thresholds
+    from saegold.engine.stats.thresholds import fit_thresholds
 
     kw = {"n_boot": n_boot} if "n_boot" in inspect.signature(fit_thresholds).parameters else {}
     rng = np.random.default_rng(seed)
@@ -224,7 +224,7 @@ def agreement_truth(r: float = AGREE_R, p: np.ndarray = TIER_P) -> tuple[float, 
 
 def agreement_world(rng: np.random.Generator, n_items: int, n_annotators: int = 3, r: float = AGREE_R,
                     p_judge: float = 0.8):
-    from engine.stats.agreement import Ratings
+    from saegold.engine.stats.agreement import Ratings
 
     k = len(TIER_P)
     true = rng.choice(k, size=n_items, p=TIER_P)
@@ -238,8 +238,8 @@ def agreement_world(rng: np.random.Generator, n_items: int, n_annotators: int = 
 
 
 def agreement_coverage(reps: int, n_items: int, seed: int, n_boot: int = 500) -> dict[str, Rate]:
-    from engine.stats import agreement
-    from store.judgments import TIERS
+    from saegold.engine.stats import agreement
+    from saegold.store.judgments import TIERS
 
     chance_corrected, po = agreement_truth()
     rng = np.random.default_rng(seed)
@@ -281,7 +281,7 @@ def tells_apart(sh) -> bool:
 
 
 def shuffled_null(reps: int, n_labels: int, seed: int, n_boot: int = 1000) -> Rate:
-    from engine.stats import calibration
+    from saegold.engine.stats import calibration
 
     rng = np.random.default_rng(seed)
     hits = 0
@@ -312,7 +312,7 @@ def binned_error(pred: np.ndarray, target: np.ndarray, n_bins: int = 10, squared
 def ece_study(reps: int, n: int, seed: int, n_boot: int = 1000, n_fresh: int = 200_000) -> dict[str, float]:
     """Mean reported figure vs mean true figure of the fitted map, their correlation, and the
     coverage of the reported interval (when there is one)."""
-    from engine.stats.calibration_map import _fit_predict, fit_calibration
+    from saegold.engine.stats.calibration_map import _fit_predict, fit_calibration
 
     rng = np.random.default_rng(seed)
     fresh = rng.random(n_fresh)
@@ -352,8 +352,8 @@ def ce_interval_coverage(reps: int, n: int, seed: int, slope: float = 1.5, n_boo
     ece_truth_p(slope (x - 0.5) + 0.5) (over-confident for slope > 1); the truth is the binned
     RMS error of that predictor on 400,000 fresh scores.  'interval': the report's; 'percentile
     (old)': the percentile interval of the resamples' debiased errors it replaced."""
-    from engine.stats.calibration_map import calibration_error_ci, debiased_calibration_error
-    from engine.stats.resample import cluster_counts
+    from saegold.engine.stats.calibration_map import calibration_error_ci, debiased_calibration_error
+    from saegold.engine.stats.resample import cluster_counts
 
     rng = np.random.default_rng(seed)
     fx = rng.random(400_000)

@@ -9,7 +9,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from store.db import Project
+from saegold.store.db import Project
 
 from ..safe import inert_line
 
@@ -36,8 +36,8 @@ class AgreementScreen(ModalScreen[None]):
 
     def _compute(self) -> None:
         try:
-            from engine.stats.agreement import compute
-            from tui.reports import agreement_renderable
+            from saegold.engine.stats.agreement import compute
+            from saegold.tui.reports import agreement_renderable
 
             report = compute(self.project, n_boot=N_BOOT)  # project.db: this worker thread's connection
             # 80 columns: a 16-cell chart leaves the other columns room; wide: the full 30

@@ -14,8 +14,8 @@ from textual import events
 from textual.app import App
 from textual.binding import Binding
 
-from store.db import Project
-from store.errors import SaegoldError
+from saegold.store.db import Project
+from saegold.store.errors import SaegoldError
 
 from ..safe import inert_line
 from . import guidelines
@@ -128,7 +128,7 @@ class AnnotateApp(App[None]):
         then says so in a notification.  The draws made meanwhile use the weights there were
         (each records its probability, so the estimates stay right); later top-ups use the new
         ones.  Daemon thread and own session: quitting neither waits for it nor stops it."""
-        from store import settings
+        from saegold.store import settings
 
         if self.session.lead or settings.load(self.project).queue_order != "active":
             return
@@ -141,7 +141,7 @@ class AnnotateApp(App[None]):
         import subprocess
         import sys
 
-        from store import queue as sq
+        from saegold.store import queue as sq
 
         try:
             state = sq.active_weights_state(self.project).state
@@ -151,7 +151,7 @@ class AnnotateApp(App[None]):
             self.project.close_thread()
         if state == "fresh":
             return
-        cmd = [sys.executable, "-m", "tui.cli", "--db", str(self.project.path), "queue", "--refresh-active",
+        cmd = [sys.executable, "-m", "saegold.tui.cli", "--db", str(self.project.path), "queue", "--refresh-active",
                "--if-stale", "--json"]
         try:
             done = subprocess.run(cmd, capture_output=True, text=True, start_new_session=True, check=False)

@@ -4,8 +4,8 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from store import settings
-from store.db import Project
+from saegold.store import settings
+from saegold.store.db import Project
 
 from ..safe import inert_line
 

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from store import feature_view as fv
-from store import steering as sst
-from store.db import Project
-from store.feature_view import IntruderResult, Score, Taxonomy
+from saegold.store import feature_view as fv
+from saegold.store import steering as sst
+from saegold.store.db import Project
+from saegold.store.feature_view import IntruderResult, Score, Taxonomy
 
 MAX_EXAMPLES = 50
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"

@@ -16,10 +16,10 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
-from store.benchmarks import BENCHMARKS
-from store.examples import QUANTILE_BINS
-from store.feature_view import IntruderResult, Score
-from store.judgments import FeatureJudgment
+from saegold.store.benchmarks import BENCHMARKS
+from saegold.store.examples import QUANTILE_BINS
+from saegold.store.feature_view import IntruderResult, Score
+from saegold.store.judgments import FeatureJudgment
 
 from ..safe import inert_line
 from ..tokens import listed, running, running_window

@@ -22,7 +22,7 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.timer import Timer
 
-from store.errors import Locked, SaegoldError
+from saegold.store.errors import Locked, SaegoldError
 
 from ..safe import inert_line
 from . import theme

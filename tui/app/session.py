@@ -13,12 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from store import feature_view as fv
-from store import judgments as sj
-from store import queue as sq
-from store import settings
-from store.db import BUSY_TIMEOUT_MS, Project
-from store.errors import Locked, StoreError
+from saegold.store import feature_view as fv
+from saegold.store import judgments as sj
+from saegold.store import queue as sq
+from saegold.store import settings
+from saegold.store.db import BUSY_TIMEOUT_MS, Project
+from saegold.store.errors import Locked, StoreError
 
 from .model import FeatureView, find_feature, load_feature
 

@@ -18,11 +18,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "are shown as missing, with the count.",
     )
     p.add_argument("--json", action="store_true", help="print the report as JSON (null + reason for a missing figure)")
-    p.add_argument("--bootstrap", type=at_least(1), default=Later("engine.stats.defaults", "DEFAULT_BOOT"),
+    p.add_argument("--bootstrap", type=at_least(1), default=Later("saegold.engine.stats.defaults", "DEFAULT_BOOT"),
                    metavar="N", help="bootstrap resamples for the CIs (default %(default)s)")
-    p.add_argument("--seed", type=int, default=Later("engine.stats.defaults", "DEFAULT_SEED"),
+    p.add_argument("--seed", type=int, default=Later("saegold.engine.stats.defaults", "DEFAULT_SEED"),
                    help="bootstrap seed (default %(default)s)")
-    p.add_argument("--min-items", type=at_least(1), default=Later("engine.stats.defaults", "DEFAULT_MIN_ITEMS"),
+    p.add_argument("--min-items", type=at_least(1), default=Later("saegold.engine.stats.defaults", "DEFAULT_MIN_ITEMS"),
                    metavar="N", help="fewest shared items for a figure to be computed (default %(default)s)")
     p.set_defaults(func=run)
 
@@ -30,8 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from engine.stats import agreement
-    from store.db import default_path, open_project
+    from saegold.engine.stats import agreement
+    from saegold.store.db import default_path, open_project
 
     from ..progress import progress_bars
     from ..reports import agreement_renderable

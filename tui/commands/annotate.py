@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from store.errors import SaegoldError
+from saegold.store.errors import SaegoldError
 
 from ..safe import inert_line
 
@@ -38,7 +38,7 @@ def demo_notice(project) -> str | None:
 def queue_notice(project) -> str | None:
     """How many features cannot be judged (no activating examples), why, and what would fill
     them; None when every feature can be judged."""
-    from store.status import feature_counts, not_judgeable_line
+    from saegold.store.status import feature_counts, not_judgeable_line
 
     counts = feature_counts(project, full=False)   # one index probe per feature, no scan of examples
     judgeable = sum(r["with_examples"] for r in counts)
@@ -47,9 +47,9 @@ def queue_notice(project) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from store.db import default_path, open_project
-    from store.judgments import login_user
-    from tui.app.app import AnnotateApp, QueueFinished
+    from saegold.store.db import default_path, open_project
+    from saegold.store.judgments import login_user
+    from saegold.tui.app.app import AnnotateApp, QueueFinished
 
     from .demo import say
 

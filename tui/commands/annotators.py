@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from store.errors import SaegoldError
+from saegold.store.errors import SaegoldError
 
 from ..safe import inert
 
@@ -25,8 +25,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from store import judgments
-    from store.db import default_path, open_project
+    from saegold.store import judgments
+    from saegold.store.db import default_path, open_project
 
     if args.lead and not args.add:
         raise SaegoldError("--lead goes with --add NAME")

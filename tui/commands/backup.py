@@ -20,8 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from store.backup import backup
-    from store.db import default_path, open_project
+    from saegold.store.backup import backup
+    from saegold.store.db import default_path, open_project
 
     from ..progress import progress_bars
 

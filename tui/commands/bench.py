@@ -7,8 +7,8 @@ import sys
 
 from rich.text import Text
 
-from store.errors import SaegoldError
-from store.feature_spec import parse_feature_spec, stored_feature_ids
+from saegold.store.errors import SaegoldError
+from saegold.store.feature_spec import parse_feature_spec, stored_feature_ids
 
 from ..cli_args import add_endpoint_args, parse_temperature
 from ..safe import inert, inert_line
@@ -82,7 +82,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from store.db import open_project
+    from saegold.store.db import open_project
 
     with open_project(args.db, readonly=args.report) as project:
         if args.report:
@@ -120,11 +120,11 @@ def parse_features(project, spec: str | None, source: str | None = None) -> list
 def _score(project, args: argparse.Namespace) -> int:
     import asyncio
 
-    from engine.bench.embedders import make_embedder
-    from engine.bench.examples import parse_ranks
-    from engine.bench.job import BenchConfig, run_bench
-    from engine.llm.client import LLMClient
-    from store import settings
+    from saegold.engine.bench.embedders import make_embedder
+    from saegold.engine.bench.examples import parse_ranks
+    from saegold.engine.bench.job import BenchConfig, run_bench
+    from saegold.engine.llm.client import LLMClient
+    from saegold.store import settings
 
     from ..progress import progress_bars
 
@@ -278,7 +278,7 @@ def _report(project, *, as_json: bool) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from engine.bench.report import build_report
+    from saegold.engine.bench.report import build_report
 
     data = build_report(project)
     if as_json:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from store.errors import SaegoldError
+from saegold.store.errors import SaegoldError
 
 from ..cli_args import Later, at_least
 from ..safe import inert_line, print_json
@@ -34,13 +34,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="with --store-thresholds: store the fitted pair even when it is not shown to be "
                         "better than the current one (says so)")
     p.add_argument("--yes", action="store_true", help="do not ask before storing thresholds")
-    p.add_argument("--bootstrap", type=at_least(1), default=Later("engine.stats.defaults", "DEFAULT_BOOT"),
+    p.add_argument("--bootstrap", type=at_least(1), default=Later("saegold.engine.stats.defaults", "DEFAULT_BOOT"),
                    metavar="N", help="bootstrap resamples for the CIs (default %(default)s)")
-    p.add_argument("--seed", type=int, default=Later("engine.stats.defaults", "DEFAULT_SEED"),
+    p.add_argument("--seed", type=int, default=Later("saegold.engine.stats.defaults", "DEFAULT_SEED"),
                    help="bootstrap seed (default %(default)s)")
-    p.add_argument("--min-rows", type=at_least(2), default=Later("engine.stats.defaults", "DEFAULT_MIN_ROWS"),
+    p.add_argument("--min-rows", type=at_least(2), default=Later("saegold.engine.stats.defaults", "DEFAULT_MIN_ROWS"),
                    metavar="N", help="fewest verdicts for a figure (default %(default)s)")
-    p.add_argument("--grid", type=at_least(2), default=Later("engine.stats.defaults", "GRID"), metavar="N",
+    p.add_argument("--grid", type=at_least(2), default=Later("saegold.engine.stats.defaults", "GRID"), metavar="N",
                    help="candidate values per threshold in the grid search (default %(default)s)")
     p.set_defaults(func=run)
 
@@ -48,14 +48,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from engine.stats import agreement, calibration, html, thresholds
-    from engine.stats.disputes import disputes
-    from store.db import default_path, open_project
+    from saegold.engine.stats import agreement, calibration, html, thresholds
+    from saegold.engine.stats.disputes import disputes
+    from saegold.store.db import default_path, open_project
 
     from ..progress import progress_bars
     from ..reports import calibration_renderable
 
-    from store.export import check_output_path
+    from saegold.store.export import check_output_path
 
     if args.html:
         check_output_path(args.html, "--html", "the HTML report")   # before the work, not after it
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
                                          progress=progress)
             agree = agreement.compute(project, n_boot=n_boot, seed=args.seed, progress=progress) \
                 if args.html else None
-        from engine.bench.intruder import tier_separation
+        from saegold.engine.bench.intruder import tier_separation
 
         has_intruder = bool(project.scalar("SELECT 1 FROM sqlite_master WHERE name = 'intruder_scores'")) and \
             project.scalar("SELECT 1 FROM intruder_scores LIMIT 1") is not None

@@ -7,7 +7,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from store.errors import SaegoldError
+from saegold.store.errors import SaegoldError
 
 from ..safe import inert_line
 
@@ -54,7 +54,7 @@ DEMO_SOURCE = "planted-model/planted-sae"
 def _check_is_demo(path: Path) -> None:
     """Refuse to let --rebuild delete a file that is not a demo project (e.g. --db pointing
     at real work)."""
-    from store.db import open_project
+    from saegold.store.db import open_project
 
     with open_project(path) as project:   # not a saegold project at all: one error line
         others = [r["name"] for r in project.query("SELECT name FROM sources WHERE name != ?", [DEMO_SOURCE])]
@@ -95,8 +95,8 @@ def _with_stage_lines(bars):
 def build(path: Path, *, max_contexts: int | None = None) -> None:
     """Build the demo into ``path`` (via a temporary file, so an interrupted build leaves
     nothing half-made behind)."""
-    from engine.demo import build_demo
-    from store.db import open_project
+    from saegold.engine.demo import build_demo
+    from saegold.store.db import open_project
 
     from ..progress import progress_bars
 
@@ -146,9 +146,9 @@ def run(args: argparse.Namespace) -> int:
     if args.no_open:
         say(f"open it with: saegold --db {inert_line(path)} annotate")
         return 0
-    from store.db import open_project
-    from store.judgments import login_user
-    from tui.app.app import AnnotateApp
+    from saegold.store.db import open_project
+    from saegold.store.judgments import login_user
+    from saegold.tui.app.app import AnnotateApp
 
     annotator = (args.annotator or login_user()).strip() or "demo"
     project = open_project(path)

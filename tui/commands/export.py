@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from store import export as store_export
+from saegold.store import export as store_export
 
 from ..safe import guarded_stdout, inert_line
 
@@ -74,7 +74,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from store.db import default_path, open_project
+    from saegold.store.db import default_path, open_project
 
     if args.output not in (None, "-"):
         store_export.check_output_path(args.output)
@@ -91,8 +91,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_gold(args: argparse.Namespace) -> int:
-    from engine.gold import export_gold  # lazy: the statistics stack is not needed otherwise
-    from store.db import default_path, open_project
+    from saegold.engine.gold import export_gold  # lazy: the statistics stack is not needed otherwise
+    from saegold.store.db import default_path, open_project
 
     from ..progress import progress_bars
 

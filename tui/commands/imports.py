@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from store.errors import BadInput
+from saegold.store.errors import BadInput
 
 from ..safe import inert_line
 
@@ -85,8 +85,8 @@ def _print_rejected(rejected: list[BadInput]) -> None:
 
 
 def run_neuronpedia(args: argparse.Namespace) -> int:
-    from store.db import default_path, open_project
-    from store.importers.neuronpedia import import_neuronpedia
+    from saegold.store.db import default_path, open_project
+    from saegold.store.importers.neuronpedia import import_neuronpedia
 
     from ..progress import progress_bars
 
@@ -116,8 +116,8 @@ def run_neuronpedia(args: argparse.Namespace) -> int:
 
 
 def run_judgments(args: argparse.Namespace) -> int:
-    from store.db import default_path, open_project
-    from store.importers.judgments import import_judgments
+    from saegold.store.db import default_path, open_project
+    from saegold.store.importers.judgments import import_judgments
 
     from ..progress import progress_bars
 

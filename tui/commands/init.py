@@ -16,8 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from store import settings
-    from store.db import default_path, open_project
+    from saegold.store import settings
+    from saegold.store.db import default_path, open_project
 
     path = args.db or default_path()
     with open_project(path, create=True) as project:

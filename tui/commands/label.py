@@ -4,9 +4,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine.labeling.methods import METHOD_NAMES
-from store.errors import SaegoldError
-from store.feature_spec import parse_feature_spec, stored_feature_ids
+from saegold.engine.labeling.methods import METHOD_NAMES
+from saegold.store.errors import SaegoldError
+from saegold.store.feature_spec import parse_feature_spec, stored_feature_ids
 
 from ..cli_args import add_endpoint_args, at_least, parse_temperature
 from ..safe import inert_line
@@ -68,11 +68,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.labeling.job import Endpoint, LabelOptions, label
-    from engine.labeling.nla import import_jsonl
-    from engine.labeling.routing import parse_methods
-    from store import settings
-    from store.db import default_path, open_project
+    from saegold.engine.labeling.job import Endpoint, LabelOptions, label
+    from saegold.engine.labeling.nla import import_jsonl
+    from saegold.engine.labeling.routing import parse_methods
+    from saegold.store import settings
+    from saegold.store.db import default_path, open_project
 
     from ..progress import progress_bars
 

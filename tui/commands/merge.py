@@ -26,8 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from store.db import default_path, open_project
-    from store.merge import merge
+    from saegold.store.db import default_path, open_project
+    from saegold.store.merge import merge
 
     from ..progress import progress_bars
 
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
 
 def print_report(report, here: object) -> None:
     """``report``: a :class:`store.merge.MergeReport`."""
-    from store.merge import OPTIONAL_TABLES, TABLES
+    from saegold.store.merge import OPTIONAL_TABLES, TABLES
 
     verb = "would merge" if report.dry_run else "merged"
     print(f"{verb} {inert_line(report.other)} into {inert_line(here)}")

@@ -6,7 +6,7 @@ import argparse
 from collections import Counter
 
 
-from store.errors import SaegoldError
+from saegold.store.errors import SaegoldError
 
 from ..safe import inert, inert_line, print_json
 
@@ -49,11 +49,11 @@ def _age(seconds: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from store import queue as sq          # here, not at the top: `saegold --help` stays light
+    from saegold.store import queue as sq          # here, not at the top: `saegold --help` stays light
     from rich.console import Console
     from rich.table import Table
 
-    from store.db import default_path, open_project
+    from saegold.store.db import default_path, open_project
 
     if args.if_stale and not args.refresh_active:
         raise SaegoldError("--if-stale: it goes with --refresh-active")
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
             n = released["expired"] = sq.release_expired(project)
             said.append(f"released {n} expired lease(s)")
         if args.refresh_active:
-            from engine.stats.calibration import refresh_sampling_weights
+            from saegold.engine.stats.calibration import refresh_sampling_weights
 
             done = refresh_sampling_weights(project, force=not args.if_stale)
             released["active_weights"] = n = done.n

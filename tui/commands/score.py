@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from store.errors import SaegoldError
-from store.feature_spec import parse_feature_spec, stored_feature_ids
+from saegold.store.errors import SaegoldError
+from saegold.store.feature_spec import parse_feature_spec, stored_feature_ids
 
 from ..cli_args import at_least
 from ..safe import inert_line
@@ -112,9 +112,9 @@ def run(args: argparse.Namespace) -> int:
     for flag in ("ctx_len", "top_k", "batch_size", "feature_batch"):
         if getattr(args, flag) < 1:
             raise SaegoldError(f"--{flag.replace('_', '-')} must be at least 1")
-    from engine.scoring import corpus as corpus_mod
-    from engine.scoring.job import score
-    from store.db import default_path, open_project
+    from saegold.engine.scoring import corpus as corpus_mod
+    from saegold.engine.scoring.job import score
+    from saegold.store.db import default_path, open_project
 
     from ..progress import progress_bars
 
@@ -160,8 +160,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _from_stored(args: argparse.Namespace) -> int:
-    from engine.scoring.inputscore import score_stored, stored_skips
-    from store.db import default_path, open_project
+    from saegold.engine.scoring.inputscore import score_stored, stored_skips
+    from saegold.store.db import default_path, open_project
 
     from ..progress import progress_bars
 

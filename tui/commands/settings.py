@@ -48,8 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from store import settings
-    from store.db import default_path, open_project
+    from saegold.store import settings
+    from saegold.store.db import default_path, open_project
 
     path = args.db or default_path()
     if args.action in ("set", "reset"):
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
             if ch.key == "queue_order" and ch.new == "active":
                 # The active queue draws by its sampling weights: have them current now, so
                 # the first annotator's draws use them (missing or stale ones are computed).
-                from engine.stats.calibration import refresh_sampling_weights
+                from saegold.engine.stats.calibration import refresh_sampling_weights
 
                 print(f"  {inert_line(refresh_sampling_weights(project).line())}")
         return 0

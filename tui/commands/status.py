@@ -111,17 +111,17 @@ def _print_stopping(console, stop: dict) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from store.db import default_path, open_project
-    from store.status import not_judgeable_line, status
+    from saegold.store.db import default_path, open_project
+    from saegold.store.status import not_judgeable_line, status
 
     with open_project(args.db or default_path(), readonly=True) as project:
         data = status(project)
         if any(a["judged"] for a in data["annotators"]):
-            from engine.stats.calibration import stopping
+            from saegold.engine.stats.calibration import stopping
 
             data["stopping"] = stopping(project)
-        from store import queue as sq
-        from store import settings as store_settings
+        from saegold.store import queue as sq
+        from saegold.store import settings as store_settings
 
         if store_settings.load(project).queue_order == "active":
             data["active_weights"] = vars(sq.active_weights_state(project))
