@@ -558,18 +558,26 @@ def active_rows(project: Project, extra: dict) -> list[active.ActiveRow]:
     return out
 
 
-def sampling_weights(project: Project, *, seed: int = DEFAULT_SEED) -> tuple[dict[int, float], str]:
-    """Per feature, how much a verdict on it would shrink the widest 'all' interval (see
-    engine.stats.active), and which estimate that is."""
+def _project_estimates(project: Project, seed: int) -> tuple[list[ppi.PPIEstimate], list[ppi.TierShare], float, dict]:
+    """The project's prediction-powered estimates from its own data (as :func:`prediction_powered`),
+    with the extra inputs and predictions; ``extra['features']``: every feature read."""
     judged, _ = data.judgments(project)
     feats = data.features(project)
     labels = data.labels(project)
     benchmarks, true_by = _true_scores(data.bench_scores(project))
     verdict_rows = [(u, j.annotator, VERDICT_CODE[v]) for j in judged for u, v in j.verdicts.items()
                     if v in VERDICT_CODE]
-    extra: dict = {}
-    prediction_powered(judged, feats, labels, true_by, benchmarks, verdict_rows, project=project, seed=seed,
-                       extra=extra)
+    extra: dict = {"features": feats}
+    labels_est, tiers, target = prediction_powered(judged, feats, labels, true_by, benchmarks, verdict_rows,
+                                                   project=project, seed=seed, extra=extra)
+    return labels_est, tiers, target, extra
+
+
+def sampling_weights(project: Project, *, seed: int = DEFAULT_SEED) -> tuple[dict[int, float], str]:
+    """Per feature, how much a verdict on it would shrink the widest 'all' interval (see
+    engine.stats.active), and which estimate that is."""
+    _, _, _, extra = _project_estimates(project, seed)
+    feats = extra["features"]
     rows = [(e.ppi.ci[1] - e.ppi.ci[0], "label", e.method, e.target) for e in extra["labels_est"]
             if e.category == "all" and e.ppi.ci] + \
            [(e.ppi.ci[1] - e.ppi.ci[0], "tier", e.tier, e.tier) for e in extra["tiers"]
@@ -643,15 +651,7 @@ def _true_scores(scores: list[data.BenchScore]) -> tuple[list[str], dict[str, di
 def stopping(project: Project, *, seed: int = DEFAULT_SEED) -> dict[str, Any]:
     """What `saegold status` shows of the stopping rule: every prediction-powered estimate's CI
     width now and about how many more judged features reach the project's target width."""
-    judged, _ = data.judgments(project)
-    feats = data.features(project)
-    labels = data.labels(project)
-    benchmarks, true_by = _true_scores(data.bench_scores(project))
-    verdict_rows = [(u, j.annotator, VERDICT_CODE[v]) for j in judged for u, v in j.verdicts.items()
-                    if v in VERDICT_CODE]
-    extra: dict = {}
-    labels_est, tiers, target = prediction_powered(judged, feats, labels, true_by, benchmarks, verdict_rows,
-                                                   project=project, seed=seed, extra=extra)
+    labels_est, tiers, target, extra = _project_estimates(project, seed)
     act = active_rows(project, extra)   # none without draws of the active queue
     return {"target_ci_width": target, "rule": ppi.STOP_RULE,
             "note": ACTIVE_NOTE if act else None,

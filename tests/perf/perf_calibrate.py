@@ -18,55 +18,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+
+from perf_stats import build  # the same world (tests/perf is this script's first path entry)
 
 from saegold.engine.stats import calibration
-from saegold.store import features as store_features
-from saegold.store import labels as store_labels
 from saegold.store.db import open_project
-from saegold.store.judgments import append_many, ensure_annotator, make_event
 
-TIERS = ("input", "output", "cross", "obscure")
-
-
-def build(path: Path, n: int, n_judged: int) -> None:
-    rng = np.random.default_rng(0)
-    project = open_project(path, create=True)
-    events = []
-    annotators = ("ann", "bob", "cat")
-    judged = set(rng.choice(n, size=n_judged, replace=False).tolist())
-    with project.write() as db:
-        sid = store_features.get_or_create_source(db, "tiny", "3-res", layer=3)
-        for i in range(n):
-            fid = store_features.upsert_feature(db, sid, i)
-            inp, out = rng.random(), rng.random() * 0.05
-            store_features.put_score(db, fid, input_threshold=0.5, output_threshold=0.01,
-                                     scorer_version="perf", input_score=inp, output_score=out)
-            truth = store_features.categorize(inp, out, 0.4, 0.02)
-            pair = [annotators[i % 3], annotators[(i + 1) % 3]]
-            for m in ("eleuther_acts_top5", "baez"):
-                u = store_labels.add_label(db, fid, m, f"{m} {i}", origin="saegold")
-                lid = db.execute("SELECT id FROM labels WHERE uuid = ?", [u]).fetchone()[0]
-                q = rng.random()
-                for b, slope in (("detection", 0.4), ("fuzzing", 0.0), ("embedding", 0.2)):
-                    for control, v in (("true", 0.5 + slope * q + rng.normal(0, 0.1)),
-                                       ("shuffled", 0.5 + rng.normal(0, 0.1))):
-                        db.execute("INSERT INTO bench_scores(label_id, benchmark, control, value, n, "
-                                   "created_at) VALUES (?, ?, ?, ?, 20, '2026-01-01')", [lid, b, control, v])
-                if i in judged:
-                    for a in pair:
-                        v = q + rng.normal(0, 0.15)
-                        verdict = "correct" if v > 0.6 else "partly" if v > 0.3 else "wrong"
-                        events.append(make_event(a, fid, "verdict", value=verdict, label_uuid=u,
-                                                 seconds_spent=30.0))
-            if i in judged:
-                for a in pair:
-                    tier = truth if rng.random() < 0.8 else TIERS[rng.integers(4)]
-                    events.append(make_event(a, fid, "tier", value=tier, seconds_spent=30.0))
-    for a in annotators:
-        ensure_annotator(project, a)
-    append_many(project, events)
-    project.close()
 
 
 def main() -> None:

@@ -25,11 +25,15 @@ from saegold.store.judgments import append_many, ensure_annotator, make_event
 TIERS = ("input", "output", "cross", "obscure")
 
 
-def build(path: Path, n: int) -> None:
+def build(path: Path, n: int, n_judged: int | None = None) -> None:
+    """``n`` scored features with two labels each, three benchmarks (true and shuffled) per
+    label; two annotators judge ``n_judged`` of them (None: every one), tier and verdicts.
+    tests/perf/perf_calibrate.py builds its world here too."""
     rng = np.random.default_rng(0)
     project = open_project(path, create=True)
     events = []
     annotators = ("ann", "bob", "cat")
+    judged = set(range(n)) if n_judged is None else set(rng.choice(n, size=n_judged, replace=False).tolist())
     with project.write() as db:
         sid = store_features.get_or_create_source(db, "tiny", "3-res", layer=3)
         for i in range(n):
@@ -48,11 +52,11 @@ def build(path: Path, n: int) -> None:
                                        ("shuffled", 0.5 + rng.normal(0, 0.1))):
                         db.execute("INSERT INTO bench_scores(label_id, benchmark, control, value, n, "
                                    "created_at) VALUES (?, ?, ?, ?, 20, '2026-01-01')", [lid, b, control, v])
-                for a in pair:
+                for a in pair if i in judged else ():
                     v = q + rng.normal(0, 0.15)
                     verdict = "correct" if v > 0.6 else "partly" if v > 0.3 else "wrong"
                     events.append(make_event(a, fid, "verdict", value=verdict, label_uuid=u, seconds_spent=30.0))
-            for a in pair:
+            for a in pair if i in judged else ():
                 tier = truth if rng.random() < 0.8 else TIERS[rng.integers(4)]
                 events.append(make_event(a, fid, "tier", value=tier, seconds_spent=30.0))
     for a in annotators:
