@@ -452,10 +452,7 @@ def estimates(inp: PPIInputs, categories: list[str], *, seed: int, level: float 
     out: list[PPIEstimate] = []
     for target in targets:
         rows_y = ((inp.rows_code == 2) if target == "correct" else (inp.rows_code >= 1)).astype(float)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            share = np.bincount(inp.rows_label, weights=rows_y, minlength=n_pop) / counts
-        pred = (cross_fit(inp.x, inp.rows_label, rows_y, judged, seed)[0]
-                if judged.sum() >= 2 and n_pop else np.zeros(n_pop))
+        share, pred = _share_and_prediction(inp, rows_y, judged, counts, seed)
         if preds_out is not None:
             preds_out[target] = (pred, share, judged)
         for m in sorted(set(inp.method)):
@@ -466,6 +463,18 @@ def estimates(inp: PPIInputs, categories: list[str], *, seed: int, level: float 
     cat_order = {c: i for i, c in enumerate(["all", *names])}
     out.sort(key=lambda e: (e.method, cat_order[e.category], order[e.target]))
     return out
+
+
+def _share_and_prediction(inp: PPIInputs, rows_y: np.ndarray, judged: np.ndarray, counts: np.ndarray,
+                          seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per population item: the share of its judgments that hit the target (NaN when unjudged)
+    and its cross-fitted prediction (zeros with fewer than 2 judged items)."""
+    n_pop = len(judged)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.bincount(inp.rows_label, weights=rows_y, minlength=n_pop) / counts
+    pred = (cross_fit(inp.x, inp.rows_label, rows_y, judged, seed)[0]
+            if judged.sum() >= 2 and n_pop else np.zeros(n_pop))
+    return share, pred
 
 
 def tier_estimates(inp: PPIInputs, tiers: tuple[str, ...], categories: list[str], *, seed: int,
@@ -484,10 +493,7 @@ def tier_estimates(inp: PPIInputs, tiers: tuple[str, ...], categories: list[str]
     out: list[TierShare] = []
     for t, tier in enumerate(tiers):
         rows_y = (inp.rows_code == t).astype(float)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            share = np.bincount(inp.rows_label, weights=rows_y, minlength=n_pop) / counts
-        pred = (cross_fit(inp.x, inp.rows_label, rows_y, judged, seed)[0]
-                if judged.sum() >= 2 and n_pop else np.zeros(n_pop))
+        share, pred = _share_and_prediction(inp, rows_y, judged, counts, seed)
         if preds_out is not None:
             preds_out[tier] = (pred, share, judged)
         for name, size, nj, c, p, lam, worth, why, strat, stop in _stratified_rows(
